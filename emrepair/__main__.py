@@ -1,0 +1,5 @@
+"""Allow ``python -m emrepair``."""
+
+from emrepair.cli.app import main
+
+main()
