@@ -1,0 +1,78 @@
+"""Rich rendering of results on stderr: tables for info, models, detection and fix summaries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from emrepair.cli.console import err_console
+
+
+def render_info(summary: dict[str, Any]) -> None:
+    """Print a volume summary as a two-column table."""
+    table = Table(title=summary.get("path") or "volume", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key in ("format", "dataset", "shape", "dtype", "chunks", "voxel_size", "compression"):
+        value = summary.get(key)
+        if key == "voxel_size":
+            value = "unknown" if value is None else " x ".join(f"{v:g}" for v in value) + " nm (z, y, x)"
+        elif isinstance(value, list):
+            value = " x ".join(str(v) for v in value)
+        table.add_row(key, "-" if value is None else str(value))
+    err_console.print(table)
+
+
+def render_models(rows: list[dict[str, Any]]) -> None:
+    """Print the model registry as a table."""
+    table = Table(title="emrepair models")
+    for col in ("name", "kind", "weights", "trained on", "description"):
+        table.add_column(col)
+    for row in rows:
+        kind = "learned" if row["learned"] else "baseline"
+        weights = "-" if not row["learned"] else ("yes" if row["weights"] else "[yellow]missing[/yellow]")
+        table.add_row(row["name"], kind, weights, row.get("trained_on") or "-", row.get("description") or "")
+    err_console.print(table)
+
+
+def render_detection(report: Any) -> None:
+    """Print the defects a detection found (or a line saying there are none)."""
+    shape = " x ".join(str(s) for s in report.shape)
+    if not report.defects:
+        err_console.print(f"[green]no defects found[/green] in {shape} sections of {report.input}")
+        return
+    table = Table(title=f"{len(report.defects)} defective section(s) in {report.input} ({shape})")
+    for col in ("z", "kind", "score", "detail"):
+        table.add_column(col, justify="right" if col in ("z", "score") else "left")
+    for d in report.defects:
+        detail = ""
+        if d.kind == "fold":
+            detail = f"{len(d.lines or [])} line(s), width {d.width_px:.0f} px" if d.width_px else ""
+        table.add_row(str(d.z), d.kind, f"{d.score:.2f}", detail)
+    err_console.print(table)
+
+
+def render_fix(result: Any) -> None:
+    """Print what a fix run did, or the plan of a dry run."""
+    shape = " x ".join(str(s) for s in result.shape)
+    title = "plan (dry run, nothing written)" if result.dry_run else f"repaired {result.input} -> {result.output}"
+    table = Table(title=title)
+    for col in ("sections", "from", "t", "kind"):
+        table.add_column(col)
+    for run in result.runs:
+        d = run.to_dict()
+        source = f"{run.left}, {run.right}" if not run.one_sided else f"copy of {run.left if run.right is None else run.right}"
+        span = str(run.first) if run.first == run.last else f"{run.first}-{run.last}"
+        table.add_row(span, source, ", ".join(f"{t:.2f}" for t in d["t"]), ", ".join(sorted(set(d["kinds"]))))
+    if result.runs:
+        err_console.print(table)
+    else:
+        err_console.print("[green]nothing to repair[/green]: no defective sections")
+    mib = result.memory_estimate_bytes / 2**20
+    err_console.print(
+        f"volume {shape}; model {result.model} on {result.device}; {len(result.synthesized)} section(s) "
+        f"synthesized; {result.tiles_per_section} tile(s) per section; ~{mib:.0f} MiB per batch"
+        + ("" if result.dry_run else f"; {result.seconds:.1f} s"),
+        highlight=False,
+    )

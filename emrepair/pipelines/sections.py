@@ -1,0 +1,39 @@
+"""Decide which sections a repair touches: from --sections, from a detection report, or by running detection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from emrepair.errors import UsageError
+from emrepair.io.base import Volume
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def defects_to_repair(
+    vol: Volume,
+    *,
+    sections: list[int] | None = None,
+    report_path: str | Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> dict[int, str]:
+    """Return ``{z: kind}`` for every section to repair.
+
+    Exactly one source is used: explicit ``sections`` (kind "missing"), a detection report, or a fresh detection run.
+    """
+    if sections is not None and report_path is not None:
+        raise UsageError("give either --sections or --report, not both")
+    if sections is not None:
+        return {z: "missing" for z in sections}
+    from emrepair.detect import DetectionReport, detect_volume
+
+    if report_path is not None:
+        report = DetectionReport.load(report_path)
+        if tuple(report.shape) != tuple(vol.shape):
+            raise UsageError(
+                f"report {report_path} was made for shape {tuple(report.shape)}, but the volume is {tuple(vol.shape)}"
+            )
+    else:
+        report = detect_volume(vol, progress=progress)
+    return {d.z: d.kind for d in report.defects}
