@@ -1,0 +1,31 @@
+"""Intensity conventions shared by the simulators: what "black" and "white" mean for a section."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def intensity_range(section: np.ndarray) -> tuple[float, float]:
+    """Return (black, white) for a section: the dtype limits for integers, the finite min/max for floats.
+
+    Float sections have no natural limits, so the section's own finite range is used (0, 1 when it has
+    no finite pixels or is constant at 0).
+    """
+    if np.issubdtype(section.dtype, np.integer):
+        info = np.iinfo(section.dtype)
+        return float(info.min), float(info.max)
+    finite = section[np.isfinite(section)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    lo, hi = float(finite.min()), float(finite.max())
+    if hi <= lo:
+        hi = lo + 1.0
+    return lo, hi
+
+
+def cast_like(values: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """Round and clip float ``values`` into ``like``'s dtype (floats are only cast)."""
+    if np.issubdtype(like.dtype, np.integer):
+        info = np.iinfo(like.dtype)
+        return np.clip(np.rint(values), info.min, info.max).astype(like.dtype)
+    return values.astype(like.dtype)

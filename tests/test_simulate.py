@@ -1,0 +1,106 @@
+"""Tests of the missing-section and fold simulators."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emrepair.simulate import MISSING_KINDS, FoldParams, simulate_fold, simulate_missing
+
+
+def _texture(dtype: np.dtype, shape: tuple[int, int] = (96, 128), seed: int = 0) -> np.ndarray:
+    """Smooth random texture in the upper part of the dtype's range."""
+    rng = np.random.default_rng(seed)
+    base = rng.random(shape)
+    kernel = np.ones(5) / 5
+    base = np.apply_along_axis(np.convolve, 0, base, kernel, "same")
+    base = np.apply_along_axis(np.convolve, 1, base, kernel, "same")
+    base = 0.3 + 0.6 * (base - base.min()) / (base.max() - base.min())
+    if np.dtype(dtype) == np.float32:
+        return base.astype(np.float32)
+    return (base * np.iinfo(dtype).max).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize("kind", MISSING_KINDS)
+def test_missing_kinds_keep_dtype_shape_and_look_right(kind: str, dtype: np.dtype) -> None:
+    section = _texture(dtype)
+    out = simulate_missing(section, kind, np.random.default_rng(1))
+    assert out.dtype == section.dtype and out.shape == section.shape
+    black = 0 if dtype != np.float32 else section.min()
+    if kind == "blank":
+        assert np.all(out == black)
+    elif kind == "saturated":
+        assert np.all(out == (np.iinfo(dtype).max if dtype != np.float32 else section.max()))
+    elif kind == "constant":
+        assert np.unique(out).size == 1 and black < out[0, 0] < section.max()
+    elif kind == "noise":
+        lag1 = np.corrcoef(out[:, :-1].ravel().astype(float), out[:, 1:].ravel().astype(float))[0, 1]
+        assert abs(lag1) < 0.1
+    else:
+        lost = out == black
+        assert 0.5 < lost.mean() < 0.9
+        np.testing.assert_array_equal(out[~lost], section[~lost])
+
+
+def test_missing_rejects_unknown_kind() -> None:
+    with pytest.raises(ValueError):
+        simulate_missing(_texture(np.uint8), "smudge", np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_fold_shapes_dtypes_and_band(dtype: np.dtype) -> None:
+    section = _texture(dtype, (200, 240))
+    params = FoldParams(darkness=(1.0, 1.0), contrast_box_prob=0.0, curvature_prob=0.0)
+    fold = simulate_fold(section, np.random.default_rng(2), params)
+    assert fold.image.dtype == section.dtype and fold.image.shape == section.shape
+    assert fold.band_mask.dtype == bool and fold.band_mask.shape == section.shape
+    assert fold.displacement.shape == (2, 200, 240) and fold.displacement.dtype == np.float32
+    assert 5 <= fold.width_px <= 50
+    black = 0 if dtype != np.float32 else section.min()
+    assert np.all(fold.image[fold.band_mask] == black)
+    assert np.all(fold.image[~fold.band_mask] > black)
+    # the band's area is about its width times the chord length
+    x0, y0, x1, y1 = fold.line
+    length = np.hypot(x1 - x0, y1 - y0)
+    assert fold.band_mask.sum() == pytest.approx(fold.width_px * length, rel=0.2)
+
+
+def test_fold_line_joins_two_borders_and_is_long() -> None:
+    section = _texture(np.uint8, (150, 300))
+    for seed in range(10):
+        x0, y0, x1, y1 = simulate_fold(section, np.random.default_rng(seed)).line
+        on = [v for v in ((x0, y0), (x1, y1))]
+        sides = [0 if y == 0 else 1 if x == 299 else 2 if y == 149 else 3 if x == 0 else -1 for x, y in on]
+        assert -1 not in sides and sides[0] != sides[1]
+        assert np.hypot(x1 - x0, y1 - y0) >= 0.5 * 150
+
+
+def test_fold_displacement_zero_beyond_reach_and_pulls_toward_band() -> None:
+    section = _texture(np.uint8, (256, 256))
+    params = FoldParams(line_width=(10, 10), fold_width_max=40, dis_k=(0.1, 0.1), curvature_prob=0.0)
+    fold = simulate_fold(section, np.random.default_rng(5), params)
+    x0, y0, x1, y1 = fold.line
+    yy, xx = np.mgrid[0:256, 0:256]
+    dist = np.abs((x1 - x0) * (y0 - yy) - (x0 - xx) * (y1 - y0)) / np.hypot(x1 - x0, y1 - y0)
+    magnitude = np.hypot(*fold.displacement)
+    assert np.all(magnitude[dist > 41] == 0)
+    assert magnitude[(dist > 6) & (dist < 10)].min() > 2.5
+    # content is sampled from farther away: the displacement points away from the line
+    probe = (dist > 6) & (dist < 30)
+    after = np.abs((x1 - x0) * (y0 - (yy + fold.displacement[0])) - (x0 - (xx + fold.displacement[1])) * (y1 - y0))
+    after = after / np.hypot(x1 - x0, y1 - y0)
+    assert np.all(after[probe] >= dist[probe])
+
+
+def test_simulators_are_deterministic_with_a_seed() -> None:
+    section = _texture(np.uint16, (128, 128))
+    a = simulate_fold(section, np.random.default_rng(7))
+    b = simulate_fold(section, np.random.default_rng(7))
+    np.testing.assert_array_equal(a.image, b.image)
+    np.testing.assert_array_equal(a.displacement, b.displacement)
+    assert a.line == b.line
+    np.testing.assert_array_equal(
+        simulate_missing(section, "tear", np.random.default_rng(3)),
+        simulate_missing(section, "tear", np.random.default_rng(3)),
+    )
