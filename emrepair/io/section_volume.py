@@ -1,0 +1,118 @@
+"""Shared behaviour of the file-backed readers: shape/dtype accessors, bounds checks, iteration, context manager."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, TypeVar
+
+import numpy as np
+
+from emrepair.errors import InputError
+from emrepair.io.base import SUPPORTED_DTYPES, VolumeInfo
+
+T = TypeVar("T")
+
+
+def check_volume_shape(shape: tuple[int, ...], where: str) -> tuple[int, int, int]:
+    """Return ``shape`` as a (z, y, x) tuple, or raise InputError for non-3-D or empty arrays."""
+    if len(shape) != 3:
+        raise InputError(f"{where}: expected a 3-D (z, y, x) volume, got shape {tuple(shape)}")
+    if any(int(s) == 0 for s in shape):
+        raise InputError(f"{where}: the volume is empty (shape {tuple(shape)})")
+    return (int(shape[0]), int(shape[1]), int(shape[2]))
+
+
+def check_dtype(dtype: Any, where: str) -> np.dtype:
+    """Return ``dtype`` as a native-order numpy dtype, or raise InputError when it is not uint8/uint16/float32."""
+    dt = np.dtype(dtype)
+    native = dt.newbyteorder("=")
+    if native not in SUPPORTED_DTYPES:
+        names = ", ".join(str(d) for d in SUPPORTED_DTYPES)
+        raise InputError(f"{where}: unsupported dtype {dt} (supported: {names})")
+    return native
+
+
+def guarded_read(where: str, read: Callable[[], T]) -> T:
+    """Run ``read`` and turn library errors from a damaged file into InputError."""
+    try:
+        return read()
+    except InputError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+        raise InputError(f"cannot read {where}: {one_line(exc)}") from exc
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type name when it has none."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+class SectionVolume:
+    """Base class for lazy readers: subclasses set ``info`` and implement ``_read_section`` and ``_read_region``."""
+
+    info: VolumeInfo
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(z, y, x) size of the volume."""
+        return self.info.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The stored numpy dtype."""
+        return self.info.dtype
+
+    def __len__(self) -> int:
+        return self.info.shape[0]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for z in range(len(self)):
+            yield self.read_section(z)
+
+    def _index(self, z: int) -> int:
+        n = len(self)
+        zi = int(z)
+        if zi < 0:
+            zi += n
+        if not 0 <= zi < n:
+            raise IndexError(f"section {z} out of range for a volume of {n} sections")
+        return zi
+
+    def read_section(self, z: int) -> np.ndarray:
+        """Return section ``z`` as a new (y, x) array of the stored dtype; only that section is read."""
+        zi = self._index(z)
+        arr = guarded_read(f"section {zi} of {self.info.path}", lambda: self._read_section(zi))
+        return np.ascontiguousarray(arr, dtype=self.dtype)
+
+    def read_region(self, z: slice, y: slice, x: slice) -> np.ndarray:
+        """Return the (z, y, x) sub-block given by three slices, as a new array of the stored dtype."""
+        for s in (z, y, x):
+            if not isinstance(s, slice):
+                raise TypeError(f"read_region takes three slices, got {s!r}")
+        arr = guarded_read(f"region of {self.info.path}", lambda: self._read_region(z, y, x))
+        return np.ascontiguousarray(arr, dtype=self.dtype)
+
+    def _read_section(self, z: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def _read_region(self, z: slice, y: slice, x: slice) -> np.ndarray:
+        """Default: read the needed sections one at a time."""
+        zs = range(*z.indices(len(self)))
+        ny = len(range(*y.indices(self.shape[1])))
+        nx = len(range(*x.indices(self.shape[2])))
+        out = np.empty((len(zs), ny, nx), dtype=self.dtype)
+        for i, zi in enumerate(zs):
+            out[i] = self._read_section(zi)[y, x]
+        return out
+
+    def close(self) -> None:
+        """Release the open file handle; subclasses override when they hold one."""
+
+    def __enter__(self) -> "SectionVolume":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.info.path!r}, dataset={self.info.dataset!r}, shape={self.shape}, dtype={self.dtype})"

@@ -1,0 +1,1 @@
+"""Format writers behind ``emrepair.io.create_output``."""

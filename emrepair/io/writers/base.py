@@ -1,0 +1,171 @@
+"""The writer contract shared by all formats: validated section/region writes into a temporary output,
+provenance attributes, and an atomic ``commit`` (or ``abort``) that moves it into place (or removes it)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emrepair.errors import OutputError
+from emrepair.io.section_volume import one_line
+
+
+def temp_path_for(final: Path, suffix: str = "") -> Path:
+    """The hidden temporary name beside ``final``: ``.<name><suffix>.tmp-emrepair-<pid>``."""
+    return final.with_name(f".{final.name}{suffix}.tmp-emrepair-{os.getpid()}")
+
+
+def remove_path(path: Path) -> None:
+    """Delete a file or folder tree if it exists."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def move_into_place(temp: Path, final: Path) -> None:
+    """Replace ``final`` by ``temp``; an existing folder is renamed aside first and deleted only after the swap."""
+    if final.is_dir() and not final.is_symlink():
+        aside = final.with_name(f".{final.name}.old-emrepair-{os.getpid()}")
+        remove_path(aside)
+        os.replace(final, aside)
+        os.replace(temp, final)
+        remove_path(aside)
+    else:
+        os.replace(temp, final)
+
+
+class VolumeWriter:
+    """Base class for the format writers. Subclasses implement ``_open``, ``_write``, ``_finish`` and ``_close``.
+
+    Data goes to ``temp_path``; ``commit`` finishes it (attributes included) and renames it to ``path``.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        shape: tuple[int, int, int],
+        dtype: np.dtype,
+        voxel_size: tuple[float, float, float] | None,
+        chunks: tuple[int, int, int],
+        compression: str | None,
+        dataset: str,
+        labels: bool,
+        attrs: dict[str, Any],
+    ) -> None:
+        self.path = path
+        self.temp_path = temp_path_for(path)
+        self.shape = shape
+        self.dtype = np.dtype(dtype)
+        self.voxel_size = voxel_size
+        self.chunks = chunks
+        self.compression = compression
+        self.dataset = dataset
+        self.labels = labels
+        self.attrs: dict[str, Any] = dict(attrs)
+        self._state = "open"
+        remove_path(self.temp_path)  # a leftover from a crashed run with the same pid
+        try:
+            self._guard("create", self._open)
+        except BaseException:
+            self.abort()
+            raise
+
+    # -- public API -------------------------------------------------------------------------------------------
+
+    def write_section(self, z: int, arr: np.ndarray) -> None:
+        """Write one (y, x) section at index ``z``."""
+        if not 0 <= int(z) < self.shape[0]:
+            raise IndexError(f"section {z} out of range for an output of {self.shape[0]} sections")
+        zi = int(z)
+        self.write_region(slice(zi, zi + 1), slice(None), slice(None), np.asarray(arr)[None])
+
+    def write_region(self, z: slice, y: slice, x: slice, arr: np.ndarray) -> None:
+        """Write a (z, y, x) block at the place given by three step-1 slices."""
+        self._check_open()
+        region = tuple(s.indices(n) for s, n in zip((z, y, x), self.shape))
+        if any(step != 1 for _, _, step in region):
+            raise ValueError("write_region takes slices with step 1")
+        expected = tuple(max(0, stop - start) for start, stop, _ in region)
+        data = np.asarray(arr)
+        if data.shape != expected:
+            raise ValueError(f"write_region: array of shape {data.shape} does not fit the region {expected}")
+        if data.dtype != self.dtype:
+            if not np.can_cast(data.dtype, self.dtype, "safe"):
+                raise TypeError(f"cannot store {data.dtype} data in a {self.dtype} output without loss; convert first")
+            data = data.astype(self.dtype)
+        bounds = tuple(slice(start, stop) for start, stop, _ in region)
+        self._guard("write", lambda: self._write(bounds[0], bounds[1], bounds[2], data))
+
+    def set_attrs(self, attrs: dict[str, Any]) -> None:
+        """Add (or replace) top-level attributes, e.g. ``{"emrepair": {...provenance...}}``; written at commit."""
+        self._check_open()
+        self.attrs.update(attrs)
+
+    def commit(self) -> None:
+        """Finish the temporary output and move it atomically to its final path."""
+        self._check_open()
+        try:
+            self._guard("finish", self._finish)
+            self._guard("move into place", self._move)
+        except BaseException:
+            self.abort()
+            raise
+        self._state = "committed"
+
+    def abort(self) -> None:
+        """Discard the temporary output; the final path is left as it was."""
+        if self._state != "open":
+            return
+        self._state = "aborted"
+        try:
+            self._close()
+        finally:
+            for p in self._temp_paths():
+                remove_path(p)
+
+    def __enter__(self) -> "VolumeWriter":
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+    # -- for subclasses ---------------------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        raise NotImplementedError
+
+    def _write(self, z: slice, y: slice, x: slice, data: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        """Write attributes, flush and close handles (the temporary output is then complete)."""
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        """Close handles without finishing (used by abort)."""
+
+    def _temp_paths(self) -> list[Path]:
+        return [self.temp_path]
+
+    def _move(self) -> None:
+        move_into_place(self.temp_path, self.path)
+
+    # -- helpers ----------------------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._state != "open":
+            raise RuntimeError(f"output {self.path} is already {self._state}")
+
+    def _guard(self, what: str, fn: Any) -> Any:
+        try:
+            return fn()
+        except OSError as exc:
+            raise OutputError(f"cannot {what} {self.path}: {one_line(exc)}") from exc

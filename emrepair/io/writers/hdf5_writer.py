@@ -1,0 +1,54 @@
+"""HDF5 output: one chunked, compressed dataset with a CREMI-style ``resolution`` attribute."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import h5py
+import numpy as np
+
+from emrepair.io.metadata import to_jsonable
+from emrepair.io.writers.base import VolumeWriter
+
+H5_COMPRESSIONS = ("gzip", "lzf")
+
+
+def h5_attr_value(value: Any) -> Any:
+    """Strings and numbers stay native HDF5 attributes; anything structured is stored as a JSON string."""
+    if isinstance(value, (str, bool, int, float, np.generic)):
+        return value
+    return json.dumps(to_jsonable(value))
+
+
+class HDF5Writer(VolumeWriter):
+    """Writes ``<path>`` (HDF5) with the dataset at ``dataset``; attributes on the dataset."""
+
+    def _open(self) -> None:
+        self._file = h5py.File(self.temp_path, "w")
+        comp = self.compression if self.compression in H5_COMPRESSIONS else "gzip"
+        self._ds = self._file.create_dataset(
+            self.dataset,
+            shape=self.shape,
+            dtype=self.dtype,
+            chunks=self.chunks,
+            compression=comp,
+            compression_opts=4 if comp == "gzip" else None,
+            fillvalue=0,
+        )
+
+    def _write(self, z: slice, y: slice, x: slice, data: np.ndarray) -> None:
+        self._ds[z, y, x] = data
+
+    def _finish(self) -> None:
+        resolution = self.voxel_size if self.voxel_size else (np.nan, np.nan, np.nan)
+        self._ds.attrs["resolution"] = np.asarray(resolution, dtype=np.float64)
+        self._ds.attrs["axes"] = "zyx"
+        for key, value in self.attrs.items():
+            if key not in ("resolution", "axes"):
+                self._ds.attrs[key] = h5_attr_value(value)
+        self._file.close()
+
+    def _close(self) -> None:
+        if getattr(self, "_file", None) is not None and self._file.id.valid:
+            self._file.close()

@@ -1,0 +1,105 @@
+"""TIFF outputs: an ImageJ hyperstack written through a memory map, or a folder of per-section TIFFs.
+
+Voxel size goes into the ImageJ metadata (``spacing``, ``unit="nm"``) and X/YResolution tags; other attributes
+(provenance) go into a JSON sidecar: ``<file>.emrepair.json`` beside a stack, ``emrepair.json`` inside a folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+
+from emrepair.io.folder_volume import FOLDER_SIDECAR
+from emrepair.io.metadata import to_jsonable
+from emrepair.io.tiff_volume import sidecar_path
+from emrepair.io.writers.base import VolumeWriter, move_into_place, temp_path_for
+
+
+def imagej_kwargs(voxel_size: tuple[float, float, float] | None, axes: str = "ZYX") -> dict[str, Any]:
+    """tifffile keyword arguments that record the voxel size the way ImageJ/Fiji read it."""
+    meta: dict[str, Any] = {"axes": axes}
+    kwargs: dict[str, Any] = {"imagej": True, "metadata": meta}
+    if voxel_size:
+        meta.update({"spacing": float(voxel_size[0]), "unit": "nm"})
+        kwargs["resolution"] = (1.0 / voxel_size[2], 1.0 / voxel_size[1])
+    return kwargs
+
+
+def write_sidecar(path: Path, attrs: dict[str, Any]) -> None:
+    """Write attributes as indented JSON."""
+    path.write_text(json.dumps(to_jsonable(attrs), indent=2, sort_keys=True))
+
+
+class TiffStackWriter(VolumeWriter):
+    """A multi-page ImageJ TIFF; pixels go through a tifffile memory map so the volume is never held in RAM."""
+
+    def _open(self) -> None:
+        self._mm: np.memmap | None = tifffile.memmap(
+            self.temp_path, shape=self.shape, dtype=self.dtype, **imagej_kwargs(self.voxel_size)
+        )
+        self._sidecar_temp = temp_path_for(sidecar_path(self.path))
+
+    def _write(self, z: slice, y: slice, x: slice, data: np.ndarray) -> None:
+        assert self._mm is not None
+        self._mm[z, y, x] = data
+
+    def _finish(self) -> None:
+        if self._mm is not None:
+            self._mm.flush()
+            self._mm = None
+        write_sidecar(self._sidecar_temp, self.attrs)
+
+    def _close(self) -> None:
+        self._mm = None
+
+    def _temp_paths(self) -> list[Path]:
+        return [self.temp_path, self._sidecar_temp] if hasattr(self, "_sidecar_temp") else [self.temp_path]
+
+    def _move(self) -> None:
+        move_into_place(self.temp_path, self.path)
+        os.replace(self._sidecar_temp, sidecar_path(self.path))
+
+
+class TiffFolderWriter(VolumeWriter):
+    """A folder of ``z00000.tif``... (one ImageJ TIFF per section); sections never written are filled with zeros."""
+
+    def _open(self) -> None:
+        self.temp_path.mkdir()
+        self._digits = max(5, len(str(self.shape[0] - 1)))
+        self._written: set[int] = set()
+
+    def section_name(self, z: int) -> str:
+        """File name of section ``z``."""
+        return f"z{z:0{self._digits}d}.tif"
+
+    def _write(self, z: slice, y: slice, x: slice, data: np.ndarray) -> None:
+        for i, zi in enumerate(range(z.start, z.stop)):
+            if (y, x) == (slice(0, self.shape[1]), slice(0, self.shape[2])):
+                section = data[i]
+            else:  # read-modify-write of a partial section
+                section = self._load(zi)
+                section[y, x] = data[i]
+            self._save(zi, section)
+
+    def _load(self, z: int) -> np.ndarray:
+        if z in self._written:
+            return tifffile.imread(self.temp_path / self.section_name(z))
+        return np.zeros(self.shape[1:], dtype=self.dtype)
+
+    def _save(self, z: int, section: np.ndarray) -> None:
+        tifffile.imwrite(self.temp_path / self.section_name(z), section, **imagej_kwargs(self.voxel_size, "YX"))
+        self._written.add(z)
+
+    def _finish(self) -> None:
+        for z in range(self.shape[0]):
+            if z not in self._written:
+                self._save(z, np.zeros(self.shape[1:], dtype=self.dtype))
+        write_sidecar(self.temp_path / FOLDER_SIDECAR, self.attrs)
+
+    def _temp_paths(self) -> list[Path]:
+        return [self.temp_path]

@@ -1,0 +1,133 @@
+"""Lazy reader for Zarr v2/v3 arrays and groups, including OME-Zarr 0.4/0.5 multiscale images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from emrepair.errors import InputError
+from emrepair.io.base import VolumeInfo
+from emrepair.io.metadata import decode_json_text, to_jsonable, voxel_size_or_none
+from emrepair.io.ome import multiscales_of, ome_levels
+from emrepair.io.section_volume import SectionVolume, check_dtype, check_volume_shape, one_line
+
+_OPEN_ERRORS = (OSError, ValueError, KeyError, RuntimeError, TypeError)
+_LAYOUT_ATTRS = {"resolution", "multiscales", "ome", "omero", "image-label", "_ARRAY_DIMENSIONS"}
+
+
+def codec_name(array: zarr.Array) -> str | None:
+    """Short name of the array's (first) compressor, e.g. "zstd", "gzip", "blosc"; None when uncompressed."""
+    codecs = getattr(array, "compressors", ()) or ()
+    if not codecs:
+        return None
+    name = type(codecs[0]).__name__.lower()
+    for short in ("zstd", "gzip", "blosc", "lz4", "zlib", "bz2", "lzma"):
+        if short in name:
+            return short
+    return name.removesuffix("codec")
+
+
+def _arrays_3d(group: zarr.Group) -> list[tuple[str, tuple[int, ...]]]:
+    return [(name, tuple(a.shape)) for name, a in group.members(max_depth=None) if isinstance(a, zarr.Array)]
+
+
+class ZarrVolume(SectionVolume):
+    """A 3-D Zarr array (v2 or v3), opened read-only; an OME-Zarr image gives level 0 unless ``level`` says otherwise."""
+
+    def __init__(self, container: Path, inner: str | None = None, level: int | None = None) -> None:
+        where = str(container)
+        try:
+            root = zarr.open(str(container), mode="r")
+        except _OPEN_ERRORS as exc:
+            raise InputError(f"cannot read {where}: {one_line(exc)}") from exc
+        try:
+            array, name, voxel, fmt, attrs = self._resolve(root, container, inner, level)
+            shape = check_volume_shape(array.shape, f"{where}/{name}" if name else where)
+            dtype = check_dtype(array.dtype, f"{where}/{name}" if name else where)
+        except InputError:
+            raise
+        except _OPEN_ERRORS as exc:
+            raise InputError(f"cannot read {where}: {one_line(exc)}") from exc
+        self._array = array
+        chunks = getattr(array, "shards", None) or array.chunks
+        self.info = VolumeInfo(
+            format=fmt,
+            path=where,
+            shape=shape,
+            dtype=dtype,
+            dataset=name,
+            chunks=tuple(int(c) for c in chunks),
+            voxel_size=voxel,
+            compression=codec_name(array),
+            attrs=attrs,
+        )
+
+    @staticmethod
+    def _resolve(
+        root: Any, container: Path, inner: str | None, level: int | None
+    ) -> tuple[zarr.Array, str | None, tuple[float, float, float] | None, str, dict[str, Any]]:
+        """Find the array to read; returns (array, inner path, voxel size, format name, carried attrs)."""
+        where = str(container)
+        if isinstance(root, zarr.Array):
+            if inner or level is not None:
+                raise InputError(f"{where}: is a single array, it has no dataset '{inner or level}'")
+            attrs = dict(root.attrs)
+            return root, None, voxel_size_or_none(attrs.get("resolution")), "zarr", _carried(attrs)
+        root_attrs = dict(root.attrs)
+        multiscales, _version = multiscales_of(root_attrs)
+        carried = _carried(root_attrs)
+        if multiscales:
+            levels = ome_levels(multiscales[0], where)
+            if inner is not None:
+                match = [lv for lv in levels if lv.path == inner]
+                if match:
+                    return root[inner], inner, match[0].voxel_size, "ome-zarr", carried
+            else:
+                idx = 0 if level is None else int(level)
+                if not 0 <= idx < len(levels):
+                    raise InputError(f"{where}: level {level} not found (the image has {len(levels)} levels: 0..{len(levels) - 1})")
+                path = levels[idx].path
+                return root[path], path, levels[idx].voxel_size, "ome-zarr", carried
+        elif level is not None and inner is None:
+            raise InputError(f"{where}: --level given but this is not an OME-Zarr multiscale image")
+        node: Any = root
+        name = inner
+        if inner is not None:
+            if inner not in root:
+                listing = ", ".join(n for n, _ in _arrays_3d(root)) or "none"
+                raise InputError(f"{where}: no array '{inner}' (arrays: {listing})")
+            node = root[inner]
+            if isinstance(node, zarr.Group):
+                sub = ZarrVolume._resolve(node, container / inner, None, level)
+                return sub[0], f"{inner}/{sub[1]}" if sub[1] else inner, sub[2], sub[3], sub[4]
+        else:
+            found = _arrays_3d(root)
+            three_d = [n for n, s in found if len(s) == 3]
+            if not found:
+                raise InputError(f"{where}: the Zarr group holds no arrays")
+            if len(three_d) != 1:
+                listing = ", ".join(f"{n} {s}" for n, s in found)
+                if not three_d:
+                    raise InputError(f"{where}: no 3-D array found (has {listing})")
+                raise InputError(f"{where}: holds several 3-D arrays, choose one with --dataset: {', '.join(three_d)}")
+            name = three_d[0]
+            node = root[name]
+        arr_attrs = dict(node.attrs)
+        voxel = voxel_size_or_none(arr_attrs.get("resolution", root_attrs.get("resolution")))
+        return node, name, voxel, "zarr", {**carried, **_carried(arr_attrs)}
+
+    def _read_section(self, z: int) -> np.ndarray:
+        return self._array[z]
+
+    def _read_region(self, z: slice, y: slice, x: slice) -> np.ndarray:
+        if all(s.step in (None, 1) for s in (z, y, x)):
+            return self._array[z, y, x]
+        return super()._read_region(z, y, x)
+
+
+def _carried(attrs: dict[str, Any]) -> dict[str, Any]:
+    """Attributes worth carrying to an output: everything except layout and OME structure."""
+    return {k: decode_json_text(to_jsonable(v)) for k, v in attrs.items() if k not in _LAYOUT_ATTRS}
