@@ -30,10 +30,12 @@ def list_datasets(group: h5py.Group) -> list[tuple[str, tuple[int, ...]]]:
 
 
 def pick_dataset(names_shapes: list[tuple[str, tuple[int, ...]]], where: str) -> str:
-    """The single 3-D dataset's path; InputError listing the candidates when there are none or several."""
+    """The single 3-D dataset's path (or the only dataset); InputError listing the candidates when there are none or several."""
     three_d = [n for n, s in names_shapes if len(s) == 3]
     if len(three_d) == 1:
         return three_d[0]
+    if len(names_shapes) == 1:
+        return names_shapes[0][0]  # the only dataset: the shape check then says what is wrong with it
     if not names_shapes:
         raise InputError(f"{where}: contains no datasets")
     listing = ", ".join(f"{n} {s}" for n, s in names_shapes)

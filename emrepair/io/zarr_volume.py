@@ -108,6 +108,8 @@ class ZarrVolume(SectionVolume):
             three_d = [n for n, s in found if len(s) == 3]
             if not found:
                 raise InputError(f"{where}: the Zarr group holds no arrays")
+            if len(found) == 1:
+                three_d = [found[0][0]]  # the only array: the shape check then says what is wrong with it
             if len(three_d) != 1:
                 listing = ", ".join(f"{n} {s}" for n, s in found)
                 if not three_d:
