@@ -1,0 +1,228 @@
+"""The model registry: names -> classes, configs and shipped weights; loading by name or path."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import emrepair
+from emrepair.errors import InputError, UsageError
+from emrepair.models.base import InterpolationModel
+from emrepair.models.checkpoint import file_sha256, read_checkpoint, verify_sidecar
+from emrepair.models.dan import DANConfig, DANModel
+from emrepair.models.flow import FlowConfig, FlowModel
+from emrepair.models.linear import LinearConfig, LinearModel
+from emrepair.models.ssan import SSANConfig, SSANModel
+
+WEIGHTS_ENV = "EMREPAIR_WEIGHTS"
+
+
+def weights_dirs() -> list[Path]:
+    """Folders searched for weights: ``$EMREPAIR_WEIGHTS`` first, then ``weights/`` beside the package."""
+    dirs = []
+    if os.environ.get(WEIGHTS_ENV):
+        dirs.append(Path(os.environ[WEIGHTS_ENV]).expanduser())
+    dirs.append(Path(emrepair.__file__).resolve().parent.parent / "weights")
+    return dirs
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model.
+
+    Attributes:
+        name: registry name, as given to ``--model``.
+        cls: the InterpolationModel subclass.
+        config_cls: its config dataclass.
+        weights_filename: default weights file searched in :func:`weights_dirs` (None: weight-free).
+        learned: whether the model needs trained weights.
+        description: one line for ``emrepair models``-style listings.
+    """
+
+    name: str
+    cls: type[InterpolationModel]
+    config_cls: type
+    weights_filename: str | None
+    learned: bool
+    description: str
+
+    def weights_path(self) -> Path | None:
+        """The first existing default weights file, or None."""
+        if self.weights_filename is None:
+            return None
+        for folder in weights_dirs():
+            candidate = folder / self.weights_filename
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def has_weights(self) -> bool:
+        """True for weight-free models and for learned ones whose weights are present."""
+        return not self.learned or self.weights_path() is not None
+
+    def trained_on(self) -> str | None:
+        """What the shipped weights were trained on: a ``<stem>.json`` model card's ``trained_on``,
+        else the checkpoint's ``meta["trained_on"]``; None when unknown or weight-free."""
+        path = self.weights_path()
+        if path is None:
+            return None
+        card = path.with_suffix(".json")
+        if card.is_file():
+            try:
+                value = json.loads(card.read_text()).get("trained_on")
+            except (OSError, ValueError, AttributeError):
+                value = None
+            if value:
+                return describe_trained_on(value)
+        try:
+            value = read_checkpoint(path)["meta"].get("trained_on")
+        except InputError:
+            return None
+        return describe_trained_on(value) if value else None
+
+
+def describe_trained_on(value: Any) -> str:
+    """A trained_on entry (string or list of names) as one string."""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """Provenance of a loaded model, for output attributes and reports."""
+
+    name: str
+    config: dict[str, Any]
+    weights_path: str | None
+    weights_sha256: str | None
+    trained_on: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable copy."""
+        return asdict(self)
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec("linear", LinearModel, LinearConfig, None, False,
+                  "cross-fade (1-t) a + t b; no weights"),
+        ModelSpec("flow", FlowModel, FlowConfig, None, False,
+                  "OpenCV DIS optical flow both ways, warped to t and blended; no weights"),
+        ModelSpec("ssan", SSANModel, SSANConfig, "ssan.pt", True,
+                  "sparse self-attention aggregation network (Wang et al. 2021), t-conditioned"),
+        ModelSpec("dan", DANModel, DANConfig, "dan.pt", True,
+                  "deformation-aware network: SSAN front end, deformable warps and blendnet"),
+    )
+}
+
+
+def list_models() -> list[ModelSpec]:
+    """Every registered model, weight-free baselines first."""
+    return list(REGISTRY.values())
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The spec registered under ``name``.
+
+    Raises:
+        UsageError: listing the known names.
+    """
+    if name not in REGISTRY:
+        raise unknown_model_error(name)
+    return REGISTRY[name]
+
+
+def unknown_model_error(name: str) -> UsageError:
+    """The error for a model name that is neither registered nor an existing file."""
+    return UsageError(f"unknown model {name!r}; choose one of: {', '.join(REGISTRY)} or a checkpoint path")
+
+
+def build_config(spec: ModelSpec, values: dict[str, Any], source: str) -> Any:
+    """The spec's config dataclass from a checkpoint's dict, rejecting unknown or invalid fields."""
+    known = {f.name for f in fields(spec.config_cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise InputError(f"{source}: config fields {unknown} are unknown to model {spec.name!r}")
+    try:
+        return spec.config_cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{source}: invalid {spec.name} config: {exc}") from exc
+
+
+def resolve_torch_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch.device, with a UsageError for names torch does not know."""
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise UsageError(f"unknown device {device!r}") from exc
+
+
+def load_checkpoint_model(path: Path, expected: str | None = None) -> tuple[InterpolationModel, ModelMeta]:
+    """Build the model a checkpoint file describes and load its weights (on the CPU)."""
+    digest = file_sha256(path)
+    verify_sidecar(path, digest)
+    payload = read_checkpoint(path)
+    name = payload["model"]
+    if name not in REGISTRY:
+        raise InputError(f"checkpoint {path} is for model {name!r}, which this emrepair does not know")
+    if expected is not None and name != expected:
+        raise InputError(f"weights {path} are for model {name!r}, not {expected!r}")
+    spec = REGISTRY[name]
+    config = build_config(spec, dict(payload["config"]), str(path))
+    model = spec.cls(config)
+    try:
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except RuntimeError as exc:
+        raise InputError(f"checkpoint {path} does not match model {name!r}: {str(exc).splitlines()[0]}") from exc
+    trained_on = payload["meta"].get("trained_on")
+    meta = ModelMeta(name, asdict(config), str(path), digest,
+                     describe_trained_on(trained_on) if trained_on else None)
+    return model, meta
+
+
+def load_model(name_or_path: str | Path, device: str | torch.device = "cpu",
+               allow_random: bool = False) -> tuple[InterpolationModel, ModelMeta]:
+    """Load a registered model (with its default weights) or a checkpoint file, in eval mode.
+
+    Args:
+        name_or_path: a registry name ("linear", "flow", "ssan", "dan") or a checkpoint path.
+        device: where to put the model.
+        allow_random: let a learned model without weights start from random initialisation
+            (tests and benchmarks); its meta then has no weights_path and no trained_on.
+
+    Raises:
+        UsageError: unknown name, missing checkpoint file, or a learned model without weights.
+        InputError: an unreadable, mismatched or checksum-failing checkpoint.
+    """
+    target = resolve_torch_device(device)
+    key = str(name_or_path)
+    if isinstance(name_or_path, str) and key in REGISTRY:
+        spec = REGISTRY[key]
+        weights = spec.weights_path()
+        if weights is not None:
+            model, meta = load_checkpoint_model(weights, expected=spec.name)
+        elif spec.learned and not allow_random:
+            raise UsageError(
+                f"model {spec.name!r} has no trained weights yet; train one with `emrepair train` "
+                f"or pass --model flow"
+            )
+        else:
+            config = spec.config_cls()
+            model = spec.cls(config)
+            meta = ModelMeta(spec.name, asdict(config), None, None, None)
+    else:
+        path = Path(name_or_path).expanduser()
+        if path.is_file():
+            model, meta = load_checkpoint_model(path)
+        elif isinstance(name_or_path, Path) or os.sep in key or path.suffix in (".pt", ".pth", ".ckpt"):
+            raise UsageError(f"model checkpoint {key} does not exist")
+        else:
+            raise unknown_model_error(key)
+    return model.to(target).eval(), meta
