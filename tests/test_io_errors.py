@@ -132,3 +132,11 @@ def test_level_rules(tmp_path: Path) -> None:
     expect_input_error(tmp_path / "img.ome.zarr", "level 3 not found", level=3)
     g.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": [{"name": n} for n in "cyx"], "datasets": [{"path": "0"}]}]}
     expect_input_error(tmp_path / "img.ome.zarr", "axes")
+
+
+def test_ome_zarr_with_several_channels_refused(tmp_path: Path) -> None:
+    g = zarr.open_group(str(tmp_path / "rgb.ome.zarr"), mode="w")
+    g.create_array("0", shape=(3, 2, 4, 5), dtype="uint8")
+    axes = [{"name": "c", "type": "channel"}] + [{"name": n, "type": "space"} for n in "zyx"]
+    g.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1, 1, 1, 1]}]}]}]}
+    expect_input_error(tmp_path / "rgb.ome.zarr", r"single-channel.*\(3, 2, 4, 5\)")

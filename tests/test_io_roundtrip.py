@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tracemalloc
 from pathlib import Path
 
 import h5py
@@ -330,3 +331,34 @@ def test_unwritable_output_folder(tmp_path: Path) -> None:
             create_output(locked / "out.h5", like=ArrayVolume(make_volume("uint8")).info)
     finally:
         locked.chmod(0o700)
+
+
+@pytest.mark.parametrize("fmt", list(OUTPUTS))
+def test_reading_a_section_does_not_load_the_volume(tmp_path: Path, fmt: str) -> None:
+    data = make_volume("float32", (32, 128, 128))  # 2 MB; one section is 64 kB
+    write_all(tmp_path / OUTPUTS[fmt], data, None)
+    with open_volume(tmp_path / OUTPUTS[fmt]) as vol:
+        vol.read_section(0)  # let lazy imports and caches settle
+        tracemalloc.start()
+        section = vol.read_section(5)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert np.array_equal(section, data[5])
+    assert peak < data.nbytes / 4, f"reading one section allocated {peak} bytes"
+
+
+def test_ome_zarr_with_singleton_time_and_channel_axes(tmp_path: Path) -> None:
+    data = make_volume("uint16")
+    group = zarr.open_group(str(tmp_path / "tczyx.ome.zarr"), mode="w", zarr_format=3)
+    group.create_array("0", shape=(1, 1) + SHAPE, dtype=data.dtype)[:] = data[None, None]
+    axes = [{"name": "t", "type": "time"}, {"name": "c", "type": "channel"}] + [
+        {"name": n, "type": "space", "unit": "nanometer"} for n in "zyx"
+    ]
+    scale = [1.0, 1.0, 40.0, 8.0, 8.0]
+    group.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": [
+        {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}]}]}
+    with open_volume(tmp_path / "tczyx.ome.zarr") as vol:
+        assert vol.shape == SHAPE and vol.info.voxel_size == (40.0, 8.0, 8.0) and vol.info.chunks is not None
+        assert len(vol.info.chunks) == 3
+        assert np.array_equal(vol.read_section(2), data[2])
+        assert np.array_equal(vol.read_region(slice(1, 3), slice(0, 4), slice(None)), data[1:3, :4])

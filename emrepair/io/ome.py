@@ -19,6 +19,7 @@ class OmeLevel:
 
     path: str
     voxel_size: tuple[float, float, float] | None
+    lead: int = 0  # number of leading time/channel axes before z, y, x (must have size 1 to be read)
 
 
 def multiscales_of(attrs: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
@@ -44,25 +45,29 @@ def _scale_of(transforms: list[dict[str, Any]] | None, ndim: int) -> list[float]
 def ome_levels(multiscale: dict[str, Any], where: str) -> list[OmeLevel]:
     """Levels of one multiscales entry with their (z, y, x) voxel size in nm.
 
-    Axes must be exactly z, y, x (any order of names is refused, as are time/channel axes).
+    The last three axes must be z, y, x; leading time/channel axes are allowed (the reader requires size 1).
     The voxel size is the dataset's scale times the optional multiscale-wide scale, converted to nm.
     """
     axes = multiscale.get("axes") or [{"name": n} for n in ("z", "y", "x")]
     names = [a["name"] if isinstance(a, dict) else str(a) for a in axes]
-    if [n.lower() for n in names] != ["z", "y", "x"]:
-        raise InputError(f"{where}: OME-Zarr axes {names} are not supported (need z, y, x)")
-    factors = [unit_to_nm(a.get("unit") if isinstance(a, dict) else None) for a in axes]
+    lead = len(names) - 3
+    spatial_leading = [a for a in axes[:max(lead, 0)] if isinstance(a, dict) and a.get("type") == "space"]
+    if lead < 0 or [n.lower() for n in names[lead:]] != ["z", "y", "x"] or spatial_leading:
+        raise InputError(f"{where}: OME-Zarr axes {names} are not supported (need z, y, x, optionally after t/c)")
+    ndim = len(names)
+    factors = [unit_to_nm(a.get("unit") if isinstance(a, dict) else None) for a in axes[lead:]]
     if (multiscale.get("metadata") or {}).get(UNKNOWN_VOXEL_FLAG) is False:
         factors = [None, None, None]  # written by emrepair with a placeholder scale of 1
-    global_scale = _scale_of(multiscale.get("coordinateTransformations"), 3) or [1.0, 1.0, 1.0]
+    global_scale = (_scale_of(multiscale.get("coordinateTransformations"), ndim) or [1.0] * ndim)[lead:]
     levels: list[OmeLevel] = []
     for ds in multiscale.get("datasets", []):
-        scale = _scale_of(ds.get("coordinateTransformations", []), 3)
+        full_scale = _scale_of(ds.get("coordinateTransformations", []), ndim)
+        scale = full_scale[lead:] if full_scale else None
         if scale is None or any(f is None for f in factors):
             voxel = None
         else:
             voxel = tuple(tidy_size(s * g * f) for s, g, f in zip(scale, global_scale, factors))  # type: ignore[operator]
-        levels.append(OmeLevel(path=str(ds["path"]), voxel_size=voxel))  # type: ignore[arg-type]
+        levels.append(OmeLevel(path=str(ds["path"]), voxel_size=voxel, lead=lead))  # type: ignore[arg-type]
     if not levels:
         raise InputError(f"{where}: OME-Zarr multiscales lists no datasets")
     return levels

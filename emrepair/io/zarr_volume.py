@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import zarr
@@ -34,6 +34,17 @@ def _arrays_3d(group: zarr.Group) -> list[tuple[str, tuple[int, ...]]]:
     return [(name, tuple(a.shape)) for name, a in group.members(max_depth=None) if isinstance(a, zarr.Array)]
 
 
+class Resolved(NamedTuple):
+    """The array an address points to, with what is known about it."""
+
+    array: zarr.Array
+    name: str | None
+    voxel_size: tuple[float, float, float] | None
+    format: str
+    attrs: dict[str, Any]
+    lead: int = 0  # leading OME time/channel axes, each of which must have size 1
+
+
 class ZarrVolume(SectionVolume):
     """A 3-D Zarr array (v2 or v3), opened read-only; an OME-Zarr image gives level 0 unless ``level`` says otherwise."""
 
@@ -44,15 +55,19 @@ class ZarrVolume(SectionVolume):
         except _OPEN_ERRORS as exc:
             raise InputError(f"cannot read {where}: {one_line(exc)}") from exc
         try:
-            array, name, voxel, fmt, attrs = self._resolve(root, container, inner, level)
-            shape = check_volume_shape(array.shape, f"{where}/{name}" if name else where)
+            array, name, voxel, fmt, attrs, lead = self._resolve(root, container, inner, level)
+            label = f"{where}/{name}" if name else where
+            if lead and any(int(n) != 1 for n in array.shape[:lead]):
+                raise InputError(f"{label}: only single-channel, single-timepoint images are supported, got shape {array.shape}")
+            shape = check_volume_shape(array.shape[lead:], label)
             dtype = check_dtype(array.dtype, f"{where}/{name}" if name else where)
         except InputError:
             raise
         except _OPEN_ERRORS as exc:
             raise InputError(f"cannot read {where}: {one_line(exc)}") from exc
         self._array = array
-        chunks = getattr(array, "shards", None) or array.chunks
+        self._lead = (0,) * lead
+        chunks = (getattr(array, "shards", None) or array.chunks)[lead:]
         self.info = VolumeInfo(
             format=fmt,
             path=where,
@@ -68,14 +83,14 @@ class ZarrVolume(SectionVolume):
     @staticmethod
     def _resolve(
         root: Any, container: Path, inner: str | None, level: int | None
-    ) -> tuple[zarr.Array, str | None, tuple[float, float, float] | None, str, dict[str, Any]]:
-        """Find the array to read; returns (array, inner path, voxel size, format name, carried attrs)."""
+    ) -> Resolved:
+        """Find the array an address points to."""
         where = str(container)
         if isinstance(root, zarr.Array):
             if inner or level is not None:
                 raise InputError(f"{where}: is a single array, it has no dataset '{inner or level}'")
             attrs = dict(root.attrs)
-            return root, None, voxel_size_or_none(attrs.get("resolution")), "zarr", _carried(attrs)
+            return Resolved(root, None, voxel_size_or_none(attrs.get("resolution")), "zarr", _carried(attrs))
         root_attrs = dict(root.attrs)
         multiscales, _version = multiscales_of(root_attrs)
         carried = _carried(root_attrs)
@@ -84,13 +99,13 @@ class ZarrVolume(SectionVolume):
             if inner is not None:
                 match = [lv for lv in levels if lv.path == inner]
                 if match:
-                    return root[inner], inner, match[0].voxel_size, "ome-zarr", carried
+                    return Resolved(root[inner], inner, match[0].voxel_size, "ome-zarr", carried, match[0].lead)
             else:
                 idx = 0 if level is None else int(level)
                 if not 0 <= idx < len(levels):
                     raise InputError(f"{where}: level {level} not found (the image has {len(levels)} levels: 0..{len(levels) - 1})")
-                path = levels[idx].path
-                return root[path], path, levels[idx].voxel_size, "ome-zarr", carried
+                chosen = levels[idx]
+                return Resolved(root[chosen.path], chosen.path, chosen.voxel_size, "ome-zarr", carried, chosen.lead)
         elif level is not None and inner is None:
             raise InputError(f"{where}: --level given but this is not an OME-Zarr multiscale image")
         node: Any = root
@@ -102,7 +117,7 @@ class ZarrVolume(SectionVolume):
             node = root[inner]
             if isinstance(node, zarr.Group):
                 sub = ZarrVolume._resolve(node, container / inner, None, level)
-                return sub[0], f"{inner}/{sub[1]}" if sub[1] else inner, sub[2], sub[3], sub[4]
+                return sub._replace(name=f"{inner}/{sub.name}" if sub.name else inner)
         else:
             found = _arrays_3d(root)
             three_d = [n for n, s in found if len(s) == 3]
@@ -119,14 +134,14 @@ class ZarrVolume(SectionVolume):
             node = root[name]
         arr_attrs = dict(node.attrs)
         voxel = voxel_size_or_none(arr_attrs.get("resolution", root_attrs.get("resolution")))
-        return node, name, voxel, "zarr", {**carried, **_carried(arr_attrs)}
+        return Resolved(node, name, voxel, "zarr", {**carried, **_carried(arr_attrs)})
 
     def _read_section(self, z: int) -> np.ndarray:
-        return self._array[z]
+        return self._array[self._lead + (z,)]
 
     def _read_region(self, z: slice, y: slice, x: slice) -> np.ndarray:
         if all(s.step in (None, 1) for s in (z, y, x)):
-            return self._array[z, y, x]
+            return self._array[self._lead + (z, y, x)]
         return super()._read_region(z, y, x)
 
 

@@ -36,6 +36,8 @@ def move_into_place(temp: Path, final: Path) -> None:
         os.replace(temp, final)
         remove_path(aside)
     else:
+        if temp.is_dir() and (final.exists() or final.is_symlink()):
+            final.unlink()  # a file in the way of a folder output (only reached with overwrite)
         os.replace(temp, final)
 
 
