@@ -1,0 +1,133 @@
+"""The detection report: defective sections, their scores and fold geometry, as an object and as JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from emrepair.detect.fold_geometry import draw_band
+from emrepair.errors import InputError, OutputError
+
+KIND_LABELS = {"missing": 1, "fold": 2}
+REPORT_VERSION = 1
+
+
+@dataclass
+class Defect:
+    """One defective section. ``lines`` ([[x0, y0, x1, y1], ...], full-resolution pixels) and ``width_px``
+    are set for folds only."""
+
+    z: int
+    kind: str
+    score: float
+    lines: list[list[float]] | None = None
+    width_px: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: z, kind, score, and for folds lines and width_px."""
+        out: dict[str, Any] = {"z": int(self.z), "kind": self.kind, "score": round(float(self.score), 4)}
+        if self.kind == "fold":
+            out["lines"] = [[round(float(v), 1) for v in line] for line in (self.lines or [])]
+            out["width_px"] = round(float(self.width_px or 0.0), 1)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Defect":
+        """Inverse of ``to_dict``."""
+        return cls(int(data["z"]), str(data["kind"]), float(data["score"]),
+                   data.get("lines"), data.get("width_px"))
+
+
+@dataclass
+class DetectionReport:
+    """What detection found in a volume.
+
+    ``band_masks`` holds each fold's band mask at the resolution it was found (not saved to JSON); a report
+    loaded from JSON rebuilds bands from the fold lines and widths.
+    """
+
+    input: str
+    shape: tuple[int, int, int]
+    defects: list[Defect] = field(default_factory=list)
+    sections: list[dict[str, Any]] = field(default_factory=list)
+    band_masks: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def defective_z(self) -> list[int]:
+        """Sorted z of all defective sections."""
+        return sorted({d.z for d in self.defects})
+
+    def defect_at(self, z: int) -> Defect | None:
+        """The defect reported for section ``z``, or None."""
+        return next((d for d in self.defects if d.z == z), None)
+
+    def mask(self, z: int, shape: tuple[int, int] | None = None) -> np.ndarray:
+        """uint8 labels for section ``z`` at ``shape`` (default the volume's): 0 good, KIND_LABELS otherwise.
+
+        A missing section is labelled entirely; a fold labels its band only.
+        """
+        shape = tuple(shape) if shape is not None else tuple(self.shape[1:])
+        if len(shape) != 2:
+            raise ValueError(f"expected a (y, x) shape, got {shape}")
+        out = np.zeros(shape, np.uint8)
+        defect = self.defect_at(z)
+        if defect is None:
+            return out
+        label = KIND_LABELS.get(defect.kind, 1)
+        if defect.kind != "fold":
+            out[:] = label
+            return out
+        stored = self.band_masks.get(z)
+        if stored is not None:
+            band = cv2.resize(stored.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+        else:
+            scale = (shape[0] / self.shape[1], shape[1] / self.shape[2])
+            band = draw_band(shape, defect.lines or [], float(defect.width_px or 1.0), scale)
+        out[band] = label
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document: version, input, shape, defects (defective sections only), sections."""
+        return {
+            "version": REPORT_VERSION,
+            "input": self.input,
+            "shape": [int(s) for s in self.shape],
+            "defects": [d.to_dict() for d in sorted(self.defects, key=lambda d: d.z)],
+            "sections": self.sections,
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Write the JSON report; raises OutputError when the file cannot be written."""
+        try:
+            Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        except OSError as exc:
+            raise OutputError(f"cannot write report {path}: {exc.strerror or exc}") from exc
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DetectionReport":
+        """Inverse of ``to_dict``; raises InputError for a document that is not a version-1 report."""
+        if not isinstance(data, dict) or data.get("version") != REPORT_VERSION:
+            raise InputError(f"not an emrepair detection report (version {REPORT_VERSION})")
+        try:
+            shape = tuple(int(s) for s in data["shape"])
+            defects = [Defect.from_dict(d) for d in data["defects"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"malformed detection report: {exc}") from exc
+        if len(shape) != 3:
+            raise InputError(f"malformed detection report: shape {list(shape)} is not (z, y, x)")
+        return cls(str(data.get("input", "")), shape, defects, list(data.get("sections", [])))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "DetectionReport":
+        """Read a JSON report written by ``save``."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except OSError as exc:
+            raise InputError(f"cannot read report {path}: {exc.strerror or exc}") from exc
+        except json.JSONDecodeError as exc:
+            raise InputError(f"report {path} is not valid JSON: {exc.msg} (line {exc.lineno})") from exc
+        return cls.from_dict(data)

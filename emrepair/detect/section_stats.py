@@ -1,0 +1,88 @@
+"""Per-section intensity statistics: how much of a section is lost, and whether it is pure noise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from emrepair.detect.config import DetectConfig
+
+
+@dataclass
+class SectionStats:
+    """What one section's pixels say about it, without looking at its neighbours.
+
+    Attributes:
+        black: intensity taken as black (0, or the finite minimum for data with negative values).
+        median: median of the finite pixels.
+        nonfinite_fraction: fraction of NaN / inf pixels.
+        lost_fraction: fraction of the section that is flat (textureless) or non-finite.
+        autocorr: lag-1 horizontal autocorrelation (EM ≈ 0.8-0.95, pure noise ≈ 0).
+    """
+
+    black: float
+    median: float
+    nonfinite_fraction: float
+    lost_fraction: float
+    autocorr: float
+
+
+def clean_section(section: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Return the section as float32 with non-finite pixels replaced by the finite median, and their mask."""
+    if section.ndim != 2:
+        raise ValueError(f"expected a 2-D section, got shape {section.shape}")
+    values = section.astype(np.float32, copy=False)
+    if section.dtype.kind != "f":
+        return values, None
+    finite = np.isfinite(values)
+    if finite.all():
+        return values, None
+    fill = float(np.median(values[finite])) if finite.any() else 0.0
+    return np.where(finite, values, np.float32(fill)), ~finite
+
+
+def _block_fraction(mask: np.ndarray, block: int) -> np.ndarray:
+    """Per-block fraction of True pixels."""
+    h, w = mask.shape
+    return cv2.resize(mask.astype(np.float32), (max(1, w // block), max(1, h // block)), interpolation=cv2.INTER_AREA)
+
+
+def section_stats(values: np.ndarray, nonfinite: np.ndarray | None, config: DetectConfig) -> SectionStats:
+    """Statistics of a cleaned float32 section (see ``clean_section``)."""
+    h, w = values.shape
+    sample = values[::2, ::2]
+    lo, median, hi = (float(v) for v in np.percentile(sample, [1, 50, 99]))
+    minimum = float(sample.min())
+    black = 0.0 if minimum >= 0 else minimum
+    block = max(1, config.flat_block_px // 2)  # the sample is already 2x subsampled
+    bh, bw = max(1, sample.shape[0] // block), max(1, sample.shape[1] // block)
+    mean = cv2.resize(sample, (bw, bh), interpolation=cv2.INTER_AREA)
+    mean_sq = cv2.resize(sample * sample, (bw, bh), interpolation=cv2.INTER_AREA)
+    std = np.sqrt(np.clip(mean_sq - mean * mean, 0.0, None))
+    scale = max(hi - lo, 1e-6 * max(1.0, abs(median)))
+    # float32 block variances carry rounding noise of about |mean| * 1e-3
+    tolerance = max(config.flat_tolerance * scale, 1e-3 * abs(median))
+    lost = std < tolerance
+    nonfinite_fraction = 0.0
+    if nonfinite is not None:
+        nonfinite_fraction = float(nonfinite.mean())
+        lost |= _block_fraction(nonfinite[::2, ::2], block)[: bh, : bw] > 0.5
+    lost_fraction = float(lost.mean()) if hi > lo else 1.0
+    rows = values[:: max(1, h // 64)]
+    left, right = rows[:, :-1].ravel(), rows[:, 1:].ravel()
+    autocorr = 0.0
+    if left.size > 1 and left.std() > 0 and right.std() > 0:
+        autocorr = float(np.corrcoef(left, right)[0, 1])
+    return SectionStats(black, median, nonfinite_fraction, lost_fraction, autocorr)
+
+
+def missing_score(stats: SectionStats, config: DetectConfig) -> float:
+    """Missing score in [0, 1] from the section alone: above 0.5 means lost or pure noise."""
+    lost = 0.5 + (stats.lost_fraction - config.lost_fraction) / 0.4
+    if stats.lost_fraction >= 0.999:
+        lost = 1.0
+    # noise only counts where the rest of the section is not flat (a torn section keeps real texture)
+    noise = 0.5 + (config.noise_autocorr - stats.autocorr) / 0.3
+    return float(np.clip(max(lost, noise), 0.0, 1.0))

@@ -1,0 +1,135 @@
+"""Detection over a whole volume: one pass in z order, a window of three small sections in memory."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+from emrepair.detect.config import DetectConfig
+from emrepair.detect.fold_detect import FoldFinding, find_folds
+from emrepair.detect.report import Defect, DetectionReport
+from emrepair.detect.section_stats import SectionStats, clean_section, missing_score, section_stats
+from emrepair.detect.similarity import shift_tolerant_ncc, small_normalised
+from emrepair.errors import InputError
+
+ProgressCallback = Callable[[int, int], None]
+_MASK_MAX_SIDE = 2048  # fold band masks are kept at most this large (per section, folds only)
+
+
+@dataclass
+class _Pending:
+    """A section analysed from its own pixels, waiting for its next neighbour."""
+
+    z: int
+    stats: SectionStats
+    self_missing: float
+    small: np.ndarray | None
+    folds: list[FoldFinding]
+    sim_prev: float | None = None
+    sim_next: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _analyse(section: np.ndarray, z: int, config: DetectConfig) -> _Pending:
+    """Everything one section says about itself: statistics, missing score, folds, small copy."""
+    if section.ndim != 2:
+        raise InputError(f"section {z} has shape {section.shape}; expected 2-D (y, x)")
+    if section.dtype.kind not in "uif":
+        raise InputError(f"unsupported dtype {section.dtype}; expected integer or float pixels")
+    values, nonfinite = clean_section(section)
+    stats = section_stats(values, nonfinite, config)
+    score = missing_score(stats, config)
+    folds: list[FoldFinding] = []
+    if score <= config.missing_threshold:
+        folds = find_folds(values, stats.black, stats.median, config)
+    small = small_normalised(values, config.analysis_side) if score <= config.missing_threshold else None
+    return _Pending(z, stats, score, small, folds)
+
+
+def _neighbour_score(item: _Pending, typical: float | None, config: DetectConfig) -> float:
+    """Missing score from similarity to the neighbours, in stacks whose neighbours are reliably alike."""
+    sims = [s for s in (item.sim_prev, item.sim_next) if s is not None]
+    if typical is None or typical < config.neighbour_min_typical or not sims:
+        return 0.0
+    relative = max(sims) / typical
+    return float(np.clip(0.5 + (config.neighbour_drop - relative) / (2 * config.neighbour_drop), 0.0, 1.0))
+
+
+def _band_mask(folds: list[FoldFinding], shape: tuple[int, int]) -> np.ndarray:
+    """Union of the fold bands, at most _MASK_MAX_SIDE on the long side."""
+    scale = min(1.0, _MASK_MAX_SIDE / max(shape))
+    small_shape = (max(1, int(round(shape[0] * scale))), max(1, int(round(shape[1] * scale))))
+    mask = np.zeros(small_shape, bool)
+    for fold in folds:
+        curve = fold.curve.scaled(scale) if scale < 1 else fold.curve
+        mask |= curve.band_mask(small_shape, fold.width_px * scale)
+    return mask
+
+
+def _finalise(item: _Pending, typical: float | None, config: DetectConfig, report: DetectionReport,
+              shape: tuple[int, int]) -> None:
+    """Decide the section's defect (missing takes precedence over fold) and record its statistics."""
+    neighbour = _neighbour_score(item, typical, config)
+    missing = max(item.self_missing, neighbour)
+    fold_score = max((f.score for f in item.folds), default=0.0)
+    if missing > config.missing_threshold:
+        report.defects.append(Defect(item.z, "missing", missing))
+    elif item.folds:
+        lines = [line for f in item.folds for line in f.curve.segments(f.width_px)]
+        width = float(np.median([f.width_px for f in item.folds]))
+        report.defects.append(Defect(item.z, "fold", fold_score, lines, round(width, 1)))
+        report.band_masks[item.z] = _band_mask(item.folds, shape)
+    stats = item.stats
+    report.sections.append({
+        "z": item.z,
+        "median": round(stats.median, 4),
+        "lost_fraction": round(stats.lost_fraction, 4),
+        "nonfinite_fraction": round(stats.nonfinite_fraction, 4),
+        "autocorr": round(stats.autocorr, 4),
+        "sim_prev": None if item.sim_prev is None else round(item.sim_prev, 4),
+        "sim_next": None if item.sim_next is None else round(item.sim_next, 4),
+        "missing_score": round(missing, 4),
+        "fold_score": round(fold_score, 4),
+    })
+
+
+def detect_volume(vol: Any, config: DetectConfig = DetectConfig(), progress: ProgressCallback | None = None) -> DetectionReport:
+    """Find missing and folded sections of ``vol`` (an emrepair.io Volume), reading each section once.
+
+    Missing: flat (blank, constant, saturated) or non-finite over more than ``lost_fraction`` of the
+    section, pure noise, or (in stacks whose neighbours are reliably alike) unlike both neighbours. A volume
+    of one constant value therefore has every section missing. Folds: see ``find_folds``. Fewer than
+    ``neighbour_min_pairs + 1`` good sections disable the neighbour cue; everything else works from one
+    section up.
+    """
+    shape = tuple(int(s) for s in vol.shape)
+    if len(shape) != 3:
+        raise InputError(f"expected a 3-D (z, y, x) volume, got shape {shape}")
+    depth = shape[0]
+    report = DetectionReport(input=str(getattr(vol.info, "path", "") or ""), shape=shape)
+    window: deque[_Pending] = deque()
+    good_sims: list[float] = []
+
+    def typical() -> float | None:
+        return float(np.median(good_sims)) if len(good_sims) >= config.neighbour_min_pairs else None
+
+    for z in range(depth):
+        item = _analyse(vol.read_section(z), z, config)
+        if window:
+            prev = window[-1]
+            sim = shift_tolerant_ncc(prev.small, item.small)
+            prev.sim_next, item.sim_prev = sim, sim
+            if prev.small is not None and item.small is not None:
+                good_sims.append(sim)
+        window.append(item)
+        while len(window) > 1:  # a section is decided once its next neighbour is known
+            _finalise(window.popleft(), typical(), config, report, shape[1:])
+        if progress is not None:
+            progress(z + 1, depth)
+    while window:
+        _finalise(window.popleft(), typical(), config, report, shape[1:])
+    return report
