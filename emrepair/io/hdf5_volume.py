@@ -106,5 +106,6 @@ class HDF5Volume(SectionVolume):
 
     def close(self) -> None:
         """Close the HDF5 file."""
+        super().close()
         if self._file.id.valid:
             self._file.close()

@@ -11,6 +11,18 @@ from emrepair.io.base import SUPPORTED_DTYPES, VolumeInfo
 
 T = TypeVar("T")
 
+# Largest z-slab (one chunk deep, whole section wide) a reader keeps decoded, so that reading the sections of a
+# chunk one by one decodes each chunk once rather than once per section.
+SLAB_CACHE_BYTES = 256 * 1024 * 1024
+
+
+def slab_depth(info: VolumeInfo, limit: int = SLAB_CACHE_BYTES) -> int:
+    """Sections to read (and cache) together: the chunk depth along z when that slab fits ``limit``, else 1."""
+    if not info.chunks or info.chunks[0] <= 1:
+        return 1
+    nbytes = info.chunks[0] * info.shape[1] * info.shape[2] * np.dtype(info.dtype).itemsize
+    return int(info.chunks[0]) if nbytes <= limit else 1
+
 
 def check_volume_shape(shape: tuple[int, ...], where: str) -> tuple[int, int, int]:
     """Return ``shape`` as a (z, y, x) tuple, or raise InputError for non-3-D or empty arrays."""
@@ -51,6 +63,7 @@ class SectionVolume:
     """Base class for lazy readers: subclasses set ``info`` and implement ``_read_section`` and ``_read_region``."""
 
     info: VolumeInfo
+    _slab: tuple[int, np.ndarray] | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -81,8 +94,20 @@ class SectionVolume:
     def read_section(self, z: int) -> np.ndarray:
         """Return section ``z`` as a new (y, x) array of the stored dtype; only that section is read."""
         zi = self._index(z)
-        arr = guarded_read(f"section {zi} of {self.info.path}", lambda: self._read_section(zi))
-        return np.ascontiguousarray(arr, dtype=self.dtype)
+        depth = slab_depth(self.info)
+        if depth == 1:
+            arr = guarded_read(f"section {zi} of {self.info.path}", lambda: self._read_section(zi))
+            return np.ascontiguousarray(arr, dtype=self.dtype)
+        z0 = zi - zi % depth
+        if self._slab is None or self._slab[0] != z0:
+            self._slab = None  # free the old slab before decoding the next
+            full = slice(None)
+            block = guarded_read(
+                f"sections {z0}-{min(z0 + depth, len(self)) - 1} of {self.info.path}",
+                lambda: self._read_region(slice(z0, min(z0 + depth, len(self))), full, full),
+            )
+            self._slab = (z0, np.asarray(block))
+        return np.array(self._slab[1][zi - z0], dtype=self.dtype)
 
     def read_region(self, z: slice, y: slice, x: slice) -> np.ndarray:
         """Return the (z, y, x) sub-block given by three slices, as a new array of the stored dtype."""
@@ -106,7 +131,8 @@ class SectionVolume:
         return out
 
     def close(self) -> None:
-        """Release the open file handle; subclasses override when they hold one."""
+        """Release the open file handle; subclasses extend this when they hold one."""
+        self._slab = None
 
     def __enter__(self) -> "SectionVolume":
         return self

@@ -100,6 +100,7 @@ class TiffVolume(SectionVolume):
 
     def close(self) -> None:
         """Close the file and drop the memory map."""
+        super().close()
         self._memmap = None
         self._tif.close()
 

@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 
 from emrepair.io.metadata import to_jsonable
+from emrepair.io.section_volume import SLAB_CACHE_BYTES
 from emrepair.io.writers.base import VolumeWriter
 
 H5_COMPRESSIONS = ("gzip", "lzf")
@@ -25,7 +26,11 @@ class HDF5Writer(VolumeWriter):
     """Writes ``<path>`` (HDF5) with the dataset at ``dataset``; attributes on the dataset."""
 
     def _open(self) -> None:
-        self._file = h5py.File(self.temp_path, "w")
+        # A chunk cache as large as one z-slab of chunks lets section-wise writes fill each chunk before it is
+        # compressed, instead of re-compressing it once per section.
+        slab = self.chunks[0] * self.shape[1] * self.shape[2] * self.dtype.itemsize
+        nbytes = int(min(max(slab * 2, 1 << 20), SLAB_CACHE_BYTES))
+        self._file = h5py.File(self.temp_path, "w", rdcc_nbytes=nbytes, rdcc_nslots=10007)
         comp = self.compression if self.compression in H5_COMPRESSIONS else "gzip"
         self._ds = self._file.create_dataset(
             self.dataset,

@@ -38,15 +38,49 @@ class ZarrWriter(VolumeWriter):
             fill_value=0,
             dimension_names=["z", "y", "x"],
         )
+        self._depth = self.chunks[0]
+        self._slabs: dict[int, tuple[np.ndarray, set[int]]] = {}
 
     def array_name(self) -> str:
         """Path of the array inside the group."""
         return self.dataset
 
     def _write(self, z: slice, y: slice, x: slice, data: np.ndarray) -> None:
+        whole = (y, x) == (slice(0, self.shape[1]), slice(0, self.shape[2]))
+        if whole and self._depth > 1:
+            for i, zi in enumerate(range(z.start, z.stop)):
+                self._buffer_section(zi, data[i])
+            return
+        self._flush(lambda z0: z0 < z.stop and z0 + self._depth > z.start)
         self._array[z, y, x] = data
 
+    def _buffer_section(self, z: int, section: np.ndarray) -> None:
+        """Collect whole sections per z-slab of chunks; write a slab once it is complete (one encode per chunk)."""
+        z0 = z - z % self._depth
+        if z0 not in self._slabs:
+            self._flush(lambda _z0: len(self._slabs) >= 2)  # keep at most two open slabs in memory
+            n = min(self._depth, self.shape[0] - z0)
+            self._slabs[z0] = (np.zeros((n,) + self.shape[1:], dtype=self.dtype), set())
+        block, done = self._slabs[z0]
+        block[z - z0] = section
+        done.add(z - z0)
+        if len(done) == block.shape[0]:
+            self._array[z0:z0 + block.shape[0]] = block
+            del self._slabs[z0]
+
+    def _flush(self, which: Any) -> None:
+        """Write the buffered sections of the slabs selected by ``which(z0)``, section by section."""
+        for z0 in sorted(self._slabs):
+            if which(z0):
+                block, done = self._slabs.pop(z0)
+                for i in sorted(done):
+                    self._array[z0 + i] = block[i]
+
     def _finish(self) -> None:
+        self._flush(lambda z0: True)
+        self._write_attrs()
+
+    def _write_attrs(self) -> None:
         attrs = {k: to_jsonable(v) for k, v in self.attrs.items() if k not in ("resolution", "ome", "multiscales")}
         self._array.attrs.update({"resolution": list(self.voxel_size) if self.voxel_size else None, **attrs})
 
@@ -58,7 +92,7 @@ class OmeZarrWriter(ZarrWriter):
         """The single resolution level."""
         return "0"
 
-    def _finish(self) -> None:
+    def _write_attrs(self) -> None:
         ome: dict[str, Any] = {
             "version": NGFF_VERSION,
             "multiscales": [build_multiscales(self.voxel_size, name=self.path.name.removesuffix(".ome.zarr"))],
