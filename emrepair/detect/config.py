@@ -19,7 +19,7 @@ class DetectConfig:
         neighbour_drop: in a stack whose neighbours are alike (typical similarity at least
             ``neighbour_min_typical``), a section whose best similarity to its neighbours falls below this
             fraction of the typical one is missing (e.g. foreign tissue).
-        neighbour_min_typical: see ``neighbour_drop``; ssTEM stacks (typical ≈ 0.5) do not use this cue.
+        neighbour_min_typical: see ``neighbour_drop``; ssTEM stacks (typical ≈ 0.5-0.65) do not use this cue.
         neighbour_min_pairs: pairs of good neighbours seen before the typical similarity is trusted.
         missing_threshold: a section is reported missing when its missing score is above this.
 
@@ -34,13 +34,13 @@ class DetectConfig:
         fold_threshold: a section is reported folded when its fold score is at least this.
     """
 
-    analysis_side: int = 128
+    analysis_side: int = 64
     flat_block_px: int = 8
     flat_tolerance: float = 0.01
     lost_fraction: float = 0.5
     noise_autocorr: float = 0.4
     neighbour_drop: float = 0.3
-    neighbour_min_typical: float = 0.6
+    neighbour_min_typical: float = 0.75
     neighbour_min_pairs: int = 4
     missing_threshold: float = 0.5
 

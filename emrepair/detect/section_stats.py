@@ -53,8 +53,9 @@ def section_stats(values: np.ndarray, nonfinite: np.ndarray | None, config: Dete
     """Statistics of a cleaned float32 section (see ``clean_section``)."""
     h, w = values.shape
     sample = values[::2, ::2]
-    lo, median, hi = (float(v) for v in np.percentile(sample, [1, 50, 99]))
-    minimum = float(sample.min())
+    sparse = values[::4, ::4]
+    lo, median, hi = (float(v) for v in np.percentile(sparse, [1, 50, 99]))
+    minimum = float(sparse.min())
     black = 0.0 if minimum >= 0 else minimum
     block = max(1, config.flat_block_px // 2)  # the sample is already 2x subsampled
     bh, bw = max(1, sample.shape[0] // block), max(1, sample.shape[1] // block)

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
+
+
+@lru_cache(maxsize=8)
+def _window(h: int, w: int) -> np.ndarray:
+    """Hanning window for phase correlation (cached: every pair in a volume has the same shape)."""
+    return cv2.createHanningWindow((w, h), cv2.CV_32F)
 
 
 def small_normalised(section: np.ndarray, side: int) -> np.ndarray | None:
@@ -15,7 +23,7 @@ def small_normalised(section: np.ndarray, side: int) -> np.ndarray | None:
     small = cv2.resize(section, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA)
     if min(small.shape) < 8:
         return None
-    small = cv2.GaussianBlur(small, (0, 0), 1.0) - cv2.GaussianBlur(small, (0, 0), 8.0)
+    small = cv2.GaussianBlur(small, (0, 0), 1.0) - cv2.GaussianBlur(small, (0, 0), max(2.0, side / 16))
     std = float(small.std())
     if not np.isfinite(std) or std < 1e-6 * max(1.0, float(np.abs(section).mean())):
         return None
@@ -40,7 +48,7 @@ def shift_tolerant_ncc(a: np.ndarray | None, b: np.ndarray | None) -> float:
     if a is None or b is None or a.shape != b.shape:
         return 0.0
     h, w = a.shape
-    (sx, sy), _ = cv2.phaseCorrelate(a, b, cv2.createHanningWindow((w, h), cv2.CV_32F))
+    (sx, sy), _ = cv2.phaseCorrelate(a, b, _window(h, w))
     # phaseCorrelate reports where b's content sits relative to a's: a(y, x) ~ b(y + sy, x + sx)
     dx, dy = int(round(sx)), int(round(sy))
     best = _overlap_ncc(a, b, 0, 0)

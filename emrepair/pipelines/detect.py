@@ -1,0 +1,119 @@
+"""``emrepair detect``: run the detector over a volume and write the report, label masks and previews."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from emrepair.detect import DetectConfig, DetectionReport, detect_volume
+from emrepair.errors import OutputError
+
+ProgressCallback = Callable[[int, int], None]
+_PANEL_SIDE = 512  # long side of each panel of a preview picture
+
+
+def run_detect(input_path: str | Path, *, dataset: str | None = None, level: int | None = None,
+               report_path: str | Path | None = None, masks_path: str | Path | None = None,
+               preview_dir: str | Path | None = None, config: DetectConfig = DetectConfig(),
+               overwrite: bool = False, progress: ProgressCallback | None = None) -> DetectionReport:
+    """Detect defects in the volume at ``input_path`` and write the requested outputs.
+
+    Args:
+        report_path: write the JSON report here.
+        masks_path: write a uint8 label volume (0 good, 1 missing, 2 fold band) of the input's shape here,
+            section by section; OME-Zarr labels when the path ends in ``.ome.zarr``.
+        preview_dir: write ``z{z:05d}_{kind}.png`` per defective section: the section between its
+            neighbours, the fold band tinted red and its lines drawn in green.
+        overwrite: replace an existing masks output.
+    """
+    from emrepair.io import open_volume
+    from emrepair.pipelines.provenance import base_record
+
+    if preview_dir is not None:
+        preview = Path(preview_dir)
+        if preview.exists() and not preview.is_dir():
+            raise OutputError(f"--preview {preview} exists and is not a folder")
+    with open_volume(input_path, dataset=dataset, level=level) as vol:
+        report = detect_volume(vol, config, progress=progress)
+        report.input = str(input_path)
+        if report_path is not None:
+            report.save(report_path)
+        if masks_path is not None:
+            _write_masks(vol, report, masks_path, overwrite, base_record("detect", str(input_path)))
+        if preview_dir is not None:
+            write_previews(vol, report, Path(preview_dir))
+    return report
+
+
+def _write_masks(vol: object, report: DetectionReport, masks_path: str | Path, overwrite: bool,
+                 provenance: dict) -> None:
+    """Stream the label volume, one section at a time."""
+    from emrepair.io import create_output
+
+    provenance["labels"] = {"0": "good", "1": "missing", "2": "fold"}
+    with create_output(masks_path, like=vol.info, dtype=np.uint8, labels=True, overwrite=overwrite,
+                       attrs={"emrepair": provenance}) as writer:
+        for z in range(vol.shape[0]):
+            writer.write_section(z, report.mask(z, vol.shape[1:]))
+
+
+def _to_uint8(section: np.ndarray) -> np.ndarray:
+    """Contrast-stretch a section (1-99 % of finite pixels) to uint8."""
+    values = section.astype(np.float32)
+    finite = np.isfinite(values)
+    if not finite.any():
+        return np.zeros(section.shape, np.uint8)
+    lo, hi = np.percentile(values[finite], [1, 99])
+    scaled = (np.where(finite, values, lo) - lo) * (255.0 / max(float(hi - lo), 1e-6))
+    return np.clip(scaled, 0, 255).astype(np.uint8)
+
+
+def _panel(section: np.ndarray, title: str, scale: float) -> np.ndarray:
+    """A BGR picture of one section with a title."""
+    image = cv2.cvtColor(_to_uint8(section), cv2.COLOR_GRAY2BGR)
+    if scale != 1.0:
+        image = cv2.resize(image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))),
+                           interpolation=cv2.INTER_AREA)
+    cv2.putText(image, title, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 255, 255), 1, cv2.LINE_AA)
+    return image
+
+
+def write_previews(vol: object, report: DetectionReport, folder: Path) -> list[Path]:
+    """One PNG per defective section: previous, defective (annotated) and next section side by side."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create preview folder {folder}: {exc.strerror or exc}") from exc
+    depth, h, w = vol.shape
+    scale = min(1.0, _PANEL_SIDE / max(h, w))
+    written = []
+    for defect in sorted(report.defects, key=lambda d: d.z):
+        z = defect.z
+        centre = _panel(vol.read_section(z), f"z={z} {defect.kind} {defect.score:.2f}", scale)
+        label = cv2.resize(report.mask(z, (h, w)), (centre.shape[1], centre.shape[0]), interpolation=cv2.INTER_NEAREST)
+        if defect.kind == "fold":
+            band = label > 0
+            centre[band] = (0.5 * centre[band] + np.array([0, 0, 127])).astype(np.uint8)
+            for x0, y0, x1, y1 in defect.lines or []:
+                cv2.line(centre, (round(x0 * scale), round(y0 * scale)), (round(x1 * scale), round(y1 * scale)),
+                         (0, 255, 0), 1, cv2.LINE_AA)
+        else:
+            cv2.rectangle(centre, (0, 0), (centre.shape[1] - 1, centre.shape[0] - 1), (0, 0, 255), 3)
+        panels = []
+        for nz in (z - 1, z, z + 1):
+            if nz == z:
+                panels.append(centre)
+            elif 0 <= nz < depth:
+                panels.append(_panel(vol.read_section(nz), f"z={nz}", scale))
+            else:
+                panels.append(np.zeros_like(centre))
+        gap = np.full((centre.shape[0], 4, 3), 255, np.uint8)
+        picture = np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1)
+        path = folder / f"z{z:05d}_{defect.kind}.png"
+        if not cv2.imwrite(str(path), picture):
+            raise OutputError(f"cannot write preview {path}")
+        written.append(path)
+    return written
