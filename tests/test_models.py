@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -68,6 +70,18 @@ def test_learned_models_depend_on_t_and_start_near_linear(name: str) -> None:
     assert residuals[0.2].abs().max() < 0.05 and residuals[0.8].abs().max() < 0.05
 
 
+@pytest.mark.parametrize("name", LEARNED)
+def test_learned_models_run_in_bfloat16(name: str) -> None:
+    torch.manual_seed(0)
+    model, _ = load_model(name, allow_random=True)
+    model = model.to(torch.bfloat16)
+    a, _ = pair(1, min_size(model), torch.device("cpu"))
+    with torch.no_grad():
+        out = model(a.bfloat16(), a.bfloat16(), torch.tensor([0.4], dtype=torch.bfloat16))
+    # Identical neighbours: a fresh model must return them (deformable sampling stays in float32).
+    assert out.dtype == torch.bfloat16 and (out.float() - a).abs().max() < 0.05
+
+
 @pytest.mark.parametrize("cls", [SSANModel, DANModel])
 def test_attention_gammas_start_at_zero(cls: type) -> None:
     model = cls()
@@ -100,8 +114,8 @@ def test_flow_reproduces_half_shift(method: str, device: torch.device) -> None:
     texture = (texture - texture.min()) / (texture.max() - texture.min())
     a, b, middle = texture, shifted(texture, 6, -4), shifted(texture, 3, -2)
     model = FlowModel(FlowConfig(method=method)).eval()
-    as_t = lambda x: torch.from_numpy(x)[None, None].to(device)  # noqa: E731
-    out = model(as_t(a), as_t(b), torch.tensor([0.5], device=device))
+    a_t, b_t = (torch.from_numpy(x)[None, None].to(device) for x in (a, b))
+    out = model(a_t, b_t, torch.tensor([0.5], device=device))
     assert out.device.type == device.type
     inner = (slice(16, -16), slice(16, -16))
     err = np.abs(out[0, 0].cpu().numpy() - middle)[inner].mean()
@@ -197,3 +211,21 @@ def test_deformable_sample_shifts_and_identity() -> None:
     assert torch.allclose(out[..., :-3], image[..., 3:], atol=1e-6)
     with pytest.raises(ValueError, match="offsets must have shape"):
         deformable_sample(image, torch.zeros(1, 2, 3, 12, 16), uniform)
+
+
+@pytest.mark.data
+def test_flow_beats_linear_on_decimated_fib_sem(shared_data: Path) -> None:
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(shared_data / "neuroproof_medulla_train1.h5", "r") as fh:
+        raw = fh["raw"][100:105].astype(np.float32) / 255.0  # 10 nm sections; a, b are 40 nm apart
+    a = torch.from_numpy(raw[0])[None, None]
+    b = torch.from_numpy(raw[4])[None, None]
+
+    def psnr(name: str, z: int, t: float) -> float:
+        model, _ = load_model(name)
+        out = model(a, b, torch.tensor([t]))[0, 0].numpy()
+        return float(10 * np.log10(1.0 / np.mean((out - raw[z]) ** 2)))
+
+    for z, t in ((1, 0.25), (2, 0.5)):
+        linear, flow = psnr("linear", z, t), psnr("flow", z, t)
+        assert linear > 25.0 and flow > linear + 0.3, (z, linear, flow)

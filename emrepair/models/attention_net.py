@@ -64,9 +64,12 @@ class AttentionConfig:
 
 
 def mask_prior(t: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
-    """logit(1 - t) as (B, 1, 1, 1): the mask logit that makes the fusion the linear blend."""
-    keep_a = (1.0 - t).clamp(eps, 1.0 - eps)
-    return torch.logit(keep_a).view(-1, 1, 1, 1)
+    """logit(1 - t) as (B, 1, 1, 1): the mask logit that makes the fusion the linear blend.
+
+    Computed in float32 (bf16 rounds 1 - eps to 1) and returned in t's dtype.
+    """
+    keep_a = (1.0 - t.float()).clamp(eps, 1.0 - eps)
+    return torch.logit(keep_a).view(-1, 1, 1, 1).to(t.dtype)
 
 
 def scale_last_conv(layer: nn.Conv2d, std: float) -> None:

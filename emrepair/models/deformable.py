@@ -33,10 +33,11 @@ def deformable_sample(image: torch.Tensor, offsets: torch.Tensor, weights: torch
     n, c, h, w = dims["N"], dims["C"], dims["H"], dims["W"]
     k = check_shape(offsets, "N,K,2,H,W", "offsets", N=n, H=h, W=w)["K"]
     check_shape(weights, "N,K,H,W", "weights", N=n, K=k, H=h, W=w)
-    coords = base_grid(h, w, image.device, image.dtype) + offsets.permute(0, 1, 3, 4, 2).reshape(n * k, h, w, 2)
+    # Sample in float32 whatever the image dtype: fp16/bf16 grids cannot address pixels of a tile.
+    coords = base_grid(h, w, image.device, torch.float32) + offsets.float().permute(0, 1, 3, 4, 2).reshape(n * k, h, w, 2)
     # Normalise to [-1, 1] with align_corners=True: pixel 0 -> -1, pixel size-1 -> +1.
-    scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=image.device, dtype=image.dtype)
+    scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=image.device)
     grid = coords * scale - 1.0
-    repeated = image[:, None].expand(n, k, c, h, w).reshape(n * k, c, h, w)
+    repeated = image.float()[:, None].expand(n, k, c, h, w).reshape(n * k, c, h, w)
     samples = F.grid_sample(repeated, grid, mode="bilinear", padding_mode="border", align_corners=True)
-    return (samples.view(n, k, c, h, w) * weights[:, :, None]).sum(dim=1)
+    return (samples.view(n, k, c, h, w) * weights.float()[:, :, None]).sum(dim=1).to(image.dtype)
