@@ -140,3 +140,15 @@ def test_ome_zarr_with_several_channels_refused(tmp_path: Path) -> None:
     axes = [{"name": "c", "type": "channel"}] + [{"name": n, "type": "space"} for n in "zyx"]
     g.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1, 1, 1, 1]}]}]}]}
     expect_input_error(tmp_path / "rgb.ome.zarr", r"single-channel.*\(3, 2, 4, 5\)")
+
+
+def test_damaged_chunk_reported_when_read(tmp_path: Path) -> None:
+    store = tmp_path / "c.zarr"
+    arr = zarr.create_array(str(store), shape=(3, 8, 8), chunks=(1, 8, 8), dtype="uint8")
+    arr[:] = np.arange(3 * 64, dtype=np.uint8).reshape(3, 8, 8)
+    chunk = next(p for p in store.rglob("*") if p.is_file() and p.relative_to(store).parts[0] == "c")
+    chunk.write_bytes(b"garbage" * 3)
+    with open_volume(store) as vol:
+        with pytest.raises(InputError, match="cannot read section"):
+            for z in range(3):
+                vol.read_section(z)
