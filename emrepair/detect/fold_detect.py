@@ -114,17 +114,24 @@ def _same_band(a: FoldCurve, b: FoldCurve, width: float) -> bool:
     return bool(np.median(np.abs(across - a.offset(along))) < max(width, 3.0))
 
 
-def find_folds(values: np.ndarray, black: float, median: float, config: DetectConfig) -> list[FoldFinding]:
-    """All folds in a cleaned float32 section whose intensities are measured above ``black``."""
+def find_folds(values: np.ndarray, black: float, median: float, config: DetectConfig,
+               half: np.ndarray | None = None) -> list[FoldFinding]:
+    """All folds in a cleaned float32 section whose intensities are measured above ``black``.
+
+    ``half`` may pass the section already area-averaged 2x2, reused when the working factor is 2.
+    """
     if values.ndim != 2:
         raise ValueError(f"expected a 2-D section, got shape {values.shape}")
     h, w = values.shape
     if min(h, w) < 32 or median - black <= 0:
         return []
     factor = working_factor(config)
-    full_ratio = (values - np.float32(black)) * np.float32(1.0 / (median - black))
+    gain = np.float32(1.0 / (median - black))
+    full_ratio = (values - np.float32(black)) * gain
     ratio = full_ratio
-    if factor > 1:
+    if factor == 2 and half is not None:
+        ratio = (half - np.float32(black)) * gain
+    elif factor > 1:
         ratio = cv2.resize(full_ratio, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
     found: list[FoldFinding] = []
     for segment in _candidate_segments(ratio, config)[:_MAX_CANDIDATES]:

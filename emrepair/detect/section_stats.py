@@ -49,15 +49,24 @@ def _block_fraction(mask: np.ndarray, block: int) -> np.ndarray:
     return cv2.resize(mask.astype(np.float32), (max(1, w // block), max(1, h // block)), interpolation=cv2.INTER_AREA)
 
 
-def section_stats(values: np.ndarray, nonfinite: np.ndarray | None, config: DetectConfig) -> SectionStats:
-    """Statistics of a cleaned float32 section (see ``clean_section``)."""
+def half_size(values: np.ndarray) -> np.ndarray:
+    """The section area-averaged 2x2 (shared by the statistics and the fold search)."""
     h, w = values.shape
-    sample = values[::2, ::2]
+    if min(h, w) < 2:
+        return values
+    return cv2.resize(values, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+
+
+def section_stats(values: np.ndarray, nonfinite: np.ndarray | None, config: DetectConfig,
+                  half: np.ndarray | None = None) -> SectionStats:
+    """Statistics of a cleaned float32 section (see ``clean_section``); ``half`` is ``half_size(values)``."""
+    h, w = values.shape
+    sample = half if half is not None else half_size(values)
     sparse = values[::4, ::4]
     lo, median, hi = (float(v) for v in np.percentile(sparse, [1, 50, 99]))
     minimum = float(sparse.min())
     black = 0.0 if minimum >= 0 else minimum
-    block = max(1, config.flat_block_px // 2)  # the sample is already 2x subsampled
+    block = max(1, config.flat_block_px // 2)  # the sample is already 2x downsampled
     bh, bw = max(1, sample.shape[0] // block), max(1, sample.shape[1] // block)
     mean = cv2.resize(sample, (bw, bh), interpolation=cv2.INTER_AREA)
     mean_sq = cv2.resize(sample * sample, (bw, bh), interpolation=cv2.INTER_AREA)
@@ -69,20 +78,26 @@ def section_stats(values: np.ndarray, nonfinite: np.ndarray | None, config: Dete
     nonfinite_fraction = 0.0
     if nonfinite is not None:
         nonfinite_fraction = float(nonfinite.mean())
-        lost |= _block_fraction(nonfinite[::2, ::2], block)[: bh, : bw] > 0.5
+        lost |= _block_fraction(nonfinite[::2, ::2], block)[:bh, :bw] > 0.5
     lost_fraction = float(lost.mean()) if hi > lo else 1.0
     rows = values[:: max(1, h // 64)]
-    left, right = rows[:, :-1].ravel(), rows[:, 1:].ravel()
+    left, right = rows[:, :-1], rows[:, 1:]
     autocorr = 0.0
-    if left.size > 1 and left.std() > 0 and right.std() > 0:
-        autocorr = float(np.corrcoef(left, right)[0, 1])
+    if left.size > 1:
+        left, right = left - left.mean(), right - right.mean()
+        denom = float(np.sqrt((left * left).sum() * (right * right).sum()))
+        autocorr = float((left * right).sum() / denom) if denom > 0 else 0.0
     return SectionStats(black, median, nonfinite_fraction, lost_fraction, autocorr)
 
 
-def missing_score(stats: SectionStats, config: DetectConfig) -> float:
-    """Missing score in [0, 1] from the section alone: above 0.5 means lost or pure noise."""
-    lost = 0.5 + (stats.lost_fraction - config.lost_fraction) / 0.4
-    if stats.lost_fraction >= 0.999:
+def missing_score(stats: SectionStats, config: DetectConfig, explained: float = 0.0) -> float:
+    """Missing score in [0, 1] from the section alone: above 0.5 means lost or pure noise.
+
+    ``explained`` is a fraction of the section known to be something else (a black fold band), not lost.
+    """
+    lost_fraction = max(0.0, stats.lost_fraction - explained)
+    lost = 0.5 + (lost_fraction - config.lost_fraction) / 0.4
+    if lost_fraction >= 0.999:
         lost = 1.0
     # noise only counts where the rest of the section is not flat (a torn section keeps real texture)
     noise = 0.5 + (config.noise_autocorr - stats.autocorr) / 0.3

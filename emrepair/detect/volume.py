@@ -12,7 +12,7 @@ import numpy as np
 from emrepair.detect.config import DetectConfig
 from emrepair.detect.fold_detect import FoldFinding, find_folds
 from emrepair.detect.report import Defect, DetectionReport
-from emrepair.detect.section_stats import SectionStats, clean_section, missing_score, section_stats
+from emrepair.detect.section_stats import SectionStats, clean_section, half_size, missing_score, section_stats
 from emrepair.detect.similarity import shift_tolerant_ncc, small_normalised
 from emrepair.errors import InputError
 
@@ -41,21 +41,33 @@ def _analyse(section: np.ndarray, z: int, config: DetectConfig) -> _Pending:
     if section.dtype.kind not in "uif":
         raise InputError(f"unsupported dtype {section.dtype}; expected integer or float pixels")
     values, nonfinite = clean_section(section)
-    stats = section_stats(values, nonfinite, config)
+    half = half_size(values)
+    stats = section_stats(values, nonfinite, config, half)
     score = missing_score(stats, config)
     folds: list[FoldFinding] = []
+    small = None
     if score <= config.missing_threshold:
-        folds = find_folds(values, stats.black, stats.median, config)
-    small = small_normalised(values, config.analysis_side) if score <= config.missing_threshold else None
+        folds = find_folds(values, stats.black, stats.median, config, half)
+        small = small_normalised(half, config.analysis_side)
+    elif stats.lost_fraction < 0.95 and stats.autocorr > config.noise_autocorr:
+        # a wide, pure-black fold band is flat too: what a fold explains is not lost
+        folds = find_folds(values, stats.black, stats.median, config, half)
+        if folds:
+            explained = float(_band_mask(folds, values.shape).mean())
+            score = missing_score(stats, config, explained)
+            if score <= config.missing_threshold:
+                small = small_normalised(half, config.analysis_side)
+            else:
+                folds = []
     return _Pending(z, stats, score, small, folds)
 
 
 def _neighbour_score(item: _Pending, typical: float | None, config: DetectConfig) -> float:
     """Missing score from similarity to the neighbours, in stacks whose neighbours are reliably alike."""
-    sims = [s for s in (item.sim_prev, item.sim_next) if s is not None]
-    if typical is None or typical < config.neighbour_min_typical or not sims:
+    # only judged between two good neighbours: a neighbour that is itself missing says nothing
+    if typical is None or typical < config.neighbour_min_typical or item.sim_prev is None or item.sim_next is None:
         return 0.0
-    relative = max(sims) / typical
+    relative = max(item.sim_prev, item.sim_next) / typical
     return float(np.clip(0.5 + (config.neighbour_drop - relative) / (2 * config.neighbour_drop), 0.0, 1.0))
 
 
@@ -73,7 +85,8 @@ def _band_mask(folds: list[FoldFinding], shape: tuple[int, int]) -> np.ndarray:
 def _finalise(item: _Pending, typical: float | None, config: DetectConfig, report: DetectionReport,
               shape: tuple[int, int]) -> None:
     """Decide the section's defect (missing takes precedence over fold) and record its statistics."""
-    neighbour = _neighbour_score(item, typical, config)
+    # a fold explains why a section differs from its neighbours
+    neighbour = 0.0 if item.folds else _neighbour_score(item, typical, config)
     missing = max(item.self_missing, neighbour)
     fold_score = max((f.score for f in item.folds), default=0.0)
     if missing > config.missing_threshold:
@@ -121,9 +134,9 @@ def detect_volume(vol: Any, config: DetectConfig = DetectConfig(), progress: Pro
         item = _analyse(vol.read_section(z), z, config)
         if window:
             prev = window[-1]
-            sim = shift_tolerant_ncc(prev.small, item.small)
-            prev.sim_next, item.sim_prev = sim, sim
             if prev.small is not None and item.small is not None:
+                sim = shift_tolerant_ncc(prev.small, item.small)
+                prev.sim_next, item.sim_prev = sim, sim
                 good_sims.append(sim)
         window.append(item)
         while len(window) > 1:  # a section is decided once its next neighbour is known
