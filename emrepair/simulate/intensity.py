@@ -6,10 +6,11 @@ import numpy as np
 
 
 def intensity_range(section: np.ndarray) -> tuple[float, float]:
-    """Return (black, white) for a section: the dtype limits for integers, the finite min/max for floats.
+    """Return (black, white) for a section: the dtype limits for integers; for floats 0 (or the finite
+    minimum when the section has negative values) and the finite maximum.
 
-    Float sections have no natural limits, so the section's own finite range is used (0, 1 when it has
-    no finite pixels or is constant at 0).
+    This matches the detector, which measures darkness above 0 for non-negative data. A float section with
+    no finite pixels gives (0, 1).
     """
     if np.issubdtype(section.dtype, np.integer):
         info = np.iinfo(section.dtype)
@@ -17,7 +18,7 @@ def intensity_range(section: np.ndarray) -> tuple[float, float]:
     finite = section[np.isfinite(section)]
     if finite.size == 0:
         return 0.0, 1.0
-    lo, hi = float(finite.min()), float(finite.max())
+    lo, hi = min(0.0, float(finite.min())), float(finite.max())
     if hi <= lo:
         hi = lo + 1.0
     return lo, hi

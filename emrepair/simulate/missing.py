@@ -12,7 +12,7 @@ MISSING_KINDS = ("blank", "constant", "saturated", "noise", "tear")
 def simulate_missing(section: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
     """Return a copy of ``section`` (same dtype and shape) turned into a missing section of ``kind``.
 
-    Kinds: ``blank`` all black (0 for integers, the finite minimum for floats); ``constant`` one grey
+    Kinds: ``blank`` all black (0, or the finite minimum for float data with negative values); ``constant`` one grey
     value (the section's median); ``saturated`` all white (dtype max for integers, finite maximum for
     floats); ``noise`` independent Gaussian noise with the section's mean and standard deviation;
     ``tear`` between 55 % and 85 % of the section replaced by black beyond an irregular edge.
