@@ -144,6 +144,8 @@ def find_folds(values: np.ndarray, black: float, median: float, config: DetectCo
         if fine is None:
             continue
         length_fraction = (fine.curve.s1 - fine.curve.s0) / min(h, w)
+        if length_fraction < config.fold_min_length:
+            continue
         score = _score(fine, length_fraction, config)
         if score < config.fold_threshold or fine.coverage < config.fold_min_coverage:
             continue
