@@ -197,12 +197,13 @@ def test_cpu_runs_are_bit_identical() -> None:
     assert np.array_equal(first, second)
 
 
-def test_progress_counts_tiles() -> None:
+def test_progress_counts_the_planned_tiles() -> None:
     calls: list[tuple[int, int]] = []
-    a, b = smooth_pair((100, 100))
-    eng = engine(LinearModel(), tile_size=40, overlap=8, batch_size=3)
+    a, b = smooth_pair((100, 90))
+    eng = engine(RandomConvModel(depth=2, size_multiple=16), tile_size=40, overlap=8, batch_size=3)
     eng.interpolate(a, b, [0.3, 0.5], progress=lambda done, total: calls.append((done, total)))
-    total = len(plan_tiles((100, 100), 40, 8))
+    total = len(eng.plan((100, 90)))
+    assert total == len(plan_tiles((112, 96), 48, 8)) == 9
     assert calls[0] == (0, total) and calls[-1] == (total, total)
     assert all(t == total for _, t in calls)
     assert [d for d, _ in calls] == sorted({d for d, _ in calls})

@@ -82,9 +82,14 @@ class TiledInterpolator:
         return self.config.overlap
 
     def plan(self, shape: tuple[int, int]) -> list[Tile]:
-        """The tiles a section of ``shape`` will be cut into (for dry-run plans)."""
-        tile = self.tile_size_for(shape)
-        return plan_tiles(_check_shape(shape), tile, self.overlap_for(tile))
+        """The tiles a section of ``shape`` will be cut into (for dry-run plans).
+
+        Coordinates are in the section padded to the model's size multiple, as the engine runs it.
+        """
+        height, width = _check_shape(shape)
+        tile = self.tile_size_for((height, width))
+        padded = (round_up(height, self.size_multiple), round_up(width, self.size_multiple))
+        return plan_tiles(padded, tile, self.overlap_for(tile))
 
     def bytes_per_pixel(self) -> float:
         """The model's forward memory per pixel on this engine's device (measured once, cached)."""
@@ -99,7 +104,8 @@ class TiledInterpolator:
         Args:
             a, b: (H, W) sections with values in [0, 1], same shape (converted to float32).
             ts: positions strictly between 0 and 1.
-            progress: called as progress(done_tiles, total_tiles) after each batch.
+            progress: called as progress(done_tiles, total_tiles) at the start and after each batch;
+                after an out-of-memory retry with smaller tiles it starts again from 0.
 
         Returns:
             One float32 (H, W) array in [0, 1] per position, in the order of ``ts``.
