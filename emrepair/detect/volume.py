@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import cv2
@@ -31,7 +31,6 @@ class _Pending:
     folds: list[FoldFinding]
     sim_prev: float | None = None
     sim_next: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _analyse(section: np.ndarray, z: int, config: DetectConfig) -> _Pending:
