@@ -128,7 +128,7 @@ def fix(
     no_progress: NoProgressOpt = False,
 ) -> None:
     """Repair every damaged section from its nearest good neighbours into a new volume."""
-    from emrepair.cli.console import progress_bar, warn
+    from emrepair.cli.console import progress_bars, warn
     from emrepair.cli.render import render_fix
     from emrepair.errors import UsageError
     from emrepair.pipelines.fix import FixOptions, run_fix
@@ -145,8 +145,9 @@ def fix(
         tile_size=tile_size, overlap=overlap, blend=blend, batch_size=batch_size, device=device,
         precision=precision, overwrite=overwrite, dry_run=dry_run,
     )
-    with progress_bar("repair", enabled=not no_progress) as progress:
-        result = run_fix(path, output, options, progress=progress, warn=warn)
+    with progress_bars(enabled=not no_progress) as add_bar:
+        result = run_fix(path, output, options, progress=add_bar("sections"), tile_progress=add_bar("tiles"),
+                         warn=warn)
     render_fix(result)
 
 

@@ -95,14 +95,17 @@ def run_fix(
     options: FixOptions,
     *,
     progress: ProgressCallback | None = None,
+    tile_progress: ProgressCallback | None = None,
     warn: WarnCallback | None = None,
 ) -> FixResult:
     """Repair the defective sections of ``input_path`` into a new volume at ``output_path``.
 
     Good sections are copied bit-identically; each run of defective sections is synthesized at t = j/(k+1)
     between its nearest good neighbours (copied from the single neighbour at a stack end, with a warning).
+
+    ``progress(done, total)`` counts synthesized sections, ``tile_progress`` the tiles of the section pair at work.
     """
-    from emrepair.engine import EngineConfig, TiledInterpolator, estimate_memory, plan_tiles, resolve_device
+    from emrepair.engine import EngineConfig, TiledInterpolator, estimate_memory, resolve_device
     from emrepair.io import open_volume
     from emrepair.models import load_model
     from emrepair.pipelines.sections import defects_to_repair
@@ -138,9 +141,8 @@ def run_fix(
         engine_config = EngineConfig(tile_size=options.tile_size, overlap=options.overlap, blend=options.blend,
                                      batch_size=options.batch_size, device=str(device), precision=options.precision)
         engine = TiledInterpolator(model, engine_config)
-        height, width = vol.shape[1], vol.shape[2]
-        tile_size = engine.tile_size_for((height, width))
-        tiles = plan_tiles((height, width), tile_size, engine.overlap_for(tile_size))
+        tile_size = engine.tile_size_for(vol.shape[1:])
+        tiles = engine.plan(vol.shape[1:])
         result = FixResult(
             input=str(input_path), output=str(output_path) if output_path else None, shape=vol.shape,
             model=meta.name if hasattr(meta, "name") else model_name,
@@ -151,7 +153,7 @@ def run_fix(
         if options.dry_run:
             result.seconds = time.perf_counter() - started
             return result
-        _write_repaired(vol, output_path, runs, engine, result, options, progress)
+        _write_repaired(vol, output_path, runs, engine, result, options, progress, tile_progress)
     result.seconds = time.perf_counter() - started
     if options.summary_path:
         Path(options.summary_path).write_text(json.dumps(result.to_dict(), indent=2))
@@ -168,7 +170,8 @@ def _refuse_same_path(input_path: str, output_path: str | None, resolved_input: 
 
 
 def _write_repaired(vol: Any, output_path: str, runs: list[RepairRun], engine: Any, result: FixResult,
-                    options: FixOptions, progress: ProgressCallback | None) -> None:
+                    options: FixOptions, progress: ProgressCallback | None,
+                    tile_progress: ProgressCallback | None) -> None:
     """Stream the volume into the output, replacing each run's sections by synthesized ones."""
     from emrepair.detect import KIND_LABELS
     from emrepair.io import create_output
@@ -197,7 +200,7 @@ def _write_repaired(vol: Any, output_path: str, runs: list[RepairRun], engine: A
             for z in range(depth):
                 if z in run_at:
                     # Only one run's sections are held at a time, so memory does not grow with the volume.
-                    pending = _synthesize_run(vol, run_at[z], engine)
+                    pending = _synthesize_run(vol, run_at[z], engine, tile_progress)
                 if z in pending:
                     section = pending.pop(z)
                     done += 1
@@ -217,12 +220,14 @@ def _write_repaired(vol: Any, output_path: str, runs: list[RepairRun], engine: A
             masks.abort()
 
 
-def _synthesize_run(vol: Any, run: RepairRun, engine: Any) -> dict[int, np.ndarray]:
+def _synthesize_run(vol: Any, run: RepairRun, engine: Any,
+                    tile_progress: ProgressCallback | None) -> dict[int, np.ndarray]:
     """Synthesize the sections of one run; returns {z: section in the stored dtype}."""
     if run.one_sided:
         source = vol.read_section(run.right if run.left is None else run.left)
         return {z: source.copy() for z in run.sections}
     left, right = vol.read_section(run.left), vol.read_section(run.right)
     mapping = IntensityMap.for_sections([left, right])
-    images = engine.interpolate(mapping.to_unit(left), mapping.to_unit(right), run.positions())
+    images = engine.interpolate(mapping.to_unit(left), mapping.to_unit(right), run.positions(),
+                                progress=tile_progress)
     return {z: mapping.from_unit(image) for z, image in zip(run.sections, images)}
