@@ -1,0 +1,48 @@
+"""`emrepair info` and `emrepair models`: what is in a volume, and what can repair it."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from emrepair.cli.errors import handle_errors
+from emrepair.cli.options import DatasetOpt, JsonOpt, LevelOpt
+
+
+@handle_errors
+def info(
+    path: Annotated[str, typer.Argument(help="Volume: .h5[/dataset], .zarr, .ome.zarr, .tif, or a folder of sections.")],
+    dataset: DatasetOpt = None,
+    level: LevelOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show format, shape, dtype, chunks and voxel size of a volume."""
+    from emrepair.cli.render import render_info
+    from emrepair.io import open_volume
+
+    with open_volume(path, dataset=dataset, level=level) as vol:
+        summary = vol.info.to_dict()
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        render_info(summary)
+
+@handle_errors
+def models(
+    as_json: JsonOpt = False,
+) -> None:
+    """List the repair models, whether trained weights are present, and what they were trained on."""
+    from emrepair.cli.render import render_models
+    from emrepair.models import list_models
+
+    rows = [
+        {"name": s.name, "learned": s.learned, "weights": s.has_weights(), "trained_on": s.trained_on(),
+         "description": s.description}
+        for s in list_models()
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        render_models(rows)
