@@ -131,7 +131,7 @@ class EvalResult:
                                    "note": item.note or ""}
             if len(item.psnr_by_t) > 1:
                 for t, values in sorted(item.psnr_by_t.items()):
-                    row[f"psnr@{t:g}"] = _mean(values)
+                    row[f"psnr@{t:.2f}"] = _mean(values)
             rows.append(row)
         return rows
 
@@ -303,7 +303,7 @@ def _best_blurred_linear(outputs: list[tuple[float, np.ndarray, np.ndarray]]) ->
     for t, pred, truth in outputs:
         image = gaussian(pred, sigma=best_sigma, preserve_range=True)
         blurred.add(t, psnr(image, truth), ssim(image, truth))
-    blurred.note = f"sigma {best_sigma:g} px chosen on these sections (an upper bound)"
+    blurred.note = f"σ {best_sigma:g} px, tuned here"
     return blurred, best_sigma
 
 

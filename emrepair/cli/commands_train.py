@@ -1,0 +1,167 @@
+"""``emrepair eval`` and ``emrepair train``: plain functions the app registers with ``app.command(...)``.
+
+Heavy modules (torch, h5py, the pipelines) are imported inside the functions so ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated, Any, Optional
+
+import typer
+
+from emrepair.cli.errors import handle_errors
+
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")]
+
+
+@handle_errors
+def eval_command(
+    path: Annotated[str, typer.Argument(help="Stack with good sections to drop and repair (never modified).")],
+    model: Annotated[Optional[list[str]], typer.Option("--model", help="Model name or checkpoint path; repeat for several. linear and flow are always added.")] = None,
+    gap: Annotated[int, typer.Option("--gap", min=1, help="Drop runs of K consecutive sections, predicted at t = j/(K+1).")] = 1,
+    decimate: Annotated[int, typer.Option("--decimate", min=1, help="Isotropic stacks: neighbours D sections away (10 nm FIB-SEM with 4 -> 40 nm).")] = 1,
+    sections: Annotated[Optional[str], typer.Option("--sections", help="First section of each run to drop, e.g. 5,9-11 (default: all good interior ones).")] = None,
+    max_sections: Annotated[Optional[int], typer.Option("--max-sections", min=1, help="Evaluate at most N runs, drawn reproducibly.")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset or array path inside an HDF5/Zarr container.")] = None,
+    tile_size: Annotated[Optional[int], typer.Option("--tile-size", min=16, help="Tile edge in pixels (default: fits the device).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Tiles per network pass.")] = 4,
+    device: DeviceOpt = "auto",
+    no_detect: Annotated[bool, typer.Option("--no-detect", help="Do not run the detector to skip defective sections.")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for --max-sections.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")] = False,
+    no_progress: NoProgressOpt = False,
+) -> None:
+    """Drop good sections, repair them from their neighbours with each model, and report PSNR, SSIM and speed."""
+    from emrepair.cli.console import progress_bar
+    from emrepair.pipelines.eval import evaluate
+    from emrepair.pipelines.plan import parse_sections
+
+    with progress_bar("eval", enabled=not no_progress and not as_json) as progress:
+        result = evaluate(path, list(model or []), gap=gap, decimate=decimate,
+                          sections=parse_sections(sections) if sections is not None else None,
+                          max_sections=max_sections, device=device, tile_size=tile_size, batch_size=batch_size,
+                          dataset=dataset, detect=not no_detect, seed=seed, progress=progress)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        render_eval(result)
+
+
+def render_eval(result: Any) -> None:
+    """Print the models x metrics table of an EvalResult on stderr."""
+    from rich.table import Table
+
+    from emrepair.cli.console import err_console
+
+    rows = result.table_rows()
+    per_t = [k for k in rows[0] if k.startswith("psnr@")] if rows else []
+    spacing = f", decimated x{result.decimate}" if result.decimate > 1 else ""
+    table = Table(title=f"{result.input}: {len(result.cases)} run(s) of {result.gap} dropped section(s){spacing}")
+    for col in ("model", "PSNR dB", "Δ vs linear", "SSIM", *[k.replace("psnr@", "PSNR t=") for k in per_t],
+                "s / MP", "note"):
+        table.add_column(col, justify="left" if col in ("model", "note") else "right", no_wrap=col == "model")
+    for row in rows:
+        spm = row["s_per_mp"]
+        table.add_row(row["model"], _num(row["psnr"], 2), f"{row['dpsnr']:+.2f}", _num(row["ssim"], 4),
+                      *[_num(row[k], 2) for k in per_t], "-" if spm is None else f"{spm:.3f}", row["note"])
+    err_console.print(table)
+    err_console.print(f"device {result.device}; {result.seconds:.1f} s"
+                      + (f"; skipped defective sections {result.excluded}" if result.excluded else ""), highlight=False)
+
+
+def _num(value: float, digits: int) -> str:
+    return f"{value:.{digits}f}" if math.isfinite(value) else "-"
+
+
+def _parse_model_options(items: list[str]) -> dict[str, Any]:
+    """``["base_channels=8", ...]`` -> ``{"base_channels": 8}`` (ints where possible)."""
+    from emrepair.errors import UsageError
+
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set expects FIELD=VALUE, got {item!r}")
+        try:
+            options[key.strip()] = int(value)
+        except ValueError:
+            try:
+                options[key.strip()] = float(value)
+            except ValueError:
+                options[key.strip()] = value
+    return options
+
+
+@handle_errors
+def train_command(
+    inputs: Annotated[list[str], typer.Argument(help="Stacks to learn from (their good sections).")],
+    output: Annotated[str, typer.Option("-o", "--output", help="Checkpoint to write (best by validation PSNR).")],
+    model: Annotated[str, typer.Option("--model", help="Architecture to train: ssan or dan.")] = "ssan",
+    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Optimiser steps in total (default 1000 unless --epochs).")] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Epochs (one covers the training pixels once).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Crops per step.")] = 8,
+    patch_size: Annotated[int, typer.Option("--patch-size", min=16, help="Crop side; rounded up to the model's size multiple.")] = 128,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate (cosine-decayed).")] = 1e-3,
+    device: DeviceOpt = "auto",
+    init: Annotated[Optional[str], typer.Option("--init", help="Fine-tune from these weights (model name or checkpoint).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from <output>.state.pt.")] = False,
+    val: Annotated[Optional[list[str]], typer.Option("--val", help="Stack(s) to validate on (default: every 5th section held out).")] = None,
+    val_every: Annotated[Optional[int], typer.Option("--val-every", min=1, help="Validate every N steps (default: each epoch).")] = None,
+    vgg_weights: Annotated[Optional[str], typer.Option("--vgg-weights", help="VGG16 ImageNet state_dict for perceptual/style losses.")] = None,
+    isotropic: Annotated[Optional[bool], typer.Option("--isotropic/--anisotropic", help="Force decimated (FIB-SEM) triplets on or off (default: from the voxel size).")] = None,
+    set_options: Annotated[Optional[list[str]], typer.Option("--set", help="Model config field, e.g. --set base_channels=8.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    no_progress: NoProgressOpt = False,
+) -> None:
+    """Train a repair model on your own stacks (self-supervised: drop good sections, learn to predict them)."""
+    from emrepair.cli.console import err_console, warn
+    from emrepair.training import TrainConfig, train
+
+    if steps is None and epochs is None:
+        steps = 1000
+    config = TrainConfig(
+        inputs=list(inputs), output=output, model=model, steps=steps, epochs=epochs, batch_size=batch_size,
+        patch_size=patch_size, lr=lr, device=device, init=init, resume=resume, val_inputs=list(val or []),
+        val_every=val_every, vgg_weights=vgg_weights, isotropic=isotropic, seed=seed,
+        model_options=_parse_model_options(list(set_options or [])),
+    )
+    with _train_progress(enabled=not no_progress) as progress:
+        result = train(config, progress=progress, message=warn)
+    best = result.best or {}
+    line = f"wrote {result.output} after {result.steps} steps ({result.seconds:.0f} s; loss {result.loss})"
+    if "val_psnr" in best and "linear_psnr" in best:
+        line += (f"; best at step {best['step']}: validation PSNR {best['val_psnr']:.2f} dB "
+                 f"(linear {best['linear_psnr']:.2f}), SSIM {best['val_ssim']:.4f} (linear {best['linear_ssim']:.4f})")
+    err_console.print(line, highlight=False)
+    err_console.print(f"curves {result.curves}; resume state {result.state}", highlight=False)
+
+
+def _train_progress(enabled: bool) -> Any:
+    """A context manager yielding ``progress(step, total, info)`` that draws a Rich bar with loss and PSNR."""
+    from contextlib import contextmanager
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from emrepair.cli.console import err_console
+
+    @contextmanager
+    def manager() -> Any:
+        if not enabled or not err_console.is_terminal:
+            yield lambda step, total, info: None
+            return
+        with Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                      TimeElapsedColumn(), TimeRemainingColumn(), console=err_console) as bar:
+            task = bar.add_task("train", total=None, info="")
+
+            def update(step: int, total: int, info: dict[str, float]) -> None:
+                text = f"loss {info['loss']:.4f}"
+                if "val_psnr" in info:
+                    text += f"  val {info['val_psnr']:.2f} dB (linear {info['linear_psnr']:.2f})"
+                bar.update(task, completed=step, total=total, info=text)
+
+            yield update
+
+    return manager()
