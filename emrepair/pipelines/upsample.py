@@ -1,0 +1,280 @@
+"""The upsample-z pipeline: repair defective sections, then synthesize factor - 1 sections between each pair.
+
+Original (or repaired) section z lands at output z' = factor * z, bit-identical for good sections; the output has
+(Z - 1) * factor + 1 sections and its z voxel size is the input's divided by the factor.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings as _warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from emrepair.errors import OutputError
+from emrepair.io.base import Volume
+from emrepair.pipelines.plan import RepairRun, plan_runs
+from emrepair.pipelines.provenance import base_record
+from emrepair.pipelines.upsample_plan import (INTERPOLATED_LABEL, UpsampleFactor, check_depth, output_depth,
+                                              output_voxel_size, positions, resolve_factor)
+
+ProgressCallback = Callable[[int, int], None]
+WarnCallback = Callable[[str], None]
+
+
+@dataclass
+class UpsampleOptions:
+    """Everything ``emrepair upsample-z`` can be told, besides input and output.
+
+    Exactly one of ``factor`` and ``target_z`` (nm) must be set. ``repair`` runs the fix step first
+    (sections from ``sections``, ``report_path`` or a fresh detection); ``repair=False`` uses sections as they are.
+    """
+
+    factor: int | None = None
+    target_z: float | None = None
+    model: str = "auto"
+    repair: bool = True
+    sections: list[int] | None = None
+    report_path: str | None = None
+    masks_path: str | None = None
+    summary_path: str | None = None
+    dataset: str | None = None
+    level: int | None = None
+    tile_size: int | None = None
+    overlap: int | None = None
+    blend: str = "gaussian"
+    batch_size: int = 4
+    device: str = "auto"
+    precision: str = "auto"
+    overwrite: bool = False
+    dry_run: bool = False
+
+
+@dataclass
+class UpsampleResult:
+    """What an upsample-z run did (or, for a dry run, would do)."""
+
+    input: str
+    output: str | None
+    input_shape: tuple[int, int, int]
+    output_shape: tuple[int, int, int]
+    factor: UpsampleFactor
+    input_voxel_size: tuple[float, float, float] | None
+    output_voxel_size: tuple[float, float, float] | None
+    model: str
+    weights_sha256: str | None
+    runs: list[RepairRun]
+    tiles_per_section: int
+    memory_estimate_bytes: int
+    host_memory_bytes: int
+    device: str
+    dry_run: bool
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def repaired_input(self) -> list[int]:
+        """Input z of every section replaced by the repair step."""
+        return [z for run in self.runs for z in run.sections]
+
+    @property
+    def repaired_output(self) -> list[int]:
+        """Output z of every repaired section (factor * input z)."""
+        return [self.factor.factor * z for z in self.repaired_input]
+
+    @property
+    def interpolated_count(self) -> int:
+        """Number of output sections synthesized between originals."""
+        return (self.input_shape[0] - 1) * (self.factor.factor - 1)
+
+    def synthetic_output(self) -> list[int]:
+        """Every output z whose pixels are synthetic: all z' not a multiple of the factor, plus repaired ones."""
+        f = self.factor.factor
+        repaired = set(self.repaired_output)
+        return [z for z in range(self.output_shape[0]) if z % f or z in repaired]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form of the run, as written by ``--save-report``."""
+        vs = (lambda v: list(v) if v is not None else None)
+        return {
+            "version": 1, "input": self.input, "output": self.output,
+            "input_shape": list(self.input_shape), "output_shape": list(self.output_shape),
+            "factor": self.factor.factor, "target_z_nm": self.factor.target_nm,
+            "input_voxel_size": vs(self.input_voxel_size), "output_voxel_size": vs(self.output_voxel_size),
+            "t": [round(t, 6) for t in positions(self.factor.factor)],
+            "model": self.model, "weights_sha256": self.weights_sha256, "device": self.device,
+            "dry_run": self.dry_run, "repair_runs": [r.to_dict() for r in self.runs],
+            "repaired_input_sections": self.repaired_input, "repaired_output_sections": self.repaired_output,
+            "interpolated_sections": {"rule": "z % factor != 0", "count": self.interpolated_count},
+            "tiles_per_section": self.tiles_per_section, "memory_estimate_bytes": self.memory_estimate_bytes,
+            "host_memory_bytes": self.host_memory_bytes, "seconds": round(self.seconds, 3),
+            "warnings": self.warnings,
+        }
+
+
+def run_upsample(
+    input_path: str,
+    output_path: str | None,
+    options: UpsampleOptions,
+    *,
+    progress: ProgressCallback | None = None,
+    tile_progress: ProgressCallback | None = None,
+    detect_progress: ProgressCallback | None = None,
+    warn: WarnCallback | None = None,
+) -> UpsampleResult:
+    """Upsample ``input_path`` in z into a new volume at ``output_path`` (see :func:`upsample_volume`)."""
+    from emrepair.io import open_volume
+
+    if not options.dry_run and not output_path:
+        raise OutputError("an output path is required (-o OUT), unless --dry-run")
+    with open_volume(input_path, dataset=options.dataset, level=options.level) as vol:
+        return upsample_volume(vol, output_path, options, input_name=str(input_path), progress=progress,
+                               tile_progress=tile_progress, detect_progress=detect_progress, warn=warn)
+
+
+def upsample_volume(
+    vol: Volume,
+    output_path: str | None,
+    options: UpsampleOptions,
+    *,
+    input_name: str | None = None,
+    progress: ProgressCallback | None = None,
+    tile_progress: ProgressCallback | None = None,
+    detect_progress: ProgressCallback | None = None,
+    warn: WarnCallback | None = None,
+) -> UpsampleResult:
+    """Repair (unless ``options.repair`` is false) and upsample an open volume, streaming section pairs.
+
+    ``progress(done, total)`` counts section pairs, ``tile_progress`` the tiles of the pair at work,
+    ``detect_progress`` the detection pass (when the repair step detects). Warnings go to ``warn``.
+
+    Raises:
+        InputError: fewer than 2 sections, or ``--target-z`` without a known voxel size.
+        UsageError: a bad factor or target, conflicting repair sources, an unknown model.
+        OutputError: no output path, or an output that exists (without overwrite) or is the input.
+    """
+    from emrepair.engine import EngineConfig, TiledInterpolator, estimate_memory, resolve_device
+    from emrepair.io.create import check_target
+    from emrepair.models import load_model
+    from emrepair.pipelines.fix import default_model_name
+    from emrepair.pipelines.sections import defects_to_repair
+
+    started = time.perf_counter()
+    notes: list[str] = []
+
+    def note(message: str) -> None:
+        notes.append(message)
+        if warn is not None:
+            warn(message)
+
+    depth, height, width = vol.shape
+    check_depth(depth)
+    factor = resolve_factor(options.factor, options.target_z, vol.info.voxel_size)
+    if not options.dry_run:
+        if not output_path:
+            raise OutputError("an output path is required (-o OUT), unless --dry-run")
+        # Refuse an existing output or the input itself before the slow detection and model loading.
+        for target in filter(None, (output_path, options.masks_path)):
+            check_target(Path(target), vol.info, options.overwrite)
+    runs: list[RepairRun] = []
+    if options.repair:
+        defects = defects_to_repair(vol, sections=options.sections, report_path=options.report_path,
+                                    progress=detect_progress)
+        runs = plan_runs(defects, depth)
+        for run in runs:
+            if run.one_sided:
+                source = run.right if run.left is None else run.left
+                note(f"sections {run.first}-{run.last} are at an end of the stack; repaired as copies of {source}")
+    with _warnings.catch_warnings(record=True) as caught:
+        _warnings.simplefilter("always")
+        device = resolve_device(options.device)
+    for w in caught:
+        note(str(w.message))
+    model_name = default_model_name() if options.model == "auto" else options.model
+    model, meta = load_model(model_name, device=str(device))
+    engine = TiledInterpolator(model, EngineConfig(
+        tile_size=options.tile_size, overlap=options.overlap, blend=options.blend,
+        batch_size=options.batch_size, device=str(device), precision=options.precision))
+    tile_size = engine.tile_size_for((height, width))
+    out_shape = (output_depth(depth, factor.factor), height, width)
+    result = UpsampleResult(
+        input=input_name if input_name is not None else vol.info.path,
+        output=str(output_path) if output_path else None, input_shape=(depth, height, width),
+        output_shape=out_shape, factor=factor, input_voxel_size=vol.info.voxel_size,
+        output_voxel_size=output_voxel_size(vol.info.voxel_size, factor.factor), model=meta.name,
+        weights_sha256=meta.weights_sha256, runs=runs, tiles_per_section=len(engine.plan((height, width))),
+        memory_estimate_bytes=int(estimate_memory(model, tile_size, options.batch_size)),
+        host_memory_bytes=host_memory_bytes((height, width), vol.dtype, factor.factor),
+        device=str(device), dry_run=options.dry_run, warnings=notes,
+    )
+    if not options.dry_run:
+        assert output_path is not None
+        _write(vol, output_path, engine, result, options, progress, tile_progress)
+    result.seconds = time.perf_counter() - started
+    if options.summary_path:
+        Path(options.summary_path).write_text(json.dumps(result.to_dict(), indent=2))
+    return result
+
+
+def host_memory_bytes(shape: tuple[int, int], dtype: np.dtype, factor: int) -> int:
+    """Rough host memory of one pair step: the pair and its synthesized sections in the stored dtype, their
+    float32 copies for the model, and the engine's float32 accumulators (one per t, plus the weights)."""
+    pixels = int(shape[0]) * int(shape[1])
+    stored = np.dtype(dtype).itemsize
+    return pixels * ((2 + factor - 1) * stored + 2 * 4 + factor * 4 + (factor - 1) * 4)
+
+
+def _provenance(result: UpsampleResult, engine: Any, options: UpsampleOptions) -> dict[str, Any]:
+    record = base_record("upsample-z", result.input)
+    record.update({
+        "model": result.model, "weights_sha256": result.weights_sha256,
+        "factor": result.factor.factor, "t": [round(t, 6) for t in positions(result.factor.factor)],
+        "input_shape": list(result.input_shape), "input_voxel_size": (
+            list(result.input_voxel_size) if result.input_voxel_size is not None else None),
+        "original_sections": f"input z -> output z * {result.factor.factor}",
+        "interpolated_sections": f"every output z with z % {result.factor.factor} != 0 "
+                                 f"({result.interpolated_count} sections)",
+        "repaired_sections": result.repaired_output,
+        "synthesized_pixels": "whole section for every synthesized section",
+        "repair_runs": [r.to_dict() for r in result.runs],
+        "engine": {"tile_size": engine.tile_size_for(result.input_shape[1:]), "blend": options.blend,
+                   "device": result.device, "precision": options.precision},
+    })
+    return record
+
+
+def _write(vol: Volume, output_path: str, engine: Any, result: UpsampleResult, options: UpsampleOptions,
+           progress: ProgressCallback | None, tile_progress: ProgressCallback | None) -> None:
+    """Create the output (and masks), stream every section into it, and commit both only on success."""
+    from emrepair.io import create_output
+    from emrepair.pipelines.upsample_stream import stream_upsampled
+
+    attrs = {"emrepair": _provenance(result, engine, options)}
+    common = {"like": vol.info, "shape": result.output_shape, "voxel_size": result.output_voxel_size,
+              "overwrite": options.overwrite, "attrs": attrs}
+    masks = None
+    try:
+        with create_output(output_path, **common) as writer:
+            if options.masks_path:
+                masks = create_output(options.masks_path, dtype=np.uint8, labels=True, **common)
+
+            def sink(z: int, section: np.ndarray, label: int) -> None:
+                writer.write_section(z, section)
+                if masks is not None:
+                    masks.write_section(z, np.full(section.shape, label, dtype=np.uint8))
+
+            stream_upsampled(vol, result.factor.factor, result.runs, engine, sink, progress, tile_progress)
+            if masks is not None:
+                masks.commit()
+                masks = None
+    finally:
+        if masks is not None:
+            masks.abort()
+
+
+__all__ = ["INTERPOLATED_LABEL", "UpsampleOptions", "UpsampleResult", "host_memory_bytes", "run_upsample",
+           "upsample_volume"]

@@ -1,0 +1,101 @@
+"""Plan a z upsampling: the factor (given, or derived from a target z spacing), output shape, voxel size, positions."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from emrepair.errors import InputError, UsageError
+
+# Label written in --masks volumes for sections interpolated between two originals (1 and 2 are defect kinds).
+INTERPOLATED_LABEL = 3
+
+
+@dataclass(frozen=True)
+class UpsampleFactor:
+    """The integer z factor chosen for a run, and the spacing it gives.
+
+    Attributes:
+        factor: sections per original interval (factor - 1 synthesized between each pair).
+        z_nm: the input's z spacing in nm, or None when unknown.
+        target_nm: the ``--target-z`` asked for, or None when the factor was given directly.
+    """
+
+    factor: int
+    z_nm: float | None = None
+    target_nm: float | None = None
+
+    @property
+    def output_z_nm(self) -> float | None:
+        """The output's z spacing in nm (None when the input's is unknown)."""
+        return None if self.z_nm is None else self.z_nm / self.factor
+
+    def describe(self) -> str:
+        """One line for the user, e.g. ``factor 4: z spacing 40 nm -> 10 nm (target 12 nm)``."""
+        text = f"factor {self.factor}"
+        if self.z_nm is not None:
+            text += f": z spacing {self.z_nm:g} nm -> {self.output_z_nm:g} nm"
+        if self.target_nm is not None:
+            text += f" (target {self.target_nm:g} nm)"
+        return text
+
+
+def resolve_factor(factor: int | None, target_z: float | None,
+                   voxel_size: tuple[float, float, float] | None) -> UpsampleFactor:
+    """Choose the integer factor from ``--factor`` or ``--target-z`` (exactly one must be given).
+
+    ``--target-z`` rounds the input z spacing / target to the nearest integer.
+
+    Raises:
+        UsageError: neither or both given, a non-positive target, or a factor below 2.
+        InputError: ``--target-z`` on a volume whose voxel size is unknown.
+    """
+    z_nm = _known_z(voxel_size)
+    if (factor is None) == (target_z is None):
+        raise UsageError("give exactly one of --factor N or --target-z NM")
+    if factor is not None:
+        if factor < 2:
+            raise UsageError(f"--factor must be an integer of at least 2, got {factor}")
+        return UpsampleFactor(int(factor), z_nm)
+    assert target_z is not None
+    if not math.isfinite(target_z) or target_z <= 0:
+        raise UsageError(f"--target-z must be a positive spacing in nm, got {target_z:g}")
+    if z_nm is None:
+        raise InputError("--target-z needs the input's voxel size, which is unknown; give --factor instead")
+    derived = int(math.floor(z_nm / target_z + 0.5))
+    if derived < 2:
+        raise UsageError(f"--target-z {target_z:g} nm from a z spacing of {z_nm:g} nm gives factor {derived}; "
+                         f"upsampling needs a target of at most {z_nm / 1.5:g} nm")
+    return UpsampleFactor(derived, z_nm, float(target_z))
+
+
+def output_depth(depth: int, factor: int) -> int:
+    """Number of output sections: (depth - 1) * factor + 1."""
+    return (depth - 1) * factor + 1
+
+
+def output_voxel_size(voxel_size: tuple[float, float, float] | None,
+                      factor: int) -> tuple[float, float, float] | None:
+    """The input voxel size with z divided by ``factor`` (None stays None)."""
+    if voxel_size is None:
+        return None
+    z, y, x = voxel_size
+    return (float(z) / factor, float(y), float(x))
+
+
+def positions(factor: int) -> list[float]:
+    """Interpolation positions between two consecutive sections: j / factor for j = 1..factor-1."""
+    return [j / factor for j in range(1, factor)]
+
+
+def check_depth(depth: int) -> None:
+    """Raise InputError for a volume that has no pair of sections to interpolate between."""
+    if depth < 2:
+        raise InputError(f"upsampling in z needs at least 2 sections, the volume has {depth}")
+
+
+def _known_z(voxel_size: tuple[float, float, float] | None) -> float | None:
+    if voxel_size is None:
+        return None
+    z = float(voxel_size[0])
+    return z if math.isfinite(z) and z > 0 else None
