@@ -22,7 +22,7 @@ from emrepair.pipelines.metrics import psnr, ssim
 ProgressCallback = Callable[[int, int], None]
 BASELINES = ("linear", "flow")
 BLURRED_LINEAR = "linear+blur"
-BLUR_SIGMAS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)
+BLUR_SIGMAS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 11.0, 16.0)
 
 
 @dataclass(frozen=True)
