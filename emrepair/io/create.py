@@ -11,6 +11,7 @@ import numpy as np
 from emrepair.errors import OutputError
 from emrepair.io.base import SUPPORTED_DTYPES, VolumeInfo
 from emrepair.io.paths import HDF5_SUFFIXES, TIFF_SUFFIXES
+from emrepair.io.section_volume import SLAB_CACHE_BYTES
 from emrepair.io.writers.base import VolumeWriter
 from emrepair.io.writers.hdf5_writer import HDF5Writer
 from emrepair.io.writers.tiff_writer import TiffFolderWriter, TiffStackWriter
@@ -33,11 +34,19 @@ def output_format(path: Path) -> str:
     return "image-folder"
 
 
-def output_chunks(like_chunks: tuple[int, int, int] | None, shape: tuple[int, int, int]) -> tuple[int, int, int]:
-    """The input's chunk shape clipped to the output shape, else one section in tiles of at most 1024²."""
+def output_chunks(like_chunks: tuple[int, int, int] | None, shape: tuple[int, int, int],
+                  itemsize: int = 1) -> tuple[int, int, int]:
+    """The input's chunk shape clipped to the output shape, else one section in tiles of at most 1024².
+
+    The chunk depth is also capped so that one z-slab of chunks (depth x whole section) stays within
+    SLAB_CACHE_BYTES: writers buffer such slabs, and a slab must never grow to the whole volume.
+    """
     if like_chunks:
-        return (min(like_chunks[0], shape[0]), min(like_chunks[1], shape[1]), min(like_chunks[2], shape[2]))
-    return (1, min(shape[1], MAX_CHUNK_XY), min(shape[2], MAX_CHUNK_XY))
+        chunks = (min(like_chunks[0], shape[0]), min(like_chunks[1], shape[1]), min(like_chunks[2], shape[2]))
+    else:
+        chunks = (1, min(shape[1], MAX_CHUNK_XY), min(shape[2], MAX_CHUNK_XY))
+    max_depth = max(1, SLAB_CACHE_BYTES // max(1, shape[1] * shape[2] * itemsize))
+    return (max(1, min(chunks[0], max_depth)), max(1, chunks[1]), max(1, chunks[2]))
 
 
 def check_target(path: Path, like: VolumeInfo, overwrite: bool) -> Path:
@@ -67,6 +76,9 @@ def create_output(
     overwrite: bool = False,
     labels: bool = False,
     attrs: dict[str, Any] | None = None,
+    chunks: tuple[int, int, int] | None = None,
+    temp_path: str | Path | None = None,
+    resume: bool = False,
 ) -> VolumeWriter:
     """Start writing a volume shaped like ``like`` (an input's VolumeInfo) to ``path``, under a temporary name.
 
@@ -74,6 +86,11 @@ def create_output(
     (ImageJ stack), anything else a folder of ``z00000.tif``... Chunks, compression, voxel size and ``like.attrs``
     carry over unless overridden; ``labels=True`` writes uint8 labels (an OME-Zarr image-label for ``.ome.zarr``).
     Call ``commit()`` to move the result into place, or use the writer as a context manager.
+
+    ``chunks`` overrides the chunk shape (clipped like the input's). ``temp_path`` names the temporary output
+    (default: ``.<name>.tmp-emrepair-<pid>`` beside the output); with ``resume=True`` an existing temporary output
+    there is reopened for more writes instead of being replaced (``writer.resumed`` tells which happened), so a
+    run that was interrupted, or several processes writing disjoint chunks, can fill one output.
 
     Raises:
         OutputError: the output exists (without ``overwrite``), is the input, or its folder is missing/unwritable.
@@ -101,9 +118,11 @@ def create_output(
         shape=out_shape,  # type: ignore[arg-type]
         dtype=out_dtype,
         voxel_size=voxel_size if voxel_size is not None else like.voxel_size,
-        chunks=output_chunks(like.chunks, out_shape),  # type: ignore[arg-type]
+        chunks=output_chunks(chunks or like.chunks, out_shape, out_dtype.itemsize),  # type: ignore[arg-type]
         compression=like.compression,
         dataset=dataset,
         labels=labels,
         attrs={**like.attrs, **(attrs or {})},
+        temp_path=Path(temp_path) if temp_path is not None else None,
+        resume=resume,
     )

@@ -58,9 +58,11 @@ class VolumeWriter:
         dataset: str,
         labels: bool,
         attrs: dict[str, Any],
+        temp_path: Path | None = None,
+        resume: bool = False,
     ) -> None:
         self.path = path
-        self.temp_path = temp_path_for(path)
+        self.temp_path = temp_path if temp_path is not None else temp_path_for(path)
         self.shape = shape
         self.dtype = np.dtype(dtype)
         self.voxel_size = voxel_size
@@ -70,6 +72,16 @@ class VolumeWriter:
         self.labels = labels
         self.attrs: dict[str, Any] = dict(attrs)
         self._state = "open"
+        self.resumed = bool(resume and (self.temp_path.exists() or self.temp_path.is_symlink()))
+        if self.resumed:
+            # Reopen a temporary output left by an interrupted run; a failure leaves it untouched.
+            try:
+                self._guard("reopen the partial output of", self._reopen)
+            except BaseException:
+                self._state = "released"
+                self._close()
+                raise
+            return
         remove_path(self.temp_path)  # a leftover from a crashed run with the same pid
         try:
             self._guard("create", self._open)
@@ -119,6 +131,21 @@ class VolumeWriter:
             raise
         self._state = "committed"
 
+    def flush(self) -> None:
+        """Push every write made so far to the file system (buffered sections included)."""
+        self._check_open()
+        self._guard("write", self._flush_data)
+
+    def release(self) -> None:
+        """Flush and close handles but keep the temporary output, for a later ``resume=True`` writer to finish."""
+        if self._state != "open":
+            return
+        try:
+            self._guard("write", self._flush_data)
+        finally:
+            self._state = "released"
+            self._close()
+
     def abort(self) -> None:
         """Discard the temporary output; the final path is left as it was."""
         if self._state != "open":
@@ -152,7 +179,14 @@ class VolumeWriter:
         raise NotImplementedError
 
     def _close(self) -> None:
-        """Close handles without finishing (used by abort)."""
+        """Close handles without finishing (used by abort and release)."""
+
+    def _reopen(self) -> None:
+        """Open an existing temporary output for more writes (``resume=True``); formats that cannot resume raise."""
+        raise OutputError(f"{type(self).__name__} outputs cannot be resumed")
+
+    def _flush_data(self) -> None:
+        """Write buffered data through to the file system (default: nothing is buffered)."""
 
     def _temp_paths(self) -> list[Path]:
         return [self.temp_path]

@@ -8,6 +8,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from emrepair.errors import OutputError
 from emrepair.io.metadata import to_jsonable
 from emrepair.io.section_volume import SLAB_CACHE_BYTES
 from emrepair.io.writers.base import VolumeWriter
@@ -42,8 +43,20 @@ class HDF5Writer(VolumeWriter):
             fillvalue=0,
         )
 
+    def _reopen(self) -> None:
+        slab = self.chunks[0] * self.shape[1] * self.shape[2] * self.dtype.itemsize
+        nbytes = int(min(max(slab * 2, 1 << 20), SLAB_CACHE_BYTES))
+        self._file = h5py.File(self.temp_path, "r+", rdcc_nbytes=nbytes, rdcc_nslots=10007)
+        ds = self._file.get(self.dataset)
+        if not isinstance(ds, h5py.Dataset) or tuple(ds.shape) != tuple(self.shape) or ds.dtype != self.dtype:
+            raise OutputError(f"the partial output {self.temp_path} does not hold a {self.shape} {self.dtype} dataset")
+        self._ds = ds
+
     def _write(self, z: slice, y: slice, x: slice, data: np.ndarray) -> None:
         self._ds[z, y, x] = data
+
+    def _flush_data(self) -> None:
+        self._file.flush()
 
     def _finish(self) -> None:
         resolution = self.voxel_size if self.voxel_size else (np.nan, np.nan, np.nan)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import tifffile
 
+from emrepair.errors import OutputError
 from emrepair.io.folder_volume import FOLDER_SIDECAR
 from emrepair.io.metadata import to_jsonable
 from emrepair.io.tiff_volume import sidecar_path
@@ -44,9 +45,19 @@ class TiffStackWriter(VolumeWriter):
         )
         self._sidecar_temp = temp_path_for(sidecar_path(self.path))
 
+    def _reopen(self) -> None:
+        self._mm = tifffile.memmap(self.temp_path, mode="r+")
+        if tuple(self._mm.shape) != tuple(self.shape) or self._mm.dtype != self.dtype:
+            raise OutputError(f"the partial output {self.temp_path} does not hold a {self.shape} {self.dtype} stack")
+        self._sidecar_temp = temp_path_for(sidecar_path(self.path))
+
     def _write(self, z: slice, y: slice, x: slice, data: np.ndarray) -> None:
         assert self._mm is not None
         self._mm[z, y, x] = data
+
+    def _flush_data(self) -> None:
+        if self._mm is not None:
+            self._mm.flush()
 
     def _finish(self) -> None:
         if self._mm is not None:
@@ -73,6 +84,12 @@ class TiffFolderWriter(VolumeWriter):
         self._digits = max(5, len(str(self.shape[0] - 1)))
         self._written: set[int] = set()
 
+    def _reopen(self) -> None:
+        if not self.temp_path.is_dir():
+            raise OutputError(f"the partial output {self.temp_path} is not a folder")
+        self._digits = max(5, len(str(self.shape[0] - 1)))
+        self._written = {z for z in range(self.shape[0]) if (self.temp_path / self.section_name(z)).is_file()}
+
     def section_name(self, z: int) -> str:
         """File name of section ``z``."""
         return f"z{z:0{self._digits}d}.tif"
@@ -88,7 +105,12 @@ class TiffFolderWriter(VolumeWriter):
 
     def _load(self, z: int) -> np.ndarray:
         if z in self._written:
-            return tifffile.imread(self.temp_path / self.section_name(z))
+            try:
+                section = tifffile.imread(self.temp_path / self.section_name(z))
+            except (OSError, ValueError, tifffile.TiffFileError):
+                section = None  # cut short by a killed run; the section is being rewritten anyway
+            if section is not None and section.shape == self.shape[1:] and section.dtype == self.dtype:
+                return np.array(section)
         return np.zeros(self.shape[1:], dtype=self.dtype)
 
     def _save(self, z: int, section: np.ndarray) -> None:

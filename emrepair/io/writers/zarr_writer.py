@@ -8,6 +8,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
 
+from emrepair.errors import OutputError
 from emrepair.io.metadata import to_jsonable
 from emrepair.io.ome import NGFF_VERSION, build_multiscales
 from emrepair.io.writers.base import VolumeWriter
@@ -40,6 +41,19 @@ class ZarrWriter(VolumeWriter):
         )
         self._depth = self.chunks[0]
         self._slabs: dict[int, tuple[np.ndarray, set[int]]] = {}
+
+    def _reopen(self) -> None:
+        self._group = zarr.open_group(str(self.temp_path), mode="r+", zarr_format=3)
+        array = self._group.get(self.array_name())
+        if not isinstance(array, zarr.Array) or tuple(array.shape) != tuple(self.shape) or array.dtype != self.dtype:
+            raise OutputError(f"the partial output {self.temp_path} does not hold a {self.shape} {self.dtype} array")
+        self._array = array
+        self.chunks = tuple(int(c) for c in array.chunks)  # type: ignore[assignment]
+        self._depth = self.chunks[0]
+        self._slabs = {}
+
+    def _flush_data(self) -> None:
+        self._flush(lambda z0: True)
 
     def array_name(self) -> str:
         """Path of the array inside the group."""
