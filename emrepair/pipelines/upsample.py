@@ -52,6 +52,7 @@ class UpsampleOptions:
     precision: str = "auto"
     overwrite: bool = False
     dry_run: bool = False
+    allow_random_weights: bool = False  # learned models without weights start untrained (benchmark timing only)
 
 
 @dataclass
@@ -195,7 +196,7 @@ def upsample_volume(
     for w in caught:
         note(str(w.message))
     model_name = default_model_name() if options.model == "auto" else options.model
-    model, meta = load_model(model_name, device=str(device))
+    model, meta = load_model(model_name, device=str(device), allow_random=options.allow_random_weights)
     engine = TiledInterpolator(model, EngineConfig(
         tile_size=options.tile_size, overlap=options.overlap, blend=options.blend,
         batch_size=options.batch_size, device=str(device), precision=options.precision))
