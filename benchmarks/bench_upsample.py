@@ -34,7 +34,8 @@ from emrepair.pipelines.upsample import UpsampleOptions, upsample_volume  # noqa
 
 DATA = ROOT.parent / "shared" / "data"
 STACKS = ("neuroproof_medulla_train1.h5", "neuroproof_medulla_train2.h5", "gala_fib_example.h5")
-GALA_NM = 10.0  # the gala stack's voxel size is unknown; ~10 nm isotropic FIB-SEM per its README
+GALA_NM = 10.0
+PICTURE_DEPTH = 121  # output sections shown in the xz picture  # the gala stack's voxel size is unknown; ~10 nm isotropic FIB-SEM per its README
 
 
 def load_crop(path: Path, depth: int, size: int) -> tuple[np.ndarray, float]:
@@ -86,14 +87,14 @@ def score(up: np.ndarray, truth: np.ndarray, factor: int) -> dict[int, tuple[flo
 
 def xz_picture(decimated: np.ndarray, up: np.ndarray, truth: np.ndarray, factor: int, label: str,
                path: Path) -> None:
-    """Write three xz reslices at the middle y, stacked: decimated (nearest stretched), upsampled, truth."""
+    """Write three xz reslices at the middle y (first PICTURE_DEPTH sections), stacked: decimated (nearest stretched), upsampled, truth."""
     from PIL import Image, ImageDraw
 
     y = up.shape[1] // 2
-    depth = up.shape[0]
+    depth = min(up.shape[0], PICTURE_DEPTH)
     nearest = decimated[np.minimum(np.rint(np.arange(depth) / factor).astype(int), decimated.shape[0] - 1)]
-    panels = [(f"decimated x{factor} (nearest)", nearest[:, y, :]), (f"upsampled ({label})", up[:, y, :]),
-              ("truth", truth[:, y, :])]
+    panels = [(f"decimated x{factor} (nearest)", nearest[:depth, y, :]),
+              (f"upsampled ({label})", up[:depth, y, :]), ("truth", truth[:depth, y, :])]
     scale, caption = 2, 16
     width = up.shape[2] * scale
     canvas = Image.new("L", (width, len(panels) * (depth * scale + caption)), 255)
@@ -112,8 +113,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--factors", type=int, nargs="+", default=[4, 5])
-    parser.add_argument("--depth", type=int, default=81, help="sections of each stack used (from z = 0)")
-    parser.add_argument("--size", type=int, default=160, help="centre crop side in pixels")
+    parser.add_argument("--depth", type=int, default=250, help="sections of each stack used (from z = 0)")
+    parser.add_argument("--size", type=int, default=250, help="centre crop side in pixels")
     parser.add_argument("--random-weights", action="store_true", help="also untrained ssan/dan (timing only)")
     parser.add_argument("--picture", type=Path, default=ROOT / "docs" / "images" / "upsample_xz.png")
     args = parser.parse_args()
