@@ -1,19 +1,22 @@
-"""`emrepair fix`: repair damaged sections into a new volume."""
+"""`emrepair fix`: repair damaged sections into a new volume (resumable, in shares or over worker processes)."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Iterator, Optional
 
 import typer
 
-from emrepair.cli.errors import handle_errors
+from emrepair.cli.errors import EXIT_INTERRUPTED, handle_errors
 from emrepair.cli.options import DatasetOpt, LevelOpt, NoProgressOpt, OverwriteOpt
 
 
 @handle_errors
 def fix(
-    path: Annotated[str, typer.Argument(help="Volume to repair (never modified).")],
+    path: Annotated[str, typer.Argument(help="Volume to repair (never modified, unless --in-place).")],
     output: Annotated[Optional[str], typer.Option("-o", "--output", help="Repaired volume to write; its format follows the extension.")] = None,
     model: Annotated[str, typer.Option("--model", help="Model name (see `emrepair models`) or a checkpoint path; 'auto' picks the best with trained weights.")] = "auto",
     report: Annotated[Optional[Path], typer.Option("--report", help="Repair the defects listed in this `emrepair detect --report` file.")] = None,
@@ -28,29 +31,78 @@ def fix(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Tiles per network pass.")] = 4,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N (falls back to CPU with a warning).")] = "auto",
     precision: Annotated[str, typer.Option("--precision", help="auto, fp32, bf16 or fp16 (autocast on CUDA only).")] = "auto",
+    continue_run: Annotated[bool, typer.Option("--continue", help="Finish an interrupted run of the same command, skipping its finished sections.")] = False,
+    part: Annotated[Optional[str], typer.Option("--part", help="Do share i of N (e.g. 3/10) of the work, for job arrays; the last share to finish commits the output.")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes (each loads the model once; one GPU each when CUDA is present).")] = 1,
+    executor: Annotated[str, typer.Option("--executor", help="With --workers: auto (daisy when installed), daisy or process.")] = "auto",
+    in_place: Annotated[bool, typer.Option("--in-place", help="Write the repaired sections into the input (Zarr, OME-Zarr, HDF5 or a TIFF folder), keeping a backup for --undo.")] = False,
+    undo: Annotated[bool, typer.Option("--undo", help="Restore the sections replaced by an earlier --in-place repair of PATH from its backup.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and write nothing.")] = False,
     overwrite: OverwriteOpt = False,
     no_progress: NoProgressOpt = False,
 ) -> None:
     """Repair every damaged section from its nearest good neighbours into a new volume."""
-    from emrepair.cli.console import progress_bars, warn
+    from emrepair.cli.console import err_console, progress_bars, warn
     from emrepair.cli.render import render_fix
     from emrepair.errors import UsageError
-    from emrepair.pipelines.fix import FixOptions, run_fix
+    from emrepair.pipelines.fix import CONTINUE_HINT, FixOptions, run_fix
     from emrepair.pipelines.plan import parse_sections
+    from emrepair.runstate import parse_part
 
     if blend not in ("gaussian", "hann", "crop"):
         raise UsageError(f"--blend must be gaussian, hann or crop, not {blend!r}")
     if precision not in ("auto", "fp32", "bf16", "fp16"):
         raise UsageError(f"--precision must be auto, fp32, bf16 or fp16, not {precision!r}")
+    if executor not in ("auto", "daisy", "process"):
+        raise UsageError(f"--executor must be auto, daisy or process, not {executor!r}")
+    if undo:
+        from emrepair.pipelines.inplace import undo_in_place
+
+        restored = undo_in_place(path, dataset=dataset, level=level)
+        err_console.print(f"restored {len(restored)} section(s) of {path} from its backup", highlight=False)
+        return
     options = FixOptions(
         model=model, sections=parse_sections(sections) if sections is not None else None,
         report_path=str(report) if report else None, masks_path=masks,
         summary_path=str(save_report) if save_report else None, dataset=dataset, level=level,
         tile_size=tile_size, overlap=overlap, blend=blend, batch_size=batch_size, device=device,
-        precision=precision, overwrite=overwrite, dry_run=dry_run,
+        precision=precision, overwrite=overwrite, dry_run=dry_run, continue_run=continue_run,
+        part=parse_part(part) if part is not None else None, workers=workers, executor=executor,
     )
-    with progress_bars(enabled=not no_progress) as add_bar:
-        result = run_fix(path, output, options, progress=add_bar("sections"), tile_progress=add_bar("tiles"),
-                         warn=warn)
+    try:
+        with terminate_as_interrupt(), progress_bars(enabled=not no_progress) as add_bar:
+            if in_place:
+                from emrepair.pipelines.inplace import run_fix_in_place
+
+                if output is not None:
+                    raise UsageError("--in-place writes into the input; give no -o")
+                result = run_fix_in_place(path, options, progress=add_bar("sections"),
+                                          tile_progress=add_bar("tiles"), warn=warn)
+            else:
+                result = run_fix(path, output, options, progress=add_bar("sections"),
+                                 tile_progress=add_bar("tiles"), warn=warn)
+    except KeyboardInterrupt:
+        err_console.print(f"[red]interrupted[/red]: finished sections are kept; {CONTINUE_HINT} to go on",
+                          highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     render_fix(result)
+    if not result.complete:
+        err_console.print(f"share done; {result.blocks_left} block(s) left to other shares, the last one to "
+                          f"finish writes {result.output}", highlight=False)
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (e.g. a batch scheduler's time limit) like Ctrl-C while the block runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

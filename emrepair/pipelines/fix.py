@@ -1,17 +1,21 @@
-"""The fix pipeline: synthesize every damaged section from its nearest good neighbours, write a new volume."""
+"""The fix pipeline: synthesize every damaged section from its nearest good neighbours, write a new volume.
+
+The work is cut into chunk-aligned blocks (emrepair.distributed.blocks) written one at a time, so memory does not
+grow with the number of sections. Every run keeps a progress folder beside its output (emrepair.runstate) with a
+done marker per flushed block: an interrupted run goes on with ``continue_run``, shares of one run (``part``) and
+worker processes (``workers``) fill one output, and the last to finish commits it.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-import numpy as np
-
-from emrepair.errors import OutputError
-from emrepair.pipelines.intensity import IntensityMap
+from emrepair.errors import EmrepairError, OutputError, UsageError
 from emrepair.pipelines.plan import RepairRun, plan_runs
 from emrepair.pipelines.provenance import base_record
 
@@ -21,6 +25,13 @@ WarnCallback = Callable[[str], None]
 # Learned models in order of measured quality; the first with weights present is the default.
 PREFERRED_MODELS = ("ssan", "dan")
 FALLBACK_MODEL = "flow"
+# Sections above this many pixels are repaired region by region (REGION_SIZE squares plus context), which keeps
+# memory near a few hundred MB for any section size; smaller sections go through the engine whole.
+HUGE_SECTION_PIXELS = 6144 * 6144
+REGION_SIZE = 4096
+# Output formats that several processes can write at once (disjoint chunks or files).
+SHAREABLE_FORMATS = ("zarr", "ome-zarr", "image-folder")
+CONTINUE_HINT = "rerun the same command with --continue"
 
 
 @dataclass
@@ -42,6 +53,11 @@ class FixOptions:
     precision: str = "auto"
     overwrite: bool = False
     dry_run: bool = False
+    continue_run: bool = False
+    part: tuple[int, int] | None = None
+    workers: int = 1
+    executor: str = "auto"
+    region_size: int | None = None
 
 
 @dataclass
@@ -60,6 +76,10 @@ class FixResult:
     dry_run: bool
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    blocks_total: int = 0
+    blocks_skipped: int = 0
+    blocks_left: int = 0
+    complete: bool = True
 
     @property
     def synthesized(self) -> list[int]:
@@ -73,8 +93,27 @@ class FixResult:
             "model": self.model, "weights_sha256": self.weights_sha256, "device": self.device,
             "dry_run": self.dry_run, "synthesized": self.synthesized, "runs": [r.to_dict() for r in self.runs],
             "tiles_per_section": self.tiles_per_section, "memory_estimate_bytes": self.memory_estimate_bytes,
-            "seconds": round(self.seconds, 3), "warnings": self.warnings,
+            "seconds": round(self.seconds, 3), "warnings": self.warnings, "complete": self.complete,
+            "blocks": {"total": self.blocks_total, "skipped_as_done": self.blocks_skipped, "left": self.blocks_left},
         }
+
+
+@dataclass(frozen=True)
+class FixJob:
+    """What every worker needs to write blocks into the run's outputs (picklable, sent to worker processes)."""
+
+    input_path: str
+    options: FixOptions
+    model_name: str
+    device: str
+    output: str
+    output_temp: str
+    masks: str | None
+    masks_temp: str | None
+    chunks: tuple[int, int, int]
+    progress_path: str
+    region_size: int | None
+    workers: int = 1
 
 
 def default_model_name() -> str:
@@ -87,6 +126,36 @@ def default_model_name() -> str:
         if spec is not None and spec.has_weights():
             return name
     return FALLBACK_MODEL
+
+
+def build_repairers(options: FixOptions, model_name: str, device: str,
+                    shape: tuple[int, int]) -> tuple[Any, Any, dict[str, Any]]:
+    """Load the model once and make ``(engine, meta, repairers)``; ``repairers`` maps defect kind -> RunRepairer.
+
+    Every kind uses interpolation between the nearest good sections (``"default"``); a kind-specific repairer
+    (e.g. fold-aware repair) is added here under its kind.
+    """
+    from emrepair.distributed.repair import InterpolationRepairer
+    from emrepair.engine import EngineConfig, TiledInterpolator
+    from emrepair.models import load_model
+
+    model, meta = load_model(model_name, device=device)
+    config = EngineConfig(tile_size=options.tile_size, overlap=options.overlap, blend=options.blend,
+                          batch_size=options.batch_size, device=device, precision=options.precision)
+    engine = TiledInterpolator(model, config)
+    region = region_size_for(options, shape)
+    context = 0
+    if region is not None:
+        tile = engine.tile_size_for((min(region, shape[0]), min(region, shape[1])))
+        context = engine.halo + engine.overlap_for(tile)
+    return engine, meta, {"default": InterpolationRepairer(engine, context)}
+
+
+def region_size_for(options: FixOptions, shape: tuple[int, int]) -> int | None:
+    """The xy region size for region-by-region repair, or None to repair whole sections."""
+    if options.region_size is not None:
+        return int(options.region_size)
+    return REGION_SIZE if shape[0] * shape[1] > HUGE_SECTION_PIXELS else None
 
 
 def run_fix(
@@ -104,11 +173,11 @@ def run_fix(
     between its nearest good neighbours (copied from the single neighbour at a stack end, with a warning).
 
     ``progress(done, total)`` counts synthesized sections, ``tile_progress`` the tiles of the section pair at work.
+    An interrupted run (KeyboardInterrupt, OutputError such as a full disk) keeps its partial output for
+    ``continue_run``; other errors remove it (unless ``part`` is set: other shares may be writing).
     """
-    from emrepair.engine import EngineConfig, TiledInterpolator, estimate_memory, resolve_device
+    from emrepair.engine import estimate_memory, resolve_device
     from emrepair.io import open_volume
-    from emrepair.models import load_model
-    from emrepair.pipelines.sections import defects_to_repair
 
     started = time.perf_counter()
     warnings: list[str] = []
@@ -120,15 +189,9 @@ def run_fix(
 
     if not options.dry_run and not output_path:
         raise OutputError("an output path is required (-o OUT), unless --dry-run")
+    _check_share_options(options, output_path)
     with open_volume(input_path, dataset=options.dataset, level=options.level) as vol:
         _refuse_same_path(input_path, output_path, vol.info.path)
-        defects = defects_to_repair(vol, sections=options.sections, report_path=options.report_path)
-        runs = plan_runs(defects, vol.shape[0])
-        for run in runs:
-            if run.one_sided:
-                side = "start" if run.left is None else "end"
-                note(f"sections {run.first}-{run.last} touch the {side} of the stack; "
-                     f"they are copied from section {run.right if run.left is None else run.left}")
         model_name = default_model_name() if options.model == "auto" else options.model
         import warnings as _warnings
 
@@ -137,27 +200,63 @@ def run_fix(
             device = resolve_device(options.device)
         for w in caught:
             note(str(w.message))
-        model, meta = load_model(model_name, device=str(device))
-        engine_config = EngineConfig(tile_size=options.tile_size, overlap=options.overlap, blend=options.blend,
-                                     batch_size=options.batch_size, device=str(device), precision=options.precision)
-        engine = TiledInterpolator(model, engine_config)
-        tile_size = engine.tile_size_for(vol.shape[1:])
-        tiles = engine.plan(vol.shape[1:])
+        # With worker processes the model here only answers questions (tiles, memory): keep it off the GPU,
+        # which also keeps CUDA uninitialised in a parent whose workers may be forked.
+        here = "cpu" if options.workers > 1 else str(device)
+        engine, meta, repairers = build_repairers(options, model_name, here, vol.shape[1:])
         result = FixResult(
             input=str(input_path), output=str(output_path) if output_path else None, shape=vol.shape,
             model=meta.name if hasattr(meta, "name") else model_name,
-            weights_sha256=getattr(meta, "weights_sha256", None), runs=runs, tiles_per_section=len(tiles),
-            memory_estimate_bytes=int(estimate_memory(model, tile_size, options.batch_size)),
+            weights_sha256=getattr(meta, "weights_sha256", None), runs=[],
+            tiles_per_section=len(engine.plan(vol.shape[1:])),
+            memory_estimate_bytes=int(estimate_memory(engine.model, engine.tile_size_for(vol.shape[1:]),
+                                                      options.batch_size)),
             device=str(device), dry_run=options.dry_run, warnings=warnings,
         )
         if options.dry_run:
+            result.runs = _plan(vol, options)
+            _note_one_sided(result.runs, note)
             result.seconds = time.perf_counter() - started
             return result
-        _write_repaired(vol, output_path, runs, engine, result, options, progress, tile_progress)
+        assert output_path is not None
+        _write_repaired(vol, output_path, options, result, engine, repairers, model_name, note,
+                        progress, tile_progress)
     result.seconds = time.perf_counter() - started
     if options.summary_path:
         Path(options.summary_path).write_text(json.dumps(result.to_dict(), indent=2))
     return result
+
+
+def _plan(vol: Any, options: FixOptions) -> list[RepairRun]:
+    from emrepair.pipelines.sections import defects_to_repair
+
+    defects = defects_to_repair(vol, sections=options.sections, report_path=options.report_path)
+    return plan_runs(defects, vol.shape[0])
+
+
+def _note_one_sided(runs: list[RepairRun], note: WarnCallback) -> None:
+    for run in runs:
+        if run.one_sided:
+            side = "start" if run.left is None else "end"
+            note(f"sections {run.first}-{run.last} touch the {side} of the stack; "
+                 f"they are copied from section {run.right if run.left is None else run.left}")
+
+
+def _check_share_options(options: FixOptions, output_path: str | None) -> None:
+    from emrepair.io.create import output_format
+
+    if options.workers < 1:
+        raise UsageError(f"--workers must be at least 1, not {options.workers}")
+    if output_path is None or options.dry_run:
+        return
+    shared = [name for name, on in (("--part", options.part is not None), ("--workers", options.workers > 1)) if on]
+    for path in filter(None, (output_path, options.masks_path)):
+        if shared and output_format(Path(path)) not in SHAREABLE_FORMATS:
+            raise UsageError(f"{' and '.join(shared)} need outputs that several processes can write at once "
+                             f"(.zarr, .ome.zarr or a folder); {path} is {output_format(Path(path))}")
+    if options.part is not None and options.overwrite:
+        raise UsageError("--part cannot be combined with --overwrite (shares would delete each other's work); "
+                         "remove the old output first")
 
 
 def _refuse_same_path(input_path: str, output_path: str | None, resolved_input: str) -> None:
@@ -169,65 +268,257 @@ def _refuse_same_path(input_path: str, output_path: str | None, resolved_input: 
             raise OutputError(f"the output {output_path} is the input; emrepair never modifies its input")
 
 
-def _write_repaired(vol: Any, output_path: str, runs: list[RepairRun], engine: Any, result: FixResult,
-                    options: FixOptions, progress: ProgressCallback | None,
-                    tile_progress: ProgressCallback | None) -> None:
-    """Stream the volume into the output, replacing each run's sections by synthesized ones."""
-    from emrepair.detect import KIND_LABELS
+def partial_path(final: str | Path) -> Path:
+    """Where the temporary output of a resumable run lives: ``.<name>.emrepair-partial`` beside the output."""
+    out = Path(final).expanduser().absolute()
+    return out.with_name(f".{out.name}.emrepair-partial")
+
+
+def _fingerprint_fields(vol: Any, input_path: str, output_path: str, options: FixOptions, model_name: str,
+                        weights: str | None, device: str) -> dict[str, Any]:
+    """Everything that decides the output's pixels; ``--workers`` and ``--part`` do not."""
+    from emrepair.pipelines.provenance import sha256_of
+
+    report = options.report_path
+    return {
+        "input": str(Path(vol.info.path or input_path).resolve()), "dataset": vol.info.dataset,
+        "level": options.level, "shape": list(vol.shape), "dtype": str(vol.dtype),
+        "output": str(Path(output_path).expanduser().absolute()),
+        "masks": str(Path(options.masks_path).expanduser().absolute()) if options.masks_path else None,
+        "sections": options.sections, "report_sha256": sha256_of(report) if report else None,
+        "model": model_name, "weights_sha256": weights, "tile_size": options.tile_size,
+        "overlap": options.overlap, "blend": options.blend, "batch_size": options.batch_size,
+        "device": device.split(":")[0], "precision": options.precision, "region_size": options.region_size,
+    }
+
+
+def _write_repaired(vol: Any, output_path: str, options: FixOptions, result: FixResult, engine: Any,
+                    repairers: dict[str, Any], model_name: str, note: WarnCallback,
+                    progress: ProgressCallback | None, tile_progress: ProgressCallback | None) -> None:
+    """Prepare (or rejoin) the run, write this process's blocks, and commit when every block is done."""
+    from emrepair.distributed.blocks import plan_blocks
+    from emrepair.runstate import ProgressDir, progress_dir_for, run_fingerprint, share_of
+
+    state = ProgressDir(progress_dir_for(output_path))
+    fields = _fingerprint_fields(vol, result.input, output_path, options, model_name, result.weights_sha256,
+                                 result.device)
+    record, runs = _prepare(vol, output_path, options, result, engine, state, run_fingerprint(fields), fields)
+    result.runs = runs
+    _note_one_sided(runs, note)
+    chunks = tuple(int(c) for c in record["chunks"])
+    job = FixJob(
+        input_path=result.input, options=options, model_name=model_name, device=result.device,
+        output=output_path, output_temp=str(partial_path(output_path)), masks=options.masks_path,
+        masks_temp=str(partial_path(options.masks_path)) if options.masks_path else None,
+        chunks=chunks, progress_path=str(state.path), region_size=region_size_for(options, vol.shape[1:]),
+        workers=options.workers,
+    )
+    blocks = plan_blocks(runs, vol.shape[0], chunks[0])
+    mine = share_of(blocks, *options.part) if options.part else blocks
+    finished = state.done()
+    todo = [b for b in mine if (b.start, b.stop) not in finished]
+    result.blocks_total, result.blocks_skipped = len(blocks), len(mine) - len(todo)
+    total = sum(b.synthesized for b in mine)
+    done_count = [sum(b.synthesized for b in mine if (b.start, b.stop) in finished)]
+
+    def on_done(block: Any) -> None:
+        done_count[0] += block.synthesized
+        if progress is not None and total:
+            progress(done_count[0], total)
+
+    try:
+        _execute(job, todo, options, engine, repairers, vol, on_done, tile_progress)
+    except (KeyboardInterrupt, OutputError):
+        raise  # the partial output and its done markers stay for --continue
+    except BaseException:
+        if options.part is None:
+            _discard(state, job)
+        raise
+    result.complete = _commit_if_complete(job, blocks, state, record["provenance"])
+    result.blocks_left = 0 if result.complete else len(blocks) - len(state.done())
+
+
+def _prepare(vol: Any, output_path: str, options: FixOptions, result: FixResult, engine: Any, state: Any,
+             fingerprint: str, fields: dict[str, Any]) -> tuple[dict[str, Any], list[RepairRun]]:
+    """Create the outputs and the run record once (under the lock), or check and reuse an earlier run's."""
     from emrepair.io import create_output
 
-    depth = vol.shape[0]
+    with state.lock():
+        record = state.load()
+        if record is not None and options.overwrite:
+            _discard(state, None, output_path, options.masks_path)
+            record = None
+        if record is not None:
+            if record.get("fingerprint") != fingerprint:
+                changed = sorted(k for k in fields if record.get("fields", {}).get(k) != fields[k])
+                raise UsageError(f"an unfinished run of {output_path} was started with other arguments or input "
+                                 f"({', '.join(changed) or 'unknown'} differ); rerun it with the same ones, "
+                                 f"or add --overwrite to start again")
+            if not (options.continue_run or options.part):
+                raise OutputError(f"an unfinished run of {output_path} exists ({state.path}); {CONTINUE_HINT} "
+                                  f"to finish it, or add --overwrite to start again")
+            return record, [run_from_dict(d) for d in record["runs"]]
+        try:
+            runs = _plan(vol, options)
+            provenance = _provenance(result, runs, engine, options, vol.shape[1:])
+            chunks = None
+            for final in filter(None, (output_path, options.masks_path)):
+                labels = final != output_path
+                writer = create_output(final, like=vol.info, overwrite=options.overwrite, labels=labels,
+                                       temp_path=partial_path(final), chunks=chunks, attrs={"emrepair": provenance})
+                chunks = writer.chunks  # the label output follows the image's chunking, so blocks fit both
+                writer.release()
+            record = {"version": 1, "fingerprint": fingerprint, "fields": fields, "chunks": list(chunks or ()),
+                      "runs": [run_to_dict(r) for r in runs], "provenance": provenance}
+            state.save(record)
+        except BaseException:
+            _discard(state, None, output_path, options.masks_path)  # nothing of this run is worth keeping yet
+            raise
+        return record, runs
+
+
+def _provenance(result: FixResult, runs: list[RepairRun], engine: Any, options: FixOptions,
+                shape: tuple[int, int]) -> dict[str, Any]:
     provenance = base_record("fix", result.input)
     provenance.update({
         "model": result.model, "weights_sha256": result.weights_sha256,
-        "synthesized_sections": result.synthesized,
+        "synthesized_sections": [z for run in runs for z in run.sections],
         "synthesized_pixels": "whole section for every synthesized section",
         "runs": [r.to_dict() for r in runs],
-        "engine": {"tile_size": engine.tile_size_for(vol.shape[1:]), "blend": options.blend,
+        "engine": {"tile_size": engine.tile_size_for(shape), "blend": options.blend,
                    "device": result.device, "precision": options.precision},
     })
-    run_at = {run.first: run for run in runs}
-    kinds = {z: kind for run in runs for z, kind in run.kinds.items()}
-    total, done = len(kinds), 0
-    pending: dict[int, np.ndarray] = {}
-    masks = None
-    try:
-        with create_output(output_path, like=vol.info, overwrite=options.overwrite,
-                           attrs={"emrepair": provenance}) as writer:
-            if options.masks_path:
-                masks = create_output(options.masks_path, like=vol.info, dtype=np.uint8, labels=True,
-                                      overwrite=options.overwrite, attrs={"emrepair": provenance})
-            for z in range(depth):
-                if z in run_at:
-                    # Only one run's sections are held at a time, so memory does not grow with the volume.
-                    pending = _synthesize_run(vol, run_at[z], engine, tile_progress)
-                if z in pending:
-                    section = pending.pop(z)
-                    done += 1
-                    if progress is not None:
-                        progress(done, total)
-                else:
-                    section = vol.read_section(z)
-                writer.write_section(z, section)
+    return provenance
+
+
+def _execute(job: FixJob, todo: list[Any], options: FixOptions, engine: Any, repairers: dict[str, Any],
+             vol: Any, on_done: Callable[[Any], None], tile_progress: ProgressCallback | None) -> None:
+    from emrepair.distributed.executor import SerialExecutor, make_executor
+
+    if options.workers <= 1:
+        # In this process, with the model already loaded.
+        session = BlockSession(job, loaded=(vol, engine, repairers), tile_progress=tile_progress)
+        SerialExecutor().run(todo, session, on_done)
+    else:
+        make_executor(options.workers, options.executor).run(todo, BlockSession(job), on_done)
+
+
+class BlockSession:
+    """``session(worker_id)`` opens a worker's input, outputs and model, and yields ``process(block)``.
+
+    Picklable (worker processes receive it); ``loaded`` lets the calling process reuse what it already opened.
+    """
+
+    def __init__(self, job: FixJob, loaded: tuple[Any, Any, Any] | None = None,
+                 tile_progress: ProgressCallback | None = None) -> None:
+        self.job = job
+        self.loaded = loaded
+        self.tile_progress = tile_progress
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"job": self.job, "loaded": None, "tile_progress": None}
+
+    def __call__(self, worker_id: int) -> contextlib.AbstractContextManager[Callable[[Any], None]]:
+        return self._session(worker_id)
+
+    @contextlib.contextmanager
+    def _session(self, worker_id: int) -> Iterator[Callable[[Any], None]]:
+        from emrepair.distributed.repair import BlockWriter
+        from emrepair.io import open_volume
+        from emrepair.runstate import ProgressDir
+
+        job, opts = self.job, self.job.options
+        with contextlib.ExitStack() as stack:
+            if self.loaded is not None:
+                vol, _engine, repairers = self.loaded
+            else:
+                vol = stack.enter_context(open_volume(job.input_path, dataset=opts.dataset, level=opts.level))
+                _engine, _meta, repairers = build_repairers(opts, job.model_name, worker_device(job, worker_id),
+                                                            vol.shape[1:])
+            writer = _reopen(job.output, job.output_temp, vol, job.chunks, labels=False)
+            stack.callback(writer.release)
+            masks = None
+            if job.masks and job.masks_temp:
+                masks = _reopen(job.masks, job.masks_temp, vol, job.chunks, labels=True)
+                stack.callback(masks.release)
+            blocks = BlockWriter(vol, writer, masks, repairers, job.chunks[0], job.region_size, self.tile_progress)
+            state = ProgressDir(Path(job.progress_path))
+
+            def process(block: Any) -> None:
+                blocks.write(block)
+                writer.flush()
                 if masks is not None:
-                    label = KIND_LABELS.get(kinds[z], 1) if z in kinds else 0
-                    masks.write_section(z, np.full(section.shape, label, dtype=np.uint8))
-            if masks is not None:
-                masks.commit()
-                masks = None
-    finally:
-        if masks is not None:
-            masks.abort()
+                    masks.flush()
+                state.mark_done(block.start, block.stop)  # only after the block's writes are flushed
+
+            yield process
 
 
-def _synthesize_run(vol: Any, run: RepairRun, engine: Any,
-                    tile_progress: ProgressCallback | None) -> dict[int, np.ndarray]:
-    """Synthesize the sections of one run; returns {z: section in the stored dtype}."""
-    if run.one_sided:
-        source = vol.read_section(run.right if run.left is None else run.left)
-        return {z: source.copy() for z in run.sections}
-    left, right = vol.read_section(run.left), vol.read_section(run.right)
-    mapping = IntensityMap.for_sections([left, right])
-    images = engine.interpolate(mapping.to_unit(left), mapping.to_unit(right), run.positions(),
-                                progress=tile_progress)
-    return {z: mapping.from_unit(image) for z, image in zip(run.sections, images)}
+def worker_device(job: FixJob, worker_id: int) -> str:
+    """The device of a worker: ``cuda:{worker_id % n_gpus}`` when several processes share CUDA devices."""
+    if job.workers > 1 and job.device.startswith("cuda"):
+        import torch
+
+        count = torch.cuda.device_count()
+        if count > 0:
+            return f"cuda:{worker_id % count}"
+    return job.device
+
+
+def _reopen(final: str, temp: str, vol: Any, chunks: tuple[int, int, int], labels: bool) -> Any:
+    from emrepair.io import create_output
+
+    writer = create_output(final, like=vol.info, labels=labels, overwrite=True, temp_path=temp, chunks=chunks,
+                           resume=True)
+    if not writer.resumed:
+        writer.abort()
+        raise OutputError(f"the partial output {temp} of this run is missing; start again with --overwrite")
+    return writer
+
+
+def _commit_if_complete(job: FixJob, blocks: list[Any], state: Any, provenance: dict[str, Any]) -> bool:
+    """Commit the outputs when every block is done (once, under the lock); True when the run is complete."""
+    from emrepair.io import open_volume
+
+    with state.lock():
+        if not state.exists():
+            return True  # another share committed already
+        finished = state.done()
+        if any((b.start, b.stop) not in finished for b in blocks):
+            return False
+        opts = job.options
+        with open_volume(job.input_path, dataset=opts.dataset, level=opts.level) as vol:
+            for final, temp in ((job.masks, job.masks_temp), (job.output, job.output_temp)):
+                if final and temp:
+                    writer = _reopen(final, temp, vol, job.chunks, labels=final != job.output)
+                    writer.set_attrs({"emrepair": provenance})
+                    writer.commit()
+        state.remove()
+    return True
+
+
+def _discard(state: Any, job: FixJob | None, output: str | None = None, masks: str | None = None) -> None:
+    """Remove a run's partial outputs and progress folder (an error that a rerun would meet again)."""
+    from emrepair.io.writers.base import remove_path
+
+    finals = [job.output, job.masks] if job is not None else [output, masks]
+    with contextlib.suppress(OSError, EmrepairError):
+        for final in filter(None, finals):
+            remove_path(partial_path(final))
+        state.remove()
+
+
+def run_to_dict(run: RepairRun) -> dict[str, Any]:
+    """Compact JSON form of a run for the run record."""
+    return {"first": run.first, "last": run.last, "left": run.left, "right": run.right,
+            "kinds": {str(z): k for z, k in run.kinds.items()}}
+
+
+def run_from_dict(data: dict[str, Any]) -> RepairRun:
+    """Inverse of ``run_to_dict``."""
+    return RepairRun(int(data["first"]), int(data["last"]), data["left"], data["right"],
+                     {int(z): k for z, k in data["kinds"].items()})
+
+
+__all__ = ["FixJob", "FixOptions", "FixResult", "BlockSession", "build_repairers", "default_model_name",
+           "partial_path", "run_fix"]

@@ -1,0 +1,175 @@
+"""Write blocks of a repair: copy good sections, ask a run repairer for the synthesized ones, slab by slab and,
+for huge sections, region by region so that memory never depends on the number of sections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Protocol
+
+import numpy as np
+
+from emrepair.detect import KIND_LABELS
+from emrepair.distributed.blocks import Block, slabs_of
+from emrepair.io.base import Volume
+from emrepair.pipelines.intensity import IntensityMap
+from emrepair.pipelines.plan import RepairRun
+
+ProgressCallback = Callable[[int, int], None]
+Region = tuple[slice, slice]
+
+
+@dataclass(frozen=True)
+class RegionJob:
+    """What a run repairer is asked for: sections ``zs`` of ``run``, cropped to the write region ``ys, xs``."""
+
+    vol: Volume
+    run: RepairRun
+    zs: list[int]
+    ys: slice
+    xs: slice
+    intensity: IntensityMap
+    tile_progress: ProgressCallback | None = None
+
+
+class RunRepairer(Protocol):
+    """Makes the sections of a run; returns one (len(ys), len(xs)) array of the stored dtype per z in ``job.zs``."""
+
+    def __call__(self, job: RegionJob) -> list[np.ndarray]: ...
+
+
+def read_window(vol: Volume, z: int, ys: slice, xs: slice) -> np.ndarray:
+    """Section ``z`` cropped to ``ys, xs`` (a whole section goes through the reader's slab cache)."""
+    if (ys.start, ys.stop, xs.start, xs.stop) == (0, vol.shape[1], 0, vol.shape[2]):
+        return vol.read_section(z)
+    return vol.read_region(slice(z, z + 1), ys, xs)[0]
+
+
+def section_regions(shape: tuple[int, int], region_size: int | None) -> list[Region]:
+    """The write regions of a section: the whole section, or a grid of ``region_size`` squares (edges smaller)."""
+    height, width = shape
+    if region_size is None or (height <= region_size and width <= region_size):
+        return [(slice(0, height), slice(0, width))]
+    return [(slice(y, min(y + region_size, height)), slice(x, min(x + region_size, width)))
+            for y in range(0, height, region_size) for x in range(0, width, region_size)]
+
+
+def run_intensity(vol: Volume, run: RepairRun, regions: list[Region]) -> IntensityMap:
+    """The intensity map shared by a run: from its good neighbours, streamed region by region."""
+    neighbours = [z for z in (run.left, run.right) if z is not None]
+    if np.dtype(vol.dtype) == np.uint8 or not neighbours:
+        return IntensityMap.for_sections([np.zeros((1, 1), dtype=vol.dtype)])
+    if len(regions) == 1:
+        ys, xs = regions[0]
+        return IntensityMap.for_sections([read_window(vol, z, ys, xs) for z in neighbours])
+    lo, hi = np.inf, -np.inf
+    for z in neighbours:
+        for ys, xs in regions:
+            window = read_window(vol, z, ys, xs)
+            finite = window[np.isfinite(window)] if window.dtype.kind == "f" else window
+            if finite.size:
+                lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
+    if not np.isfinite(lo):
+        return IntensityMap(0.0, 1.0, np.dtype(vol.dtype))
+    return IntensityMap(lo, hi if hi > lo else lo + 1.0, np.dtype(vol.dtype))
+
+
+class InterpolationRepairer:
+    """The default repair: interpolate between the run's nearest good sections with a tiled engine.
+
+    A cropped region is interpolated with ``context`` extra pixels each side, cut off afterwards. A run at a stack
+    end copies its single neighbour.
+    """
+
+    def __init__(self, engine: Any, context: int = 0) -> None:
+        self.engine = engine
+        self.context = int(context)
+        self._cache: dict[tuple[int, int, int, int, int], np.ndarray] = {}
+
+    def _unit(self, job: RegionJob, z: int, ys: slice, xs: slice) -> np.ndarray:
+        key = (z, ys.start, ys.stop, xs.start, xs.stop)
+        if key not in self._cache:
+            if len(self._cache) >= 2:  # the two neighbours of the run at work
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = job.intensity.to_unit(read_window(job.vol, z, ys, xs))
+        return self._cache[key]
+
+    def __call__(self, job: RegionJob) -> list[np.ndarray]:
+        run = job.run
+        if run.one_sided:
+            source = read_window(job.vol, run.right if run.left is None else run.left, job.ys, job.xs)
+            return [source.copy() for _ in job.zs]
+        height, width = job.vol.shape[1:]
+        ys = slice(max(0, job.ys.start - self.context), min(height, job.ys.stop + self.context))
+        xs = slice(max(0, job.xs.start - self.context), min(width, job.xs.stop + self.context))
+        a, b = self._unit(job, run.left, ys, xs), self._unit(job, run.right, ys, xs)
+        positions = run.positions()
+        ts = [positions[z - run.first] for z in job.zs]
+        images = self.engine.interpolate(a, b, ts, progress=job.tile_progress)
+        crop = (slice(job.ys.start - ys.start, job.ys.stop - ys.start),
+                slice(job.xs.start - xs.start, job.xs.stop - xs.start))
+        return [job.intensity.from_unit(image[crop]) for image in images]
+
+
+class BlockWriter:
+    """Writes whole blocks into an output (and an optional label output), one chunk slab and region at a time.
+
+    ``repairers`` maps a defect kind to the repairer of runs made only of that kind; ``"default"`` serves the rest.
+    """
+
+    def __init__(self, vol: Volume, writer: Any, masks: Any | None, repairers: Mapping[str, RunRepairer],
+                 chunk_z: int, region_size: int | None = None,
+                 tile_progress: ProgressCallback | None = None) -> None:
+        if "default" not in repairers:
+            raise ValueError("repairers need a 'default' entry")
+        self.vol, self.writer, self.masks = vol, writer, masks
+        self.repairers = repairers
+        self.chunk_z = int(chunk_z)
+        self.regions = section_regions(vol.shape[1:], region_size)
+        self.tile_progress = tile_progress
+        self._intensity: dict[int, IntensityMap] = {}
+
+    def repairer_for(self, run: RepairRun) -> RunRepairer:
+        """The repairer for a run: the one for its kind when all its sections share one, else the default."""
+        kinds = set(run.kinds.values())
+        if len(kinds) == 1:
+            return self.repairers.get(kinds.pop(), self.repairers["default"])
+        return self.repairers["default"]
+
+    def write(self, block: Block) -> None:
+        """Write every section of ``block``; the caller flushes and marks it done afterwards."""
+        self._intensity = {run.first: run_intensity(self.vol, run, self.regions) for run in block.runs}
+        for s0, s1 in slabs_of(block, self.chunk_z):
+            for ys, xs in self.regions:
+                stack = self._slab_region(block, s0, s1, ys, xs)
+                self.writer.write_region(slice(s0, s1), ys, xs, stack)
+                if self.masks is not None:
+                    self.masks.write_region(slice(s0, s1), ys, xs, self._labels(block, s0, s1, ys, xs))
+
+    def _slab_region(self, block: Block, s0: int, s1: int, ys: slice, xs: slice) -> np.ndarray:
+        out = np.empty((s1 - s0, ys.stop - ys.start, xs.stop - xs.start), dtype=self.vol.dtype)
+        synthesized: set[int] = set()
+        for run in block.runs:
+            zs = [z for z in run.sections if s0 <= z < s1]
+            if not zs:
+                continue
+            job = RegionJob(self.vol, run, zs, ys, xs, self._intensity[run.first], self.tile_progress)
+            images = self.repairer_for(run)(job)
+            if len(images) != len(zs):
+                raise ValueError(f"repairer returned {len(images)} sections for {len(zs)}")
+            for z, image in zip(zs, images):
+                if image.shape != out.shape[1:]:
+                    raise ValueError(f"repairer returned shape {image.shape}, expected {out.shape[1:]}")
+                out[z - s0] = image
+                synthesized.add(z)
+        for z in range(s0, s1):
+            if z not in synthesized:
+                out[z - s0] = read_window(self.vol, z, ys, xs)
+        return out
+
+    def _labels(self, block: Block, s0: int, s1: int, ys: slice, xs: slice) -> np.ndarray:
+        labels = np.zeros((s1 - s0, ys.stop - ys.start, xs.stop - xs.start), dtype=np.uint8)
+        for run in block.runs:
+            for z, kind in run.kinds.items():
+                if s0 <= z < s1:
+                    labels[z - s0] = KIND_LABELS.get(kind, 1)
+        return labels
