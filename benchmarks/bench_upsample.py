@@ -53,9 +53,7 @@ def models_to_run(random_weights: bool) -> list[tuple[str, bool]]:
     """(name, has trained weights) for linear, flow and the learned models (with weights, or random if asked)."""
     chosen = []
     for spec in list_models():
-        if not spec.learned:
-            chosen.append((spec.name, True))
-        elif spec.has_weights():
+        if not spec.learned or spec.has_weights():
             chosen.append((spec.name, True))
         elif random_weights:
             chosen.append((spec.name, False))

@@ -77,14 +77,14 @@ def render_upsample(result: Any) -> None:
     repaired = result.repaired_input
     lines = [
         result.factor.describe(),
-        f"shape {dims(result.input_shape)} -> {dims(result.output_shape)}; "
-        f"voxel size {voxel(result.input_voxel_size)} -> {voxel(result.output_voxel_size)} (z, y, x)",
+        (f"shape {dims(result.input_shape)} -> {dims(result.output_shape)}; "
+         f"voxel size {voxel(result.input_voxel_size)} -> {voxel(result.output_voxel_size)} (z, y, x)"),
         f"{result.interpolated_count} section(s) interpolated; "
         + (f"{len(repaired)} repaired first (input z {', '.join(map(str, repaired))})" if repaired
            else "nothing repaired"),
-        f"model {result.model} on {result.device}; {result.tiles_per_section} tile(s) per section; "
-        f"~{result.memory_estimate_bytes / 2**20:.0f} MiB per batch, ~{result.host_memory_bytes / 2**20:.0f} MiB "
-        "host memory per pair" + ("" if result.dry_run else f"; {result.seconds:.1f} s"),
+        (f"model {result.model} on {result.device}; {result.tiles_per_section} tile(s) per section; "
+         f"~{result.memory_estimate_bytes / 2**20:.0f} MiB per batch, ~{result.host_memory_bytes / 2**20:.0f} MiB "
+         "host memory per pair" + ("" if result.dry_run else f"; {result.seconds:.1f} s")),
     ]
     for line in lines:
         err_console.print(line, highlight=False)

@@ -19,8 +19,15 @@ from emrepair.errors import OutputError
 from emrepair.io.base import Volume
 from emrepair.pipelines.plan import RepairRun, plan_runs
 from emrepair.pipelines.provenance import base_record
-from emrepair.pipelines.upsample_plan import (INTERPOLATED_LABEL, UpsampleFactor, check_depth, output_depth,
-                                              output_voxel_size, positions, resolve_factor)
+from emrepair.pipelines.upsample_plan import (
+    INTERPOLATED_LABEL,
+    UpsampleFactor,
+    check_depth,
+    output_depth,
+    output_voxel_size,
+    positions,
+    resolve_factor,
+)
 
 ProgressCallback = Callable[[int, int], None]
 WarnCallback = Callable[[str], None]
@@ -158,9 +165,8 @@ def upsample_volume(
         UsageError: a bad factor or target, conflicting repair sources, an unknown model.
         OutputError: no output path, or an output that exists (without overwrite) or is the input.
     """
-    from emrepair.engine import EngineConfig, TiledInterpolator, estimate_memory, resolve_device
+    from emrepair.engine import estimate_memory, resolve_device
     from emrepair.io.create import check_target
-    from emrepair.models import load_model
     from emrepair.pipelines.fix import default_model_name
     from emrepair.pipelines.sections import defects_to_repair
 
@@ -196,10 +202,7 @@ def upsample_volume(
     for w in caught:
         note(str(w.message))
     model_name = default_model_name() if options.model == "auto" else options.model
-    model, meta = load_model(model_name, device=str(device), allow_random=options.allow_random_weights)
-    engine = TiledInterpolator(model, EngineConfig(
-        tile_size=options.tile_size, overlap=options.overlap, blend=options.blend,
-        batch_size=options.batch_size, device=str(device), precision=options.precision))
+    engine, meta, repairers = _engine_and_repairers(options, model_name, str(device), (height, width))
     tile_size = engine.tile_size_for((height, width))
     out_shape = (output_depth(depth, factor.factor), height, width)
     result = UpsampleResult(
@@ -208,25 +211,48 @@ def upsample_volume(
         output_shape=out_shape, factor=factor, input_voxel_size=vol.info.voxel_size,
         output_voxel_size=output_voxel_size(vol.info.voxel_size, factor.factor), model=meta.name,
         weights_sha256=meta.weights_sha256, runs=runs, tiles_per_section=len(engine.plan((height, width))),
-        memory_estimate_bytes=int(estimate_memory(model, tile_size, options.batch_size)),
+        memory_estimate_bytes=int(estimate_memory(engine.model, tile_size, options.batch_size)),
         host_memory_bytes=host_memory_bytes((height, width), vol.dtype, factor.factor),
         device=str(device), dry_run=options.dry_run, warnings=notes,
     )
     if not options.dry_run:
         assert output_path is not None
-        _write(vol, output_path, engine, result, options, progress, tile_progress)
+        _write(vol, output_path, engine, repairers, result, options, progress, tile_progress)
     result.seconds = time.perf_counter() - started
     if options.summary_path:
         Path(options.summary_path).write_text(json.dumps(result.to_dict(), indent=2))
     return result
 
 
+def _engine_and_repairers(options: UpsampleOptions, model_name: str, device: str,
+                          shape: tuple[int, int]) -> tuple[Any, Any, dict[str, Any]]:
+    """Load the model once: the engine for the pairs, and fix's repairers (the same engine) for defective runs."""
+    from emrepair.pipelines.fix import FixOptions, build_repairers
+
+    fix_options = FixOptions(model=model_name, tile_size=options.tile_size, overlap=options.overlap,
+                             blend=options.blend, batch_size=options.batch_size, device=device,
+                             precision=options.precision)
+    if not options.allow_random_weights:
+        return build_repairers(fix_options, model_name, device, shape)
+    # fix refuses untrained learned models; benchmarks time them with the default interpolation repair.
+    from emrepair.distributed.repair import InterpolationRepairer
+    from emrepair.engine import EngineConfig, TiledInterpolator
+    from emrepair.models import load_model
+
+    model, meta = load_model(model_name, device=device, allow_random=True)
+    engine = TiledInterpolator(model, EngineConfig(tile_size=options.tile_size, overlap=options.overlap,
+                                                   blend=options.blend, batch_size=options.batch_size,
+                                                   device=device, precision=options.precision))
+    return engine, meta, {"default": InterpolationRepairer(engine)}
+
+
 def host_memory_bytes(shape: tuple[int, int], dtype: np.dtype, factor: int) -> int:
-    """Rough host memory of one pair step: the pair and its synthesized sections in the stored dtype, their
+    """Rough host memory of one pair step: the pair, three cached input sections and the synthesized sections in
+    the stored dtype, their
     float32 copies for the model, and the engine's float32 accumulators (one per t, plus the weights)."""
     pixels = int(shape[0]) * int(shape[1])
     stored = np.dtype(dtype).itemsize
-    return pixels * ((2 + factor - 1) * stored + 2 * 4 + factor * 4 + (factor - 1) * 4)
+    return pixels * ((2 + 3 + factor - 1) * stored + 2 * 4 + factor * 4 + (factor - 1) * 4)
 
 
 def _provenance(result: UpsampleResult, engine: Any, options: UpsampleOptions) -> dict[str, Any]:
@@ -248,8 +274,8 @@ def _provenance(result: UpsampleResult, engine: Any, options: UpsampleOptions) -
     return record
 
 
-def _write(vol: Volume, output_path: str, engine: Any, result: UpsampleResult, options: UpsampleOptions,
-           progress: ProgressCallback | None, tile_progress: ProgressCallback | None) -> None:
+def _write(vol: Volume, output_path: str, engine: Any, repairers: dict[str, Any], result: UpsampleResult,
+           options: UpsampleOptions, progress: ProgressCallback | None, tile_progress: ProgressCallback | None) -> None:
     """Create the output (and masks), stream every section into it, and commit both only on success."""
     from emrepair.io import create_output
     from emrepair.pipelines.upsample_stream import stream_upsampled
@@ -268,7 +294,8 @@ def _write(vol: Volume, output_path: str, engine: Any, result: UpsampleResult, o
                 if masks is not None:
                     masks.write_section(z, np.full(section.shape, label, dtype=np.uint8))
 
-            stream_upsampled(vol, result.factor.factor, result.runs, engine, sink, progress, tile_progress)
+            stream_upsampled(vol, result.factor.factor, result.runs, engine, repairers, sink, progress,
+                             tile_progress)
             if masks is not None:
                 masks.commit()
                 masks = None

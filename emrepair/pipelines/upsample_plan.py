@@ -56,13 +56,13 @@ def resolve_factor(factor: int | None, target_z: float | None,
     if factor is not None:
         if factor < 2:
             raise UsageError(f"--factor must be an integer of at least 2, got {factor}")
-        return UpsampleFactor(int(factor), z_nm)
+        return UpsampleFactor(factor, z_nm)
     assert target_z is not None
     if not math.isfinite(target_z) or target_z <= 0:
         raise UsageError(f"--target-z must be a positive spacing in nm, got {target_z:g}")
     if z_nm is None:
         raise InputError("--target-z needs the input's voxel size, which is unknown; give --factor instead")
-    derived = int(math.floor(z_nm / target_z + 0.5))
+    derived = math.floor(z_nm / target_z + 0.5)  # half up, not Python's round-half-even
     if derived < 2:
         raise UsageError(f"--target-z {target_z:g} nm from a z spacing of {z_nm:g} nm gives factor {derived}; "
                          f"upsampling needs a target of at most {z_nm / 1.5:g} nm")
