@@ -1,0 +1,204 @@
+"""Fold-aware section repair after Huang et al. (ECCVW 2020): interpolation, unfolding, fusion.
+
+1. Interpolation: the section predicted from its two neighbours at t = 0.5 by an interpolation model
+   (``SFFConfig.interpolator``; "linear" by default, see docs/models.md for why).
+2. Unfolding: a small U-Net sees the folded section, the interpolated one and the band mask and
+   predicts a dense (dy, dx) flow; the folded section is warped with it so that tissue pulled
+   towards the band returns to where it belongs.
+3. Fusion: a second U-Net combines the unfolded section, the interpolated one, the folded one and
+   the band mask: a sigmoid mask (prior: unfolded outside the band, interpolated on it) plus a
+   small residual.
+
+The folded section's own pixels are kept bit-identical farther than ``reach + transition`` pixels
+from the band; the fused result replaces them on and near the band, with a smooth transition.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from emrepair.models.base import InterpolationModel, check_shape
+from emrepair.models.fold_blend import compose_repair, near_band_weight
+from emrepair.models.small_unet import SmallUNet
+from emrepair.models.warp import warp_by_flow
+
+INTERPOLATORS = ("linear", "flow", "ssan", "dan", "tsain", "gan")
+MASK_PRIOR = 6.0  # sigmoid(6) = 0.9975: a fresh fusion takes the unfolded section off the band
+
+
+@dataclass
+class SFFConfig:
+    """Settings of the fold repair model.
+
+    Attributes:
+        interpolator: registered interpolation model used as stage 1 (its default config; its
+            weights, when learned, are part of this model's checkpoint).
+        unfold_channels: width of the unfolding U-Net's first level (doubling per level).
+        fusion_channels: width of the fusion U-Net's first level.
+        levels: U-Net levels (size multiple 2 ** (levels - 1)).
+        max_flow: largest unfolding displacement in pixels (flow = max_flow * tanh(raw)).
+        reach: pixels from the band within which the fused result replaces the folded section
+            (the simulator's largest displacement reach is 80).
+        transition: width of the smooth hand-over to the folded pixels beyond ``reach``.
+        halo: context pixels the tiler adds on each side of a tile.
+    """
+
+    interpolator: str = "linear"
+    unfold_channels: int = 16
+    fusion_channels: int = 16
+    levels: int = 3
+    max_flow: float = 12.0
+    reach: int = 80
+    transition: int = 16
+    halo: int = 32
+
+    def __post_init__(self) -> None:
+        if self.interpolator not in INTERPOLATORS:
+            raise ValueError(f"interpolator must be one of {INTERPOLATORS}, got {self.interpolator!r}")
+        for label in ("unfold_channels", "fusion_channels", "levels"):
+            if getattr(self, label) < 1:
+                raise ValueError(f"{label} must be >= 1, got {getattr(self, label)}")
+        if self.max_flow <= 0:
+            raise ValueError(f"max_flow must be positive, got {self.max_flow}")
+        for label in ("reach", "transition", "halo"):
+            if getattr(self, label) < 0:
+                raise ValueError(f"{label} must be >= 0, got {getattr(self, label)}")
+
+
+def build_interpolator(name: str) -> InterpolationModel:
+    """A fresh interpolation model of a registered class (imported here to avoid import cycles)."""
+    if name == "linear":
+        from emrepair.models.linear import LinearModel
+        return LinearModel()
+    if name == "flow":
+        from emrepair.models.flow import FlowModel
+        return FlowModel()
+    if name == "ssan":
+        from emrepair.models.ssan import SSANModel
+        return SSANModel()
+    if name == "dan":
+        from emrepair.models.dan import DANModel
+        return DANModel()
+    if name == "tsain":
+        from emrepair.models.tsain import TSAINModel
+        return TSAINModel()
+    if name == "gan":
+        from emrepair.models.gan import GANModel
+        return GANModel()
+    raise ValueError(f"unknown interpolator {name!r}")
+
+
+@dataclass
+class SFFParts:
+    """Intermediate results of one repair, for training losses and inspection.
+
+    Attributes:
+        interpolated: stage 1, (N, 1, H, W).
+        flow: stage 2's (dy, dx) flow, (N, 2, H, W) in pixels.
+        unfolded: the folded section warped by ``flow``.
+        fused: stage 3, before composition with the folded section.
+        weight: the composition weight (1 near the band, exactly 0 far from it).
+        output: the composed result.
+    """
+
+    interpolated: torch.Tensor
+    flow: torch.Tensor
+    unfolded: torch.Tensor
+    fused: torch.Tensor
+    weight: torch.Tensor
+    output: torch.Tensor
+
+
+class SFFModel(nn.Module):
+    """Fold repair: ``forward(folded, left, right, band_mask) -> (B, 1, H, W)``.
+
+    All inputs are (B, 1, H, W); images float in [0, 1], band_mask bool or 0/1 float (True on the
+    dark band). ``left`` and ``right`` are the neighbouring sections (the folded one sits halfway).
+
+    Attributes:
+        name: "sff"; kind: "fold" (the registry interface flag).
+        halo, size_multiple: as for interpolation models (the fold tiler pads and overlaps).
+    """
+
+    name = "sff"
+    kind = "fold"
+
+    def __init__(self, config: SFFConfig | None = None) -> None:
+        super().__init__()
+        self.config = c = config or SFFConfig()
+        self.interpolator = build_interpolator(c.interpolator)
+        unfold_widths = tuple(c.unfold_channels * 2 ** i for i in range(c.levels))
+        fusion_widths = tuple(c.fusion_channels * 2 ** i for i in range(c.levels))
+        self.unfolding = SmallUNet(3, 2, unfold_widths)
+        self.fusion = SmallUNet(4, 2, fusion_widths)
+
+    @property
+    def halo(self) -> int:
+        """Context pixels for the tiler, from the config."""
+        return self.config.halo
+
+    @property
+    def size_multiple(self) -> int:
+        """H and W must be multiples of the U-Nets' and the interpolator's size multiples."""
+        return math.lcm(self.unfolding.size_multiple, int(self.interpolator.size_multiple))
+
+    def forward(self, folded: torch.Tensor, left: torch.Tensor, right: torch.Tensor,
+                band_mask: torch.Tensor) -> torch.Tensor:
+        """The repaired section; clamped to [0, 1] in eval mode (see :meth:`parts`)."""
+        out = self.parts(folded, left, right, band_mask).output
+        return out if self.training else out.clamp(0.0, 1.0)
+
+    def parts(self, folded: torch.Tensor, left: torch.Tensor, right: torch.Tensor,
+              band_mask: torch.Tensor) -> SFFParts:
+        """Run the three stages and the composition; returns every intermediate."""
+        band = self.check_inputs(folded, left, right, band_mask)
+        fused, flow, unfolded, interpolated = self.restore(folded, left, right, band)
+        weight = near_band_weight(band, self.config.reach, self.config.transition)
+        output = compose_repair(folded, fused, weight)
+        return SFFParts(interpolated, flow, unfolded, fused, weight, output)
+
+    def restore(self, folded: torch.Tensor, left: torch.Tensor, right: torch.Tensor, band: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The three stages without composition: (fused, flow, unfolded, interpolated).
+
+        ``band`` is a 0/1 float tensor of folded's dtype (see :meth:`check_inputs`). The tiled
+        pipeline blends ``fused`` over tiles and composes once over the whole section.
+        """
+        n = folded.shape[0]
+        t = torch.full((n,), 0.5, dtype=folded.dtype, device=folded.device)
+        interpolated = self.interpolator(left, right, t)
+        raw_flow = self.unfolding(torch.cat([folded, interpolated, band], dim=1))
+        flow = self.config.max_flow * torch.tanh(raw_flow)
+        unfolded = warp_by_flow(folded, flow)
+        mask_logit, residual = self.fusion(torch.cat([unfolded, interpolated, folded, band], dim=1)).chunk(2, dim=1)
+        prior = MASK_PRIOR * (1.0 - 2.0 * band)
+        mask = torch.sigmoid(prior + mask_logit)
+        fused = mask * unfolded + (1.0 - mask) * interpolated + residual
+        return fused, flow, unfolded, interpolated
+
+    def check_inputs(self, folded: torch.Tensor, left: torch.Tensor, right: torch.Tensor,
+                     band_mask: torch.Tensor) -> torch.Tensor:
+        """Validate the four inputs; return the band as a 0/1 tensor of folded's dtype.
+
+        Raises:
+            ValueError: shapes, dtypes or devices that break the contract of :meth:`forward`.
+        """
+        dims = check_shape(folded, "B,1,H,W", "folded")
+        for label, x in (("left", left), ("right", right), ("band_mask", band_mask)):
+            check_shape(x, "B,1,H,W", label, **dims)
+        for label, x in (("folded", folded), ("left", left), ("right", right)):
+            if not x.is_floating_point():
+                raise ValueError(f"{label} must be a floating-point tensor, got {x.dtype}")
+            if x.dtype != folded.dtype or x.device != folded.device:
+                raise ValueError(f"folded, left and right must share dtype and device, got {label} "
+                                 f"{x.dtype}/{x.device} vs {folded.dtype}/{folded.device}")
+        if band_mask.device != folded.device:
+            raise ValueError(f"band_mask must be on {folded.device}, got {band_mask.device}")
+        m = self.size_multiple
+        if dims["H"] % m or dims["W"] % m:
+            raise ValueError(f"sff: H and W must be multiples of {m}, got {dims['H']}x{dims['W']} (pad first)")
+        return (band_mask > 0.5 if band_mask.is_floating_point() else band_mask.bool()).to(folded.dtype)

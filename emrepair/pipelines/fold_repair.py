@@ -1,0 +1,152 @@
+"""Repairing one folded section: the fold-aware model run in tiles, and the mask-and-fill baseline.
+
+``repair_fold_section(model, folded, left, right, band_mask, device)`` runs a ``kind == "fold"``
+model (e.g. ``sff``) over a section of any size; ``mask_and_fill`` replaces the band by the mean of
+the neighbours. Both return a :class:`FoldRepair` (the repaired section and a uint8 mask of the
+pixels that differ from the folded input).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from emrepair.engine.blending import axis_profiles, tile_weight
+from emrepair.engine.device import resolve_device
+from emrepair.engine.inputs import check_pair
+from emrepair.engine.memory import round_up
+from emrepair.engine.tiling import auto_overlap, axis_starts, plan_tiles
+from emrepair.errors import UsageError
+from emrepair.models.fold_blend import near_band_weight
+
+Progress = Callable[[int, int], None]
+UNTILED_MAX_SIDE = 1024  # sections up to this side run in one piece when no tile size is given
+DEFAULT_TILE = 512
+
+
+class FoldRepair(NamedTuple):
+    """A repaired section.
+
+    Attributes:
+        image: (H, W) float32 in [0, 1].
+        changed: (H, W) uint8, 1 where ``image`` differs from the folded input (synthesized pixels).
+    """
+
+    image: np.ndarray
+    changed: np.ndarray
+
+
+def check_fold_inputs(folded: np.ndarray, left: np.ndarray, right: np.ndarray, band_mask: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Float32 copies of the three sections in [0, 1] and the band as bool, all of one (H, W) shape.
+
+    Raises:
+        ValueError: shapes or value ranges outside the contract; InputError: NaN or inf values.
+    """
+    folded32, left32 = check_pair(folded, left)
+    _, right32 = check_pair(folded, right)
+    band = np.asarray(band_mask)
+    if band.shape != folded32.shape:
+        raise ValueError(f"band_mask must have the section's shape {folded32.shape}, got {band.shape}")
+    return folded32, left32, right32, band.astype(bool)
+
+
+def changed_mask(image: np.ndarray, folded: np.ndarray) -> np.ndarray:
+    """uint8 mask, 1 where the repaired image differs from the folded section."""
+    return (image != folded).astype(np.uint8)
+
+
+def mask_and_fill(folded: np.ndarray, left: np.ndarray, right: np.ndarray, band_mask: np.ndarray) -> FoldRepair:
+    """The baseline: band pixels replaced by the mean of the two neighbours, everything else kept.
+
+    Args:
+        folded, left, right: (H, W) sections in [0, 1] (any real dtype).
+        band_mask: (H, W) bool, True on the fold's dark band.
+    """
+    folded32, left32, right32, band = check_fold_inputs(folded, left, right, band_mask)
+    image = folded32.copy()
+    image[band] = 0.5 * (left32[band] + right32[band])
+    return FoldRepair(image, changed_mask(image, folded32))
+
+
+def repair_fold_section(model: nn.Module, folded: np.ndarray, left: np.ndarray, right: np.ndarray,
+                        band_mask: np.ndarray, device: str | torch.device = "cpu", tile_size: int | None = None,
+                        overlap: int | None = None, progress: Progress | None = None) -> FoldRepair:
+    """Repair a folded section with a fold model (``model(folded, left, right, band)``, kind "fold").
+
+    The model's pre-composition result (``model.restore``) is computed tile by tile over the
+    section padded to the model's size multiple, blended with the engine's weights, and composed
+    with the folded section once over the whole section, so pixels farther than the model's
+    ``reach + transition`` from the band are returned bit-identical. Tiles with no pixel near the
+    band are skipped.
+
+    Args:
+        model: an ``SFFModel``-like module with ``restore``, ``halo``, ``size_multiple`` and
+            ``config.reach`` / ``config.transition``.
+        folded, left, right: (H, W) sections in [0, 1]; left and right are the neighbours.
+        band_mask: (H, W) bool, True on the dark band.
+        device: "cpu", "cuda", "cuda:N" or "auto".
+        tile_size: tile side; None runs sections up to 1024 px in one piece, larger ones in 512 tiles.
+        overlap: pixels shared by neighbouring tiles; None for the engine's auto overlap.
+        progress: called as progress(done_tiles, total_tiles).
+
+    Raises:
+        UsageError: a model without the fold interface, or a tile size too small for its halo.
+    """
+    if getattr(model, "kind", None) != "fold" or not hasattr(model, "restore"):
+        raise UsageError(f"model {getattr(model, 'name', type(model).__name__)!r} is not a fold repair model")
+    folded32, left32, right32, band = check_fold_inputs(folded, left, right, band_mask)
+    target = resolve_device(str(device)) if str(device) == "auto" else torch.device(device)
+    model = model.to(target).eval()
+    height, width = folded32.shape
+    multiple, halo = int(model.size_multiple), int(model.halo)
+    weight = near_band_weight(torch.from_numpy(band)[None, None].float(),
+                              model.config.reach, model.config.transition)[0, 0].numpy()
+    if not (weight > 0).any():
+        return FoldRepair(folded32.copy(), np.zeros(folded32.shape, np.uint8))
+
+    padded = [_pad(x, multiple) for x in (folded32, left32, right32, band.astype(np.float32))]
+    ph, pw = padded[0].shape
+    if tile_size is None:
+        tile = max(ph, pw) if max(height, width) <= UNTILED_MAX_SIDE else DEFAULT_TILE
+    else:
+        tile = tile_size
+    tile = round_up(tile, multiple)
+    if tile <= 2 * halo and tile < max(ph, pw):
+        raise UsageError(f"tile size {tile} leaves no valid pixels for a halo of {halo}; use more than {2 * halo}")
+    tile_overlap = auto_overlap(tile, halo) if overlap is None else overlap
+    tiles = plan_tiles((ph, pw), tile, tile_overlap)
+    profiles_y = axis_profiles(axis_starts(ph, tile, tile_overlap), tiles[0].height, halo, "gaussian")
+    profiles_x = axis_profiles(axis_starts(pw, tile, tile_overlap), tiles[0].width, halo, "gaussian")
+    needed = _pad(weight, multiple) > 0
+    sums = np.zeros((ph, pw), np.float32)
+    weights = np.zeros((ph, pw), np.float32)
+    for done, t in enumerate(tiles):
+        if progress is not None:
+            progress(done, len(tiles))
+        if not needed[t.slices].any():
+            continue
+        crops = [torch.from_numpy(np.ascontiguousarray(x[t.slices]))[None, None].to(target) for x in padded]
+        with torch.inference_mode():
+            fused = model.restore(*crops)[0][0, 0].float().cpu().numpy()
+        w = tile_weight(profiles_y[t.iy], profiles_x[t.ix])
+        sums[t.slices] += fused * w
+        weights[t.slices] += w
+    if progress is not None:
+        progress(len(tiles), len(tiles))
+    fused_all = np.divide(sums, weights, out=np.zeros_like(sums), where=weights > 0)[:height, :width]
+    # clamp after composing, as the model's eval-mode forward does; folded pixels are already in [0, 1]
+    image = np.clip(np.where(weight > 0, weight * fused_all + (1.0 - weight) * folded32, folded32), 0.0, 1.0)
+    image = image.astype(np.float32)
+    return FoldRepair(image, changed_mask(image, folded32))
+
+
+def _pad(section: np.ndarray, multiple: int) -> np.ndarray:
+    """Reflect-pad at the bottom and right to multiples of ``multiple``."""
+    pad_y, pad_x = -section.shape[0] % multiple, -section.shape[1] % multiple
+    if pad_y == 0 and pad_x == 0:
+        return section
+    return np.pad(section, ((0, pad_y), (0, pad_x)), mode="reflect")
