@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 import emrepair
 from emrepair.errors import InputError, UsageError
@@ -16,10 +17,20 @@ from emrepair.models.base import InterpolationModel
 from emrepair.models.checkpoint import file_sha256, read_checkpoint, verify_sidecar
 from emrepair.models.dan import DANConfig, DANModel
 from emrepair.models.flow import FlowConfig, FlowModel
+from emrepair.models.gan import GANConfig, GANModel
+from emrepair.models.gan3d import GAN3DConfig, GAN3DModel
 from emrepair.models.linear import LinearConfig, LinearModel
+from emrepair.models.sff import SFFConfig, SFFModel
 from emrepair.models.ssan import SSANConfig, SSANModel
+from emrepair.models.tsain import TSAINConfig, TSAINModel
 
 WEIGHTS_ENV = "EMREPAIR_WEIGHTS"
+MODEL_KINDS = ("interpolation", "fold", "volume")
+TRAIN_HINTS = {
+    "interpolation": "train one with `emrepair train` or pass --model flow",
+    "fold": "train one with `python -m emrepair.pipelines.fold_training` or use mask-and-fill",
+    "volume": "train one first or use an interpolation model",
+}
 
 
 def weights_dirs() -> list[Path]:
@@ -37,19 +48,27 @@ class ModelSpec:
 
     Attributes:
         name: registry name, as given to ``--model``.
-        cls: the InterpolationModel subclass.
+        cls: the model class (an InterpolationModel subclass for kind "interpolation").
         config_cls: its config dataclass.
         weights_filename: default weights file searched in :func:`weights_dirs` (None: weight-free).
         learned: whether the model needs trained weights.
         description: one line for ``emrepair models``-style listings.
+        kind: the interface the model offers: "interpolation" (``model(a, b, t)``), "fold"
+            (``model(folded, left, right, band_mask)``, see ``emrepair.pipelines.fold_repair``) or
+            "volume" (``model(stack, factor)``: z super-resolution of a (B, 1, D, H, W) stack).
     """
 
     name: str
-    cls: type[InterpolationModel]
+    cls: type[nn.Module]
     config_cls: type
     weights_filename: str | None
     learned: bool
     description: str
+    kind: str = "interpolation"
+
+    def __post_init__(self) -> None:
+        if self.kind not in MODEL_KINDS:
+            raise ValueError(f"model kind must be one of {MODEL_KINDS}, got {self.kind!r}")
 
     def weights_path(self) -> Path | None:
         """The first existing default weights file, or None."""
@@ -119,13 +138,32 @@ REGISTRY: dict[str, ModelSpec] = {
                   "sparse self-attention aggregation network (Wang et al. 2021), t-conditioned"),
         ModelSpec("dan", DANModel, DANConfig, "dan.pt", True,
                   "deformation-aware network: SSAN front end, deformable warps and blendnet"),
+        ModelSpec("tsain", TSAINModel, TSAINConfig, "tsain.pt", True,
+                  "temporal spatial-adaptive interpolation with deformable refinement (TSADR), t-conditioned"),
+        ModelSpec("gan", GANModel, GANConfig, "gan.pt", True,
+                  "Jain's fully convolutional generator (2-D modules, 3-D fusion), adversarially trained"),
+        ModelSpec("gan3d", GAN3DModel, GAN3DConfig, "gan3d.pt", True,
+                  "Jain's 3-D z super-resolution generator (transposed 3-D conv along z)", kind="volume"),
+        ModelSpec("sff", SFFModel, SFFConfig, "sff.pt", True,
+                  "fold repair (Huang et al.): interpolation, unfolding flow and fusion", kind="fold"),
     )
 }
 
 
-def list_models() -> list[ModelSpec]:
-    """Every registered model, weight-free baselines first."""
-    return list(REGISTRY.values())
+def list_models(kind: str | None = "interpolation") -> list[ModelSpec]:
+    """The registered models of ``kind`` (None: every kind), weight-free baselines first.
+
+    The default lists only interpolation models, the ``model(a, b, t)`` interface that ``fix``,
+    ``eval`` and ``upsample-z`` drive.
+    """
+    if kind is not None and kind not in MODEL_KINDS:
+        raise ValueError(f"model kind must be one of {MODEL_KINDS}, got {kind!r}")
+    return [spec for spec in REGISTRY.values() if kind is None or spec.kind == kind]
+
+
+def model_kind(model: nn.Module) -> str:
+    """The interface a loaded model offers: its ``kind`` attribute, "interpolation" by default."""
+    return str(getattr(model, "kind", "interpolation"))
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -209,10 +247,7 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu",
         if weights is not None:
             model, meta = load_checkpoint_model(weights, expected=spec.name)
         elif spec.learned and not allow_random:
-            raise UsageError(
-                f"model {spec.name!r} has no trained weights yet; train one with `emrepair train` "
-                f"or pass --model flow"
-            )
+            raise UsageError(f"model {spec.name!r} has no trained weights yet; {TRAIN_HINTS[spec.kind]}")
         else:
             config = spec.config_cls()
             model = spec.cls(config)
