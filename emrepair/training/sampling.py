@@ -70,9 +70,8 @@ def validation_triplets(stacks: list[TrainingStack]) -> list[Triplet]:
     return out
 
 
-def crop(image: np.ndarray, y: int, x: int, size: int) -> np.ndarray:
-    """A size x size crop at (y, x), reflect-padded where the section is smaller than the crop."""
-    part = image[y:y + size, x:x + size]
+def pad_to(part: np.ndarray, size: int) -> np.ndarray:
+    """Reflect-pad a crop to size x size where the section was smaller than the crop."""
     pad_y, pad_x = size - part.shape[0], size - part.shape[1]
     if pad_y or pad_x:
         part = np.pad(part, ((0, pad_y), (0, pad_x)), mode="reflect")
@@ -96,7 +95,7 @@ class TripletSampler:
         p = self.patch_size
         y = int(self.rng.integers(0, max(0, height - p) + 1))
         x = int(self.rng.integers(0, max(0, width - p) + 1))
-        images = [crop(stack.section(z), y, x, p) for z in (tri.a, tri.b, tri.target)]
+        images = [pad_to(stack.region(z, y, x, p), p) for z in (tri.a, tri.b, tri.target)]
         t = tri.t
         if self.augment:
             images, t = self._augment(images, t)

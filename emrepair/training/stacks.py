@@ -45,6 +45,14 @@ class TrainingStack:
         raw = self._sections[z] if self._sections is not None else self._volume.read_section(z)
         return self.mapping.to_unit(raw)
 
+    def region(self, z: int, y: int, x: int, size: int) -> np.ndarray:
+        """Float32 [0, 1] pixels of section ``z`` in [y, y + size) x [x, x + size) (clipped at the edges)."""
+        if self._sections is not None:
+            raw = self._sections[z, y:y + size, x:x + size]
+        else:
+            raw = self._volume.read_region(slice(z, z + 1), slice(y, y + size), slice(x, x + size))[0]
+        return self.mapping.to_unit(raw)
+
     @property
     def preloaded(self) -> bool:
         """Whether the whole stack is held in memory."""
