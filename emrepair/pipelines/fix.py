@@ -328,8 +328,10 @@ def _write_repaired(vol: Any, output_path: str, options: FixOptions, result: Fix
 
     try:
         _execute(job, todo, options, engine, repairers, vol, on_done, tile_progress)
-    except (KeyboardInterrupt, OutputError):
+    except KeyboardInterrupt:
         raise  # the partial output and its done markers stay for --continue
+    except OutputError as exc:  # disk full, permissions: the same, with what to do next
+        raise OutputError(f"{exc}; finished sections are kept: fix that, then {CONTINUE_HINT}") from exc
     except BaseException:
         if options.part is None:
             _discard(state, job)
