@@ -24,13 +24,24 @@ def slab_depth(info: VolumeInfo, limit: int = SLAB_CACHE_BYTES) -> int:
     return int(info.chunks[0]) if nbytes <= limit else 1
 
 
+# Larger claims come from damaged metadata, not from EM: the biggest serial-section stacks have ~10^5 sections
+# and sections of ~10^5 pixels a side. Refusing them up front avoids endless loops over absent chunks.
+MAX_SECTIONS = 10**7
+MAX_SECTION_SIDE = 10**6
+MAX_SECTION_PIXELS = 2**36
+
+
 def check_volume_shape(shape: tuple[int, ...], where: str) -> tuple[int, int, int]:
-    """Return ``shape`` as a (z, y, x) tuple, or raise InputError for non-3-D or empty arrays."""
+    """Return ``shape`` as a (z, y, x) tuple, or raise InputError for non-3-D, empty or implausibly large arrays."""
     if len(shape) != 3:
         raise InputError(f"{where}: expected a 3-D (z, y, x) volume, got shape {tuple(shape)}")
     if any(int(s) == 0 for s in shape):
         raise InputError(f"{where}: the volume is empty (shape {tuple(shape)})")
-    return (int(shape[0]), int(shape[1]), int(shape[2]))
+    z, y, x = (int(s) for s in shape)
+    if z > MAX_SECTIONS or max(y, x) > MAX_SECTION_SIDE or y * x > MAX_SECTION_PIXELS:
+        raise InputError(f"{where}: implausible shape {tuple(shape)} (damaged metadata?); at most {MAX_SECTIONS} "
+                         f"sections of at most {MAX_SECTION_SIDE} pixels a side are supported")
+    return (z, y, x)
 
 
 def check_dtype(dtype: Any, where: str) -> np.dtype:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,10 @@ from emrepair.errors import InputError
 from emrepair.io.base import VolumeInfo
 from emrepair.io.metadata import tidy_size, unit_to_nm, voxel_size_or_none
 from emrepair.io.section_volume import SectionVolume, check_dtype, check_volume_shape, one_line
+
+# tifffile logs what it tolerates in damaged files; without a handler Python prints that on stderr, around the
+# one-line error emrepair reports. Applications that configure logging still receive it.
+logging.getLogger("tifffile").addHandler(logging.NullHandler())
 
 SIDECAR_SUFFIX = ".emrepair.json"
 _TIFF_ERRORS = (OSError, ValueError, KeyError, RuntimeError, TypeError, IndexError, tifffile.TiffFileError)

@@ -68,6 +68,8 @@ class ZarrVolume(SectionVolume):
         self._array = array
         self._lead = (0,) * lead
         chunks = (getattr(array, "shards", None) or array.chunks)[lead:]
+        if len(chunks) != 3 or any(int(c) <= 0 for c in chunks):
+            raise InputError(f"{where}: invalid chunk shape {tuple(chunks)} in the array metadata")
         self.info = VolumeInfo(
             format=fmt,
             path=where,
