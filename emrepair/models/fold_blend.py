@@ -19,17 +19,18 @@ def dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
 
 
 def box_blur(mask: torch.Tensor, radius: int) -> torch.Tensor:
-    """Separable box mean of a (N, 1, H, W) map, zeros outside the image."""
+    """Separable box mean of a (N, 1, H, W) map, the border replicated outside the image (so a band
+    that runs off the section keeps full weight up to the edge)."""
     if radius <= 0:
         return mask
     k = 2 * radius + 1
-    x = F.avg_pool2d(mask, (1, k), stride=1, padding=(0, radius), count_include_pad=True)
-    return F.avg_pool2d(x, (k, 1), stride=1, padding=(radius, 0), count_include_pad=True)
+    x = F.avg_pool2d(F.pad(mask, (radius, radius, 0, 0), mode="replicate"), (1, k), stride=1)
+    return F.avg_pool2d(F.pad(x, (0, 0, radius, radius), mode="replicate"), (k, 1), stride=1)
 
 
 def near_band_weight(band: torch.Tensor, reach: int, transition: int) -> torch.Tensor:
-    """The repair weight for a (N, 1, H, W) band mask: 1 within ``reach`` of the band (when
-    reach >= transition), falling linearly-ish to exactly 0 over the next ``transition`` pixels.
+    """The repair weight for a (N, 1, H, W) band mask: 1 within ``reach - transition`` pixels of the
+    band, a linear ramp (a box mean of the reach mask) down to exactly 0 beyond ``reach + transition``.
 
     Computed in float32 whatever the input dtype, so zero stays exactly zero.
     """
@@ -48,3 +49,19 @@ def compose_repair(folded: torch.Tensor, repaired: torch.Tensor, weight: torch.T
     check_shape(weight, "N,1,H,W", "weight")
     w = weight.to(folded.dtype)
     return torch.where(weight > 0, w * repaired + (1.0 - w) * folded, folded)
+
+
+def relight_band(folded: torch.Tensor, reference: torch.Tensor, band: torch.Tensor, radius: int = 8,
+                 max_gain: float = 60.0) -> torch.Tensor:
+    """The folded section with its dark band brightened to the local mean of ``reference``.
+
+    Folds darken the band but often leave a faint copy of the tissue (``darkness`` < 1 in the
+    simulator); scaling the band by ``boxmean(reference) / boxmean(folded)`` over band pixels
+    (both within ``radius``) recovers that texture at the right brightness. Off the band the
+    folded section is returned unchanged. All tensors (N, 1, H, W); band 0/1.
+    """
+    check_shape(folded, "N,1,H,W", "folded")
+    num = box_blur((reference * band).float(), radius)
+    den = box_blur((folded * band).float(), radius).clamp_min(1e-4)
+    gain = (num / den).clamp(1.0, max_gain).to(folded.dtype)
+    return torch.where(band > 0, (folded * gain).clamp(0.0, 1.0), folded)

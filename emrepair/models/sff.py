@@ -5,9 +5,10 @@
 2. Unfolding: a small U-Net sees the folded section, the interpolated one and the band mask and
    predicts a dense (dy, dx) flow; the folded section is warped with it so that tissue pulled
    towards the band returns to where it belongs.
-3. Fusion: a second U-Net combines the unfolded section, the interpolated one, the folded one and
-   the band mask: a sigmoid mask (prior: unfolded outside the band, interpolated on it) plus a
-   small residual.
+3. Fusion: a second U-Net combines the unfolded section, the interpolated one, the "relit" one (the
+   band brightened to the interpolation's local mean, recovering the faint tissue a fold leaves;
+   ours), the folded one and the band mask: a per-pixel softmax choice among unfolded, relit and
+   interpolated (prior: unfolded off the band, interpolated on it) plus a small residual.
 
 The folded section's own pixels are kept bit-identical farther than ``reach + transition`` pixels
 from the band; the fused result replaces them on and near the band, with a smooth transition.
@@ -22,12 +23,12 @@ import torch
 from torch import nn
 
 from emrepair.models.base import InterpolationModel, check_shape
-from emrepair.models.fold_blend import compose_repair, near_band_weight
+from emrepair.models.fold_blend import compose_repair, near_band_weight, relight_band
 from emrepair.models.small_unet import SmallUNet
 from emrepair.models.warp import warp_by_flow
 
 INTERPOLATORS = ("linear", "flow", "ssan", "dan", "tsain", "gan")
-MASK_PRIOR = 6.0  # sigmoid(6) = 0.9975: a fresh fusion takes the unfolded section off the band
+MASK_PRIOR = 6.0  # softmax weight ~0.995: a fresh fusion takes unfolded off the band, interpolated on it
 
 
 @dataclass
@@ -100,6 +101,7 @@ class SFFParts:
         interpolated: stage 1, (N, 1, H, W).
         flow: stage 2's (dy, dx) flow, (N, 2, H, W) in pixels.
         unfolded: the folded section warped by ``flow``.
+        relit: the folded section with its band brightened (see ``relight_band``).
         fused: stage 3, before composition with the folded section.
         weight: the composition weight (1 near the band, exactly 0 far from it).
         output: the composed result.
@@ -108,6 +110,7 @@ class SFFParts:
     interpolated: torch.Tensor
     flow: torch.Tensor
     unfolded: torch.Tensor
+    relit: torch.Tensor
     fused: torch.Tensor
     weight: torch.Tensor
     output: torch.Tensor
@@ -133,8 +136,8 @@ class SFFModel(nn.Module):
         self.interpolator = build_interpolator(c.interpolator)
         unfold_widths = tuple(c.unfold_channels * 2 ** i for i in range(c.levels))
         fusion_widths = tuple(c.fusion_channels * 2 ** i for i in range(c.levels))
-        self.unfolding = SmallUNet(3, 2, unfold_widths)
-        self.fusion = SmallUNet(4, 2, fusion_widths)
+        self.unfolding = SmallUNet(3, 2, unfold_widths, out_std=0.0)  # starts with zero flow
+        self.fusion = SmallUNet(5, 4, fusion_widths, out_std=0.0)  # starts as the prior choice
 
     @property
     def halo(self) -> int:
@@ -156,14 +159,14 @@ class SFFModel(nn.Module):
               band_mask: torch.Tensor) -> SFFParts:
         """Run the three stages and the composition; returns every intermediate."""
         band = self.check_inputs(folded, left, right, band_mask)
-        fused, flow, unfolded, interpolated = self.restore(folded, left, right, band)
+        fused, flow, unfolded, interpolated, relit = self.restore(folded, left, right, band)
         weight = near_band_weight(band, self.config.reach, self.config.transition)
         output = compose_repair(folded, fused, weight)
-        return SFFParts(interpolated, flow, unfolded, fused, weight, output)
+        return SFFParts(interpolated, flow, unfolded, relit, fused, weight, output)
 
     def restore(self, folded: torch.Tensor, left: torch.Tensor, right: torch.Tensor, band: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The three stages without composition: (fused, flow, unfolded, interpolated).
+                ) -> tuple[torch.Tensor, ...]:
+        """The three stages without composition: (fused, flow, unfolded, interpolated, relit).
 
         ``band`` is a 0/1 float tensor of folded's dtype (see :meth:`check_inputs`). The tiled
         pipeline blends ``fused`` over tiles and composes once over the whole section.
@@ -174,11 +177,14 @@ class SFFModel(nn.Module):
         raw_flow = self.unfolding(torch.cat([folded, interpolated, band], dim=1))
         flow = self.config.max_flow * torch.tanh(raw_flow)
         unfolded = warp_by_flow(folded, flow)
-        mask_logit, residual = self.fusion(torch.cat([unfolded, interpolated, folded, band], dim=1)).chunk(2, dim=1)
-        prior = MASK_PRIOR * (1.0 - 2.0 * band)
-        mask = torch.sigmoid(prior + mask_logit)
-        fused = mask * unfolded + (1.0 - mask) * interpolated + residual
-        return fused, flow, unfolded, interpolated
+        relit = relight_band(folded, interpolated, band)
+        out = self.fusion(torch.cat([unfolded, interpolated, relit, folded, band], dim=1))
+        logits, residual = out[:, :3], out[:, 3:]
+        prior = MASK_PRIOR * torch.cat([1.0 - band, torch.zeros_like(band), band], dim=1)
+        choice = torch.softmax(prior + logits, dim=1)
+        candidates = torch.cat([unfolded, relit, interpolated], dim=1)
+        fused = (choice * candidates).sum(dim=1, keepdim=True) + residual
+        return fused, flow, unfolded, interpolated, relit
 
     def check_inputs(self, folded: torch.Tensor, left: torch.Tensor, right: torch.Tensor,
                      band_mask: torch.Tensor) -> torch.Tensor:
