@@ -114,6 +114,7 @@ def train_command(
     isotropic: Annotated[Optional[bool], typer.Option("--isotropic/--anisotropic", help="Force decimated (FIB-SEM) triplets on or off (default: from the voxel size).")] = None,
     set_options: Annotated[Optional[list[str]], typer.Option("--set", help="Model config field, e.g. --set base_channels=8.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    no_detect: Annotated[bool, typer.Option("--no-detect", help="Do not run the detector to leave out defective sections.")] = False,
     no_progress: NoProgressOpt = False,
 ) -> None:
     """Train a repair model on your own stacks (self-supervised: drop good sections, learn to predict them)."""
@@ -125,7 +126,7 @@ def train_command(
     config = TrainConfig(
         inputs=list(inputs), output=output, model=model, steps=steps, epochs=epochs, batch_size=batch_size,
         patch_size=patch_size, lr=lr, device=device, init=init, resume=resume, val_inputs=list(val or []),
-        val_every=val_every, vgg_weights=vgg_weights, isotropic=isotropic, seed=seed,
+        val_every=val_every, vgg_weights=vgg_weights, isotropic=isotropic, detect=not no_detect, seed=seed,
         model_options=_parse_model_options(list(set_options or [])),
     )
     with _train_progress(enabled=not no_progress) as progress:

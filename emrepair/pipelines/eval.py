@@ -234,9 +234,9 @@ def evaluate(
     for name in names:
         model, meta = load_model(name, device=str(target_device), allow_random=allow_random)
         engines[name] = TiledInterpolator(model, engine_config)
+        untrained = meta.weights_path is None and any(True for _ in model.parameters())
         scores[name] = ModelScores(name=name, weights_sha256=meta.weights_sha256,
-                                   note="random weights" if meta.weights_path is None and
-                                   getattr(model, "name", "") in ("ssan", "dan") else None)
+                                   note="random weights" if untrained else None)
     with open_volume(path, dataset=dataset) as vol:
         defective: set[int] = set()
         if detect:
