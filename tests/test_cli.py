@@ -65,7 +65,7 @@ def assert_one_line_error(result: object, code: int | None = None) -> None:
 def test_help_and_version() -> None:
     result = run("--help")
     assert result.exit_code == 0
-    for command in ("info", "detect", "fix", "upsample-z", "demo", "models"):
+    for command in ("info", "detect", "fix", "upsample-z", "train", "eval", "demo", "models"):
         assert command in result.output
     assert run("--version").output.startswith("emrepair ")
 

@@ -15,6 +15,7 @@ from emrepair.cli.commands_demo import demo
 from emrepair.cli.commands_detect import detect
 from emrepair.cli.commands_fix import fix
 from emrepair.cli.commands_info import info, models
+from emrepair.cli.commands_train import eval_command, train_command
 from emrepair.cli.commands_upsample import upsample_z
 
 app = typer.Typer(
@@ -45,6 +46,8 @@ app.command("info")(info)
 app.command("detect")(detect)
 app.command("fix")(fix)
 app.command("upsample-z")(upsample_z)
+app.command("train")(train_command)
+app.command("eval")(eval_command)
 app.command("models")(models)
 app.command("demo")(demo)
 
