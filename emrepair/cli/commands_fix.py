@@ -5,39 +5,40 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from pathlib import Path
 from typing import Annotated, Any, Iterator, Optional
 
 import typer
 
 from emrepair.cli.errors import EXIT_INTERRUPTED, handle_errors
-from emrepair.cli.options import DatasetOpt, LevelOpt, NoProgressOpt, OverwriteOpt
+from emrepair.cli.options import (BatchSizeOpt, BlendOpt, DatasetOpt, DeviceOpt, DryRunOpt, LevelOpt, ModelOpt, NoProgressOpt,
+                                   OverlapOpt, OverwriteOpt, PrecisionOpt, ReportInOpt, SaveReportOpt, SectionsOpt,
+                                   TileSizeOpt, check_engine_choices)
 
 
 @handle_errors
 def fix(
     path: Annotated[str, typer.Argument(help="Volume to repair (never modified, unless --in-place).")],
     output: Annotated[Optional[str], typer.Option("-o", "--output", help="Repaired volume to write; its format follows the extension.")] = None,
-    model: Annotated[str, typer.Option("--model", help="Model name (see `emrepair models`) or a checkpoint path; 'auto' picks the best with trained weights.")] = "auto",
-    report: Annotated[Optional[Path], typer.Option("--report", help="Repair the defects listed in this `emrepair detect --report` file.")] = None,
-    sections: Annotated[Optional[str], typer.Option("--sections", help="Repair these sections, e.g. 5,9-11 (instead of detecting).")] = None,
+    model: ModelOpt = "auto",
+    report: ReportInOpt = None,
+    sections: SectionsOpt = None,
     masks: Annotated[Optional[str], typer.Option("--masks", help="Write a uint8 label volume of the synthesized pixels.")] = None,
-    save_report: Annotated[Optional[Path], typer.Option("--save-report", help="Write a JSON record of what was done.")] = None,
+    save_report: SaveReportOpt = None,
     dataset: DatasetOpt = None,
     level: LevelOpt = None,
-    tile_size: Annotated[Optional[int], typer.Option("--tile-size", min=16, help="Tile edge in pixels (default: fits the device).")] = None,
-    overlap: Annotated[Optional[int], typer.Option("--overlap", min=0, help="Tile overlap in pixels (default: from the model's halo).")] = None,
-    blend: Annotated[str, typer.Option("--blend", help="Tile blending: gaussian, hann or crop.")] = "gaussian",
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Tiles per network pass.")] = 4,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N (falls back to CPU with a warning).")] = "auto",
-    precision: Annotated[str, typer.Option("--precision", help="auto, fp32, bf16 or fp16 (autocast on CUDA only).")] = "auto",
+    tile_size: TileSizeOpt = None,
+    overlap: OverlapOpt = None,
+    blend: BlendOpt = "gaussian",
+    batch_size: BatchSizeOpt = 4,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
     continue_run: Annotated[bool, typer.Option("--continue", help="Finish an interrupted run of the same command, skipping its finished sections.")] = False,
     part: Annotated[Optional[str], typer.Option("--part", help="Do share i of N (e.g. 3/10) of the work, for job arrays; the last share to finish commits the output.")] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes (each loads the model once; one GPU each when CUDA is present).")] = 1,
     executor: Annotated[str, typer.Option("--executor", help="With --workers: auto (daisy when installed), daisy or process.")] = "auto",
     in_place: Annotated[bool, typer.Option("--in-place", help="Write the repaired sections into the input (Zarr, OME-Zarr, HDF5 or a TIFF folder), keeping a backup for --undo.")] = False,
     undo: Annotated[bool, typer.Option("--undo", help="Restore the sections replaced by an earlier --in-place repair of PATH from its backup.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and write nothing.")] = False,
+    dry_run: DryRunOpt = False,
     overwrite: OverwriteOpt = False,
     no_progress: NoProgressOpt = False,
 ) -> None:
@@ -49,10 +50,7 @@ def fix(
     from emrepair.pipelines.plan import parse_sections
     from emrepair.runstate import parse_part
 
-    if blend not in ("gaussian", "hann", "crop"):
-        raise UsageError(f"--blend must be gaussian, hann or crop, not {blend!r}")
-    if precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise UsageError(f"--precision must be auto, fp32, bf16 or fp16, not {precision!r}")
+    check_engine_choices(blend, precision)
     if executor not in ("auto", "daisy", "process"):
         raise UsageError(f"--executor must be auto, daisy or process, not {executor!r}")
     if undo:

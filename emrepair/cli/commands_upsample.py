@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from emrepair.cli.errors import handle_errors
-from emrepair.cli.options import DatasetOpt, LevelOpt, NoProgressOpt, OverwriteOpt
+from emrepair.cli.options import (BatchSizeOpt, BlendOpt, DatasetOpt, DeviceOpt, DryRunOpt, LevelOpt, ModelOpt, NoProgressOpt,
+                                   OverlapOpt, OverwriteOpt, PrecisionOpt, ReportInOpt, SaveReportOpt, TileSizeOpt, check_engine_choices)
 
 
 @handle_errors
@@ -17,21 +17,21 @@ def upsample_z(
     output: Annotated[Optional[str], typer.Option("-o", "--output", help="Upsampled volume to write; its format follows the extension.")] = None,
     factor: Annotated[Optional[int], typer.Option("--factor", help="Sections per original interval (integer >= 2): factor - 1 are synthesized between each pair.")] = None,
     target_z: Annotated[Optional[float], typer.Option("--target-z", help="Wanted z spacing in nm; the factor is the input z spacing / target, rounded.")] = None,
-    model: Annotated[str, typer.Option("--model", help="Model name (see `emrepair models`) or a checkpoint path; 'auto' picks the best with trained weights.")] = "auto",
+    model: ModelOpt = "auto",
     repair: Annotated[bool, typer.Option("--repair/--no-repair", help="Repair defective sections first (as `emrepair fix`), or use them as they are.")] = True,
-    report: Annotated[Optional[Path], typer.Option("--report", help="Repair the defects listed in this `emrepair detect --report` file.")] = None,
+    report: ReportInOpt = None,
     sections: Annotated[Optional[str], typer.Option("--sections", help="Repair these input sections, e.g. 5,9-11 (instead of detecting).")] = None,
     masks: Annotated[Optional[str], typer.Option("--masks", help="Write a uint8 label volume: 3 interpolated, 1/2 repaired (missing/fold), 0 original.")] = None,
-    save_report: Annotated[Optional[Path], typer.Option("--save-report", help="Write a JSON record of what was done.")] = None,
+    save_report: SaveReportOpt = None,
     dataset: DatasetOpt = None,
     level: LevelOpt = None,
-    tile_size: Annotated[Optional[int], typer.Option("--tile-size", min=16, help="Tile edge in pixels (default: fits the device).")] = None,
-    overlap: Annotated[Optional[int], typer.Option("--overlap", min=0, help="Tile overlap in pixels (default: from the model's halo).")] = None,
-    blend: Annotated[str, typer.Option("--blend", help="Tile blending: gaussian, hann or crop.")] = "gaussian",
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="(tile, t) inputs per network pass.")] = 4,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N (falls back to CPU with a warning).")] = "auto",
-    precision: Annotated[str, typer.Option("--precision", help="auto, fp32, bf16 or fp16 (autocast on CUDA only).")] = "auto",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and write nothing.")] = False,
+    tile_size: TileSizeOpt = None,
+    overlap: OverlapOpt = None,
+    blend: BlendOpt = "gaussian",
+    batch_size: BatchSizeOpt = 4,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    dry_run: DryRunOpt = False,
     overwrite: OverwriteOpt = False,
     no_progress: NoProgressOpt = False,
 ) -> None:
@@ -41,10 +41,7 @@ def upsample_z(
     from emrepair.pipelines.plan import parse_sections
     from emrepair.pipelines.upsample import UpsampleOptions, run_upsample
 
-    if blend not in ("gaussian", "hann", "crop"):
-        raise UsageError(f"--blend must be gaussian, hann or crop, not {blend!r}")
-    if precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise UsageError(f"--precision must be auto, fp32, bf16 or fp16, not {precision!r}")
+    check_engine_choices(blend, precision)
     if not repair and (report is not None or sections is not None):
         raise UsageError("--report and --sections choose what to repair; they cannot go with --no-repair")
     options = UpsampleOptions(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -11,3 +12,24 @@ LevelOpt = Annotated[Optional[int], typer.Option("--level", help="OME-Zarr multi
 NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")]
+ModelOpt = Annotated[str, typer.Option("--model", help="Model name (see `emrepair models`) or a checkpoint path; 'auto' picks the best with trained weights.")]
+ReportInOpt = Annotated[Optional[Path], typer.Option("--report", help="Repair the defects listed in this `emrepair detect --report` file.")]
+SectionsOpt = Annotated[Optional[str], typer.Option("--sections", help="Repair these sections, e.g. 5,9-11 (instead of detecting).")]
+SaveReportOpt = Annotated[Optional[Path], typer.Option("--save-report", help="Write a JSON record of what was done.")]
+TileSizeOpt = Annotated[Optional[int], typer.Option("--tile-size", min=16, help="Tile edge in pixels (default: fits the device).")]
+OverlapOpt = Annotated[Optional[int], typer.Option("--overlap", min=0, help="Tile overlap in pixels (default: from the model's halo).")]
+BlendOpt = Annotated[str, typer.Option("--blend", help="Tile blending: gaussian, hann or crop.")]
+BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="(tile, t) inputs per network pass.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N (falls back to CPU with a warning).")]
+PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto, fp32, bf16 or fp16 (autocast on CUDA only).")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plan and write nothing.")]
+
+
+def check_engine_choices(blend: str, precision: str) -> None:
+    """Refuse unknown --blend and --precision values with a usage error."""
+    from emrepair.errors import UsageError
+
+    if blend not in ("gaussian", "hann", "crop"):
+        raise UsageError(f"--blend must be gaussian, hann or crop, not {blend!r}")
+    if precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise UsageError(f"--precision must be auto, fp32, bf16 or fp16, not {precision!r}")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from emrepair.errors import EmrepairError, OutputError, UsageError
+from emrepair.pipelines.options import EngineOptions
 from emrepair.pipelines.plan import RepairRun, plan_runs
 from emrepair.pipelines.provenance import base_record
 
@@ -35,8 +36,8 @@ CONTINUE_HINT = "rerun the same command with --continue"
 
 
 @dataclass
-class FixOptions:
-    """Everything ``emrepair fix`` can be told, besides input and output."""
+class FixOptions(EngineOptions):
+    """Everything ``emrepair fix`` can be told, besides input and output (engine fields from EngineOptions)."""
 
     model: str = "auto"
     sections: list[int] | None = None
@@ -45,12 +46,6 @@ class FixOptions:
     summary_path: str | None = None
     dataset: str | None = None
     level: int | None = None
-    tile_size: int | None = None
-    overlap: int | None = None
-    blend: str = "gaussian"
-    batch_size: int = 4
-    device: str = "auto"
-    precision: str = "auto"
     overwrite: bool = False
     dry_run: bool = False
     continue_run: bool = False
@@ -136,12 +131,11 @@ def build_repairers(options: FixOptions, model_name: str, device: str,
     (e.g. fold-aware repair) is added here under its kind.
     """
     from emrepair.distributed.repair import InterpolationRepairer
-    from emrepair.engine import EngineConfig, TiledInterpolator
+    from emrepair.engine import TiledInterpolator
     from emrepair.models import load_model
 
     model, meta = load_model(model_name, device=device)
-    config = EngineConfig(tile_size=options.tile_size, overlap=options.overlap, blend=options.blend,
-                          batch_size=options.batch_size, device=device, precision=options.precision)
+    config = options.engine_config(device)
     engine = TiledInterpolator(model, config)
     region = region_size_for(options, shape)
     context = 0

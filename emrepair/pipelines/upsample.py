@@ -17,6 +17,7 @@ import numpy as np
 
 from emrepair.errors import OutputError
 from emrepair.io.base import Volume
+from emrepair.pipelines.options import EngineOptions
 from emrepair.pipelines.plan import RepairRun, plan_runs
 from emrepair.pipelines.provenance import base_record
 from emrepair.pipelines.upsample_plan import (
@@ -34,7 +35,7 @@ WarnCallback = Callable[[str], None]
 
 
 @dataclass
-class UpsampleOptions:
+class UpsampleOptions(EngineOptions):
     """Everything ``emrepair upsample-z`` can be told, besides input and output.
 
     Exactly one of ``factor`` and ``target_z`` (nm) must be set. ``repair`` runs the fix step first
@@ -51,12 +52,6 @@ class UpsampleOptions:
     summary_path: str | None = None
     dataset: str | None = None
     level: int | None = None
-    tile_size: int | None = None
-    overlap: int | None = None
-    blend: str = "gaussian"
-    batch_size: int = 4
-    device: str = "auto"
-    precision: str = "auto"
     overwrite: bool = False
     dry_run: bool = False
     allow_random_weights: bool = False  # learned models without weights start untrained (benchmark timing only)
@@ -229,20 +224,17 @@ def _engine_and_repairers(options: UpsampleOptions, model_name: str, device: str
     """Load the model once: the engine for the pairs, and fix's repairers (the same engine) for defective runs."""
     from emrepair.pipelines.fix import FixOptions, build_repairers
 
-    fix_options = FixOptions(model=model_name, tile_size=options.tile_size, overlap=options.overlap,
-                             blend=options.blend, batch_size=options.batch_size, device=device,
-                             precision=options.precision)
+    engine_fields = {name: getattr(options, name) for name in EngineOptions.__dataclass_fields__}
+    fix_options = FixOptions(model=model_name, **{**engine_fields, "device": device})
     if not options.allow_random_weights:
         return build_repairers(fix_options, model_name, device, shape)
     # fix refuses untrained learned models; benchmarks time them with the default interpolation repair.
     from emrepair.distributed.repair import InterpolationRepairer
-    from emrepair.engine import EngineConfig, TiledInterpolator
+    from emrepair.engine import TiledInterpolator
     from emrepair.models import load_model
 
     model, meta = load_model(model_name, device=device, allow_random=True)
-    engine = TiledInterpolator(model, EngineConfig(tile_size=options.tile_size, overlap=options.overlap,
-                                                   blend=options.blend, batch_size=options.batch_size,
-                                                   device=device, precision=options.precision))
+    engine = TiledInterpolator(model, options.engine_config(device))
     return engine, meta, {"default": InterpolationRepairer(engine)}
 
 
