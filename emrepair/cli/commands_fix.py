@@ -20,6 +20,7 @@ def fix(
     path: Annotated[str, typer.Argument(help="Volume to repair (never modified, unless --in-place).")],
     output: Annotated[Optional[str], typer.Option("-o", "--output", help="Repaired volume to write; its format follows the extension.")] = None,
     model: ModelOpt = "auto",
+    fold_model: Annotated[str, typer.Option("--fold-model", help="Fold-aware model for folded sections (keeps their real pixels away from the band); 'auto' is sff when its weights are present, 'none' interpolates folded sections whole.")] = "auto",
     report: ReportInOpt = None,
     sections: SectionsOpt = None,
     masks: Annotated[Optional[str], typer.Option("--masks", help="Write a uint8 label volume of the synthesized pixels.")] = None,
@@ -60,7 +61,7 @@ def fix(
         err_console.print(f"restored {len(restored)} section(s) of {path} from its backup", highlight=False)
         return
     options = FixOptions(
-        model=model, sections=parse_sections(sections) if sections is not None else None,
+        model=model, fold_model=fold_model, sections=parse_sections(sections) if sections is not None else None,
         report_path=str(report) if report else None, masks_path=masks,
         summary_path=str(save_report) if save_report else None, dataset=dataset, level=level,
         tile_size=tile_size, overlap=overlap, blend=blend, batch_size=batch_size, device=device,

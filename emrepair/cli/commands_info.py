@@ -38,9 +38,9 @@ def models(
     from emrepair.models import list_models
 
     rows = [
-        {"name": s.name, "learned": s.learned, "weights": s.has_weights(), "trained_on": s.trained_on(),
-         "description": s.description}
-        for s in list_models()
+        {"name": s.name, "kind": s.kind, "learned": s.learned, "weights": s.has_weights(),
+         "trained_on": s.trained_on(), "description": s.description}
+        for s in list_models(kind=None)
     ]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))

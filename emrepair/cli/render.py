@@ -27,12 +27,13 @@ def render_info(summary: dict[str, Any]) -> None:
 def render_models(rows: list[dict[str, Any]]) -> None:
     """Print the model registry as a table."""
     table = Table(title="emrepair models")
-    for col in ("name", "kind", "weights", "trained on", "description"):
+    for col in ("name", "repairs", "weights", "trained on", "description"):
         table.add_column(col)
+    uses = {"interpolation": "--model", "fold": "--fold-model", "volume": "upsample-z"}
     for row in rows:
-        kind = "learned" if row["learned"] else "baseline"
-        weights = "-" if not row["learned"] else ("yes" if row["weights"] else "[yellow]missing[/yellow]")
-        table.add_row(row["name"], kind, weights, row.get("trained_on") or "-", row.get("description") or "")
+        weights = "none needed" if not row["learned"] else ("yes" if row["weights"] else "[yellow]missing[/yellow]")
+        table.add_row(row["name"], uses.get(row.get("kind", "interpolation"), row.get("kind", "")), weights,
+                      row.get("trained_on") or "-", row.get("description") or "")
     err_console.print(table)
 
 

@@ -6,7 +6,6 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import cv2
 import numpy as np
 
 from emrepair.detect.config import DetectConfig

@@ -110,6 +110,14 @@ class InterpolationRepairer:
         return [job.intensity.from_unit(image[crop]) for image in images]
 
 
+def repairer_for(repairers: Mapping[str, RunRepairer], run: RepairRun) -> RunRepairer:
+    """The repairer for a run: the one for its kind when all its sections share one, else ``"default"``."""
+    kinds = set(run.kinds.values())
+    if len(kinds) == 1:
+        return repairers.get(kinds.pop(), repairers["default"])
+    return repairers["default"]
+
+
 class BlockWriter:
     """Writes whole blocks into an output (and an optional label output), one chunk slab and region at a time.
 
@@ -129,31 +137,37 @@ class BlockWriter:
         self._intensity: dict[int, IntensityMap] = {}
 
     def repairer_for(self, run: RepairRun) -> RunRepairer:
-        """The repairer for a run: the one for its kind when all its sections share one, else the default."""
-        kinds = set(run.kinds.values())
-        if len(kinds) == 1:
-            return self.repairers.get(kinds.pop(), self.repairers["default"])
-        return self.repairers["default"]
+        """The repairer for a run (see :func:`repairer_for`)."""
+        return repairer_for(self.repairers, run)
 
     def write(self, block: Block) -> None:
         """Write every section of ``block``; the caller flushes and marks it done afterwards."""
         self._intensity = {run.first: run_intensity(self.vol, run, self.regions) for run in block.runs}
         for s0, s1 in slabs_of(block, self.chunk_z):
             for ys, xs in self.regions:
-                stack = self._slab_region(block, s0, s1, ys, xs)
+                stack, changed = self._slab_region(block, s0, s1, ys, xs)
                 self.writer.write_region(slice(s0, s1), ys, xs, stack)
                 if self.masks is not None:
-                    self.masks.write_region(slice(s0, s1), ys, xs, self._labels(block, s0, s1, ys, xs))
+                    self.masks.write_region(slice(s0, s1), ys, xs, self._labels(block, s0, s1, ys, xs, changed))
 
-    def _slab_region(self, block: Block, s0: int, s1: int, ys: slice, xs: slice) -> np.ndarray:
+    def _slab_region(self, block: Block, s0: int, s1: int, ys: slice,
+                     xs: slice) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+        """The slab's sections in the region, and the changed-pixel masks of repairers that keep real pixels."""
         out = np.empty((s1 - s0, ys.stop - ys.start, xs.stop - xs.start), dtype=self.vol.dtype)
         synthesized: set[int] = set()
+        changed: dict[int, np.ndarray] = {}
         for run in block.runs:
             zs = [z for z in run.sections if s0 <= z < s1]
             if not zs:
                 continue
             job = RegionJob(self.vol, run, zs, ys, xs, self._intensity[run.first], self.tile_progress)
-            images = self.repairer_for(run)(job)
+            repairer = self.repairer_for(run)
+            images = repairer(job)
+            changed_pixels = getattr(repairer, "changed_pixels", None)
+            for z in zs if changed_pixels is not None else []:
+                mask = changed_pixels(z, ys, xs)
+                if mask is not None:
+                    changed[z] = mask
             if len(images) != len(zs):
                 raise ValueError(f"repairer returned {len(images)} sections for {len(zs)}")
             for z, image in zip(zs, images):
@@ -164,12 +178,17 @@ class BlockWriter:
         for z in range(s0, s1):
             if z not in synthesized:
                 out[z - s0] = read_window(self.vol, z, ys, xs)
-        return out
+        return out, changed
 
-    def _labels(self, block: Block, s0: int, s1: int, ys: slice, xs: slice) -> np.ndarray:
+    def _labels(self, block: Block, s0: int, s1: int, ys: slice, xs: slice,
+                changed: dict[int, np.ndarray]) -> np.ndarray:
+        """Labels of the synthesized pixels: whole sections, or only the changed pixels where a repairer said."""
         labels = np.zeros((s1 - s0, ys.stop - ys.start, xs.stop - xs.start), dtype=np.uint8)
         for run in block.runs:
             for z, kind in run.kinds.items():
                 if s0 <= z < s1:
-                    labels[z - s0] = KIND_LABELS.get(kind, 1)
+                    if z in changed:
+                        labels[z - s0][changed[z]] = KIND_LABELS.get(kind, 1)
+                    else:
+                        labels[z - s0] = KIND_LABELS.get(kind, 1)
         return labels

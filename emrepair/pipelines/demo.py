@@ -30,14 +30,15 @@ class DemoSummary:
     model: str
     found: list[tuple[int, str]]
     truth: list[tuple[int, str]]
-    psnr: dict[int, tuple[float, float]] = field(default_factory=dict)  # z -> (model, linear)
+    psnr: dict[int, tuple[float, float]] = field(default_factory=dict)  # z -> (repair, linear)
+    method: dict[int, str] = field(default_factory=dict)  # z -> model that repaired it
 
     def describe(self) -> str:
         """A few lines for the terminal."""
         lines = [f"bundled sample: simulated defects {self._fmt(self.truth)}; detected {self._fmt(self.found)}"]
         for z, (ours, lin) in sorted(self.psnr.items()):
-            lines.append(f"  section {z}: PSNR against the truth {ours:.2f} dB with {self.model} "
-                         f"(linear {lin:.2f} dB)")
+            lines.append(f"  section {z}: PSNR against the truth {ours:.2f} dB with {self.method.get(z, self.model)} "
+                         f"(linear interpolation {lin:.2f} dB)")
         lines.append(f"wrote {self.out_dir}/repaired.h5, detect.json, masks.h5, fix.json, before_after.png")
         return "\n".join(lines)
 
@@ -71,8 +72,11 @@ def run_demo(out_dir: str | Path, *, overwrite: bool = True, model: str = "auto"
     with h5py.File(out / "repaired.h5", "r") as f:
         repaired = f["raw"][:]
     summary = DemoSummary(out, result.model, [(d.z, d.kind) for d in report.defects], truth_defects)
+    fold_repaired = set(result.fold_repaired)
     for run in result.runs:
         for z, t in zip(run.sections, run.positions()):
+            if z in fold_repaired:
+                summary.method[z] = f"{result.fold_model} (fold-aware)"
             if run.one_sided:
                 continue
             linear = (1 - t) * raw[run.left].astype(np.float64) + t * raw[run.right].astype(np.float64)

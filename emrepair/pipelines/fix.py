@@ -26,6 +26,7 @@ WarnCallback = Callable[[str], None]
 # Learned models in order of measured quality; the first with weights present is the default.
 PREFERRED_MODELS = ("ssan", "dan")
 FALLBACK_MODEL = "flow"
+DEFAULT_FOLD_MODEL = "sff"
 # Sections above this many pixels are repaired region by region (REGION_SIZE squares plus context), which keeps
 # memory near a few hundred MB for any section size; smaller sections go through the engine whole.
 HUGE_SECTION_PIXELS = 6144 * 6144
@@ -40,6 +41,7 @@ class FixOptions(EngineOptions):
     """Everything ``emrepair fix`` can be told, besides input and output (engine fields from EngineOptions)."""
 
     model: str = "auto"
+    fold_model: str = "auto"
     sections: list[int] | None = None
     report_path: str | None = None
     masks_path: str | None = None
@@ -71,6 +73,8 @@ class FixResult:
     dry_run: bool
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    fold_model: str | None = None
+    fold_weights_sha256: str | None = None
     blocks_total: int = 0
     blocks_skipped: int = 0
     blocks_left: int = 0
@@ -81,12 +85,19 @@ class FixResult:
         """Every section whose pixels were synthesized."""
         return [z for run in self.runs for z in run.sections]
 
+    @property
+    def fold_repaired(self) -> list[int]:
+        """Folded sections repaired by the fold model, which keeps their pixels away from the band."""
+        return fold_repaired_sections(self.runs, self.fold_model)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON form of the run, as written by ``--save-report``."""
         return {
             "version": 1, "input": self.input, "output": self.output, "shape": list(self.shape),
             "model": self.model, "weights_sha256": self.weights_sha256, "device": self.device,
-            "dry_run": self.dry_run, "synthesized": self.synthesized, "runs": [r.to_dict() for r in self.runs],
+            "fold_model": self.fold_model, "fold_weights_sha256": self.fold_weights_sha256,
+            "dry_run": self.dry_run, "synthesized": self.synthesized, "fold_repaired": self.fold_repaired,
+            "runs": [r.to_dict() for r in self.runs],
             "tiles_per_section": self.tiles_per_section, "memory_estimate_bytes": self.memory_estimate_bytes,
             "seconds": round(self.seconds, 3), "warnings": self.warnings, "complete": self.complete,
             "blocks": {"total": self.blocks_total, "skipped_as_done": self.blocks_skipped, "left": self.blocks_left},
@@ -125,16 +136,20 @@ def default_model_name() -> str:
 
 def build_repairers(options: FixOptions, model_name: str, device: str,
                     shape: tuple[int, int]) -> tuple[Any, Any, dict[str, Any]]:
-    """Load the model once and make ``(engine, meta, repairers)``; ``repairers`` maps defect kind -> RunRepairer.
+    """Load the models once and make ``(engine, meta, repairers)``; ``repairers`` maps defect kind -> RunRepairer.
 
-    Every kind uses interpolation between the nearest good sections (``"default"``); a kind-specific repairer
-    (e.g. fold-aware repair) is added here under its kind.
+    Every kind uses interpolation between the nearest good sections (``"default"``); folded sections use the
+    fold model (``"fold"``) when ``options.fold_model`` resolves to one.
     """
     from emrepair.distributed.repair import InterpolationRepairer
     from emrepair.engine import TiledInterpolator
-    from emrepair.models import load_model
+    from emrepair.models import load_model, model_kind
 
     model, meta = load_model(model_name, device=device)
+    if model_kind(model) != "interpolation":
+        raise UsageError(f"--model {model_name} is a {model_kind(model)} model; --model takes an interpolation "
+                         "model (see `emrepair models`)" + (", and --fold-model a fold model"
+                                                             if model_kind(model) == "fold" else ""))
     config = options.engine_config(device)
     engine = TiledInterpolator(model, config)
     region = region_size_for(options, shape)
@@ -142,7 +157,55 @@ def build_repairers(options: FixOptions, model_name: str, device: str,
     if region is not None:
         tile = engine.tile_size_for((min(region, shape[0]), min(region, shape[1])))
         context = engine.halo + engine.overlap_for(tile)
-    return engine, meta, {"default": InterpolationRepairer(engine, context)}
+    repairers: dict[str, Any] = {"default": InterpolationRepairer(engine, context)}
+    fold_name = fold_model_name(options.fold_model)
+    if fold_name is not None:
+        from emrepair.distributed.fold_repairer import FoldRepairer
+
+        fold_model, fold_meta = load_model(fold_name, device=device)
+        if model_kind(fold_model) != "fold":
+            raise UsageError(f"--fold-model {fold_name} is a {model_kind(fold_model)} model, not a fold model "
+                             "(see `emrepair models`)")
+        repairers["fold"] = FoldRepairer(fold_model, device, repairers["default"], tile_size=options.tile_size,
+                                         meta=fold_meta)
+    return engine, meta, repairers
+
+
+def fold_repairable(run: RepairRun) -> bool:
+    """Whether the fold repairer takes this run (else it is interpolated whole): only folds, with their band
+    geometry, between two good sections."""
+    return (set(run.kinds.values()) == {"fold"} and not run.one_sided
+            and all(z in run.folds for z in run.sections))
+
+
+def fold_repaired_sections(runs: list[RepairRun], fold_model: str | None) -> list[int]:
+    """The sections a fold model repairs (keeping their pixels away from the band); none without a fold model."""
+    return [z for run in runs if fold_model and fold_repairable(run) for z in run.sections]
+
+
+def fold_reach(result: FixResult) -> int | str:
+    """How far from the band a fold model may change pixels (its reach plus transition), for provenance."""
+    from emrepair.models import get_spec
+
+    try:
+        config = get_spec(result.fold_model or "").config_cls()
+        return int(config.reach) + int(config.transition)
+    except Exception:  # noqa: BLE001 - a checkpoint path: say so instead of guessing
+        return "the model's reach"
+
+
+def fold_model_name(choice: str) -> str | None:
+    """The fold model to use: ``"auto"`` is ``sff`` when its weights are present, ``"none"`` is whole-section
+    interpolation of folded sections, anything else a model name or checkpoint path."""
+    if choice == "none":
+        return None
+    if choice != "auto":
+        return choice
+    from emrepair.models import list_models
+
+    specs = {spec.name: spec for spec in list_models(kind="fold")}
+    spec = specs.get(DEFAULT_FOLD_MODEL)
+    return DEFAULT_FOLD_MODEL if spec is not None and spec.has_weights() else None
 
 
 def region_size_for(options: FixOptions, shape: tuple[int, int]) -> int | None:
@@ -207,6 +270,9 @@ def run_fix(
                                                       options.batch_size)),
             device=str(device), dry_run=options.dry_run, warnings=warnings,
         )
+        fold_meta = getattr(repairers.get("fold"), "meta", None)
+        if fold_meta is not None:
+            result.fold_model, result.fold_weights_sha256 = fold_meta.name, fold_meta.weights_sha256
         if options.dry_run:
             result.runs = _plan(vol, options)
             _note_one_sided(result.runs, note)
@@ -222,10 +288,10 @@ def run_fix(
 
 
 def _plan(vol: Any, options: FixOptions) -> list[RepairRun]:
-    from emrepair.pipelines.sections import defects_to_repair
+    from emrepair.pipelines.sections import repair_targets
 
-    defects = defects_to_repair(vol, sections=options.sections, report_path=options.report_path)
-    return plan_runs(defects, vol.shape[0])
+    defects, folds = repair_targets(vol, sections=options.sections, report_path=options.report_path)
+    return plan_runs(defects, vol.shape[0], folds)
 
 
 def _note_one_sided(runs: list[RepairRun], note: WarnCallback) -> None:
@@ -269,7 +335,7 @@ def partial_path(final: str | Path) -> Path:
 
 
 def _fingerprint_fields(vol: Any, input_path: str, output_path: str, options: FixOptions, model_name: str,
-                        weights: str | None, device: str) -> dict[str, Any]:
+                        weights: str | None, device: str, fold_weights: str | None = None) -> dict[str, Any]:
     """Everything that decides the output's pixels; ``--workers`` and ``--part`` do not."""
     from emrepair.pipelines.provenance import sha256_of
 
@@ -280,7 +346,8 @@ def _fingerprint_fields(vol: Any, input_path: str, output_path: str, options: Fi
         "output": str(Path(output_path).expanduser().absolute()),
         "masks": str(Path(options.masks_path).expanduser().absolute()) if options.masks_path else None,
         "sections": options.sections, "report_sha256": sha256_of(report) if report else None,
-        "model": model_name, "weights_sha256": weights, "tile_size": options.tile_size,
+        "model": model_name, "weights_sha256": weights, "fold_model": fold_weights or options.fold_model,
+        "tile_size": options.tile_size,
         "overlap": options.overlap, "blend": options.blend, "batch_size": options.batch_size,
         "device": device.split(":")[0], "precision": options.precision, "region_size": options.region_size,
     }
@@ -295,7 +362,7 @@ def _write_repaired(vol: Any, output_path: str, options: FixOptions, result: Fix
 
     state = ProgressDir(progress_dir_for(output_path))
     fields = _fingerprint_fields(vol, result.input, output_path, options, model_name, result.weights_sha256,
-                                 result.device)
+                                 result.device, result.fold_weights_sha256)
     record, runs = _prepare(vol, output_path, options, result, engine, state, run_fingerprint(fields), fields)
     result.runs = runs
     _note_one_sided(runs, note)
@@ -376,10 +443,17 @@ def _prepare(vol: Any, output_path: str, options: FixOptions, result: FixResult,
 def _provenance(result: FixResult, runs: list[RepairRun], engine: Any, options: FixOptions,
                 shape: tuple[int, int]) -> dict[str, Any]:
     provenance = base_record("fix", result.input)
+    fold_repaired = fold_repaired_sections(runs, result.fold_model)
     provenance.update({
         "model": result.model, "weights_sha256": result.weights_sha256,
+        "fold_model": result.fold_model, "fold_weights_sha256": result.fold_weights_sha256,
         "synthesized_sections": [z for run in runs for z in run.sections],
-        "synthesized_pixels": "whole section for every synthesized section",
+        "fold_repaired_sections": fold_repaired,
+        "synthesized_pixels": (
+            "whole section for every synthesized section" if not fold_repaired else
+            "whole section for every synthesized section except fold_repaired_sections, where only pixels within "
+            f"{fold_reach(result)} px of the fold band (runs[].folds: lines and width) may differ from the input; "
+            "--masks labels exactly the pixels that differ"),
         "runs": [r.to_dict() for r in runs],
         "engine": {"tile_size": engine.tile_size_for(shape), "blend": options.blend,
                    "device": result.device, "precision": options.precision},
@@ -507,13 +581,15 @@ def _discard(state: Any, job: FixJob | None, output: str | None = None, masks: s
 def run_to_dict(run: RepairRun) -> dict[str, Any]:
     """Compact JSON form of a run for the run record."""
     return {"first": run.first, "last": run.last, "left": run.left, "right": run.right,
-            "kinds": {str(z): k for z, k in run.kinds.items()}}
+            "kinds": {str(z): k for z, k in run.kinds.items()},
+            "folds": {str(z): g for z, g in run.folds.items()}}
 
 
 def run_from_dict(data: dict[str, Any]) -> RepairRun:
     """Inverse of ``run_to_dict``."""
     return RepairRun(int(data["first"]), int(data["last"]), data["left"], data["right"],
-                     {int(z): k for z, k in data["kinds"].items()})
+                     {int(z): k for z, k in data["kinds"].items()},
+                     {int(z): g for z, g in data.get("folds", {}).items()})
 
 
 __all__ = ["FixJob", "FixOptions", "FixResult", "BlockSession", "build_repairers", "default_model_name",

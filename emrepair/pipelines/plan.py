@@ -13,7 +13,8 @@ class RepairRun:
     """A maximal run of consecutive defective sections ``first..last`` (inclusive).
 
     ``left`` and ``right`` are the nearest good sections on each side (None at a stack end).
-    ``kinds`` maps each z in the run to its defect kind.
+    ``kinds`` maps each z in the run to its defect kind; ``folds`` maps a folded z to its band geometry as the
+    detection report gives it (``{"lines": [[x0, y0, x1, y1], ...], "width_px": w}``), for fold-aware repair.
     """
 
     first: int
@@ -21,6 +22,7 @@ class RepairRun:
     left: int | None
     right: int | None
     kinds: dict[int, str] = field(default_factory=dict)
+    folds: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def sections(self) -> list[int]:
@@ -41,11 +43,15 @@ class RepairRun:
         """JSON form used in dry-run plans and fix reports."""
         return {"sections": self.sections, "left": self.left, "right": self.right,
                 "t": [round(t, 6) for t in self.positions()],
-                "kinds": [self.kinds.get(z, "missing") for z in self.sections]}
+                "kinds": [self.kinds.get(z, "missing") for z in self.sections],
+                **({"folds": {str(z): g for z, g in self.folds.items()}} if self.folds else {})}
 
 
-def plan_runs(defects: dict[int, str], depth: int) -> list[RepairRun]:
+def plan_runs(defects: dict[int, str], depth: int,
+              folds: dict[int, dict[str, Any]] | None = None) -> list[RepairRun]:
     """Group defective sections (z -> kind) of a stack of ``depth`` sections into repair runs.
+
+    ``folds`` (z -> band geometry) is attached to the runs holding those sections.
 
     Raises UsageError when a section index is out of range or when no good section is left to repair from.
     """
@@ -64,7 +70,9 @@ def plan_runs(defects: dict[int, str], depth: int) -> list[RepairRun]:
         first, last = bad[start], bad[end]
         left = first - 1 if first > 0 else None
         right = last + 1 if last < depth - 1 else None
-        runs.append(RepairRun(first, last, left, right, {z: defects[z] for z in range(first, last + 1)}))
+        span = range(first, last + 1)
+        runs.append(RepairRun(first, last, left, right, {z: defects[z] for z in span},
+                              {z: (folds or {})[z] for z in span if z in (folds or {})}))
         start = end + 1
     return runs
 

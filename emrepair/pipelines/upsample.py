@@ -163,7 +163,7 @@ def upsample_volume(
     from emrepair.engine import estimate_memory, resolve_device
     from emrepair.io.create import check_target
     from emrepair.pipelines.fix import default_model_name
-    from emrepair.pipelines.sections import defects_to_repair
+    from emrepair.pipelines.sections import repair_targets
 
     started = time.perf_counter()
     notes: list[str] = []
@@ -184,9 +184,9 @@ def upsample_volume(
             check_target(Path(target), vol.info, options.overwrite)
     runs: list[RepairRun] = []
     if options.repair:
-        defects = defects_to_repair(vol, sections=options.sections, report_path=options.report_path,
-                                    progress=detect_progress)
-        runs = plan_runs(defects, depth)
+        defects, folds = repair_targets(vol, sections=options.sections, report_path=options.report_path,
+                                        progress=detect_progress)
+        runs = plan_runs(defects, depth, folds)
         for run in runs:
             if run.one_sided:
                 source = run.right if run.left is None else run.left

@@ -58,17 +58,10 @@ class SectionCache:
         self._held.clear()
 
 
-def repairer_for(repairers: Mapping[str, Any], run: RepairRun) -> Any:
-    """The repairer of a run, chosen as ``emrepair fix`` chooses it: by the run's kind when all its sections
-    share one, else the ``"default"`` interpolation."""
-    kinds = set(run.kinds.values())
-    return repairers.get(kinds.pop(), repairers["default"]) if len(kinds) == 1 else repairers["default"]
-
-
 def repair_run(vol: Volume, run: RepairRun, repairers: Mapping[str, Any],
                tile_progress: ProgressCallback | None = None) -> dict[int, np.ndarray]:
     """The sections of one defective run, synthesized by fix's repairers over whole sections; {z: section}."""
-    from emrepair.distributed.repair import RegionJob, run_intensity
+    from emrepair.distributed.repair import RegionJob, repairer_for, run_intensity
 
     whole = (slice(0, vol.shape[1]), slice(0, vol.shape[2]))
     job = RegionJob(vol, run, run.sections, whole[0], whole[1], run_intensity(vol, run, [whole]), tile_progress)

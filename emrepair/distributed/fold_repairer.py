@@ -1,0 +1,78 @@
+"""Fold-aware repair of runs of folded sections: keep the folded section's trustworthy pixels, restore the band.
+
+The band of each folded section is redrawn from the geometry the detection report gave (lines and width), so
+every worker process and every resumed run sees exactly the same band.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from emrepair.detect.fold_geometry import draw_band
+from emrepair.distributed.repair import RegionJob, RunRepairer, read_window
+
+
+class FoldRepairer:
+    """Repairs runs of folded sections with a fold model (kind "fold", e.g. ``sff``).
+
+    Each folded section is repaired from itself, the run's two nearest good sections and its band; the model
+    keeps pixels farther than its reach from the band bit-identical. A section without band geometry, or a run at
+    a stack end, goes to ``fallback`` (whole-section interpolation). ``changed_pixels`` tells the label writer
+    which pixels of the last region were synthesized.
+    """
+
+    def __init__(self, model: Any, device: str, fallback: RunRepairer, tile_size: int | None = None,
+                 meta: Any = None) -> None:
+        self.model = model
+        self.meta = meta
+        self.device = device
+        self.fallback = fallback
+        self.tile_size = tile_size
+        config = model.config
+        self.context = int(config.reach) + int(config.transition) + int(model.halo)
+        self._changed: dict[tuple[int, int, int], np.ndarray] = {}
+        self._bands: dict[int, np.ndarray] = {}
+
+    def __call__(self, job: RegionJob) -> list[np.ndarray]:
+        from emrepair.pipelines.fold_repair import repair_fold_section
+
+        run = job.run
+        if run.one_sided or any(z not in run.folds for z in job.zs):
+            return self.fallback(job)
+        height, width = job.vol.shape[1:]
+        ys = slice(max(0, job.ys.start - self.context), min(height, job.ys.stop + self.context))
+        xs = slice(max(0, job.xs.start - self.context), min(width, job.xs.stop + self.context))
+        crop = (slice(job.ys.start - ys.start, job.ys.stop - ys.start),
+                slice(job.xs.start - xs.start, job.xs.stop - xs.start))
+        left = job.intensity.to_unit(read_window(job.vol, run.left, ys, xs))
+        right = job.intensity.to_unit(read_window(job.vol, run.right, ys, xs))
+        self._changed.clear()
+        out = []
+        for z in job.zs:
+            original = read_window(job.vol, z, ys, xs)
+            band = self.band(z, (height, width), run.folds[z])[ys, xs]
+            repaired = repair_fold_section(self.model, job.intensity.to_unit(original), left, right, band,
+                                           device=self.device, tile_size=self.tile_size,
+                                           progress=job.tile_progress)
+            section = original[crop].copy()
+            stored = job.intensity.from_unit(repaired.image[crop])
+            # Untouched pixels stay bit-identical to the input, whatever the intensity map's rounding; a pixel
+            # whose repair rounds back to its input value counts as unchanged.
+            changed = repaired.changed[crop].astype(bool) & (stored != section)
+            section[changed] = stored[changed]
+            self._changed[(z, job.ys.start, job.xs.start)] = changed
+            out.append(section)
+        return out
+
+    def band(self, z: int, shape: tuple[int, int], geometry: dict[str, Any]) -> np.ndarray:
+        """The bool band mask of folded section ``z`` at full resolution (cached for the section at work)."""
+        if z not in self._bands:
+            self._bands.clear()
+            self._bands[z] = draw_band(shape, geometry["lines"], float(geometry["width_px"]), (1.0, 1.0))
+        return self._bands[z]
+
+    def changed_pixels(self, z: int, ys: slice, xs: slice) -> np.ndarray | None:
+        """Bool mask of the pixels of section ``z`` in region (ys, xs) that the last call synthesized, or None."""
+        return self._changed.get((z, ys.start, xs.start))
