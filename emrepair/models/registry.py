@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -34,11 +35,13 @@ TRAIN_HINTS = {
 
 
 def weights_dirs() -> list[Path]:
-    """Folders searched for weights: ``$EMREPAIR_WEIGHTS`` first, then ``weights/`` beside the package."""
+    """Folders searched for weights: ``$EMREPAIR_WEIGHTS`` first, then ``weights/`` beside the package (a source
+    checkout or editable install), then ``<prefix>/share/emrepair/weights`` (where ``pip install .`` puts them)."""
     dirs = []
     if os.environ.get(WEIGHTS_ENV):
         dirs.append(Path(os.environ[WEIGHTS_ENV]).expanduser())
     dirs.append(Path(emrepair.__file__).resolve().parent.parent / "weights")
+    dirs.append(Path(sys.prefix) / "share" / "emrepair" / "weights")
     return dirs
 
 
