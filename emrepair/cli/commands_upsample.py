@@ -6,7 +6,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from emrepair.cli.errors import handle_errors
+from emrepair.cli.errors import EXIT_INTERRUPTED, handle_errors
 from emrepair.cli.options import (BatchSizeOpt, BlendOpt, DatasetOpt, DeviceOpt, DryRunOpt, LevelOpt, ModelOpt, NoProgressOpt,
                                    OverlapOpt, OverwriteOpt, PrecisionOpt, ReportInOpt, SaveReportOpt, TileSizeOpt, check_engine_choices)
 
@@ -31,17 +31,25 @@ def upsample_z(
     batch_size: BatchSizeOpt = 4,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
+    continue_run: Annotated[bool, typer.Option("--continue", help="Finish an interrupted run of the same command, skipping its finished blocks.")] = False,
+    part: Annotated[Optional[str], typer.Option("--part", help="Do share i of N (e.g. 3/10) of the blocks, for job arrays; the last share to finish commits the output (.zarr, .ome.zarr or a folder).")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes (each loads the model once; one GPU each when CUDA is present).")] = 1,
+    executor: Annotated[str, typer.Option("--executor", help="With --workers: auto (daisy when installed), daisy or process.")] = "auto",
     dry_run: DryRunOpt = False,
     overwrite: OverwriteOpt = False,
     no_progress: NoProgressOpt = False,
 ) -> None:
     """Synthesize factor - 1 sections between every pair of sections, keeping the originals bit-identical."""
-    from emrepair.cli.console import progress_bars, warn
+    from emrepair.cli.commands_fix import terminate_as_interrupt
+    from emrepair.cli.console import err_console, progress_bars, warn
     from emrepair.errors import UsageError
     from emrepair.pipelines.plan import parse_sections
     from emrepair.pipelines.upsample import UpsampleOptions, run_upsample
+    from emrepair.runstate import CONTINUE_HINT, parse_part
 
     check_engine_choices(blend, precision)
+    if executor not in ("auto", "daisy", "process"):
+        raise UsageError(f"--executor must be auto, daisy or process, not {executor!r}")
     if not repair and (report is not None or sections is not None):
         raise UsageError("--report and --sections choose what to repair; they cannot go with --no-repair")
     options = UpsampleOptions(
@@ -50,13 +58,22 @@ def upsample_z(
         report_path=str(report) if report else None, masks_path=masks,
         summary_path=str(save_report) if save_report else None, dataset=dataset, level=level,
         tile_size=tile_size, overlap=overlap, blend=blend, batch_size=batch_size, device=device,
-        precision=precision, overwrite=overwrite, dry_run=dry_run,
+        precision=precision, overwrite=overwrite, dry_run=dry_run, continue_run=continue_run,
+        part=parse_part(part) if part is not None else None, workers=workers, executor=executor,
     )
-    with progress_bars(enabled=not no_progress) as add_bar:
-        result = run_upsample(path, output, options, progress=add_bar("pairs"), tile_progress=add_bar("tiles"),
-                              detect_progress=add_bar("detect") if repair and not report and not sections else None,
-                              warn=warn)
+    try:
+        with terminate_as_interrupt(), progress_bars(enabled=not no_progress) as add_bar:
+            detecting = repair and not report and not sections
+            result = run_upsample(path, output, options, progress=add_bar("pairs"), tile_progress=add_bar("tiles"),
+                                  detect_progress=add_bar("detect") if detecting else None, warn=warn)
+    except KeyboardInterrupt:
+        err_console.print(f"[red]interrupted[/red]: finished sections are kept; {CONTINUE_HINT} to go on",
+                          highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     render_upsample(result)
+    if not result.complete:
+        err_console.print(f"share done; {result.blocks_left} block(s) left to other shares, the last one to "
+                          f"finish writes {result.output}", highlight=False)
 
 
 def render_upsample(result: Any) -> None:
@@ -69,6 +86,8 @@ def render_upsample(result: Any) -> None:
     def voxel(size: tuple[float, float, float] | None) -> str:
         return "unknown" if size is None else " x ".join(f"{v:g}" for v in size) + " nm"
 
+    if not result.dry_run and not result.complete:
+        return
     head = "plan (dry run, nothing written)" if result.dry_run else f"upsampled {result.input} -> {result.output}"
     err_console.print(f"[bold]{head}[/bold]", highlight=False)
     repaired = result.repaired_input
@@ -79,7 +98,8 @@ def render_upsample(result: Any) -> None:
         f"{result.interpolated_count} section(s) interpolated; "
         + (f"{len(repaired)} repaired first (input z {', '.join(map(str, repaired))})" if repaired
            else "nothing repaired"),
-        (f"model {result.model} on {result.device}; {result.tiles_per_section} tile(s) per section; "
+        (f"model {result.model}" + (f" (repairs by {result.repair_model})" if result.repair_model else "")
+         + f" on {result.device}; {result.tiles_per_section} tile(s) per section; "
          f"~{result.memory_estimate_bytes / 2**20:.0f} MiB per batch, ~{result.host_memory_bytes / 2**20:.0f} MiB "
          "host memory per pair" + ("" if result.dry_run else f"; {result.seconds:.1f} s")),
     ]

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from emrepair.errors import OutputError
+from emrepair.errors import OutputError, UsageError
 from emrepair.io.base import Volume
 from emrepair.pipelines.options import EngineOptions
 from emrepair.pipelines.plan import RepairRun, plan_runs
@@ -55,6 +55,10 @@ class UpsampleOptions(EngineOptions):
     overwrite: bool = False
     dry_run: bool = False
     allow_random_weights: bool = False  # learned models without weights start untrained (benchmark timing only)
+    continue_run: bool = False
+    part: tuple[int, int] | None = None
+    workers: int = 1
+    executor: str = "auto"
 
 
 @dataclass
@@ -78,6 +82,11 @@ class UpsampleResult:
     dry_run: bool
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    repair_model: str | None = None
+    blocks_total: int = 0
+    blocks_skipped: int = 0
+    blocks_left: int = 0
+    complete: bool = True
 
     @property
     def repaired_input(self) -> list[int]:
@@ -115,7 +124,8 @@ class UpsampleResult:
             "interpolated_sections": {"rule": "z % factor != 0", "count": self.interpolated_count},
             "tiles_per_section": self.tiles_per_section, "memory_estimate_bytes": self.memory_estimate_bytes,
             "host_memory_bytes": self.host_memory_bytes, "seconds": round(self.seconds, 3),
-            "warnings": self.warnings,
+            "warnings": self.warnings, "repair_model": self.repair_model, "complete": self.complete,
+            "blocks": {"total": self.blocks_total, "skipped_as_done": self.blocks_skipped, "left": self.blocks_left},
         }
 
 
@@ -160,10 +170,12 @@ def upsample_volume(
         UsageError: a bad factor or target, conflicting repair sources, an unknown model.
         OutputError: no output path, or an output that exists (without overwrite) or is the input.
     """
-    from emrepair.engine import estimate_memory, resolve_device
+    from emrepair.engine import resolve_device
     from emrepair.io.create import check_target
     from emrepair.pipelines.fix import default_model_name
     from emrepair.pipelines.sections import repair_targets
+    from emrepair.pipelines.upsample_models import load_upsampler
+    from emrepair.runstate import check_share_targets
 
     started = time.perf_counter()
     notes: list[str] = []
@@ -176,66 +188,59 @@ def upsample_volume(
     depth, height, width = vol.shape
     check_depth(depth)
     factor = resolve_factor(options.factor, options.target_z, vol.info.voxel_size)
+    name = input_name if input_name is not None else vol.info.path
     if not options.dry_run:
         if not output_path:
             raise OutputError("an output path is required (-o OUT), unless --dry-run")
+        check_share_targets((output_path, options.masks_path), options.part, options.workers, options.overwrite)
+        if options.workers > 1 and not vol.info.path:
+            raise UsageError("--workers needs an input volume on disk (workers open it themselves)")
         # Refuse an existing output or the input itself before the slow detection and model loading.
         for target in filter(None, (output_path, options.masks_path)):
             check_target(Path(target), vol.info, options.overwrite)
-    runs: list[RepairRun] = []
-    if options.repair:
-        defects, folds = repair_targets(vol, sections=options.sections, report_path=options.report_path,
-                                        progress=detect_progress)
-        runs = plan_runs(defects, depth, folds)
-        for run in runs:
-            if run.one_sided:
-                source = run.right if run.left is None else run.left
-                note(f"sections {run.first}-{run.last} are at an end of the stack; repaired as copies of {source}")
     with _warnings.catch_warnings(record=True) as caught:
         _warnings.simplefilter("always")
         device = resolve_device(options.device)
     for w in caught:
         note(str(w.message))
     model_name = default_model_name() if options.model == "auto" else options.model
-    engine, meta, repairers = _engine_and_repairers(options, model_name, str(device), (height, width))
-    tile_size = engine.tile_size_for((height, width))
+    # With worker processes the models here only answer questions (tiles, memory): keep them off the GPU.
+    here = "cpu" if options.workers > 1 else str(device)
+    upsampler = load_upsampler(options, model_name, here, (height, width), factor.factor,
+                               options.allow_random_weights)
     out_shape = (output_depth(depth, factor.factor), height, width)
     result = UpsampleResult(
-        input=input_name if input_name is not None else vol.info.path,
-        output=str(output_path) if output_path else None, input_shape=(depth, height, width),
+        input=name, output=str(output_path) if output_path else None, input_shape=(depth, height, width),
         output_shape=out_shape, factor=factor, input_voxel_size=vol.info.voxel_size,
-        output_voxel_size=output_voxel_size(vol.info.voxel_size, factor.factor), model=meta.name,
-        weights_sha256=meta.weights_sha256, runs=runs, tiles_per_section=len(engine.plan((height, width))),
-        memory_estimate_bytes=int(estimate_memory(engine.model, tile_size, options.batch_size)),
+        output_voxel_size=output_voxel_size(vol.info.voxel_size, factor.factor), model=upsampler.meta.name,
+        weights_sha256=upsampler.meta.weights_sha256, runs=[],
+        tiles_per_section=upsampler.tiles_per_section((height, width)),
+        memory_estimate_bytes=upsampler.memory_estimate((height, width), options.batch_size),
         host_memory_bytes=host_memory_bytes((height, width), vol.dtype, factor.factor),
         device=str(device), dry_run=options.dry_run, warnings=notes,
+        repair_model=upsampler.repair_model if upsampler.volume is not None else None,
     )
-    if not options.dry_run:
+
+    def plan() -> list[RepairRun]:
+        if not options.repair:
+            return []
+        defects, folds = repair_targets(vol, sections=options.sections, report_path=options.report_path,
+                                        progress=detect_progress)
+        return plan_runs(defects, depth, folds)
+
+    if options.dry_run:
+        result.runs = plan()
+    else:
         assert output_path is not None
-        _write(vol, output_path, engine, repairers, result, options, progress, tile_progress)
+        _write(vol, output_path, upsampler, result, options, model_name, plan, progress, tile_progress)
+    for run in result.runs:
+        if run.one_sided:
+            source = run.right if run.left is None else run.left
+            note(f"sections {run.first}-{run.last} are at an end of the stack; repaired as copies of {source}")
     result.seconds = time.perf_counter() - started
     if options.summary_path:
         Path(options.summary_path).write_text(json.dumps(result.to_dict(), indent=2))
     return result
-
-
-def _engine_and_repairers(options: UpsampleOptions, model_name: str, device: str,
-                          shape: tuple[int, int]) -> tuple[Any, Any, dict[str, Any]]:
-    """Load the model once: the engine for the pairs, and fix's repairers (the same engine) for defective runs."""
-    from emrepair.pipelines.fix import FixOptions, build_repairers
-
-    engine_fields = {name: getattr(options, name) for name in EngineOptions.__dataclass_fields__}
-    fix_options = FixOptions(model=model_name, **{**engine_fields, "device": device})
-    if not options.allow_random_weights:
-        return build_repairers(fix_options, model_name, device, shape)
-    # fix refuses untrained learned models; benchmarks time them with the default interpolation repair.
-    from emrepair.distributed.repair import InterpolationRepairer
-    from emrepair.engine import TiledInterpolator
-    from emrepair.models import load_model
-
-    model, meta = load_model(model_name, device=device, allow_random=True)
-    engine = TiledInterpolator(model, options.engine_config(device))
-    return engine, meta, {"default": InterpolationRepairer(engine)}
 
 
 def host_memory_bytes(shape: tuple[int, int], dtype: np.dtype, factor: int) -> int:
@@ -247,7 +252,7 @@ def host_memory_bytes(shape: tuple[int, int], dtype: np.dtype, factor: int) -> i
     return pixels * ((2 + 3 + factor - 1) * stored + 2 * 4 + factor * 4 + (factor - 1) * 4)
 
 
-def _provenance(result: UpsampleResult, engine: Any, options: UpsampleOptions) -> dict[str, Any]:
+def _provenance(result: UpsampleResult, upsampler: Any, options: UpsampleOptions) -> dict[str, Any]:
     record = base_record("upsample-z", result.input)
     record.update({
         "model": result.model, "weights_sha256": result.weights_sha256,
@@ -260,40 +265,70 @@ def _provenance(result: UpsampleResult, engine: Any, options: UpsampleOptions) -
         "repaired_sections": result.repaired_output,
         "synthesized_pixels": "whole section for every synthesized section",
         "repair_runs": [r.to_dict() for r in result.runs],
-        "engine": {"tile_size": engine.tile_size_for(result.input_shape[1:]), "blend": options.blend,
+        "repair_model": result.repair_model,
+        "engine": {"tile_size": upsampler.tile_size_for(result.input_shape[1:]), "blend": options.blend,
                    "device": result.device, "precision": options.precision},
     })
     return record
 
 
-def _write(vol: Volume, output_path: str, engine: Any, repairers: dict[str, Any], result: UpsampleResult,
-           options: UpsampleOptions, progress: ProgressCallback | None, tile_progress: ProgressCallback | None) -> None:
-    """Create the output (and masks), stream every section into it, and commit both only on success."""
-    from emrepair.io import create_output
-    from emrepair.pipelines.upsample_stream import stream_upsampled
+def _write(vol: Volume, output_path: str, upsampler: Any, result: UpsampleResult, options: UpsampleOptions,
+           model_name: str, plan: Callable[[], list[RepairRun]], progress: ProgressCallback | None,
+           tile_progress: ProgressCallback | None) -> None:
+    """Prepare (or rejoin) the run, write this process's blocks, and commit when every block is done."""
+    from emrepair.pipelines.fix import partial_path
+    from emrepair.pipelines.upsample_blocks import plan_upsample_blocks
+    from emrepair.pipelines.upsample_run import (UpsampleJob, commit_if_complete, discard, execute_blocks,
+                                                 fingerprint_fields, prepare_run)
+    from emrepair.runstate import CONTINUE_HINT, ProgressDir, progress_dir_for, share_of
 
-    attrs = {"emrepair": _provenance(result, engine, options)}
-    common = {"like": vol.info, "shape": result.output_shape, "voxel_size": result.output_voxel_size,
-              "overwrite": options.overwrite, "attrs": attrs}
-    masks = None
+    factor = result.factor.factor
+    fields = fingerprint_fields(vol, result.input, output_path, options, factor, model_name, result.weights_sha256,
+                                result.device)
+
+    def provenance(runs: list[RepairRun]) -> dict[str, Any]:
+        result.runs = runs
+        return _provenance(result, upsampler, options)
+
+    record, runs = prepare_run(vol, output_path, options, fields, result.output_shape, result.output_voxel_size,
+                               plan, provenance)
+    result.runs = runs
+    state = ProgressDir(progress_dir_for(output_path))
+    job = UpsampleJob(
+        input_path=vol.info.path or result.input, options=options, model_name=model_name, device=result.device,
+        factor=factor, runs=tuple(runs), output=output_path, output_temp=str(partial_path(output_path)),
+        masks=options.masks_path, masks_temp=str(partial_path(options.masks_path)) if options.masks_path else None,
+        shape=result.output_shape, voxel_size=result.output_voxel_size,
+        chunks=tuple(int(c) for c in record["chunks"]), progress_path=str(state.path),  # type: ignore[arg-type]
+        workers=options.workers,
+    )
+    blocks = plan_upsample_blocks(vol.shape[0], factor, job.chunks[0])
+    mine = share_of(blocks, *options.part) if options.part else blocks
+    finished = state.done()
+    todo = [b for b in mine if (b.start, b.stop) not in finished]
+    result.blocks_total, result.blocks_skipped = len(blocks), len(mine) - len(todo)
+    total = sum(len(b.pairs) for b in mine)
+    done = [total - sum(len(b.pairs) for b in todo)]
+    if progress is not None:
+        progress(done[0], total)
+
+    def on_done(block: Any) -> None:
+        done[0] += len(block.pairs)
+        if progress is not None and block.pairs:
+            progress(done[0], total)
+
     try:
-        with create_output(output_path, **common) as writer:
-            if options.masks_path:
-                masks = create_output(options.masks_path, dtype=np.uint8, labels=True, **common)
-
-            def sink(z: int, section: np.ndarray, label: int) -> None:
-                writer.write_section(z, section)
-                if masks is not None:
-                    masks.write_section(z, np.full(section.shape, label, dtype=np.uint8))
-
-            stream_upsampled(vol, result.factor.factor, result.runs, engine, repairers, sink, progress,
-                             tile_progress)
-            if masks is not None:
-                masks.commit()
-                masks = None
-    finally:
-        if masks is not None:
-            masks.abort()
+        execute_blocks(job, todo, options, (vol, upsampler), on_done, tile_progress)
+    except KeyboardInterrupt:
+        raise  # the partial output and its done markers stay for --continue
+    except OutputError as exc:  # disk full, permissions: the same, with what to do next
+        raise OutputError(f"{exc}; finished sections are kept: fix that, then {CONTINUE_HINT}") from exc
+    except BaseException:
+        if options.part is None:
+            discard(state, [output_path, options.masks_path])
+        raise
+    result.complete = commit_if_complete(job, vol, blocks, record["provenance"])
+    result.blocks_left = 0 if result.complete else len(blocks) - len(state.done())
 
 
 __all__ = ["INTERPOLATED_LABEL", "UpsampleOptions", "UpsampleResult", "host_memory_bytes", "run_upsample",

@@ -1,13 +1,14 @@
 """Stream a volume pair by pair into its z-upsampled output: repaired originals at factor * z, synthesized between.
 
-Memory holds at most one repair run (while it is synthesized), three cached input sections, the current pair
-of sections and the factor - 1 sections synthesized between them, so it does not grow with the depth of the volume.
+Work goes block by block (``UpsampleBlock``: whole pairs, whole output chunk slabs). Memory holds at most two
+repaired runs, a few cached input sections, the current pair (or model window) of sections and the factor - 1
+sections synthesized between them, so it does not grow with the depth of the volume.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -71,23 +72,6 @@ def repair_run(vol: Volume, run: RepairRun, repairers: Mapping[str, Any],
     return dict(zip(run.sections, images))
 
 
-def repaired_sections(vol: Volume, runs: list[RepairRun], repairers: Mapping[str, Any],
-                      tile_progress: ProgressCallback | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(z, section)`` for z = 0..depth-1 in order, each defective run replaced as ``emrepair fix`` does.
-
-    Good sections are yielded unchanged; a run's sections are synthesized when the stream reaches the run's
-    first section, and only that run is held. Reads go through a small SectionCache, so each input section
-    is read from storage once.
-    """
-    cached = SectionCache(vol)
-    run_at = {run.first: run for run in runs}
-    pending: dict[int, np.ndarray] = {}
-    for z in range(vol.shape[0]):
-        if z in run_at:
-            pending = repair_run(cached, run_at[z], repairers, tile_progress)
-        yield z, (pending.pop(z) if z in pending else cached.read_section(z))
-
-
 def interpolate_pair(a: np.ndarray, b: np.ndarray, ts: list[float], engine: Any,
                      tile_progress: ProgressCallback | None = None) -> list[np.ndarray]:
     """The sections at each t in ``ts`` between ``a`` and ``b`` (same (y, x) shape and dtype), in their dtype.
@@ -102,6 +86,70 @@ def interpolate_pair(a: np.ndarray, b: np.ndarray, ts: list[float], engine: Any,
     return [mapping.from_unit(image) for image in images]
 
 
+PairSynthesizer = Callable[[int, Callable[[int], np.ndarray]], list[np.ndarray]]
+
+
+def engine_synthesizer(engine: Any, factor: int,
+                       tile_progress: ProgressCallback | None = None) -> PairSynthesizer:
+    """``synthesize(p, section_of)``: the factor - 1 sections between sections p and p + 1, by a 2-D
+    interpolation engine (``TiledInterpolator``), all positions in one engine call."""
+    ts = positions(factor)
+
+    def synthesize(p: int, section_of: Callable[[int], np.ndarray]) -> list[np.ndarray]:
+        return interpolate_pair(section_of(p), section_of(p + 1), ts, engine, tile_progress)
+
+    return synthesize
+
+
+class BlockStreamer:
+    """Writes blocks of an upsampled output (``UpsampleBlock``), each in z order, from repaired input sections.
+
+    A repaired run is synthesized when a block first needs one of its sections and kept while it is among the
+    last two runs used, so consecutive blocks in one process repair a run once; another process recomputes it
+    with the same result. Input reads go through a SectionCache shared by all blocks of this streamer.
+    """
+
+    def __init__(self, vol: Volume, factor: int, runs: list[RepairRun], repairers: Mapping[str, Any],
+                 synthesize: PairSynthesizer, tile_progress: ProgressCallback | None = None,
+                 cache_size: int = 3) -> None:
+        from emrepair.detect import KIND_LABELS
+
+        if factor < 2:
+            raise ValueError(f"factor must be at least 2, got {factor}")
+        self.factor, self.repairers, self.synthesize = int(factor), repairers, synthesize
+        self.tile_progress = tile_progress
+        self.cache = SectionCache(vol, size=cache_size)
+        self.run_of = {z: run for run in runs for z in run.sections}
+        self.labels = {z: KIND_LABELS.get(kind, 1) for run in runs for z, kind in run.kinds.items()}
+        self._repaired: OrderedDict[int, dict[int, np.ndarray]] = OrderedDict()
+
+    def section(self, z: int) -> np.ndarray:
+        """Input section ``z`` as repaired (a copy)."""
+        run = self.run_of.get(z)
+        if run is None:
+            return self.cache.read_section(z)
+        if run.first not in self._repaired:
+            self._repaired[run.first] = repair_run(self.cache, run, self.repairers, self.tile_progress)
+            while len(self._repaired) > 2:
+                self._repaired.popitem(last=False)
+        self._repaired.move_to_end(run.first)
+        return self._repaired[run.first][z].copy()
+
+    def write(self, block: Any, sink: SectionSink) -> None:
+        """Hand every output section of ``block`` to ``sink(z_out, section, label)``, in z order."""
+        pairs = set(block.pairs)
+        for z in block.originals:
+            sink(self.factor * z, self.section(z), self.labels.get(z, 0))
+            if z in pairs:
+                for j, image in enumerate(self.synthesize(z, self.section), start=1):
+                    sink(self.factor * z + j, image, INTERPOLATED_LABEL)
+
+    def close(self) -> None:
+        """Drop the cached sections and runs."""
+        self.cache.close()
+        self._repaired.clear()
+
+
 def stream_upsampled(vol: Volume, factor: int, runs: list[RepairRun], engine: Any,
                      repairers: Mapping[str, Any], sink: SectionSink, progress: ProgressCallback | None = None,
                      tile_progress: ProgressCallback | None = None) -> None:
@@ -111,21 +159,17 @@ def stream_upsampled(vol: Volume, factor: int, runs: list[RepairRun], engine: An
     and ``INTERPOLATED_LABEL`` for a section synthesized between two originals.
     ``progress(done, total)`` counts section pairs. ``repairers`` are fix's (see ``fix.build_repairers``).
     """
-    from emrepair.detect import KIND_LABELS
+    from emrepair.pipelines.upsample_blocks import plan_upsample_blocks
 
-    if factor < 2:
-        raise ValueError(f"factor must be at least 2, got {factor}")
-    kinds = {z: kind for run in runs for z, kind in run.kinds.items()}
-    ts = positions(factor)
+    streamer = BlockStreamer(vol, factor, runs, repairers, engine_synthesizer(engine, factor, tile_progress),
+                             tile_progress)
     pairs = vol.shape[0] - 1
     if progress is not None:
         progress(0, pairs)
-    previous: np.ndarray | None = None
-    for z, section in repaired_sections(vol, runs, repairers, tile_progress):
-        if previous is not None:
-            for j, image in enumerate(interpolate_pair(previous, section, ts, engine, tile_progress), start=1):
-                sink(factor * (z - 1) + j, image, INTERPOLATED_LABEL)
-            if progress is not None:
-                progress(z, pairs)
-        sink(factor * z, section, KIND_LABELS.get(kinds[z], 1) if z in kinds else 0)
-        previous = section
+    done = 0
+    for block in plan_upsample_blocks(vol.shape[0], factor, factor):
+        streamer.write(block, sink)
+        done += len(block.pairs)
+        if progress is not None and block.pairs:
+            progress(done, pairs)
+    streamer.close()

@@ -1,0 +1,113 @@
+"""Load what an upsample-z run synthesizes with: a 2-D interpolation engine, or a kind-"volume" model (gan3d)
+tiled over a window of sections; and fix's repairers for the defective sections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from emrepair.errors import UsageError
+from emrepair.pipelines.options import EngineOptions
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class Upsampler:
+    """The loaded models of a run.
+
+    Attributes:
+        meta: ModelMeta of the model that synthesizes between pairs (name, weights_sha256).
+        engine: the 2-D TiledInterpolator (pairs for interpolation models; repairs for volume models).
+        repairers: fix's repairers for defective runs (``fix.build_repairers``).
+        volume: the VolumeTiler of a kind-"volume" model, or None.
+        repair_model: name of the interpolation model that repairs defective runs.
+    """
+
+    meta: Any
+    engine: Any
+    repairers: dict[str, Any]
+    volume: Any = None
+    repair_model: str | None = None
+
+    def synthesizer(self, factor: int, depth: int, tile_progress: ProgressCallback | None = None) -> Any:
+        """``synthesize(p, section_of)`` for the pairs of a ``depth``-section stack."""
+        from emrepair.pipelines.upsample_stream import engine_synthesizer
+        from emrepair.pipelines.upsample_window import window_synthesizer
+
+        if self.volume is not None:
+            return window_synthesizer(self.volume, factor, depth, tile_progress)
+        return engine_synthesizer(self.engine, factor, tile_progress)
+
+    def tiles_per_section(self, shape: tuple[int, int]) -> int:
+        """Tiles per section of the synthesizing model."""
+        return len((self.volume or self.engine).plan(shape))
+
+    def tile_size_for(self, shape: tuple[int, int]) -> int:
+        """Tile side of the synthesizing model."""
+        return int((self.volume or self.engine).tile_size_for(shape))
+
+    def memory_estimate(self, shape: tuple[int, int], batch_size: int) -> int:
+        """Rough device memory per batch of the synthesizing model."""
+        from emrepair.engine import estimate_memory
+
+        if self.volume is not None:
+            tile = self.volume.tile_size_for(shape)
+            filters = int(getattr(getattr(self.volume.model, "config", None), "filters", 24))
+            # float32 activations of a (2 + 2 * context, tile, tile) window upsampled in z, a few alive at once.
+            return int(batch_size * 4 * tile * tile * filters * 13 * 4)
+        return int(estimate_memory(self.engine.model, self.engine.tile_size_for(shape), batch_size))
+
+
+def load_upsampler(options: EngineOptions, model_name: str, device: str, shape: tuple[int, int], factor: int,
+                   allow_random: bool = False) -> Upsampler:
+    """Load the models once. A kind-"volume" ``model_name`` synthesizes between pairs and the default fix model
+    repairs; otherwise the interpolation model does both (``fix.build_repairers``).
+
+    Raises:
+        UsageError: a fold model, a volume model without ``factor`` among its factors, no trained weights.
+    """
+    from emrepair.pipelines.fix import FixOptions, build_repairers, default_model_name
+
+    volume_model = _volume_model(model_name, device, allow_random)
+    engine_fields = {name: getattr(options, name) for name in EngineOptions.__dataclass_fields__}
+    if volume_model is not None:
+        model, meta = volume_model
+        factors = tuple(getattr(model, "factors", ()))
+        if factor not in factors:
+            raise UsageError(f"--model {model_name} offers factors {', '.join(map(str, factors))}, not {factor}")
+        from emrepair.pipelines.upsample_window import VolumeTiler
+
+        tiler = VolumeTiler(model, device, options.tile_size, options.overlap, options.blend, options.batch_size)
+        repair_model = default_model_name()
+        fix_options = FixOptions(model=repair_model, **{**engine_fields, "device": device})
+        engine, _meta, repairers = build_repairers(fix_options, repair_model, device, shape)
+        return Upsampler(meta, engine, repairers, tiler, repair_model)
+    fix_options = FixOptions(model=model_name, **{**engine_fields, "device": device})
+    if not allow_random:
+        engine, meta, repairers = build_repairers(fix_options, model_name, device, shape)
+        return Upsampler(meta, engine, repairers, None, model_name)
+    # fix refuses untrained learned models; benchmarks time them with the default interpolation repair.
+    from emrepair.distributed.repair import InterpolationRepairer
+    from emrepair.engine import TiledInterpolator
+    from emrepair.models import load_model
+
+    model, meta = load_model(model_name, device=device, allow_random=True)
+    engine = TiledInterpolator(model, options.engine_config(device))
+    return Upsampler(meta, engine, {"default": InterpolationRepairer(engine)}, None, model_name)
+
+
+def _volume_model(model_name: str, device: str, allow_random: bool) -> tuple[Any, Any] | None:
+    """(model, meta) when ``model_name`` names a kind-"volume" model or checkpoint, else None."""
+    from pathlib import Path
+
+    from emrepair.models import get_spec, load_model, model_kind
+    from emrepair.models.registry import REGISTRY
+
+    if model_name in REGISTRY:
+        if get_spec(model_name).kind != "volume":
+            return None
+    elif not Path(model_name).expanduser().is_file():
+        return None  # build_repairers reports the unknown name
+    model, meta = load_model(model_name, device=device, allow_random=allow_random)
+    return (model, meta) if model_kind(model) == "volume" else None

@@ -1,0 +1,204 @@
+"""Resumable, shareable writing of an upsample-z output: the run record, the blocks, the workers, the commit.
+
+Follows ``emrepair fix`` (see docs/scaling.md): the output is written under ``.<name>.emrepair-partial`` with a
+progress folder ``<output>.emrepair-progress/`` (run.json: fingerprint, repair plan, chunks, provenance; lock;
+one done marker per flushed block). Blocks are ``UpsampleBlock``s (whole pairs, whole output chunk slabs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from emrepair.errors import EmrepairError, OutputError
+from emrepair.pipelines.plan import RepairRun
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class UpsampleJob:
+    """What every worker needs to write blocks into the run's outputs (picklable)."""
+
+    input_path: str
+    options: Any  # UpsampleOptions
+    model_name: str
+    device: str
+    factor: int
+    runs: tuple[RepairRun, ...]
+    output: str
+    output_temp: str
+    masks: str | None
+    masks_temp: str | None
+    shape: tuple[int, int, int]
+    voxel_size: tuple[float, float, float] | None
+    chunks: tuple[int, int, int]
+    progress_path: str
+    workers: int = 1
+
+    def create_kwargs(self, vol: Any, labels: bool) -> dict[str, Any]:
+        """Arguments of ``create_output`` (besides path, overwrite and temp_path) for the output or the masks."""
+        return {"like": vol.info, "shape": self.shape, "voxel_size": self.voxel_size, "chunks": self.chunks,
+                "labels": labels, "dtype": np.uint8 if labels else None}
+
+
+def fingerprint_fields(vol: Any, input_path: str, output_path: str, options: Any, factor: int, model_name: str,
+                       weights: str | None, device: str) -> dict[str, Any]:
+    """Everything that decides the output's pixels; ``--workers`` and ``--part`` do not."""
+    from emrepair.pipelines.provenance import sha256_of
+
+    report = options.report_path
+    return {
+        "command": "upsample-z", "input": str(Path(vol.info.path or input_path).resolve()) if (vol.info.path or input_path) else "",
+        "dataset": vol.info.dataset, "level": options.level, "shape": list(vol.shape), "dtype": str(vol.dtype),
+        "output": str(Path(output_path).expanduser().absolute()),
+        "masks": str(Path(options.masks_path).expanduser().absolute()) if options.masks_path else None,
+        "factor": factor, "repair": options.repair, "sections": options.sections,
+        "report_sha256": sha256_of(report) if report else None, "model": model_name, "weights_sha256": weights,
+        "tile_size": options.tile_size, "overlap": options.overlap, "blend": options.blend,
+        "batch_size": options.batch_size, "device": device.split(":")[0], "precision": options.precision,
+        "allow_random_weights": options.allow_random_weights,
+    }
+
+
+def prepare_run(vol: Any, output_path: str, options: Any, fields: dict[str, Any], out_shape: tuple[int, int, int],
+                voxel_size: tuple[float, float, float] | None, plan: Callable[[], list[RepairRun]],
+                provenance: Callable[[list[RepairRun]], dict[str, Any]]) -> tuple[dict[str, Any], list[RepairRun]]:
+    """Create the outputs and the run record once (under the lock), or check and reuse an earlier run's.
+
+    ``plan()`` finds the repair runs (detection) only for a new run; ``provenance(runs)`` makes the record.
+    """
+    from emrepair.io import create_output
+    from emrepair.pipelines.fix import partial_path, run_from_dict, run_to_dict
+    from emrepair.runstate import ProgressDir, check_rejoin, progress_dir_for, run_fingerprint
+
+    state = ProgressDir(progress_dir_for(output_path))
+    fingerprint = run_fingerprint(fields)
+    with state.lock():
+        record = state.load()
+        if record is not None and options.overwrite:
+            discard(state, [output_path, options.masks_path])
+            record = None
+        if record is not None:
+            check_rejoin(record, fingerprint, fields, output_path, bool(options.continue_run or options.part),
+                         state.path)
+            return record, [run_from_dict(d) for d in record["runs"]]
+        try:
+            runs = plan()
+            attrs = {"emrepair": provenance(runs)}
+            chunks = None
+            for final in filter(None, (output_path, options.masks_path)):
+                labels = final != output_path
+                writer = create_output(final, like=vol.info, shape=out_shape, voxel_size=voxel_size,
+                                       dtype=np.uint8 if labels else None, labels=labels,
+                                       overwrite=options.overwrite, temp_path=partial_path(final), chunks=chunks,
+                                       attrs=attrs)
+                chunks = writer.chunks  # the masks follow the output's chunking, so blocks fit both
+                writer.release()
+            record = {"version": 1, "fingerprint": fingerprint, "fields": fields, "chunks": list(chunks or ()),
+                      "runs": [run_to_dict(r) for r in runs], "provenance": attrs["emrepair"]}
+            state.save(record)
+        except BaseException:
+            discard(state, [output_path, options.masks_path])  # nothing of this run is worth keeping yet
+            raise
+        return record, runs
+
+
+def discard(state: Any, finals: list[str | None]) -> None:
+    """Remove a run's partial outputs and progress folder (an error that a rerun would meet again)."""
+    from emrepair.io.writers.base import remove_path
+    from emrepair.pipelines.fix import partial_path
+
+    with contextlib.suppress(OSError, EmrepairError):
+        for final in filter(None, finals):
+            remove_path(partial_path(final))
+        state.remove()
+
+
+class UpsampleSession:
+    """``session(worker_id)`` opens a worker's input, outputs and models and yields ``process(block)``.
+
+    Picklable (worker processes receive it); ``loaded`` = (vol, upsampler) lets this process reuse its own.
+    """
+
+    def __init__(self, job: UpsampleJob, loaded: tuple[Any, Any] | None = None,
+                 tile_progress: ProgressCallback | None = None) -> None:
+        self.job, self.loaded, self.tile_progress = job, loaded, tile_progress
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"job": self.job, "loaded": None, "tile_progress": None}
+
+    def __call__(self, worker_id: int) -> contextlib.AbstractContextManager[Callable[[Any], None]]:
+        return self._session(worker_id)
+
+    @contextlib.contextmanager
+    def _session(self, worker_id: int) -> Iterator[Callable[[Any], None]]:
+        from emrepair.io import open_volume
+        from emrepair.pipelines.fix import worker_device
+        from emrepair.pipelines.upsample_models import load_upsampler
+        from emrepair.pipelines.upsample_stream import BlockStreamer
+        from emrepair.runstate import ProgressDir, reopen_partial
+
+        job, opts = self.job, self.job.options
+        with contextlib.ExitStack() as stack:
+            if self.loaded is not None:
+                vol, upsampler = self.loaded
+            else:
+                vol = stack.enter_context(open_volume(job.input_path, dataset=opts.dataset, level=opts.level))
+                upsampler = load_upsampler(opts, job.model_name, worker_device(job, worker_id),  # type: ignore[arg-type]
+                                           vol.shape[1:], job.factor, opts.allow_random_weights)
+            writer = reopen_partial(job.output, job.output_temp, **job.create_kwargs(vol, labels=False))
+            stack.callback(writer.release)
+            masks = None
+            if job.masks and job.masks_temp:
+                masks = reopen_partial(job.masks, job.masks_temp, **job.create_kwargs(vol, labels=True))
+                stack.callback(masks.release)
+            streamer = BlockStreamer(vol, job.factor, list(job.runs), upsampler.repairers,
+                                     upsampler.synthesizer(job.factor, vol.shape[0], self.tile_progress),
+                                     self.tile_progress, cache_size=6)
+            stack.callback(streamer.close)
+            state = ProgressDir(Path(job.progress_path))
+
+            def sink(z: int, section: np.ndarray, label: int) -> None:
+                writer.write_section(z, section)
+                if masks is not None:
+                    masks.write_section(z, np.full(section.shape, label, dtype=np.uint8))
+
+            def process(block: Any) -> None:
+                streamer.write(block, sink)
+                writer.flush()
+                if masks is not None:
+                    masks.flush()
+                state.mark_done(block.start, block.stop)  # only after the block's writes are flushed
+
+            yield process
+
+
+def execute_blocks(job: UpsampleJob, todo: list[Any], options: Any, loaded: tuple[Any, Any],
+                   on_done: Callable[[Any], None], tile_progress: ProgressCallback | None) -> None:
+    """Run the blocks in this process (reusing ``loaded``) or over ``options.workers`` worker processes."""
+    from emrepair.distributed.executor import SerialExecutor, make_executor
+
+    if options.workers <= 1:
+        SerialExecutor().run(todo, UpsampleSession(job, loaded, tile_progress), on_done)
+    else:
+        make_executor(options.workers, options.executor).run(todo, UpsampleSession(job), on_done)
+
+
+def commit_if_complete(job: UpsampleJob, vol: Any, blocks: list[Any], provenance: dict[str, Any]) -> bool:
+    """Commit the outputs when every block is done (once, under the lock); True when the run is complete."""
+    from emrepair.runstate import ProgressDir, commit_when_complete, reopen_partial
+
+    def commit() -> None:
+        for final, temp in ((job.masks, job.masks_temp), (job.output, job.output_temp)):
+            if final and temp:
+                writer = reopen_partial(final, temp, **job.create_kwargs(vol, labels=final != job.output))
+                writer.set_attrs({"emrepair": provenance})
+                writer.commit()
+
+    state = ProgressDir(Path(job.progress_path))
+    return commit_when_complete(state, [(b.start, b.stop) for b in blocks], commit)
