@@ -149,3 +149,12 @@ def test_parts_refuse_single_file_outputs(tmp_path: Path, source: str) -> None:
         assert result.exit_code == 2
         assert "several processes" in one_line_error(result)
         assert not (tmp_path / name).exists()
+
+
+def test_two_worker_processes_equal_one_run(tmp_path: Path, source: str,
+                                            reference: tuple[np.ndarray, np.ndarray]) -> None:
+    out = tmp_path / "workers.zarr"
+    result = upsample(source, out, "--workers", "2", "--executor", "process")
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(read_all(out), reference[0])
+    np.testing.assert_array_equal(read_all(masks_of(out)), reference[1])
