@@ -165,10 +165,15 @@ def upsample_volume(
     ``progress(done, total)`` counts section pairs, ``tile_progress`` the tiles of the pair at work,
     ``detect_progress`` the detection pass (when the repair step detects). Warnings go to ``warn``.
 
+    The output is written in blocks with done markers (see ``upsample_run``): ``options.continue_run`` finishes an
+    interrupted run, ``options.part`` writes one share, ``options.workers`` spreads blocks over processes.
+
     Raises:
         InputError: fewer than 2 sections, or ``--target-z`` without a known voxel size.
-        UsageError: a bad factor or target, conflicting repair sources, an unknown model.
-        OutputError: no output path, or an output that exists (without overwrite) or is the input.
+        UsageError: a bad factor or target, conflicting repair sources, an unknown model, a volume model without
+            the factor, shares/workers with an .h5/.tif output, an unfinished run with other arguments.
+        OutputError: no output path, an output that exists (without overwrite) or is the input, an unfinished
+            run without ``continue_run``.
     """
     from emrepair.engine import resolve_device
     from emrepair.io.create import check_target

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from emrepair.errors import EmrepairError, OutputError
+from emrepair.errors import EmrepairError
 from emrepair.pipelines.plan import RepairRun
 
 ProgressCallback = Callable[[int, int], None]
@@ -52,8 +52,9 @@ def fingerprint_fields(vol: Any, input_path: str, output_path: str, options: Any
     from emrepair.pipelines.provenance import sha256_of
 
     report = options.report_path
+    source = vol.info.path or input_path
     return {
-        "command": "upsample-z", "input": str(Path(vol.info.path or input_path).resolve()) if (vol.info.path or input_path) else "",
+        "command": "upsample-z", "input": str(Path(source).resolve()) if source else "",
         "dataset": vol.info.dataset, "level": options.level, "shape": list(vol.shape), "dtype": str(vol.dtype),
         "output": str(Path(output_path).expanduser().absolute()),
         "masks": str(Path(options.masks_path).expanduser().absolute()) if options.masks_path else None,
@@ -149,8 +150,9 @@ class UpsampleSession:
                 vol, upsampler = self.loaded
             else:
                 vol = stack.enter_context(open_volume(job.input_path, dataset=opts.dataset, level=opts.level))
-                upsampler = load_upsampler(opts, job.model_name, worker_device(job, worker_id),  # type: ignore[arg-type]
-                                           vol.shape[1:], job.factor, opts.allow_random_weights)
+                device = worker_device(job, worker_id)  # type: ignore[arg-type]
+                upsampler = load_upsampler(opts, job.model_name, device, vol.shape[1:], job.factor,
+                                           opts.allow_random_weights)
             writer = reopen_partial(job.output, job.output_temp, **job.create_kwargs(vol, labels=False))
             stack.callback(writer.release)
             masks = None
