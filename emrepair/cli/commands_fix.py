@@ -47,7 +47,8 @@ def fix(
     from emrepair.cli.console import err_console, progress_bars, warn
     from emrepair.cli.render import render_fix
     from emrepair.errors import UsageError
-    from emrepair.pipelines.fix import CONTINUE_HINT, FixOptions, run_fix
+    from emrepair.pipelines.fix import FixOptions, run_fix
+    from emrepair.runstate import CONTINUE_HINT
     from emrepair.pipelines.plan import parse_sections
     from emrepair.runstate import parse_part
 

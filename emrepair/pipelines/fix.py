@@ -19,6 +19,8 @@ from emrepair.errors import EmrepairError, OutputError, UsageError
 from emrepair.pipelines.options import EngineOptions
 from emrepair.pipelines.plan import RepairRun, plan_runs
 from emrepair.pipelines.provenance import base_record
+from emrepair.runstate.rejoin import (CONTINUE_HINT, check_rejoin, check_share_targets, commit_when_complete,
+                                      reopen_partial)
 
 ProgressCallback = Callable[[int, int], None]
 WarnCallback = Callable[[str], None]
@@ -31,9 +33,6 @@ DEFAULT_FOLD_MODEL = "sff"
 # memory near a few hundred MB for any section size; smaller sections go through the engine whole.
 HUGE_SECTION_PIXELS = 6144 * 6144
 REGION_SIZE = 4096
-# Output formats that several processes can write at once (disjoint chunks or files).
-SHAREABLE_FORMATS = ("zarr", "ome-zarr", "image-folder")
-CONTINUE_HINT = "rerun the same command with --continue"
 
 
 @dataclass
@@ -303,20 +302,11 @@ def _note_one_sided(runs: list[RepairRun], note: WarnCallback) -> None:
 
 
 def _check_share_options(options: FixOptions, output_path: str | None) -> None:
-    from emrepair.io.create import output_format
-
     if options.workers < 1:
         raise UsageError(f"--workers must be at least 1, not {options.workers}")
     if output_path is None or options.dry_run:
         return
-    shared = [name for name, on in (("--part", options.part is not None), ("--workers", options.workers > 1)) if on]
-    for path in filter(None, (output_path, options.masks_path)):
-        if shared and output_format(Path(path)) not in SHAREABLE_FORMATS:
-            raise UsageError(f"{' and '.join(shared)} need outputs that several processes can write at once "
-                             f"(.zarr, .ome.zarr or a folder); {path} is {output_format(Path(path))}")
-    if options.part is not None and options.overwrite:
-        raise UsageError("--part cannot be combined with --overwrite (shares would delete each other's work); "
-                         "remove the old output first")
+    check_share_targets((output_path, options.masks_path), options.part, options.workers, options.overwrite)
 
 
 def _refuse_same_path(input_path: str, output_path: str | None, resolved_input: str) -> None:
@@ -412,14 +402,8 @@ def _prepare(vol: Any, output_path: str, options: FixOptions, result: FixResult,
             _discard(state, None, output_path, options.masks_path)
             record = None
         if record is not None:
-            if record.get("fingerprint") != fingerprint:
-                changed = sorted(k for k in fields if record.get("fields", {}).get(k) != fields[k])
-                raise UsageError(f"an unfinished run of {output_path} was started with other arguments or input "
-                                 f"({', '.join(changed) or 'unknown'} differ); rerun it with the same ones, "
-                                 f"or add --overwrite to start again")
-            if not (options.continue_run or options.part):
-                raise OutputError(f"an unfinished run of {output_path} exists ({state.path}); {CONTINUE_HINT} "
-                                  f"to finish it, or add --overwrite to start again")
+            check_rejoin(record, fingerprint, fields, output_path, bool(options.continue_run or options.part),
+                         state.path)
             return record, [run_from_dict(d) for d in record["runs"]]
         try:
             runs = _plan(vol, options)
@@ -536,26 +520,14 @@ def worker_device(job: FixJob, worker_id: int) -> str:
 
 
 def _reopen(final: str, temp: str, vol: Any, chunks: tuple[int, int, int], labels: bool) -> Any:
-    from emrepair.io import create_output
-
-    writer = create_output(final, like=vol.info, labels=labels, overwrite=True, temp_path=temp, chunks=chunks,
-                           resume=True)
-    if not writer.resumed:
-        writer.abort()
-        raise OutputError(f"the partial output {temp} of this run is missing; start again with --overwrite")
-    return writer
+    return reopen_partial(final, temp, like=vol.info, labels=labels, chunks=chunks)
 
 
 def _commit_if_complete(job: FixJob, blocks: list[Any], state: Any, provenance: dict[str, Any]) -> bool:
     """Commit the outputs when every block is done (once, under the lock); True when the run is complete."""
     from emrepair.io import open_volume
 
-    with state.lock():
-        if not state.exists():
-            return True  # another share committed already
-        finished = state.done()
-        if any((b.start, b.stop) not in finished for b in blocks):
-            return False
+    def commit() -> None:
         opts = job.options
         with open_volume(job.input_path, dataset=opts.dataset, level=opts.level) as vol:
             for final, temp in ((job.masks, job.masks_temp), (job.output, job.output_temp)):
@@ -563,8 +535,8 @@ def _commit_if_complete(job: FixJob, blocks: list[Any], state: Any, provenance: 
                     writer = _reopen(final, temp, vol, job.chunks, labels=final != job.output)
                     writer.set_attrs({"emrepair": provenance})
                     writer.commit()
-        state.remove()
-    return True
+
+    return commit_when_complete(state, [(b.start, b.stop) for b in blocks], commit)
 
 
 def _discard(state: Any, job: FixJob | None, output: str | None = None, masks: str | None = None) -> None:
