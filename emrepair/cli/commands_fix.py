@@ -10,9 +10,29 @@ from typing import Annotated, Any, Iterator, Optional
 import typer
 
 from emrepair.cli.errors import EXIT_INTERRUPTED, handle_errors
-from emrepair.cli.options import (BatchSizeOpt, BlendOpt, DatasetOpt, DeviceOpt, DryRunOpt, LevelOpt, ModelOpt, NoProgressOpt,
-                                   OverlapOpt, OverwriteOpt, PrecisionOpt, ReportInOpt, SaveReportOpt, SectionsOpt,
-                                   TileSizeOpt, check_engine_choices)
+from emrepair.cli.options import (
+    BatchSizeOpt,
+    BlendOpt,
+    ContinueOpt,
+    DatasetOpt,
+    DeviceOpt,
+    DryRunOpt,
+    ExecutorOpt,
+    LevelOpt,
+    ModelOpt,
+    NoProgressOpt,
+    OverlapOpt,
+    OverwriteOpt,
+    PartOpt,
+    PrecisionOpt,
+    ReportInOpt,
+    SaveReportOpt,
+    SectionsOpt,
+    TileSizeOpt,
+    WorkersOpt,
+    check_engine_choices,
+    check_executor,
+)
 
 
 @handle_errors
@@ -33,10 +53,10 @@ def fix(
     batch_size: BatchSizeOpt = 4,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
-    continue_run: Annotated[bool, typer.Option("--continue", help="Finish an interrupted run of the same command, skipping its finished sections.")] = False,
-    part: Annotated[Optional[str], typer.Option("--part", help="Do share i of N (e.g. 3/10) of the work, for job arrays; the last share to finish commits the output.")] = None,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes (each loads the model once; one GPU each when CUDA is present).")] = 1,
-    executor: Annotated[str, typer.Option("--executor", help="With --workers: auto (daisy when installed), daisy or process.")] = "auto",
+    continue_run: ContinueOpt = False,
+    part: PartOpt = None,
+    workers: WorkersOpt = 1,
+    executor: ExecutorOpt = "auto",
     in_place: Annotated[bool, typer.Option("--in-place", help="Write the repaired sections into the input (Zarr, OME-Zarr, HDF5 or a TIFF folder), keeping a backup for --undo.")] = False,
     undo: Annotated[bool, typer.Option("--undo", help="Restore the sections replaced by an earlier --in-place repair of PATH from its backup.")] = False,
     dry_run: DryRunOpt = False,
@@ -48,13 +68,11 @@ def fix(
     from emrepair.cli.render import render_fix
     from emrepair.errors import UsageError
     from emrepair.pipelines.fix import FixOptions, run_fix
-    from emrepair.runstate import CONTINUE_HINT
     from emrepair.pipelines.plan import parse_sections
-    from emrepair.runstate import parse_part
+    from emrepair.runstate import CONTINUE_HINT, parse_part
 
     check_engine_choices(blend, precision)
-    if executor not in ("auto", "daisy", "process"):
-        raise UsageError(f"--executor must be auto, daisy or process, not {executor!r}")
+    check_executor(executor)
     if undo:
         from emrepair.pipelines.inplace import undo_in_place
 

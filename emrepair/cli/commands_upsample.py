@@ -7,8 +7,28 @@ from typing import Annotated, Any, Optional
 import typer
 
 from emrepair.cli.errors import EXIT_INTERRUPTED, handle_errors
-from emrepair.cli.options import (BatchSizeOpt, BlendOpt, DatasetOpt, DeviceOpt, DryRunOpt, LevelOpt, ModelOpt, NoProgressOpt,
-                                   OverlapOpt, OverwriteOpt, PrecisionOpt, ReportInOpt, SaveReportOpt, TileSizeOpt, check_engine_choices)
+from emrepair.cli.options import (
+    BatchSizeOpt,
+    BlendOpt,
+    ContinueOpt,
+    DatasetOpt,
+    DeviceOpt,
+    DryRunOpt,
+    ExecutorOpt,
+    LevelOpt,
+    ModelOpt,
+    NoProgressOpt,
+    OverlapOpt,
+    OverwriteOpt,
+    PartOpt,
+    PrecisionOpt,
+    ReportInOpt,
+    SaveReportOpt,
+    TileSizeOpt,
+    WorkersOpt,
+    check_engine_choices,
+    check_executor,
+)
 
 
 @handle_errors
@@ -31,10 +51,10 @@ def upsample_z(
     batch_size: BatchSizeOpt = 4,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
-    continue_run: Annotated[bool, typer.Option("--continue", help="Finish an interrupted run of the same command, skipping its finished blocks.")] = False,
-    part: Annotated[Optional[str], typer.Option("--part", help="Do share i of N (e.g. 3/10) of the blocks, for job arrays; the last share to finish commits the output (.zarr, .ome.zarr or a folder).")] = None,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes (each loads the model once; one GPU each when CUDA is present).")] = 1,
-    executor: Annotated[str, typer.Option("--executor", help="With --workers: auto (daisy when installed), daisy or process.")] = "auto",
+    continue_run: ContinueOpt = False,
+    part: PartOpt = None,
+    workers: WorkersOpt = 1,
+    executor: ExecutorOpt = "auto",
     dry_run: DryRunOpt = False,
     overwrite: OverwriteOpt = False,
     no_progress: NoProgressOpt = False,
@@ -48,8 +68,7 @@ def upsample_z(
     from emrepair.runstate import CONTINUE_HINT, parse_part
 
     check_engine_choices(blend, precision)
-    if executor not in ("auto", "daisy", "process"):
-        raise UsageError(f"--executor must be auto, daisy or process, not {executor!r}")
+    check_executor(executor)
     if not repair and (report is not None or sections is not None):
         raise UsageError("--report and --sections choose what to repair; they cannot go with --no-repair")
     options = UpsampleOptions(

@@ -24,6 +24,19 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cud
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto, fp32, bf16 or fp16 (autocast on CUDA only).")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plan and write nothing.")]
 
+ContinueOpt = Annotated[bool, typer.Option("--continue", help="Finish an interrupted run of the same command, skipping its finished blocks.")]
+PartOpt = Annotated[Optional[str], typer.Option("--part", help="Do share i of N (e.g. 3/10) of the work, for job arrays; the last share to finish commits the output.")]
+WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Worker processes (each loads the model once; one GPU each when CUDA is present).")]
+ExecutorOpt = Annotated[str, typer.Option("--executor", help="With --workers: auto (daisy when installed), daisy or process.")]
+
+
+def check_executor(executor: str) -> None:
+    """Refuse an unknown --executor with a usage error."""
+    from emrepair.errors import UsageError
+
+    if executor not in ("auto", "daisy", "process"):
+        raise UsageError(f"--executor must be auto, daisy or process, not {executor!r}")
+
 
 def check_engine_choices(blend: str, precision: str) -> None:
     """Refuse unknown --blend and --precision values with a usage error."""
