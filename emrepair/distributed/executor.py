@@ -7,6 +7,7 @@ a worker enters it once (loading the model once), processes its blocks, and leav
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import queue
 from typing import Any, Callable, ContextManager, Protocol, Sequence
@@ -24,6 +25,28 @@ class Executor(Protocol):
     """Runs ``blocks`` through workers made by ``setup``; calls ``on_done(block)`` in this process as each ends."""
 
     def run(self, blocks: Sequence[Block], setup: Setup, on_done: OnDone | None = None) -> None: ...
+
+
+class WorkerSession:
+    """Base of a pipeline's ``setup``: ``session(worker_id)`` opens a worker's input, outputs and model and yields
+    ``process(block)``; subclasses implement ``_session``.
+
+    Picklable (worker processes receive it without ``loaded`` and ``tile_progress``); ``loaded`` lets the calling
+    process reuse what it already opened.
+    """
+
+    def __init__(self, job: Any, loaded: tuple[Any, ...] | None = None,
+                 tile_progress: Callable[[int, int], None] | None = None) -> None:
+        self.job, self.loaded, self.tile_progress = job, loaded, tile_progress
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"job": self.job, "loaded": None, "tile_progress": None}
+
+    def __call__(self, worker_id: int) -> contextlib.AbstractContextManager[Callable[[Any], None]]:
+        return self._session(worker_id)
+
+    def _session(self, worker_id: int) -> contextlib.AbstractContextManager[Callable[[Any], None]]:
+        raise NotImplementedError
 
 
 class SerialExecutor:

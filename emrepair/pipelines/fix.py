@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from emrepair.distributed.executor import WorkerSession
 from emrepair.errors import EmrepairError, OutputError, UsageError
 from emrepair.pipelines.options import EngineOptions
 from emrepair.pipelines.plan import RepairRun, plan_runs
@@ -457,23 +458,9 @@ def _execute(job: FixJob, todo: list[Any], options: FixOptions, engine: Any, rep
         make_executor(options.workers, options.executor).run(todo, BlockSession(job), on_done)
 
 
-class BlockSession:
-    """``session(worker_id)`` opens a worker's input, outputs and model, and yields ``process(block)``.
-
-    Picklable (worker processes receive it); ``loaded`` lets the calling process reuse what it already opened.
-    """
-
-    def __init__(self, job: FixJob, loaded: tuple[Any, Any, Any] | None = None,
-                 tile_progress: ProgressCallback | None = None) -> None:
-        self.job = job
-        self.loaded = loaded
-        self.tile_progress = tile_progress
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"job": self.job, "loaded": None, "tile_progress": None}
-
-    def __call__(self, worker_id: int) -> contextlib.AbstractContextManager[Callable[[Any], None]]:
-        return self._session(worker_id)
+class BlockSession(WorkerSession):
+    """A fix worker: opens the input, the partial outputs and the models once (``loaded`` = (vol, engine,
+    repairers) reuses this process's), and yields ``process(block)``."""
 
     @contextlib.contextmanager
     def _session(self, worker_id: int) -> Iterator[Callable[[Any], None]]:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from emrepair.distributed.executor import WorkerSession
 from emrepair.errors import EmrepairError
 from emrepair.pipelines.plan import RepairRun
 
@@ -120,21 +121,9 @@ def discard(state: Any, finals: list[str | None]) -> None:
         state.remove()
 
 
-class UpsampleSession:
-    """``session(worker_id)`` opens a worker's input, outputs and models and yields ``process(block)``.
-
-    Picklable (worker processes receive it); ``loaded`` = (vol, upsampler) lets this process reuse its own.
-    """
-
-    def __init__(self, job: UpsampleJob, loaded: tuple[Any, Any] | None = None,
-                 tile_progress: ProgressCallback | None = None) -> None:
-        self.job, self.loaded, self.tile_progress = job, loaded, tile_progress
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"job": self.job, "loaded": None, "tile_progress": None}
-
-    def __call__(self, worker_id: int) -> contextlib.AbstractContextManager[Callable[[Any], None]]:
-        return self._session(worker_id)
+class UpsampleSession(WorkerSession):
+    """An upsample-z worker: opens the input, the partial outputs and the models once (``loaded`` = (vol,
+    upsampler) reuses this process's), and yields ``process(block)``."""
 
     @contextlib.contextmanager
     def _session(self, worker_id: int) -> Iterator[Callable[[Any], None]]:
