@@ -156,6 +156,9 @@ def test_fix_keeps_good_sections_bit_identical(tmp_path: Path, dtype: str) -> No
     assert provenance["synthesized_sections"] == [4] and provenance["model"] == "linear"
     with open_volume(masks) as vol:
         assert vol.read_section(4).min() == 1 and vol.read_section(3).max() == 0
+    shown = run("info", str(out), "--json")
+    assert json.loads(shown.stdout)["emrepair"]["synthesized_sections"] == [4]
+    assert "synthesized" in run("info", str(out)).stderr
 
 
 def test_fix_runs_and_stack_ends(tmp_path: Path) -> None:

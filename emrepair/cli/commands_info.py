@@ -18,12 +18,24 @@ def info(
     level: LevelOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show format, shape, dtype, chunks and voxel size of a volume."""
+    """Show format, shape, dtype, chunks and voxel size of a volume, its licence, and which sections emrepair made."""
     from emrepair.cli.render import render_info
     from emrepair.io import open_volume
 
     with open_volume(path, dataset=dataset, level=level) as vol:
         summary = vol.info.to_dict()
+        attrs = vol.info.attrs
+    for key in ("license", "source"):
+        if key in attrs:
+            summary[key] = str(attrs[key])
+    provenance = attrs.get("emrepair")
+    if isinstance(provenance, str):
+        try:
+            provenance = json.loads(provenance)
+        except ValueError:
+            provenance = None
+    if isinstance(provenance, dict):
+        summary["emrepair"] = provenance
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
     else:

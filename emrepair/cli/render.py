@@ -21,7 +21,31 @@ def render_info(summary: dict[str, Any]) -> None:
         elif isinstance(value, list):
             value = " x ".join(str(v) for v in value)
         table.add_row(key, "-" if value is None else str(value))
+    for key in ("license", "source"):
+        if key in summary:
+            table.add_row(key, summary[key])
+    provenance = summary.get("emrepair")
+    if provenance:
+        table.add_row("made by", f"emrepair {provenance.get('emrepair_version', '?')} "
+                                 f"{provenance.get('command', '')} from {provenance.get('input', '?')}")
+        for key, label in (("synthesized_sections", "synthesized"), ("fold_repaired_sections", "fold-repaired"),
+                           ("interpolated_sections", "interpolated"), ("repaired_sections", "repaired")):
+            if provenance.get(key):
+                table.add_row(label, _ranges(provenance[key]))
+        if provenance.get("model"):
+            table.add_row("model", str(provenance["model"]))
     err_console.print(table)
+
+
+def _ranges(values: list[int]) -> str:
+    """Compact text for a sorted list of ints: [1, 2, 3, 7] -> '1-3, 7'."""
+    parts: list[str] = []
+    for v in sorted(values):
+        if parts and parts[-1][1] == v - 1:
+            parts[-1] = (parts[-1][0], v)
+        else:
+            parts.append((v, v))  # type: ignore[arg-type]
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in parts)
 
 
 def render_models(rows: list[dict[str, Any]]) -> None:
