@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 import tifffile
+from helpers import smooth_stack, write_h5
 from typer.testing import CliRunner
 
 from emrepair.cli.app import app
@@ -16,33 +17,6 @@ from emrepair.io import create_output, open_volume
 from emrepair.io.base import ArrayVolume
 
 runner = CliRunner()
-
-
-def smooth_stack(depth: int = 8, size: int = 64, dtype: str = "uint8", seed: int = 0) -> np.ndarray:
-    """A stack of smooth, textured sections that drift slowly along z, in the given dtype."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
-    phases = rng.uniform(0, 2 * np.pi, 3)
-    sections = []
-    for z in range(depth):
-        img = (np.sin(xx / 5 + phases[0] + 0.2 * z) + np.cos(yy / 7 + phases[1] - 0.15 * z)
-               + 0.5 * np.sin((xx + yy) / 9 + phases[2]))
-        img = (img - img.min()) / (img.max() - img.min())
-        sections.append(img)
-    unit = np.stack(sections)
-    if dtype == "uint8":
-        return np.round(30 + 190 * unit).astype(np.uint8)
-    if dtype == "uint16":
-        return np.round(1000 + 3000 * unit).astype(np.uint16)
-    return (unit * 5.0 - 1.0).astype(np.float32)
-
-
-def write_h5(path: Path, data: np.ndarray, resolution: tuple[float, float, float] = (40.0, 4.0, 4.0)) -> str:
-    """Write a one-dataset HDF5 file and return its path as a string."""
-    with h5py.File(path, "w") as f:
-        f.create_dataset("raw", data=data, chunks=(1, *data.shape[1:]))
-        f["raw"].attrs["resolution"] = resolution
-    return str(path)
 
 
 def run(*args: str) -> object:

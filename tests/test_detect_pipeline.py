@@ -13,7 +13,7 @@ import pytest
 from emrepair.errors import OutputError
 from emrepair.io import open_volume
 from emrepair.pipelines.detect import run_detect
-from tests.test_detect import straight_fold, tissue
+from test_detect import straight_fold, tissue
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from emrepair.distributed.blocks import plan_blocks, slabs_of
 from emrepair.distributed.daisy_executor import daisy_available
 from emrepair.pipelines.fix import FixOptions, run_fix
 from emrepair.pipelines.plan import plan_runs
-from fix_helpers import read_all, textured_stack, write_zarr
+from helpers import read_all, textured_stack, write_zarr
 
 
 def test_blocks_are_chunk_aligned_and_never_split_a_run() -> None:

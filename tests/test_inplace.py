@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from emrepair.cli.app import app
 from emrepair.pipelines.inplace import backup_dir_for
-from fix_helpers import read_all, textured_stack, write_zarr
+from helpers import read_all, textured_stack, write_zarr
 
 
 def cli(*args: str) -> object:

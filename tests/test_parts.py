@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from emrepair.cli.app import app
 from emrepair.runstate import parse_part, progress_dir_for, share_of
 from emrepair.errors import UsageError
-from fix_helpers import read_all, textured_stack, write_zarr
+from helpers import read_all, textured_stack, write_zarr
 
 ARGS = ["--sections", "1,4-5,9", "--model", "linear", "--no-progress"]
 

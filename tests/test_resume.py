@@ -19,7 +19,7 @@ from emrepair.distributed import repair
 from emrepair.io.writers import zarr_writer
 from emrepair.pipelines.fix import partial_path
 from emrepair.runstate import progress_dir_for
-from fix_helpers import read_all, textured_stack, write_zarr
+from helpers import read_all, textured_stack, write_zarr
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["--sections", "1,4-5,9", "--model", "linear", "--no-progress"]

@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 import typer
+from helpers import smooth_stack, write_h5
 from typer.testing import CliRunner
 
 from emrepair.cli.commands_upsample import upsample_z
@@ -36,26 +37,8 @@ runner = CliRunner()
 
 
 def stack(depth: int = 5, size: int = 48, dtype: str = "uint8", seed: int = 0) -> np.ndarray:
-    """Smooth textured sections that drift along z (no section looks defective), in ``dtype``."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
-    phase = rng.uniform(0, 2 * np.pi, 2)
-    unit = np.stack([np.sin(xx / 5 + phase[0] + 0.3 * z) * 0.5 + np.cos(yy / 6 + phase[1] - 0.2 * z) * 0.5
-                     for z in range(depth)])
-    unit = (unit - unit.min()) / (unit.max() - unit.min())
-    if dtype == "uint8":
-        return np.round(30 + 190 * unit).astype(np.uint8)
-    if dtype == "uint16":
-        return np.round(1000 + 3000 * unit).astype(np.uint16)
-    return (unit * 5.0 - 1.0).astype(np.float32)
-
-
-def write_h5(path: Path, data: np.ndarray, resolution: tuple[float, float, float] = (40.0, 4.0, 4.0)) -> str:
-    """A one-dataset HDF5 file with a voxel size; returns its path."""
-    with h5py.File(path, "w") as f:
-        f.create_dataset("raw", data=data, chunks=(1, *data.shape[1:]))
-        f["raw"].attrs["resolution"] = resolution
-    return str(path)
+    """A short smooth stack for upsampling tests."""
+    return smooth_stack(depth, size, dtype, seed)
 
 
 def read_all(path: Path | str) -> tuple[np.ndarray, tuple[float, float, float] | None]:

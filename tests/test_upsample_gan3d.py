@@ -15,7 +15,7 @@ from emrepair.models import save_checkpoint
 from emrepair.models.gan3d import GAN3DConfig, GAN3DModel
 from emrepair.pipelines.upsample import UpsampleOptions, upsample_volume
 from emrepair.pipelines.upsample_window import VolumeTiler, window_of
-from fix_helpers import read_all, textured_stack, write_zarr
+from helpers import read_all, textured_stack, write_zarr
 
 
 @pytest.fixture(scope="module")

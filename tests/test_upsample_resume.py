@@ -19,7 +19,7 @@ from emrepair.pipelines.fix import partial_path
 from emrepair.pipelines.upsample_blocks import plan_upsample_blocks
 from emrepair.pipelines.upsample_stream import BlockStreamer
 from emrepair.runstate import progress_dir_for
-from fix_helpers import read_all, textured_stack, write_zarr
+from helpers import read_all, textured_stack, write_zarr
 
 ROOT = Path(__file__).resolve().parents[1]
 # Sections 4-5 form a repair run needed by two blocks (blocks are 6 output sections = 2 pairs here).

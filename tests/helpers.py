@@ -1,0 +1,60 @@
+"""Small volumes, files and comparisons shared by the tests (tests/ is on sys.path: no __init__.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import zarr
+
+from emrepair.io import open_volume
+
+
+def textured_stack(depth: int = 12, size: int = 48, dtype: str = "uint8", seed: int = 0) -> np.ndarray:
+    """A stack of smooth random sections (values well inside the dtype's range)."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(depth, size // 4, size // 4))
+    up = np.kron(base, np.ones((1, 4, 4)))
+    unit = (up - up.min()) / (up.max() - up.min())
+    if dtype == "uint8":
+        return np.round(20 + 200 * unit).astype(np.uint8)
+    if dtype == "uint16":
+        return np.round(500 + 3000 * unit).astype(np.uint16)
+    return unit.astype(np.float32)
+
+
+def write_zarr(path: Path, data: np.ndarray, chunks: tuple[int, int, int] = (2, 32, 32)) -> str:
+    """A plain Zarr v3 array store holding ``data``."""
+    arr = zarr.open_array(str(path), mode="w", shape=data.shape, chunks=chunks, dtype=data.dtype)
+    arr[:] = data
+    return str(path)
+
+
+def read_all(path: Path | str) -> np.ndarray:
+    """Every section of a volume, stacked."""
+    with open_volume(path) as vol:
+        return np.stack([vol.read_section(z) for z in range(vol.shape[0])])
+
+
+def smooth_stack(depth: int = 8, size: int = 64, dtype: str = "uint8", seed: int = 0) -> np.ndarray:
+    """Smooth textured sections that drift slowly along z (no section looks defective), in ``dtype``."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    phases = rng.uniform(0, 2 * np.pi, 3)
+    unit = np.stack([np.sin(xx / 5 + phases[0] + 0.2 * z) + np.cos(yy / 7 + phases[1] - 0.15 * z)
+                     + 0.5 * np.sin((xx + yy) / 9 + phases[2]) for z in range(depth)])
+    unit = (unit - unit.min()) / (unit.max() - unit.min())
+    if dtype == "uint8":
+        return np.round(30 + 190 * unit).astype(np.uint8)
+    if dtype == "uint16":
+        return np.round(1000 + 3000 * unit).astype(np.uint16)
+    return (unit * 5.0 - 1.0).astype(np.float32)
+
+
+def write_h5(path: Path, data: np.ndarray, resolution: tuple[float, float, float] = (40.0, 4.0, 4.0)) -> str:
+    """A one-dataset HDF5 file (``raw``, one chunk per section) with a voxel size; returns its path."""
+    with h5py.File(path, "w") as f:
+        f.create_dataset("raw", data=data, chunks=(1, *data.shape[1:]))
+        f["raw"].attrs["resolution"] = resolution
+    return str(path)
