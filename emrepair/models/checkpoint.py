@@ -65,14 +65,19 @@ def save_checkpoint(path: str | Path, model: nn.Module, config: Any, meta: dict[
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": dict(meta or {}),
     }
+    atomic_torch_save(payload, path, "checkpoint")
+    return path
+
+
+def atomic_torch_save(payload: dict[str, Any], path: Path, what: str) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then move it into place (OutputError on failure)."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         torch.save(payload, tmp)
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from exc
-    return path
+        raise OutputError(f"cannot write {what} {path}: {exc.strerror or exc}") from exc
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -11,7 +10,8 @@ from typing import Any
 
 import torch
 
-from emrepair.errors import InputError, OutputError
+from emrepair.errors import InputError
+from emrepair.models.checkpoint import atomic_torch_save
 
 
 @dataclass
@@ -52,13 +52,7 @@ def save_state(path: Path, *, model_name: str, config: dict[str, Any], step: int
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(), "scaler": scaler_state or {}, "history": history.to_dict(),
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write training state {path}: {exc.strerror or exc}") from exc
+    atomic_torch_save(payload, path, "training state")
 
 
 def load_state(path: Path) -> dict[str, Any]:
