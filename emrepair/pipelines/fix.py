@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 from emrepair.distributed.executor import WorkerSession
 from emrepair.errors import EmrepairError, OutputError, UsageError
-from emrepair.pipelines.options import EngineOptions
+from emrepair.pipelines.options import BlockProgress, EngineOptions
 from emrepair.pipelines.plan import RepairRun, plan_runs
 from emrepair.pipelines.provenance import base_record
 from emrepair.runstate.rejoin import (CONTINUE_HINT, check_rejoin, check_share_targets, commit_when_complete,
@@ -58,7 +58,7 @@ class FixOptions(EngineOptions):
 
 
 @dataclass
-class FixResult:
+class FixResult(BlockProgress):
     """What a fix run did (or, for a dry run, would do)."""
 
     input: str
@@ -75,10 +75,6 @@ class FixResult:
     warnings: list[str] = field(default_factory=list)
     fold_model: str | None = None
     fold_weights_sha256: str | None = None
-    blocks_total: int = 0
-    blocks_skipped: int = 0
-    blocks_left: int = 0
-    complete: bool = True
 
     @property
     def synthesized(self) -> list[int]:
@@ -100,7 +96,7 @@ class FixResult:
             "runs": [r.to_dict() for r in self.runs],
             "tiles_per_section": self.tiles_per_section, "memory_estimate_bytes": self.memory_estimate_bytes,
             "seconds": round(self.seconds, 3), "warnings": self.warnings, "complete": self.complete,
-            "blocks": {"total": self.blocks_total, "skipped_as_done": self.blocks_skipped, "left": self.blocks_left},
+            "blocks": self.blocks_dict(),
         }
 
 

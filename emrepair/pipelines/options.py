@@ -26,3 +26,17 @@ class EngineOptions:
 
         return EngineConfig(tile_size=self.tile_size, overlap=self.overlap, blend=self.blend,
                             batch_size=self.batch_size, device=device or self.device, precision=self.precision)
+
+
+@dataclass(kw_only=True)
+class BlockProgress:
+    """How far a blockwise run got: blocks in the run, skipped as already done, left to other shares."""
+
+    blocks_total: int = 0
+    blocks_skipped: int = 0
+    blocks_left: int = 0
+    complete: bool = True
+
+    def blocks_dict(self) -> dict[str, Any]:
+        """The JSON form used in run reports."""
+        return {"total": self.blocks_total, "skipped_as_done": self.blocks_skipped, "left": self.blocks_left}

@@ -17,7 +17,7 @@ import numpy as np
 
 from emrepair.errors import OutputError, UsageError
 from emrepair.io.base import Volume
-from emrepair.pipelines.options import EngineOptions
+from emrepair.pipelines.options import BlockProgress, EngineOptions
 from emrepair.pipelines.plan import RepairRun, plan_runs
 from emrepair.pipelines.provenance import base_record
 from emrepair.pipelines.upsample_plan import (
@@ -62,7 +62,7 @@ class UpsampleOptions(EngineOptions):
 
 
 @dataclass
-class UpsampleResult:
+class UpsampleResult(BlockProgress):
     """What an upsample-z run did (or, for a dry run, would do)."""
 
     input: str
@@ -83,10 +83,6 @@ class UpsampleResult:
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     repair_model: str | None = None
-    blocks_total: int = 0
-    blocks_skipped: int = 0
-    blocks_left: int = 0
-    complete: bool = True
 
     @property
     def repaired_input(self) -> list[int]:
@@ -125,7 +121,7 @@ class UpsampleResult:
             "tiles_per_section": self.tiles_per_section, "memory_estimate_bytes": self.memory_estimate_bytes,
             "host_memory_bytes": self.host_memory_bytes, "seconds": round(self.seconds, 3),
             "warnings": self.warnings, "repair_model": self.repair_model, "complete": self.complete,
-            "blocks": {"total": self.blocks_total, "skipped_as_done": self.blocks_skipped, "left": self.blocks_left},
+            "blocks": self.blocks_dict(),
         }
 
 
