@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 
 from emrepair.distributed.executor import WorkerSession
 from emrepair.errors import EmrepairError, OutputError, UsageError
+from emrepair.pipelines.notes import Notes, resolve_device_noting
 from emrepair.pipelines.options import BlockProgress, EngineOptions
 from emrepair.pipelines.plan import RepairRun, plan_runs
 from emrepair.pipelines.provenance import base_record
@@ -229,16 +230,11 @@ def run_fix(
     An interrupted run (KeyboardInterrupt, OutputError such as a full disk) keeps its partial output for
     ``continue_run``; other errors remove it (unless ``part`` is set: other shares may be writing).
     """
-    from emrepair.engine import estimate_memory, resolve_device
+    from emrepair.engine import estimate_memory
     from emrepair.io import open_volume
 
     started = time.perf_counter()
-    warnings: list[str] = []
-
-    def note(message: str) -> None:
-        warnings.append(message)
-        if warn is not None:
-            warn(message)
+    note = Notes(warn)
 
     if not options.dry_run and not output_path:
         raise OutputError("an output path is required (-o OUT), unless --dry-run")
@@ -246,13 +242,7 @@ def run_fix(
     with open_volume(input_path, dataset=options.dataset, level=options.level) as vol:
         _refuse_same_path(input_path, output_path, vol.info.path)
         model_name = default_model_name() if options.model == "auto" else options.model
-        import warnings as _warnings
-
-        with _warnings.catch_warnings(record=True) as caught:
-            _warnings.simplefilter("always")
-            device = resolve_device(options.device)
-        for w in caught:
-            note(str(w.message))
+        device = resolve_device_noting(options.device, note)
         # With worker processes the model here only answers questions (tiles, memory): keep it off the GPU,
         # which also keeps CUDA uninitialised in a parent whose workers may be forked.
         here = "cpu" if options.workers > 1 else str(device)
@@ -264,7 +254,7 @@ def run_fix(
             tiles_per_section=len(engine.plan(vol.shape[1:])),
             memory_estimate_bytes=int(estimate_memory(engine.model, engine.tile_size_for(vol.shape[1:]),
                                                       options.batch_size)),
-            device=str(device), dry_run=options.dry_run, warnings=warnings,
+            device=str(device), dry_run=options.dry_run, warnings=note,
         )
         fold_meta = getattr(repairers.get("fold"), "meta", None)
         if fold_meta is not None:

@@ -81,26 +81,22 @@ def run_fix_in_place(path: str, options: Any, *, progress: ProgressCallback | No
     """
     from emrepair.distributed.blocks import Block
     from emrepair.distributed.repair import BlockWriter
-    from emrepair.engine import estimate_memory, resolve_device
+    from emrepair.engine import estimate_memory
     from emrepair.io import ArrayVolume, open_volume
     from emrepair.io.folder_volume import ImageFolderVolume
     from emrepair.io.writers.inplace import InPlaceWriter, check_in_place_format
     from emrepair.pipelines.fix import FixResult, _note_one_sided, _plan, build_repairers, default_model_name
+    from emrepair.pipelines.notes import Notes, resolve_device_noting
 
     if options.part is not None or options.workers > 1:
         raise UsageError("--in-place runs in one process; use -o with --part or --workers")
     started = time.perf_counter()
-    warnings: list[str] = []
-
-    def note(message: str) -> None:
-        warnings.append(message)
-        if warn is not None:
-            warn(message)
+    note = Notes(warn)
 
     with open_volume(path, dataset=options.dataset, level=options.level) as vol:
         check_in_place_format(vol.info)
         model_name = default_model_name() if options.model == "auto" else options.model
-        device = str(resolve_device(options.device))
+        device = str(resolve_device_noting(options.device, note))
         engine, meta, repairers = build_repairers(options, model_name, device, vol.shape[1:])
         runs = _plan(vol, options)
         _note_one_sided(runs, note)
@@ -110,7 +106,7 @@ def run_fix_in_place(path: str, options: Any, *, progress: ProgressCallback | No
             tiles_per_section=len(engine.plan(vol.shape[1:])),
             memory_estimate_bytes=int(estimate_memory(engine.model, engine.tile_size_for(vol.shape[1:]),
                                                       options.batch_size)),
-            device=device, dry_run=options.dry_run, warnings=warnings,
+            device=device, dry_run=options.dry_run, warnings=note,
         )
         if options.dry_run or not runs:
             result.seconds = time.perf_counter() - started

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-import warnings as _warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -17,6 +16,7 @@ import numpy as np
 
 from emrepair.errors import OutputError, UsageError
 from emrepair.io.base import Volume
+from emrepair.pipelines.notes import Notes, resolve_device_noting
 from emrepair.pipelines.options import BlockProgress, EngineOptions
 from emrepair.pipelines.plan import RepairRun, plan_runs
 from emrepair.pipelines.provenance import base_record
@@ -171,7 +171,6 @@ def upsample_volume(
         OutputError: no output path, an output that exists (without overwrite) or is the input, an unfinished
             run without ``continue_run``.
     """
-    from emrepair.engine import resolve_device
     from emrepair.io.create import check_target
     from emrepair.pipelines.fix import default_model_name
     from emrepair.pipelines.sections import repair_targets
@@ -179,12 +178,7 @@ def upsample_volume(
     from emrepair.runstate import check_share_targets
 
     started = time.perf_counter()
-    notes: list[str] = []
-
-    def note(message: str) -> None:
-        notes.append(message)
-        if warn is not None:
-            warn(message)
+    note = Notes(warn)
 
     depth, height, width = vol.shape
     check_depth(depth)
@@ -199,11 +193,7 @@ def upsample_volume(
         # Refuse an existing output or the input itself before the slow detection and model loading.
         for target in filter(None, (output_path, options.masks_path)):
             check_target(Path(target), vol.info, options.overwrite)
-    with _warnings.catch_warnings(record=True) as caught:
-        _warnings.simplefilter("always")
-        device = resolve_device(options.device)
-    for w in caught:
-        note(str(w.message))
+    device = resolve_device_noting(options.device, note)
     model_name = default_model_name() if options.model == "auto" else options.model
     # With worker processes the models here only answer questions (tiles, memory): keep them off the GPU.
     here = "cpu" if options.workers > 1 else str(device)
@@ -218,7 +208,7 @@ def upsample_volume(
         tiles_per_section=upsampler.tiles_per_section((height, width)),
         memory_estimate_bytes=upsampler.memory_estimate((height, width), options.batch_size),
         host_memory_bytes=host_memory_bytes((height, width), vol.dtype, factor.factor),
-        device=str(device), dry_run=options.dry_run, warnings=notes,
+        device=str(device), dry_run=options.dry_run, warnings=note,
         repair_model=upsampler.repair_model if upsampler.volume is not None else None,
     )
 
