@@ -31,7 +31,9 @@ class FoldRepairer:
         self.fallback = fallback
         self.tile_size = tile_size
         config = model.config
-        self.context = int(config.reach) + int(config.transition) + int(model.halo)
+        # Pixels farther than this from the band come back bit-identical (the model's composition rule).
+        self.reach = int(config.reach) + int(config.transition)
+        self.context = self.reach + int(model.halo)
         self._changed: dict[tuple[int, int, int], np.ndarray] = {}
         self._bands: dict[int, np.ndarray] = {}
 

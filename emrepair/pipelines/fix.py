@@ -76,6 +76,7 @@ class FixResult(BlockProgress):
     warnings: list[str] = field(default_factory=list)
     fold_model: str | None = None
     fold_weights_sha256: str | None = None
+    fold_reach_px: int | None = None
 
     @property
     def synthesized(self) -> list[int]:
@@ -175,20 +176,18 @@ def fold_repairable(run: RepairRun) -> bool:
             and all(z in run.folds for z in run.sections))
 
 
+def note_fold_repairer(result: FixResult, repairers: dict[str, Any]) -> None:
+    """Record in ``result`` which fold model repairs folded sections, and how far from the band it may change pixels."""
+    fold_repairer = repairers.get("fold")
+    if fold_repairer is not None and fold_repairer.meta is not None:
+        result.fold_model = fold_repairer.meta.name
+        result.fold_weights_sha256 = fold_repairer.meta.weights_sha256
+        result.fold_reach_px = fold_repairer.reach
+
+
 def fold_repaired_sections(runs: list[RepairRun], fold_model: str | None) -> list[int]:
     """The sections a fold model repairs (keeping their pixels away from the band); none without a fold model."""
     return [z for run in runs if fold_model and fold_repairable(run) for z in run.sections]
-
-
-def fold_reach(result: FixResult) -> int | str:
-    """How far from the band a fold model may change pixels (its reach plus transition), for provenance."""
-    from emrepair.models import get_spec
-
-    try:
-        config = get_spec(result.fold_model or "").config_cls()
-        return int(config.reach) + int(config.transition)
-    except Exception:  # noqa: BLE001 - a checkpoint path: say so instead of guessing
-        return "the model's reach"
 
 
 def fold_model_name(choice: str) -> str | None:
@@ -256,9 +255,7 @@ def run_fix(
                                                       options.batch_size)),
             device=str(device), dry_run=options.dry_run, warnings=note,
         )
-        fold_meta = getattr(repairers.get("fold"), "meta", None)
-        if fold_meta is not None:
-            result.fold_model, result.fold_weights_sha256 = fold_meta.name, fold_meta.weights_sha256
+        note_fold_repairer(result, repairers)
         if options.dry_run:
             result.runs = _plan(vol, options)
             _note_one_sided(result.runs, note)
@@ -423,7 +420,7 @@ def _provenance(result: FixResult, runs: list[RepairRun], engine: Any, options: 
         "synthesized_pixels": (
             "whole section for every synthesized section" if not fold_repaired else
             "whole section for every synthesized section except fold_repaired_sections, where only pixels within "
-            f"{fold_reach(result)} px of the fold band (runs[].folds: lines and width) may differ from the input; "
+            f"{result.fold_reach_px} px of the fold band (runs[].folds: lines and width) may differ from the input; "
             "--masks labels exactly the pixels that differ"),
         "runs": [r.to_dict() for r in runs],
         "engine": {"tile_size": engine.tile_size_for(shape), "blend": options.blend,

@@ -85,7 +85,8 @@ def run_fix_in_place(path: str, options: Any, *, progress: ProgressCallback | No
     from emrepair.io import ArrayVolume, open_volume
     from emrepair.io.folder_volume import ImageFolderVolume
     from emrepair.io.writers.inplace import InPlaceWriter, check_in_place_format
-    from emrepair.pipelines.fix import FixResult, _note_one_sided, _plan, build_repairers, default_model_name
+    from emrepair.pipelines.fix import (FixResult, _note_one_sided, _plan, build_repairers, default_model_name,
+                                       note_fold_repairer)
     from emrepair.pipelines.notes import Notes, resolve_device_noting
 
     if options.part is not None or options.workers > 1:
@@ -108,6 +109,7 @@ def run_fix_in_place(path: str, options: Any, *, progress: ProgressCallback | No
                                                       options.batch_size)),
             device=device, dry_run=options.dry_run, warnings=note,
         )
+        note_fold_repairer(result, repairers)
         if options.dry_run or not runs:
             result.seconds = time.perf_counter() - started
             return result
