@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -58,3 +59,17 @@ def write_h5(path: Path, data: np.ndarray, resolution: tuple[float, float, float
         f.create_dataset("raw", data=data, chunks=(1, *data.shape[1:]))
         f["raw"].attrs["resolution"] = resolution
     return str(path)
+
+
+def assert_trains_from_linear(model: Any, a: Any, b: Any, t: Any, tolerance: float = 0.05) -> Any:
+    """A fresh interpolation model in train mode: output of the input's shape within ``tolerance`` of the
+    t-weighted linear blend, and a backward pass that gives every parameter a finite gradient. Returns the output."""
+    import torch
+
+    out = model(a, b, t)
+    assert out.shape == a.shape
+    linear = (1 - t.view(-1, 1, 1, 1)) * a + t.view(-1, 1, 1, 1) * b
+    assert (out - linear).abs().max() < tolerance
+    out.square().mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    return out
