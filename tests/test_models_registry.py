@@ -40,7 +40,7 @@ def small_ssan(seed: int = 0) -> SSANModel:
 
 def test_list_models_names_and_flags(weights_dir: Path) -> None:
     specs = {spec.name: spec for spec in list_models()}
-    assert list(specs) == ["linear", "flow", "ssan", "dan", "tsain", "gan"]
+    assert list(specs) == ["linear", "flow", "flowunet", "ssan", "dan", "tsain", "gan"]
     assert {spec.name: spec.kind for spec in list_models(kind=None)}.keys() >= {"sff", "gan3d"}
     assert specs["linear"].has_weights() and not specs["linear"].learned
     assert not specs["ssan"].has_weights() and specs["ssan"].trained_on() is None
@@ -48,7 +48,7 @@ def test_list_models_names_and_flags(weights_dir: Path) -> None:
 
 
 def test_unknown_name_lists_known_ones() -> None:
-    with pytest.raises(UsageError, match="unknown model 'unet'.*linear, flow, ssan, dan"):
+    with pytest.raises(UsageError, match="unknown model 'unet'.*linear, flow, flowunet, ssan, dan"):
         load_model("unet")
     with pytest.raises(UsageError, match="unknown model"):
         get_spec("unet")

@@ -61,8 +61,10 @@ def test_isotropic_stacks_use_decimated_neighbours(tmp_path: Path) -> None:
     stack = open_training_stack(str(tmp_path / "fib.h5"), detect=False)
     assert stack.isotropic
     rng = np.random.default_rng(0)
-    spans = [(t.b - t.a) for t in (draw_triplet([stack], rng) for _ in range(100))]
-    assert min(spans) >= 4 and max(spans) > 8
+    triplets = [draw_triplet([stack], rng) for _ in range(200)]
+    steps = {(t.target - t.a) for t in triplets}    # neighbours 1 (upsample-z) to 5 sections per gap step
+    assert min(t.b - t.a for t in triplets) >= 2 and max(t.b - t.a for t in triplets) > 8
+    assert 1 in steps and any(s % 5 == 0 for s in steps)
     assert all(v.b - v.a == 8 for v in validation_triplets([stack]))
     # a stack smaller than the patch is reflect-padded to it
     crops = TripletSampler([stack], 64, seed=0).batch(1)

@@ -11,6 +11,7 @@ from emrepair.models.checkpoint import read_checkpoint, save_checkpoint
 from emrepair.models.dan import DANConfig, DANModel
 from emrepair.models.discriminator import DiscriminatorConfig, PairDiscriminator
 from emrepair.models.flow import FlowConfig, FlowModel
+from emrepair.models.flowunet import FlowUNetConfig, FlowUNetModel
 from emrepair.models.gan import GANConfig, GANModel
 from emrepair.models.gan3d import GAN3DConfig, GAN3DModel
 from emrepair.models.linear import LinearConfig, LinearModel
@@ -24,7 +25,7 @@ from emrepair.models.tsain import TSAINConfig, TSAINModel
 __all__ = [
     "InterpolationModel", "check_shape", "linear_blend", "save_checkpoint", "read_checkpoint",
     "ModelSpec", "ModelMeta", "list_models", "load_model", "get_spec", "weights_dirs", "WEIGHTS_ENV",
-    "LinearModel", "LinearConfig", "FlowModel", "FlowConfig", "SSANModel", "SSANConfig",
+    "LinearModel", "LinearConfig", "FlowModel", "FlowConfig", "FlowUNetModel", "FlowUNetConfig", "SSANModel", "SSANConfig",
     "DANModel", "DANConfig", "TSAINModel", "TSAINConfig", "GANModel", "GANConfig", "GAN3DModel",
     "GAN3DConfig", "SFFModel", "SFFConfig", "PairDiscriminator", "DiscriminatorConfig", "MODEL_KINDS",
     "model_kind",

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import torch
 
-from emrepair.models.base import InterpolationModel
+from emrepair.models.base import InterpolationModel, linear_blend
 
 FLOW_METHODS = ("dis", "farneback")
 
@@ -63,11 +63,28 @@ def flow_interpolate(a: np.ndarray, b: np.ndarray, t: float, method: str = "dis"
     ``a(x + t F_ba(x))`` seen from a and ``b(x + (1 - t) F_ab(x))`` seen from b (flows sampled at x,
     the usual small-motion approximation); the two are blended with weights 1 - t and t.
     """
+    from_a, from_b = flow_warps(a, b, t, method)
+    return (1.0 - t) * from_a + t * from_b
+
+
+def flow_warps(a: np.ndarray, b: np.ndarray, t: float, method: str = "dis") -> tuple[np.ndarray, np.ndarray]:
+    """Sections a and b each warped to position t (see :func:`flow_interpolate`), as float32 (H, W)."""
     flow_ab = estimate_flow(a, b, method)
     flow_ba = estimate_flow(b, a, method)
-    from_a = backward_warp(a, t * flow_ba)
-    from_b = backward_warp(b, (1.0 - t) * flow_ab)
-    return (1.0 - t) * from_a + t * from_b
+    return backward_warp(a, t * flow_ba), backward_warp(b, (1.0 - t) * flow_ab)
+
+
+@torch.no_grad()
+def batch_flow_warps(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor,
+                     method: str = "dis") -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`flow_warps` for (B, 1, H, W) tensors and t (B,), computed on the CPU with OpenCV and
+    returned on the input's device and dtype (no gradient flows through the flow estimate)."""
+    a_np = a[:, 0].detach().float().cpu().numpy()
+    b_np = b[:, 0].detach().float().cpu().numpy()
+    pairs = [flow_warps(ai, bi, ti, method) for ai, bi, ti in zip(a_np, b_np, t.detach().float().cpu().tolist())]
+    from_a, from_b = (torch.from_numpy(np.stack([p[i] for p in pairs])[:, None]).to(device=a.device, dtype=a.dtype)
+                      for i in range(2))
+    return from_a, from_b
 
 
 class FlowModel(InterpolationModel):
@@ -88,8 +105,5 @@ class FlowModel(InterpolationModel):
     @torch.no_grad()
     def interpolate(self, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Interpolate each batch item on the CPU and return the result on the input's device."""
-        a_np = a[:, 0].detach().float().cpu().numpy()
-        b_np = b[:, 0].detach().float().cpu().numpy()
-        ts = t.detach().float().cpu().tolist()
-        outs = [flow_interpolate(ai, bi, ti, self.config.method) for ai, bi, ti in zip(a_np, b_np, ts)]
-        return torch.from_numpy(np.stack(outs)[:, None]).to(device=a.device, dtype=a.dtype)
+        from_a, from_b = batch_flow_warps(a, b, t, self.config.method)
+        return linear_blend(from_a, from_b, t)

@@ -18,6 +18,7 @@ from emrepair.models.base import InterpolationModel
 from emrepair.models.checkpoint import file_sha256, read_checkpoint, verify_sidecar
 from emrepair.models.dan import DANConfig, DANModel
 from emrepair.models.flow import FlowConfig, FlowModel
+from emrepair.models.flowunet import FlowUNetConfig, FlowUNetModel
 from emrepair.models.gan import GANConfig, GANModel
 from emrepair.models.gan3d import GAN3DConfig, GAN3DModel
 from emrepair.models.linear import LinearConfig, LinearModel
@@ -137,6 +138,8 @@ REGISTRY: dict[str, ModelSpec] = {
                   "cross-fade (1-t) a + t b; no weights"),
         ModelSpec("flow", FlowModel, FlowConfig, None, False,
                   "OpenCV DIS optical flow both ways, warped to t and blended; no weights"),
+        ModelSpec("flowunet", FlowUNetModel, FlowUNetConfig, "flowunet.pt", True,
+                  "DIS flow warps fused by a U-Net (blend weight + residual); starts as flow (ours)"),
         ModelSpec("ssan", SSANModel, SSANConfig, "ssan.pt", True,
                   "sparse self-attention aggregation network (Wang et al. 2021), t-conditioned"),
         ModelSpec("dan", DANModel, DANConfig, "dan.pt", True,

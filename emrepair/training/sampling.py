@@ -9,7 +9,7 @@ import numpy as np
 from emrepair.training.stacks import TrainingStack
 
 MAX_GAP = 3                 # runs of 1-3 missing sections
-ISO_DECIMATION = (2, 5)     # isotropic stacks: neighbours 2-5 sections from their target
+ISO_DECIMATION = (1, 5)     # isotropic stacks: neighbours 1-5 sections apart per gap step (d = 1: upsample-z)
 VAL_ISO_DECIMATION = 4      # 10 nm FIB-SEM validated as 40 nm serial sections
 JITTER_CONTRAST = (0.8, 1.25)
 JITTER_BRIGHTNESS = 0.08
