@@ -134,3 +134,25 @@ def test_relight_band_restores_a_darkened_copy() -> None:
     relit = relight_band(folded, clean, band, radius=4)
     assert torch.allclose(relit[band > 0], clean[band > 0], atol=1e-4)
     assert torch.equal(relit[band == 0], folded[band == 0])
+
+
+def test_learned_stage1_weights_load_into_sff(tmp_path: Path) -> None:
+    from emrepair.errors import UsageError
+    from emrepair.models import FlowUNetConfig, FlowUNetModel, save_checkpoint
+    from emrepair.pipelines.fold_data import split_fold_sections
+    from emrepair.pipelines.fold_training import load_interpolator_weights
+
+    torch.manual_seed(0)
+    trained = FlowUNetModel()
+    path = save_checkpoint(tmp_path / "fu.pt", trained, FlowUNetConfig(), {})
+    model = SFFModel(SFFConfig(interpolator="flowunet"))
+    assert model.size_multiple == 8
+    load_interpolator_weights(model, path)
+    assert all(torch.equal(p, q) for p, q in zip(model.interpolator.state_dict().values(),
+                                                  trained.state_dict().values()))
+    with pytest.raises(UsageError, match="not 'linear'"):
+        load_interpolator_weights(SFFModel(), path)
+    # the fold split keeps every section of a training triplet out of the held-out z % 5 == 2 set
+    train, val = split_fold_sections(30, 1)
+    assert val == [2, 7, 12, 17, 22, 27]
+    assert all((z + d) % 5 != 2 for z in train for d in (-1, 0, 1))

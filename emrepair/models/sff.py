@@ -27,7 +27,7 @@ from emrepair.models.fold_blend import compose_repair, near_band_weight, relight
 from emrepair.models.small_unet import SmallUNet
 from emrepair.models.warp import warp_by_flow
 
-INTERPOLATORS = ("linear", "flow", "ssan", "dan", "tsain", "gan")
+INTERPOLATORS = ("linear", "flow", "flowunet", "ssan", "dan", "tsain", "gan")
 MASK_PRIOR = 6.0  # softmax weight ~0.995: a fresh fusion takes unfolded off the band, interpolated on it
 
 
@@ -78,6 +78,9 @@ def build_interpolator(name: str) -> InterpolationModel:
     if name == "flow":
         from emrepair.models.flow import FlowModel
         return FlowModel()
+    if name == "flowunet":
+        from emrepair.models.flowunet import FlowUNetModel
+        return FlowUNetModel()
     if name == "ssan":
         from emrepair.models.ssan import SSANModel
         return SSANModel()

@@ -1,7 +1,8 @@
 """Simulated folds in real sections for training and benchmarking the fold repair model.
 
-The stacks of ``../shared/data`` are split by z: the last sections of each are held out for
-validation and benchmarks. A fold example is a crop of a middle section folded by
+The stacks of ``../shared/data`` are split by z as ``emrepair train`` splits them: every fifth section
+(z % 5 == 2) is held out for validation and benchmarks, so an interpolation model trained with
+``emrepair train`` on the same stacks never saw the held-out sections either. A fold example is a crop of a middle section folded by
 ``emrepair.simulate.simulate_fold``, its two neighbours (``step`` sections away) and the truth.
 """
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from emrepair.errors import InputError
 from emrepair.simulate import FoldParams, simulate_fold
+from emrepair.training.stacks import is_held_out
 
 
 @dataclass(frozen=True)
@@ -24,21 +26,27 @@ class FoldStackSpec:
     Attributes:
         name: the HDF5 file's stem in the data folder.
         step: neighbours are ``step`` sections away (FIB-SEM decimated to an ssTEM-like spacing).
-        first_val_z: middle sections with z >= this (and their neighbours) are held out.
         licence: terms of the data, for model cards.
     """
 
     name: str
     step: int
-    first_val_z: int
     licence: str
 
 
 FOLD_STACKS = (
-    FoldStackSpec("isbi2012_train", 1, 24, "non-commercial; cite Cardona et al. 2010"),
-    FoldStackSpec("vnc_stack1", 1, 15, "CC BY-NC-SA 3.0; Gerhard et al., doi:10.6084/m9.figshare.856713"),
-    FoldStackSpec("neuroproof_medulla_train1", 4, 200, "CC BY (HHMI Janelia FlyEM)"),
+    FoldStackSpec("isbi2012_train", 1, "non-commercial; cite Cardona et al. 2010"),
+    FoldStackSpec("vnc_stack1", 1, "CC BY-NC-SA 3.0; Gerhard et al., doi:10.6084/m9.figshare.856713"),
+    FoldStackSpec("neuroproof_medulla_train1", 4, "CC BY (HHMI Janelia FlyEM)"),
 )
+
+
+def split_fold_sections(depth: int, step: int) -> tuple[list[int], list[int]]:
+    """(train, val) middle sections: a training triplet (z - step, z, z + step) has no held-out section;
+    a validation one has a held-out middle section."""
+    middles = range(step, depth - step)
+    train = [z for z in middles if not any(is_held_out(z + d) for d in (-step, 0, step))]
+    return train, [z for z in middles if is_held_out(z)]
 
 
 @dataclass
@@ -86,10 +94,7 @@ def load_fold_stacks(data_dir: Path, names: tuple[str, ...] | None = None) -> li
             continue
         with h5py.File(path, "r") as fh:
             volume = np.asarray(fh["raw"][:], dtype=np.uint8)
-        s = spec.step
-        # a training triplet (z - s, z, z + s) must lie wholly before the held-out block
-        train_z = list(range(s, spec.first_val_z - s))
-        val_z = list(range(spec.first_val_z + s, volume.shape[0] - s))
+        train_z, val_z = split_fold_sections(volume.shape[0], spec.step)
         stacks.append(FoldStack(spec, volume, train_z, val_z))
     if not stacks:
         raise InputError(f"no fold training stacks found in {data_dir}")

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from emrepair.errors import UsageError
 from emrepair.models.checkpoint import save_checkpoint
 from emrepair.models.sff import SFFConfig, SFFModel
 from emrepair.pipelines.fold_data import FoldExample, FoldStack, load_fold_stacks, make_fold_example
@@ -101,11 +102,29 @@ def validate(model: SFFModel, examples: list[FoldExample], device: torch.device)
     return {k: v / batches for k, v in sums.items()}
 
 
+def load_interpolator_weights(model: SFFModel, path: Path) -> str:
+    """Load a trained interpolation checkpoint (of the model named by ``model.config.interpolator``)
+    into stage 1; returns the checkpoint's sha256 for the run's summary."""
+    from emrepair.models import load_model
+
+    trained, meta = load_model(path)
+    if trained.name != model.config.interpolator:
+        raise UsageError(f"--interpolator-weights {path} holds a {trained.name!r} model, "
+                         f"not {model.config.interpolator!r}")
+    try:
+        model.interpolator.load_state_dict(trained.state_dict(), strict=True)
+    except RuntimeError as exc:
+        raise UsageError(f"--interpolator-weights {path}: its config differs from the default "
+                         f"{trained.name} config that sff builds") from exc
+    return str(meta.weights_sha256)
+
+
 def train_sff(data_dir: Path, out_path: Path, config: FoldTrainConfig | None = None,
               model_config: SFFConfig | None = None, device: str = "cpu",
-              progress: Progress | None = None) -> dict[str, object]:
+              progress: Progress | None = None, interpolator_weights: Path | None = None) -> dict[str, object]:
     """Train the unfolding and fusion networks of ``sff`` and save a checkpoint at ``out_path``.
 
+    ``interpolator_weights``: a trained checkpoint for a learned stage 1 (kept fixed during training).
     Returns the run's summary (steps, minutes, final losses, validation L1), also stored in the
     checkpoint's meta.
     """
@@ -114,7 +133,12 @@ def train_sff(data_dir: Path, out_path: Path, config: FoldTrainConfig | None = N
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     stacks = load_fold_stacks(data_dir)
-    model = SFFModel(model_config or SFFConfig()).to(target).train()
+    model = SFFModel(model_config or SFFConfig())
+    stage1 = None
+    if interpolator_weights is not None:
+        stage1 = {"weights": Path(interpolator_weights).name,
+                  "sha256": load_interpolator_weights(model, Path(interpolator_weights))}
+    model = model.to(target).train()
     for p in model.interpolator.parameters():
         p.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -146,7 +170,8 @@ def train_sff(data_dir: Path, out_path: Path, config: FoldTrainConfig | None = N
         "train_losses_ema": {k: round(v, 5) for k, v in history.items()},
         "validation": {k: round(v, 5) for k, v in val.items()},
         "train_config": asdict(cfg),
-        "trained_on": [f"{s.spec.name} (z < {s.spec.first_val_z}; {s.spec.licence})" for s in stacks],
+        "interpolator": {"name": model.config.interpolator, **(stage1 or {})},
+        "trained_on": [f"{s.spec.name} (z % 5 != 2; {s.spec.licence})" for s in stacks],
     }
     save_checkpoint(out_path, model.cpu(), model.config, summary)
     return summary
@@ -164,13 +189,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--interpolator", default="linear", help="stage 1 model (see SFFConfig.interpolator)")
+    parser.add_argument("--interpolator-weights", type=Path, default=None,
+                        help="trained checkpoint of a learned stage 1 (e.g. weights/flowunet.pt)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = FoldTrainConfig(crop=args.crop, batch_size=args.batch_size, steps=args.steps,
                           minutes=args.minutes, seed=args.seed)
     def report(step: int, losses: dict[str, float]) -> None:
         print(f"step {step} " + " ".join(f"{k} {v:.4f}" for k, v in losses.items()), flush=True)
-    summary = train_sff(args.data, args.out, cfg, device=args.device, progress=report)
+    summary = train_sff(args.data, args.out, cfg, SFFConfig(interpolator=args.interpolator), device=args.device,
+                        progress=report, interpolator_weights=args.interpolator_weights)
     print(summary, flush=True)
 
 

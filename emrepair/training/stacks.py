@@ -78,6 +78,11 @@ def is_isotropic(voxel_size: tuple[float, float, float] | None) -> bool:
     return abs(voxel_size[0] - voxel_size[1]) <= ISOTROPY_TOLERANCE * voxel_size[1]
 
 
+def is_held_out(z: int) -> bool:
+    """The validation rule of every training run: section z is held out when z % VAL_EVERY == VAL_EVERY // 2."""
+    return z % VAL_EVERY == VAL_EVERY // 2
+
+
 def split_sections(depth: int, good: list[int], role: str) -> tuple[list[int], list[int]]:
     """(train, val) section lists. ``role`` "both": every ``VAL_EVERY``-th good section is held out;
     "val": all are held out (a stack given with --val); "train": none are (validation comes from --val)."""
@@ -87,7 +92,7 @@ def split_sections(depth: int, good: list[int], role: str) -> tuple[list[int], l
         return [], list(good)
     if role == "train":
         return list(good), []
-    val = [z for z in good if z % VAL_EVERY == VAL_EVERY // 2 and 0 < z < depth - 1]
+    val = [z for z in good if is_held_out(z) and 0 < z < depth - 1]
     return [z for z in good if z not in set(val)], val
 
 
