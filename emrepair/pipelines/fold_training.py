@@ -22,7 +22,12 @@ import torch
 from emrepair.errors import UsageError
 from emrepair.models.checkpoint import save_checkpoint
 from emrepair.models.sff import SFFConfig, SFFModel
-from emrepair.pipelines.fold_data import FoldExample, FoldStack, load_fold_stacks, make_fold_example
+from emrepair.pipelines.fold_data import (
+    FoldExample,
+    FoldStack,
+    load_fold_stacks,
+    make_fold_example,
+)
 
 Progress = Callable[[int, dict[str, float]], None]
 
