@@ -26,6 +26,8 @@ class TrainConfig:
 
     ``steps`` or ``epochs`` (one epoch = as many crops as cover the training sections' pixels once);
     ``val_every`` in steps (default: once per epoch); ``model_options`` override fields of the model config.
+    ``adversarial``: add Jain et al.'s adversarial term (None = for the gan model only); ``adversarial_options``
+    override fields of :class:`~emrepair.training.adversarial.AdversarialConfig`.
     """
 
     inputs: list[str]
@@ -46,6 +48,8 @@ class TrainConfig:
     detect: bool = True
     seed: int = 0
     model_options: dict[str, Any] = field(default_factory=dict)
+    adversarial: bool | None = None
+    adversarial_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -110,6 +114,19 @@ def choose_loss(config: TrainConfig, device: torch.device, message: MessageCallb
     return loss, f"charbonnier + VGG16 feature + style-balance (1e6:1:1, {path.name})"
 
 
+def build_adversary(config: TrainConfig, model_name: str, device: torch.device) -> Any:
+    """The discriminator trainer for an adversarial run (``--adversarial`` auto: the gan model only), else None."""
+    from emrepair.training.adversarial import AdversarialConfig, AdversarialTrainer
+
+    if not (config.adversarial if config.adversarial is not None else model_name == "gan"):
+        return None
+    try:
+        adversarial_config = AdversarialConfig(**config.adversarial_options)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"invalid adversarial settings {config.adversarial_options}: {exc}") from exc
+    return AdversarialTrainer(adversarial_config, device)
+
+
 def steps_per_epoch(stacks: list[Any], patch_size: int, batch_size: int) -> int:
     """Steps whose crops together cover every training section's pixels once."""
     pixels = sum(len(s.train_z) * s.shape[1] * s.shape[2] for s in stacks)
@@ -169,11 +186,14 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None,
         autocast_dtype = _autocast_dtype(device)
         scaler = torch.amp.GradScaler("cuda") if autocast_dtype == torch.float16 else None
         loss_fn, loss_name = choose_loss(config, device, say)
+        adversary = build_adversary(config, model.name, device)
+        if adversary is not None:
+            loss_name = f"{loss_name} + {adversary.config.describe()}"
         history, step = History(), 0
         model_cfg_dict = asdict(model_config)
         sidecar = state_path(config.output)
         if config.resume:
-            step, history = _resume(sidecar, model, model_cfg_dict, optimizer, scaler, device)
+            step, history = _resume(sidecar, model, model_cfg_dict, optimizer, scaler, device, adversary, say)
             say(f"resuming at step {step} of {total}")
         sampler = TripletSampler(stacks, patch, seed=config.seed * 1_000_003 + step)  # fresh crops after a resume
         description = {"files": [s.describe() for s in stacks], "patch_size": patch,
@@ -185,6 +205,12 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None,
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 pred = model(a, b, t)
                 loss = loss_fn(pred.float(), target, a, b)["total"]
+            if adversary is not None:   # D first, then G against the updated D (the paper's order); both fp32
+                history.d_losses.append(adversary.discriminator_step(a, b, target, pred))
+                adv = (adversary.config.weight * adversary.generator_loss(a, b, pred) if adversary.active(step)
+                       else torch.zeros((), device=device))
+                loss = loss + adv
+                history.adv_losses.append(float(adv.detach()))
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -201,6 +227,8 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None,
             history.loss_steps.append(step)
             history.losses.append(float(loss.detach()))
             info = {"loss": float(np.mean(history.losses[-25:]))}
+            if adversary is not None:
+                info.update(d_loss=float(np.mean(history.d_losses[-25:])), adv=float(np.mean(history.adv_losses[-25:])))
             if history.val_psnr:
                 info.update(val_psnr=history.val_psnr[-1], linear_psnr=history.linear_psnr[-1])
             if step % val_every == 0 or step == total:
@@ -220,7 +248,7 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None,
                     save_checkpoint(config.output, model, model_config, meta)
                 save_state(sidecar, model_name=model.name, config=model_cfg_dict, step=step, model=model,
                            optimizer=optimizer, scaler_state=scaler.state_dict() if scaler else None,
-                           history=history)
+                           history=history, adversarial=adversary.state_dict() if adversary else None)
                 write_curves(curves_path(config.output), history.loss_steps, history.losses, history.val_steps,
                              history.val_psnr, history.linear_psnr)
             if progress is not None:
@@ -249,8 +277,8 @@ def _set_lr(optimizer: torch.optim.Optimizer, base: float, step: int, total: int
 
 
 def _resume(sidecar: Path, model: torch.nn.Module, config: dict[str, Any], optimizer: torch.optim.Optimizer,
-            scaler: Any, device: torch.device) -> tuple[int, History]:
-    """Load the latest weights, optimizer and step from the sidecar; returns (step, history)."""
+            scaler: Any, device: torch.device, adversary: Any, say: MessageCallback) -> tuple[int, History]:
+    """Load the latest weights, optimizer, discriminator and step from the sidecar; returns (step, history)."""
     state = load_state(sidecar)
     if state.get("model") != model.name or state.get("config") != config:
         raise UsageError(f"--resume: {sidecar} is for a {state.get('model')} model with config {state.get('config')}, "
@@ -260,6 +288,11 @@ def _resume(sidecar: Path, model: torch.nn.Module, config: dict[str, Any], optim
     optimizer.load_state_dict(state["optimizer"])
     if scaler is not None and state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
+    if adversary is not None:
+        if state.get("adversarial"):
+            adversary.load_state_dict(state["adversarial"])
+        else:
+            say(f"--resume: {sidecar} holds no discriminator; the adversarial term starts with a fresh one")
     return int(state["step"]), History(**state["history"])
 
 

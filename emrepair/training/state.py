@@ -24,6 +24,8 @@ class History:
     val_psnr: list[float] = field(default_factory=list)
     val_ssim: list[float] = field(default_factory=list)
     linear_psnr: list[float] = field(default_factory=list)
+    d_losses: list[float] = field(default_factory=list)       # per step, adversarial runs only
+    adv_losses: list[float] = field(default_factory=list)     # weighted term in the total (0 during warm-up)
     best_psnr: float | None = None
     best_step: int | None = None
 
@@ -45,13 +47,16 @@ def curves_path(output: str | Path) -> Path:
 
 
 def save_state(path: Path, *, model_name: str, config: dict[str, Any], step: int, model: torch.nn.Module,
-               optimizer: torch.optim.Optimizer, scaler_state: dict[str, Any] | None, history: History) -> None:
-    """Write the latest weights, optimizer and step state atomically."""
+               optimizer: torch.optim.Optimizer, scaler_state: dict[str, Any] | None, history: History,
+               adversarial: dict[str, Any] | None = None) -> None:
+    """Write the latest weights, optimizer and step state atomically (and the discriminator's, if any)."""
     payload = {
         "model": model_name, "config": config, "step": step,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(), "scaler": scaler_state or {}, "history": history.to_dict(),
     }
+    if adversarial is not None:
+        payload["adversarial"] = adversarial
     atomic_torch_save(payload, path, "training state")
 
 
