@@ -99,7 +99,7 @@ def _parse_model_options(items: list[str]) -> dict[str, Any]:
 def train_command(
     inputs: Annotated[list[str], typer.Argument(help="Stacks to learn from (their good sections).")],
     output: Annotated[str, typer.Option("-o", "--output", help="Checkpoint to write (best by validation PSNR).")],
-    model: Annotated[str, typer.Option("--model", help="Architecture to train: ssan or dan.")] = "ssan",
+    model: Annotated[str, typer.Option("--model", help="Architecture to train: ssan, dan, tsain, gan, flowunet, or gan3d (z super-resolution, isotropic stacks only).")] = "ssan",
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Optimiser steps in total (default 1000 unless --epochs).")] = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Epochs (one covers the training pixels once).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Crops per step.")] = 8,
@@ -119,7 +119,7 @@ def train_command(
 ) -> None:
     """Train a repair model on your own stacks (self-supervised: drop good sections, learn to predict them)."""
     from emrepair.cli.console import err_console, warn
-    from emrepair.training import TrainConfig, train
+    from emrepair.training import TrainConfig
 
     if steps is None and epochs is None:
         steps = 1000
@@ -130,7 +130,7 @@ def train_command(
         model_options=_parse_model_options(list(set_options or [])),
     )
     with _train_progress(enabled=not no_progress) as progress:
-        result = train(config, progress=progress, message=warn)
+        result = _trainer_for(model)(config, progress=progress, message=warn)
     best = result.best or {}
     line = f"wrote {result.output} after {result.steps} steps ({result.seconds:.0f} s; loss {result.loss})"
     if "val_psnr" in best and "linear_psnr" in best:
@@ -138,6 +138,25 @@ def train_command(
                  f"(linear {best['linear_psnr']:.2f}), SSIM {best['val_ssim']:.4f} (linear {best['linear_ssim']:.4f})")
     err_console.print(line, highlight=False)
     err_console.print(f"curves {result.curves}; resume state {result.state}", highlight=False)
+
+
+def _trainer_for(model: str) -> Any:
+    """``train`` for interpolation models, ``train_volume`` for kind "volume" (gan3d); both take
+    ``(config, progress, message)`` and return a TrainResult."""
+    from emrepair.errors import UsageError
+    from emrepair.models import get_spec
+
+    try:
+        kind = get_spec(model).kind
+    except UsageError:  # not a registered name: train() reports it (or uses --init's model)
+        kind = "interpolation"
+    if kind == "volume":
+        from emrepair.training.volume import train_volume
+
+        return train_volume
+    from emrepair.training import train
+
+    return train
 
 
 def _train_progress(enabled: bool) -> Any:
