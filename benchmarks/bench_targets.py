@@ -1,0 +1,115 @@
+"""The train issue's quality targets for one interpolation model, on sections its training never saw.
+
+    python benchmarks/bench_targets.py --model weights/flowunet.pt [--data ../shared/data] [--json out.json]
+
+Sections: ``emrepair train`` holds out every fifth section (z % 5 == 2) of the stacks it is given;
+weights trained on isbi2012, vnc_stack1 and neuroproof_medulla_train1 are scored on those held-out
+sections, and on neuroproof_medulla_train2, which no shipped weights saw at all.
+
+Targets (printed with PASS / FAIL):
+1. ssTEM (50 nm), single missing section: PSNR >= linear + 1.5 dB, and SSIM above linear blurred to its
+   best PSNR (``linear+blur``), on the pooled held-out sections of isbi2012 and vnc_stack1.
+2. FIB-SEM decimated to 40 nm, single missing section: PSNR >= linear + 2 dB (NeuroProof 2 unseen, and the
+   held-out sections of NeuroProof 1).
+3. Runs of 3 missing sections: at every position t, PSNR at least linear's (NeuroProof 2 at 40 nm, and ssTEM
+   runs centred on held-out sections; there only the middle section is unseen).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from emrepair.pipelines.eval import evaluate  # noqa: E402
+
+SSTEM = {"isbi2012_train": 30, "vnc_stack1": 20}
+HELD_OUT_FIB = "neuroproof_medulla_train1"
+UNSEEN_FIB = "neuroproof_medulla_train2"
+
+
+def held_out(depth: int, margin: int) -> list[int]:
+    """Held-out sections (z % 5 == 2) with ``margin`` sections of neighbours on both sides."""
+    return [z for z in range(margin, depth - margin) if z % 5 == 2]
+
+
+def pooled(results: list, name: str) -> tuple[float, float, int]:
+    """Mean PSNR and SSIM of model ``name`` over every section of several EvalResults."""
+    psnrs, ssims = [], []
+    for result in results:
+        score = result.score(name)
+        psnrs += [v for vs in score.psnr_by_t.values() for v in vs]
+        ssims += [v for vs in score.ssim_by_t.values() for v in vs]
+    return float(np.mean(psnrs)), float(np.mean(ssims)), len(psnrs)
+
+
+def main() -> None:
+    """Run the three target checks and print them."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="model name or checkpoint path")
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--max-sections", type=int, default=24, help="FIB-SEM sections per stack")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    model = args.model
+    report: dict = {"model": model, "checks": []}
+
+    def run(stack: str, **kw):
+        result = evaluate(str(args.data / f"{stack}.h5"), [model], device=args.device, **kw)
+        report.setdefault("runs", []).append({"stack": stack, **kw, "result": result.to_dict()})
+        return result
+
+    def check(label: str, ok: bool, detail: str) -> None:
+        report["checks"].append({"target": label, "pass": bool(ok), "detail": detail})
+        print(f"{'PASS' if ok else 'FAIL'}  {label}: {detail}", flush=True)
+
+    # 1. ssTEM single sections
+    sstem = [run(s, sections=held_out(d, 1)) for s, d in SSTEM.items()]
+    key = next(s.name for s in sstem[0].scores if s.name not in ("linear", "flow", "linear+blur"))
+    name = key
+    m_p, m_s, n = pooled(sstem, key)
+    l_p, l_s, _ = pooled(sstem, "linear")
+    b_p, b_s, _ = pooled(sstem, "linear+blur")
+    f_p, f_s, _ = pooled(sstem, "flow")
+    check("ssTEM single section >= linear + 1.5 dB", m_p >= l_p + 1.5,
+          f"{name} {m_p:.2f} dB vs linear {l_p:.2f} ({m_p - l_p:+.2f}); flow {f_p:.2f}; n={n}")
+    check("ssTEM SSIM above the best-blurred linear", m_s > b_s,
+          f"{name} SSIM {m_s:.3f} vs linear+blur {b_s:.3f} ({b_p:.2f} dB), linear {l_s:.3f}, flow {f_s:.3f}")
+    for result, stack in zip(sstem, SSTEM):
+        s = result.score(key)
+        print(f"      {stack}: {s.psnr:.2f} / {s.ssim:.3f}; linear {result.score('linear').psnr:.2f} / "
+              f"{result.score('linear').ssim:.3f}; linear+blur {result.score('linear+blur').psnr:.2f} / "
+              f"{result.score('linear+blur').ssim:.3f}; flow {result.score('flow').psnr:.2f} / "
+              f"{result.score('flow').ssim:.3f}")
+    # 2. FIB-SEM at 40 nm, single sections
+    picks = held_out(250, 4)
+    picks = picks[:: max(1, len(picks) // args.max_sections)][: args.max_sections]
+    fib = {UNSEEN_FIB + " (unseen)": run(UNSEEN_FIB, decimate=4, max_sections=args.max_sections),
+           HELD_OUT_FIB + " (held out)": run(HELD_OUT_FIB, decimate=4, sections=picks)}
+    for label, result in fib.items():
+        s, lin, flow = result.score(key), result.score("linear"), result.score("flow")
+        check(f"FIB-SEM 40 nm {label} >= linear + 2 dB", s.psnr >= lin.psnr + 2.0,
+              f"{name} {s.psnr:.2f} / {s.ssim:.3f} vs linear {lin.psnr:.2f} / {lin.ssim:.3f} "
+              f"({s.psnr - lin.psnr:+.2f}); flow {flow.psnr:.2f} / {flow.ssim:.3f}; n={len(result.cases)}")
+    # 3. runs of 3
+    runs = {UNSEEN_FIB + " 40 nm": run(UNSEEN_FIB, decimate=4, gap=3, max_sections=max(4, args.max_sections // 3))}
+    for stack, depth in SSTEM.items():
+        runs[stack] = run(stack, gap=3, sections=[z - 1 for z in held_out(depth, 2)])
+    for label, result in runs.items():
+        s, lin = result.score(key), result.score("linear")
+        per_t = {t: (float(np.mean(s.psnr_by_t[t])), float(np.mean(lin.psnr_by_t[t]))) for t in sorted(s.psnr_by_t)}
+        ok = all(m >= lv for m, lv in per_t.values())
+        check(f"runs of 3, {label}: every t >= linear", ok,
+              "; ".join(f"t={t:.2f} {m:.2f} vs {lv:.2f}" for t, (m, lv) in per_t.items()))
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
