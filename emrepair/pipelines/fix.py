@@ -11,18 +11,17 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-from emrepair.distributed.executor import WorkerSession
-from emrepair.errors import EmrepairError, OutputError, UsageError
+from emrepair.errors import OutputError, UsageError
+from emrepair.pipelines.block_session import OutputSession, commit_outputs, discard, partial_path
 from emrepair.pipelines.notes import Notes, resolve_device_noting
-from emrepair.pipelines.options import BlockProgress, EngineOptions
+from emrepair.pipelines.options import RunOptions, RunResult
 from emrepair.pipelines.plan import RepairRun, plan_runs
 from emrepair.pipelines.provenance import base_record
-from emrepair.runstate.rejoin import (CONTINUE_HINT, check_rejoin, check_share_targets, commit_when_complete,
-                                      reopen_partial)
+from emrepair.runstate.rejoin import CONTINUE_HINT, check_rejoin, check_share_targets, commit_when_complete
 
 ProgressCallback = Callable[[int, int], None]
 WarnCallback = Callable[[str], None]
@@ -38,42 +37,18 @@ REGION_SIZE = 4096
 
 
 @dataclass
-class FixOptions(EngineOptions):
-    """Everything ``emrepair fix`` can be told, besides input and output (engine fields from EngineOptions)."""
+class FixOptions(RunOptions):
+    """Everything ``emrepair fix`` can be told, besides input and output (shared fields from RunOptions)."""
 
-    model: str = "auto"
     fold_model: str = "auto"
-    sections: list[int] | None = None
-    report_path: str | None = None
-    masks_path: str | None = None
-    summary_path: str | None = None
-    dataset: str | None = None
-    level: int | None = None
-    overwrite: bool = False
-    dry_run: bool = False
-    continue_run: bool = False
-    part: tuple[int, int] | None = None
-    workers: int = 1
-    executor: str = "auto"
     region_size: int | None = None
 
 
-@dataclass
-class FixResult(BlockProgress):
+@dataclass(kw_only=True)
+class FixResult(RunResult):
     """What a fix run did (or, for a dry run, would do)."""
 
-    input: str
-    output: str | None
     shape: tuple[int, int, int]
-    model: str
-    weights_sha256: str | None
-    runs: list[RepairRun]
-    tiles_per_section: int
-    memory_estimate_bytes: int
-    device: str
-    dry_run: bool
-    seconds: float = 0.0
-    warnings: list[str] = field(default_factory=list)
     fold_model: str | None = None
     fold_weights_sha256: str | None = None
     fold_reach_px: int | None = None
@@ -81,7 +56,7 @@ class FixResult(BlockProgress):
     @property
     def synthesized(self) -> list[int]:
         """Every section whose pixels were synthesized."""
-        return [z for run in self.runs for z in run.sections]
+        return self.run_sections()
 
     @property
     def fold_repaired(self) -> list[int]:
@@ -118,6 +93,10 @@ class FixJob:
     progress_path: str
     region_size: int | None
     workers: int = 1
+
+    def create_kwargs(self, vol: Any, labels: bool) -> dict[str, Any]:
+        """Arguments of ``create_output`` (besides path, overwrite and temp_path) for the output or the masks."""
+        return {"like": vol.info, "labels": labels, "chunks": self.chunks}
 
 
 def default_model_name() -> str:
@@ -302,12 +281,6 @@ def _refuse_same_path(input_path: str, output_path: str | None, resolved_input: 
             raise OutputError(f"the output {output_path} is the input; emrepair never modifies its input")
 
 
-def partial_path(final: str | Path) -> Path:
-    """Where the temporary output of a resumable run lives: ``.<name>.emrepair-partial`` beside the output."""
-    out = Path(final).expanduser().absolute()
-    return out.with_name(f".{out.name}.emrepair-partial")
-
-
 def _fingerprint_fields(vol: Any, input_path: str, output_path: str, options: FixOptions, model_name: str,
                         weights: str | None, device: str, fold_weights: str | None = None) -> dict[str, Any]:
     """Everything that decides the output's pixels; ``--workers`` and ``--part`` do not."""
@@ -369,7 +342,7 @@ def _write_repaired(vol: Any, output_path: str, options: FixOptions, result: Fix
         raise OutputError(f"{exc}; finished sections are kept: fix that, then {CONTINUE_HINT}") from exc
     except BaseException:
         if options.part is None:
-            _discard(state, job)
+            discard(state, [job.output, job.masks])
         raise
     result.complete = _commit_if_complete(job, blocks, state, record["provenance"])
     result.blocks_left = 0 if result.complete else len(blocks) - len(state.done())
@@ -383,7 +356,7 @@ def _prepare(vol: Any, output_path: str, options: FixOptions, result: FixResult,
     with state.lock():
         record = state.load()
         if record is not None and options.overwrite:
-            _discard(state, None, output_path, options.masks_path)
+            discard(state, [output_path, options.masks_path])
             record = None
         if record is not None:
             check_rejoin(record, fingerprint, fields, output_path, bool(options.continue_run or options.part),
@@ -403,7 +376,7 @@ def _prepare(vol: Any, output_path: str, options: FixOptions, result: FixResult,
                       "runs": [run_to_dict(r) for r in runs], "provenance": provenance}
             state.save(record)
         except BaseException:
-            _discard(state, None, output_path, options.masks_path)  # nothing of this run is worth keeping yet
+            discard(state, [output_path, options.masks_path])  # nothing of this run is worth keeping yet
             raise
         return record, runs
 
@@ -435,62 +408,26 @@ def _execute(job: FixJob, todo: list[Any], options: FixOptions, engine: Any, rep
 
     if options.workers <= 1:
         # In this process, with the model already loaded.
-        session = BlockSession(job, loaded=(vol, engine, repairers), tile_progress=tile_progress)
+        session = BlockSession(job, loaded=(vol, repairers), tile_progress=tile_progress)
         SerialExecutor().run(todo, session, on_done)
     else:
         make_executor(options.workers, options.executor).run(todo, BlockSession(job), on_done)
 
 
-class BlockSession(WorkerSession):
-    """A fix worker: opens the input, the partial outputs and the models once (``loaded`` = (vol, engine,
-    repairers) reuses this process's), and yields ``process(block)``."""
+class BlockSession(OutputSession):
+    """A fix worker: opens the input, the partial outputs and the models once (``loaded`` = (vol, repairers)
+    reuses this process's), and yields ``process(block)``."""
 
-    @contextlib.contextmanager
-    def _session(self, worker_id: int) -> Iterator[Callable[[Any], None]]:
+    def _load(self, vol: Any, device: str) -> dict[str, Any]:
+        _engine, _meta, repairers = build_repairers(self.job.options, self.job.model_name, device, vol.shape[1:])
+        return repairers
+
+    def _block_writer(self, stack: contextlib.ExitStack, vol: Any, repairers: dict[str, Any], writer: Any,
+                      masks: Any | None) -> Callable[[Any], None]:
         from emrepair.distributed.repair import BlockWriter
-        from emrepair.io import open_volume
-        from emrepair.runstate import ProgressDir
 
-        job, opts = self.job, self.job.options
-        with contextlib.ExitStack() as stack:
-            if self.loaded is not None:
-                vol, _engine, repairers = self.loaded
-            else:
-                vol = stack.enter_context(open_volume(job.input_path, dataset=opts.dataset, level=opts.level))
-                _engine, _meta, repairers = build_repairers(opts, job.model_name, worker_device(job, worker_id),
-                                                            vol.shape[1:])
-            writer = _reopen(job.output, job.output_temp, vol, job.chunks, labels=False)
-            stack.callback(writer.release)
-            masks = None
-            if job.masks and job.masks_temp:
-                masks = _reopen(job.masks, job.masks_temp, vol, job.chunks, labels=True)
-                stack.callback(masks.release)
-            blocks = BlockWriter(vol, writer, masks, repairers, job.chunks[0], job.region_size, self.tile_progress)
-            state = ProgressDir(Path(job.progress_path))
-
-            def process(block: Any) -> None:
-                blocks.write(block)
-                writer.flush()
-                if masks is not None:
-                    masks.flush()
-                state.mark_done(block.start, block.stop)  # only after the block's writes are flushed
-
-            yield process
-
-
-def worker_device(job: FixJob, worker_id: int) -> str:
-    """The device of a worker: ``cuda:{worker_id % n_gpus}`` when several processes share CUDA devices."""
-    if job.workers > 1 and job.device.startswith("cuda"):
-        import torch
-
-        count = torch.cuda.device_count()
-        if count > 0:
-            return f"cuda:{worker_id % count}"
-    return job.device
-
-
-def _reopen(final: str, temp: str, vol: Any, chunks: tuple[int, int, int], labels: bool) -> Any:
-    return reopen_partial(final, temp, like=vol.info, labels=labels, chunks=chunks)
+        job = self.job
+        return BlockWriter(vol, writer, masks, repairers, job.chunks[0], job.region_size, self.tile_progress).write
 
 
 def _commit_if_complete(job: FixJob, blocks: list[Any], state: Any, provenance: dict[str, Any]) -> bool:
@@ -500,24 +437,9 @@ def _commit_if_complete(job: FixJob, blocks: list[Any], state: Any, provenance: 
     def commit() -> None:
         opts = job.options
         with open_volume(job.input_path, dataset=opts.dataset, level=opts.level) as vol:
-            for final, temp in ((job.masks, job.masks_temp), (job.output, job.output_temp)):
-                if final and temp:
-                    writer = _reopen(final, temp, vol, job.chunks, labels=final != job.output)
-                    writer.set_attrs({"emrepair": provenance})
-                    writer.commit()
+            commit_outputs(job, vol, provenance)
 
     return commit_when_complete(state, [(b.start, b.stop) for b in blocks], commit)
-
-
-def _discard(state: Any, job: FixJob | None, output: str | None = None, masks: str | None = None) -> None:
-    """Remove a run's partial outputs and progress folder (an error that a rerun would meet again)."""
-    from emrepair.io.writers.base import remove_path
-
-    finals = [job.output, job.masks] if job is not None else [output, masks]
-    with contextlib.suppress(OSError, EmrepairError):
-        for final in filter(None, finals):
-            remove_path(partial_path(final))
-        state.remove()
 
 
 def run_to_dict(run: RepairRun) -> dict[str, Any]:

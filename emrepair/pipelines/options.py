@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from emrepair.pipelines.plan import RepairRun
 
 
 @dataclass
@@ -28,6 +31,26 @@ class EngineOptions:
                             batch_size=self.batch_size, device=device or self.device, precision=self.precision)
 
 
+@dataclass
+class RunOptions(EngineOptions):
+    """The options of a blockwise run that fix and upsample-z share: model, repair sources, input, outputs,
+    resume and shares (each pipeline adds its own)."""
+
+    model: str = "auto"
+    sections: list[int] | None = None
+    report_path: str | None = None
+    masks_path: str | None = None
+    summary_path: str | None = None
+    dataset: str | None = None
+    level: int | None = None
+    overwrite: bool = False
+    dry_run: bool = False
+    continue_run: bool = False
+    part: tuple[int, int] | None = None
+    workers: int = 1
+    executor: str = "auto"
+
+
 @dataclass(kw_only=True)
 class BlockProgress:
     """How far a blockwise run got: blocks in the run, skipped as already done, left to other shares."""
@@ -40,3 +63,24 @@ class BlockProgress:
     def blocks_dict(self) -> dict[str, Any]:
         """The JSON form used in run reports."""
         return {"total": self.blocks_total, "skipped_as_done": self.blocks_skipped, "left": self.blocks_left}
+
+
+@dataclass(kw_only=True)
+class RunResult(BlockProgress):
+    """What fix and upsample-z results share: input, output, model, repair runs, engine plan, device and timing."""
+
+    input: str
+    output: str | None
+    model: str
+    weights_sha256: str | None
+    runs: list[RepairRun]
+    tiles_per_section: int
+    memory_estimate_bytes: int
+    device: str
+    dry_run: bool
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    def run_sections(self) -> list[int]:
+        """Every (input) section the repair runs replace."""
+        return [z for run in self.runs for z in run.sections]

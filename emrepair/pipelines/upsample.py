@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,7 +17,7 @@ import numpy as np
 from emrepair.errors import OutputError, UsageError
 from emrepair.io.base import Volume
 from emrepair.pipelines.notes import Notes, resolve_device_noting
-from emrepair.pipelines.options import BlockProgress, EngineOptions
+from emrepair.pipelines.options import RunOptions, RunResult
 from emrepair.pipelines.plan import RepairRun, plan_runs
 from emrepair.pipelines.provenance import base_record
 from emrepair.pipelines.upsample_plan import (
@@ -35,8 +35,8 @@ WarnCallback = Callable[[str], None]
 
 
 @dataclass
-class UpsampleOptions(EngineOptions):
-    """Everything ``emrepair upsample-z`` can be told, besides input and output.
+class UpsampleOptions(RunOptions):
+    """Everything ``emrepair upsample-z`` can be told, besides input and output (shared fields from RunOptions).
 
     Exactly one of ``factor`` and ``target_z`` (nm) must be set. ``repair`` runs the fix step first
     (sections from ``sections``, ``report_path`` or a fresh detection); ``repair=False`` uses sections as they are.
@@ -44,50 +44,26 @@ class UpsampleOptions(EngineOptions):
 
     factor: int | None = None
     target_z: float | None = None
-    model: str = "auto"
     repair: bool = True
-    sections: list[int] | None = None
-    report_path: str | None = None
-    masks_path: str | None = None
-    summary_path: str | None = None
-    dataset: str | None = None
-    level: int | None = None
-    overwrite: bool = False
-    dry_run: bool = False
     allow_random_weights: bool = False  # learned models without weights start untrained (benchmark timing only)
-    continue_run: bool = False
-    part: tuple[int, int] | None = None
-    workers: int = 1
-    executor: str = "auto"
 
 
-@dataclass
-class UpsampleResult(BlockProgress):
+@dataclass(kw_only=True)
+class UpsampleResult(RunResult):
     """What an upsample-z run did (or, for a dry run, would do)."""
 
-    input: str
-    output: str | None
     input_shape: tuple[int, int, int]
     output_shape: tuple[int, int, int]
     factor: UpsampleFactor
     input_voxel_size: tuple[float, float, float] | None
     output_voxel_size: tuple[float, float, float] | None
-    model: str
-    weights_sha256: str | None
-    runs: list[RepairRun]
-    tiles_per_section: int
-    memory_estimate_bytes: int
     host_memory_bytes: int
-    device: str
-    dry_run: bool
-    seconds: float = 0.0
-    warnings: list[str] = field(default_factory=list)
     repair_model: str | None = None
 
     @property
     def repaired_input(self) -> list[int]:
         """Input z of every section replaced by the repair step."""
-        return [z for run in self.runs for z in run.sections]
+        return self.run_sections()
 
     @property
     def repaired_output(self) -> list[int]:
@@ -267,9 +243,9 @@ def _write(vol: Volume, output_path: str, upsampler: Any, result: UpsampleResult
            model_name: str, plan: Callable[[], list[RepairRun]], progress: ProgressCallback | None,
            tile_progress: ProgressCallback | None) -> None:
     """Prepare (or rejoin) the run, write this process's blocks, and commit when every block is done."""
-    from emrepair.pipelines.fix import partial_path
+    from emrepair.pipelines.block_session import discard, partial_path
     from emrepair.pipelines.upsample_blocks import plan_upsample_blocks
-    from emrepair.pipelines.upsample_run import (UpsampleJob, commit_if_complete, discard, execute_blocks,
+    from emrepair.pipelines.upsample_run import (UpsampleJob, commit_if_complete, execute_blocks,
                                                  fingerprint_fields, prepare_run)
     from emrepair.runstate import CONTINUE_HINT, ProgressDir, progress_dir_for, share_of
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
-from emrepair.distributed.executor import WorkerSession
-from emrepair.errors import EmrepairError
+from emrepair.pipelines.block_session import OutputSession, commit_outputs, discard, partial_path
 from emrepair.pipelines.plan import RepairRun
 
 ProgressCallback = Callable[[int, int], None]
@@ -75,7 +74,7 @@ def prepare_run(vol: Any, output_path: str, options: Any, fields: dict[str, Any]
     ``plan()`` finds the repair runs (detection) only for a new run; ``provenance(runs)`` makes the record.
     """
     from emrepair.io import create_output
-    from emrepair.pipelines.fix import partial_path, run_from_dict, run_to_dict
+    from emrepair.pipelines.fix import run_from_dict, run_to_dict
     from emrepair.runstate import ProgressDir, check_rejoin, progress_dir_for, run_fingerprint
 
     state = ProgressDir(progress_dir_for(output_path))
@@ -110,63 +109,33 @@ def prepare_run(vol: Any, output_path: str, options: Any, fields: dict[str, Any]
         return record, runs
 
 
-def discard(state: Any, finals: list[str | None]) -> None:
-    """Remove a run's partial outputs and progress folder (an error that a rerun would meet again)."""
-    from emrepair.io.writers.base import remove_path
-    from emrepair.pipelines.fix import partial_path
-
-    with contextlib.suppress(OSError, EmrepairError):
-        for final in filter(None, finals):
-            remove_path(partial_path(final))
-        state.remove()
-
-
-class UpsampleSession(WorkerSession):
+class UpsampleSession(OutputSession):
     """An upsample-z worker: opens the input, the partial outputs and the models once (``loaded`` = (vol,
     upsampler) reuses this process's), and yields ``process(block)``."""
 
-    @contextlib.contextmanager
-    def _session(self, worker_id: int) -> Iterator[Callable[[Any], None]]:
-        from emrepair.io import open_volume
-        from emrepair.pipelines.fix import worker_device
+    def _load(self, vol: Any, device: str) -> Any:
         from emrepair.pipelines.upsample_models import load_upsampler
+
+        job = self.job
+        return load_upsampler(job.options, job.model_name, device, vol.shape[1:], job.factor,
+                              job.options.allow_random_weights)
+
+    def _block_writer(self, stack: contextlib.ExitStack, vol: Any, upsampler: Any, writer: Any,
+                      masks: Any | None) -> Callable[[Any], None]:
         from emrepair.pipelines.upsample_stream import BlockStreamer
-        from emrepair.runstate import ProgressDir, reopen_partial
 
-        job, opts = self.job, self.job.options
-        with contextlib.ExitStack() as stack:
-            if self.loaded is not None:
-                vol, upsampler = self.loaded
-            else:
-                vol = stack.enter_context(open_volume(job.input_path, dataset=opts.dataset, level=opts.level))
-                device = worker_device(job, worker_id)  # type: ignore[arg-type]
-                upsampler = load_upsampler(opts, job.model_name, device, vol.shape[1:], job.factor,
-                                           opts.allow_random_weights)
-            writer = reopen_partial(job.output, job.output_temp, **job.create_kwargs(vol, labels=False))
-            stack.callback(writer.release)
-            masks = None
-            if job.masks and job.masks_temp:
-                masks = reopen_partial(job.masks, job.masks_temp, **job.create_kwargs(vol, labels=True))
-                stack.callback(masks.release)
-            streamer = BlockStreamer(vol, job.factor, list(job.runs), upsampler.repairers,
-                                     upsampler.synthesizer(job.factor, vol.shape[0], self.tile_progress),
-                                     self.tile_progress, cache_size=6)
-            stack.callback(streamer.close)
-            state = ProgressDir(Path(job.progress_path))
+        job = self.job
+        streamer = BlockStreamer(vol, job.factor, list(job.runs), upsampler.repairers,
+                                 upsampler.synthesizer(job.factor, vol.shape[0], self.tile_progress),
+                                 self.tile_progress, cache_size=6)
+        stack.callback(streamer.close)
 
-            def sink(z: int, section: np.ndarray, label: int) -> None:
-                writer.write_section(z, section)
-                if masks is not None:
-                    masks.write_section(z, np.full(section.shape, label, dtype=np.uint8))
+        def sink(z: int, section: np.ndarray, label: int) -> None:
+            writer.write_section(z, section)
+            if masks is not None:
+                masks.write_section(z, np.full(section.shape, label, dtype=np.uint8))
 
-            def process(block: Any) -> None:
-                streamer.write(block, sink)
-                writer.flush()
-                if masks is not None:
-                    masks.flush()
-                state.mark_done(block.start, block.stop)  # only after the block's writes are flushed
-
-            yield process
+        return lambda block: streamer.write(block, sink)
 
 
 def execute_blocks(job: UpsampleJob, todo: list[Any], options: Any, loaded: tuple[Any, Any],
@@ -182,14 +151,8 @@ def execute_blocks(job: UpsampleJob, todo: list[Any], options: Any, loaded: tupl
 
 def commit_if_complete(job: UpsampleJob, vol: Any, blocks: list[Any], provenance: dict[str, Any]) -> bool:
     """Commit the outputs when every block is done (once, under the lock); True when the run is complete."""
-    from emrepair.runstate import ProgressDir, commit_when_complete, reopen_partial
-
-    def commit() -> None:
-        for final, temp in ((job.masks, job.masks_temp), (job.output, job.output_temp)):
-            if final and temp:
-                writer = reopen_partial(final, temp, **job.create_kwargs(vol, labels=final != job.output))
-                writer.set_attrs({"emrepair": provenance})
-                writer.commit()
+    from emrepair.runstate import ProgressDir, commit_when_complete
 
     state = ProgressDir(Path(job.progress_path))
-    return commit_when_complete(state, [(b.start, b.stop) for b in blocks], commit)
+    return commit_when_complete(state, [(b.start, b.stop) for b in blocks],
+                                lambda: commit_outputs(job, vol, provenance))

@@ -1,0 +1,99 @@
+"""What the fix and upsample-z workers share: the worker session around a block writer, the device of a worker,
+where partial outputs live, committing and discarding them.
+
+A job (``FixJob``, ``UpsampleJob``) names the input, the outputs and their partial copies, the progress folder and
+``create_kwargs(vol, labels)`` (how its outputs are reopened); a session subclass loads the models and writes blocks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from emrepair.distributed.executor import WorkerSession
+from emrepair.errors import EmrepairError
+
+
+class OutputSession(WorkerSession):
+    """A worker that opens the input, the partial outputs and the models once and yields ``process(block)``, which
+    writes a block, flushes the outputs and marks the block done. ``loaded`` = (vol, models) reuses this process's.
+
+    Subclasses implement ``_load(vol, device)`` (the models) and ``_block_writer(stack, vol, models, writer,
+    masks)`` (a callable writing one block; ``stack`` takes what must be closed with the session).
+    """
+
+    @contextlib.contextmanager
+    def _session(self, worker_id: int) -> Iterator[Callable[[Any], None]]:
+        from emrepair.io import open_volume
+        from emrepair.runstate import ProgressDir, reopen_partial
+
+        job, opts = self.job, self.job.options
+        with contextlib.ExitStack() as stack:
+            if self.loaded is not None:
+                vol, models = self.loaded
+            else:
+                vol = stack.enter_context(open_volume(job.input_path, dataset=opts.dataset, level=opts.level))
+                models = self._load(vol, worker_device(job, worker_id))
+            writer = reopen_partial(job.output, job.output_temp, **job.create_kwargs(vol, labels=False))
+            stack.callback(writer.release)
+            masks = None
+            if job.masks and job.masks_temp:
+                masks = reopen_partial(job.masks, job.masks_temp, **job.create_kwargs(vol, labels=True))
+                stack.callback(masks.release)
+            write = self._block_writer(stack, vol, models, writer, masks)
+            state = ProgressDir(Path(job.progress_path))
+
+            def process(block: Any) -> None:
+                write(block)
+                writer.flush()
+                if masks is not None:
+                    masks.flush()
+                state.mark_done(block.start, block.stop)  # only after the block's writes are flushed
+
+            yield process
+
+    def _load(self, vol: Any, device: str) -> Any:
+        raise NotImplementedError
+
+    def _block_writer(self, stack: contextlib.ExitStack, vol: Any, models: Any, writer: Any,
+                      masks: Any | None) -> Callable[[Any], None]:
+        raise NotImplementedError
+
+
+def worker_device(job: Any, worker_id: int) -> str:
+    """The device of a worker: ``cuda:{worker_id % n_gpus}`` when several processes share CUDA devices."""
+    if job.workers > 1 and job.device.startswith("cuda"):
+        import torch
+
+        count = torch.cuda.device_count()
+        if count > 0:
+            return f"cuda:{worker_id % count}"
+    return job.device
+
+
+def partial_path(final: str | Path) -> Path:
+    """Where the temporary output of a resumable run lives: ``.<name>.emrepair-partial`` beside the output."""
+    out = Path(final).expanduser().absolute()
+    return out.with_name(f".{out.name}.emrepair-partial")
+
+
+def commit_outputs(job: Any, vol: Any, provenance: dict[str, Any]) -> None:
+    """Reopen the job's partial outputs (masks first), stamp the provenance and move them into place."""
+    from emrepair.runstate import reopen_partial
+
+    for final, temp in ((job.masks, job.masks_temp), (job.output, job.output_temp)):
+        if final and temp:
+            writer = reopen_partial(final, temp, **job.create_kwargs(vol, labels=final != job.output))
+            writer.set_attrs({"emrepair": provenance})
+            writer.commit()
+
+
+def discard(state: Any, finals: list[str | None]) -> None:
+    """Remove a run's partial outputs and progress folder (an error that a rerun would meet again)."""
+    from emrepair.io.writers.base import remove_path
+
+    with contextlib.suppress(OSError, EmrepairError):
+        for final in filter(None, finals):
+            remove_path(partial_path(final))
+        state.remove()
