@@ -1,5 +1,5 @@
 """What the fix and upsample-z workers share: the worker session around a block writer, the device of a worker,
-where partial outputs live, committing and discarding them.
+where partial outputs live, which blocks are left, keeping, committing and discarding partial outputs.
 
 A job (``FixJob``, ``UpsampleJob``) names the input, the outputs and their partial copies, the progress folder and
 ``create_kwargs(vol, labels)`` (how its outputs are reopened); a session subclass loads the models and writes blocks.
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from emrepair.distributed.executor import WorkerSession
-from emrepair.errors import EmrepairError
+from emrepair.errors import EmrepairError, OutputError
 
 
 class OutputSession(WorkerSession):
@@ -59,6 +59,36 @@ class OutputSession(WorkerSession):
     def _block_writer(self, stack: contextlib.ExitStack, vol: Any, models: Any, writer: Any,
                       masks: Any | None) -> Callable[[Any], None]:
         raise NotImplementedError
+
+
+def pending_blocks(blocks: list[Any], part: tuple[int, int] | None, state: Any,
+                   result: Any) -> tuple[list[Any], list[Any]]:
+    """This share's blocks and those of them not done yet; their counts go into ``result`` (a BlockProgress)."""
+    from emrepair.runstate import share_of
+
+    mine = share_of(blocks, *part) if part else blocks
+    finished = state.done()
+    todo = [b for b in mine if (b.start, b.stop) not in finished]
+    result.blocks_total, result.blocks_skipped = len(blocks), len(mine) - len(todo)
+    return mine, todo
+
+
+@contextlib.contextmanager
+def keeping_finished_blocks(state: Any, finals: list[str | None], part: tuple[int, int] | None) -> Iterator[None]:
+    """Around writing blocks: an interrupt or an OutputError keeps the partial outputs and their done markers for
+    ``--continue``; any other error discards them, unless ``part`` is set (other shares may be writing)."""
+    from emrepair.runstate import CONTINUE_HINT
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise  # the partial output and its done markers stay for --continue
+    except OutputError as exc:  # disk full, permissions: the same, with what to do next
+        raise OutputError(f"{exc}; finished sections are kept: fix that, then {CONTINUE_HINT}") from exc
+    except BaseException:
+        if part is None:
+            discard(state, finals)
+        raise
 
 
 def worker_device(job: Any, worker_id: int) -> str:

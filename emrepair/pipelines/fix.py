@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from emrepair.errors import OutputError, UsageError
-from emrepair.pipelines.block_session import OutputSession, commit_outputs, discard, partial_path
+from emrepair.pipelines.block_session import (OutputSession, commit_outputs, discard, keeping_finished_blocks,
+                                             partial_path, pending_blocks)
 from emrepair.pipelines.notes import Notes, resolve_device_noting
 from emrepair.pipelines.options import RunOptions, RunResult
 from emrepair.pipelines.plan import RepairRun, plan_runs
 from emrepair.pipelines.provenance import base_record
-from emrepair.runstate.rejoin import CONTINUE_HINT, check_rejoin, check_share_targets, commit_when_complete
+from emrepair.runstate.rejoin import check_rejoin, check_share_targets, commit_when_complete
 
 ProgressCallback = Callable[[int, int], None]
 WarnCallback = Callable[[str], None]
@@ -53,10 +54,7 @@ class FixResult(RunResult):
     fold_weights_sha256: str | None = None
     fold_reach_px: int | None = None
 
-    @property
-    def synthesized(self) -> list[int]:
-        """Every section whose pixels were synthesized."""
-        return self.run_sections()
+    synthesized = RunResult.repaired_sections  # every section whose pixels were synthesized
 
     @property
     def fold_repaired(self) -> list[int]:
@@ -305,7 +303,7 @@ def _write_repaired(vol: Any, output_path: str, options: FixOptions, result: Fix
                     progress: ProgressCallback | None, tile_progress: ProgressCallback | None) -> None:
     """Prepare (or rejoin) the run, write this process's blocks, and commit when every block is done."""
     from emrepair.distributed.blocks import plan_blocks
-    from emrepair.runstate import ProgressDir, progress_dir_for, run_fingerprint, share_of
+    from emrepair.runstate import ProgressDir, progress_dir_for, run_fingerprint
 
     state = ProgressDir(progress_dir_for(output_path))
     fields = _fingerprint_fields(vol, result.input, output_path, options, model_name, result.weights_sha256,
@@ -322,28 +320,17 @@ def _write_repaired(vol: Any, output_path: str, options: FixOptions, result: Fix
         workers=options.workers,
     )
     blocks = plan_blocks(runs, vol.shape[0], chunks[0])
-    mine = share_of(blocks, *options.part) if options.part else blocks
-    finished = state.done()
-    todo = [b for b in mine if (b.start, b.stop) not in finished]
-    result.blocks_total, result.blocks_skipped = len(blocks), len(mine) - len(todo)
+    mine, todo = pending_blocks(blocks, options.part, state, result)
     total = sum(b.synthesized for b in mine)
-    done_count = [sum(b.synthesized for b in mine if (b.start, b.stop) in finished)]
+    done_count = [total - sum(b.synthesized for b in todo)]
 
     def on_done(block: Any) -> None:
         done_count[0] += block.synthesized
         if progress is not None and total:
             progress(done_count[0], total)
 
-    try:
+    with keeping_finished_blocks(state, [job.output, job.masks], options.part):
         _execute(job, todo, options, engine, repairers, vol, on_done, tile_progress)
-    except KeyboardInterrupt:
-        raise  # the partial output and its done markers stay for --continue
-    except OutputError as exc:  # disk full, permissions: the same, with what to do next
-        raise OutputError(f"{exc}; finished sections are kept: fix that, then {CONTINUE_HINT}") from exc
-    except BaseException:
-        if options.part is None:
-            discard(state, [job.output, job.masks])
-        raise
     result.complete = _commit_if_complete(job, blocks, state, record["provenance"])
     result.blocks_left = 0 if result.complete else len(blocks) - len(state.done())
 

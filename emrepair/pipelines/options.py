@@ -81,6 +81,7 @@ class RunResult(BlockProgress):
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
 
-    def run_sections(self) -> list[int]:
+    @property
+    def repaired_sections(self) -> list[int]:
         """Every (input) section the repair runs replace."""
         return [z for run in self.runs for z in run.sections]

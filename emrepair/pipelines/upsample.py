@@ -60,10 +60,7 @@ class UpsampleResult(RunResult):
     host_memory_bytes: int
     repair_model: str | None = None
 
-    @property
-    def repaired_input(self) -> list[int]:
-        """Input z of every section replaced by the repair step."""
-        return self.run_sections()
+    repaired_input = RunResult.repaired_sections  # input z of every section replaced by the repair step
 
     @property
     def repaired_output(self) -> list[int]:
@@ -243,11 +240,11 @@ def _write(vol: Volume, output_path: str, upsampler: Any, result: UpsampleResult
            model_name: str, plan: Callable[[], list[RepairRun]], progress: ProgressCallback | None,
            tile_progress: ProgressCallback | None) -> None:
     """Prepare (or rejoin) the run, write this process's blocks, and commit when every block is done."""
-    from emrepair.pipelines.block_session import discard, partial_path
+    from emrepair.pipelines.block_session import keeping_finished_blocks, partial_path, pending_blocks
     from emrepair.pipelines.upsample_blocks import plan_upsample_blocks
     from emrepair.pipelines.upsample_run import (UpsampleJob, commit_if_complete, execute_blocks,
                                                  fingerprint_fields, prepare_run)
-    from emrepair.runstate import CONTINUE_HINT, ProgressDir, progress_dir_for, share_of
+    from emrepair.runstate import ProgressDir, progress_dir_for
 
     factor = result.factor.factor
     fields = fingerprint_fields(vol, result.input, output_path, options, factor, model_name, result.weights_sha256,
@@ -270,10 +267,7 @@ def _write(vol: Volume, output_path: str, upsampler: Any, result: UpsampleResult
         workers=options.workers,
     )
     blocks = plan_upsample_blocks(vol.shape[0], factor, job.chunks[0])
-    mine = share_of(blocks, *options.part) if options.part else blocks
-    finished = state.done()
-    todo = [b for b in mine if (b.start, b.stop) not in finished]
-    result.blocks_total, result.blocks_skipped = len(blocks), len(mine) - len(todo)
+    mine, todo = pending_blocks(blocks, options.part, state, result)
     total = sum(len(b.pairs) for b in mine)
     done = [total - sum(len(b.pairs) for b in todo)]
     if progress is not None:
@@ -284,16 +278,8 @@ def _write(vol: Volume, output_path: str, upsampler: Any, result: UpsampleResult
         if progress is not None and block.pairs:
             progress(done[0], total)
 
-    try:
+    with keeping_finished_blocks(state, [output_path, options.masks_path], options.part):
         execute_blocks(job, todo, options, (vol, upsampler), on_done, tile_progress)
-    except KeyboardInterrupt:
-        raise  # the partial output and its done markers stay for --continue
-    except OutputError as exc:  # disk full, permissions: the same, with what to do next
-        raise OutputError(f"{exc}; finished sections are kept: fix that, then {CONTINUE_HINT}") from exc
-    except BaseException:
-        if options.part is None:
-            discard(state, [output_path, options.masks_path])
-        raise
     result.complete = commit_if_complete(job, vol, blocks, record["provenance"])
     result.blocks_left = 0 if result.complete else len(blocks) - len(state.done())
 
