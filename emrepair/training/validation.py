@@ -33,6 +33,25 @@ class ValidationMetrics:
                 "val_sections": self.sections}
 
 
+class Scores:
+    """PSNR and SSIM of the model and of linear interpolation, one of each per scored section."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[float]] = {"p": [], "s": [], "lp": [], "ls": []}
+
+    def add(self, pred: np.ndarray, linear: np.ndarray, truth: np.ndarray) -> None:
+        """Score one section's prediction and its linear interpolation against the truth."""
+        self.values["p"].append(psnr(pred, truth))
+        self.values["s"].append(ssim(pred, truth))
+        self.values["lp"].append(psnr(linear, truth))
+        self.values["ls"].append(ssim(linear, truth))
+
+    def metrics(self) -> ValidationMetrics:
+        """The means (NaN when nothing was scored) over the sections scored."""
+        mean = {k: float(np.mean(v)) if v else float("nan") for k, v in self.values.items()}
+        return ValidationMetrics(mean["p"], mean["s"], mean["lp"], mean["ls"], len(self.values["p"]))
+
+
 def pick_validation(triplets: list[Triplet], limit: int = MAX_VAL) -> list[Triplet]:
     """At most ``limit`` triplets, evenly spread (deterministic)."""
     if len(triplets) <= limit:
@@ -55,18 +74,13 @@ def validate(model: nn.Module, stacks: list[TrainingStack], triplets: list[Tripl
 
     was_training = model.training
     engine = TiledInterpolator(model, EngineConfig(device=device, batch_size=4, precision="fp32"))
-    scores: dict[str, list[float]] = {"p": [], "s": [], "lp": [], "ls": []}
+    scores = Scores()
     try:
         for tri in triplets:
             stack = stacks[tri.stack]
             a, b, truth = (centre(stack.section(z), crop) for z in (tri.a, tri.b, tri.target))
             pred = engine.interpolate(a, b, [tri.t])[0]
-            linear = ((1.0 - tri.t) * a + tri.t * b).astype(np.float32)
-            scores["p"].append(psnr(pred, truth))
-            scores["s"].append(ssim(pred, truth))
-            scores["lp"].append(psnr(linear, truth))
-            scores["ls"].append(ssim(linear, truth))
+            scores.add(pred, ((1.0 - tri.t) * a + tri.t * b).astype(np.float32), truth)
     finally:
         model.train(was_training)
-    mean = {k: float(np.mean(v)) if v else float("nan") for k, v in scores.items()}
-    return ValidationMetrics(mean["p"], mean["s"], mean["lp"], mean["ls"], len(triplets))
+    return scores.metrics()

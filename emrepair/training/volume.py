@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,29 +24,24 @@ import numpy as np
 import torch
 
 from emrepair.errors import InputError, UsageError
+from emrepair.pipelines.notes import resolve_device_noting
 from emrepair.pipelines.upsample_window import WINDOW_CONTEXT
+from emrepair.training.checkpointing import Checkpointer, checkpoint_meta
 from emrepair.training.loop import (
-    GRAD_CLIP,
-    MessageCallback,
-    ProgressCallback,
     TrainConfig,
     TrainResult,
-    _autocast_dtype,
     _check,
-    _set_lr,
     build_model,
     steps_per_epoch,
 )
 from emrepair.training.sampling import JITTER_BRIGHTNESS, JITTER_CONTRAST, pad_to
 from emrepair.training.stacks import TrainingStack
-from emrepair.training.state import (
-    History,
-    curves_path,
-    hardware,
-    load_state,
-    save_state,
-    state_path,
-    utc_now,
+from emrepair.training.state import History
+from emrepair.training.steps import (
+    MessageCallback,
+    Optimiser,
+    ProgressCallback,
+    run_steps,
 )
 
 WINDOW = 2 * WINDOW_CONTEXT + 2   # input sections per window: what upsample-z feeds for an interior pair
@@ -189,13 +184,12 @@ def validate_volume(model: torch.nn.Module, stacks: list[TrainingStack], windows
                     crop: int = VAL_CROP) -> Any:
     """Score ``model`` and linear interpolation along z on the middle gaps of ``windows`` (centre crops);
     restores train mode. Returns a ``ValidationMetrics`` (means over the scored sections)."""
-    from emrepair.pipelines.metrics import psnr, ssim
     from emrepair.pipelines.upsample_window import VolumeTiler
-    from emrepair.training.validation import ValidationMetrics, centre
+    from emrepair.training.validation import Scores, centre
 
     was_training = model.training
     tiler = VolumeTiler(model, device, tile_size=crop, batch_size=1)
-    scores: dict[str, list[float]] = {"p": [], "s": [], "lp": [], "ls": []}
+    scores = Scores()
     try:
         for w in windows:
             stack = stacks[w.stack]
@@ -205,15 +199,10 @@ def validate_volume(model: torch.nn.Module, stacks: list[TrainingStack], windows
             a, b = inputs[MIDDLE], inputs[MIDDLE + 1]
             for j, (z, pred) in enumerate(zip(w.kept, preds), start=1):
                 truth = centre(stack.section(z), crop)
-                linear = ((1 - j / w.factor) * a + j / w.factor * b).astype(np.float32)
-                scores["p"].append(psnr(pred, truth))
-                scores["s"].append(ssim(pred, truth))
-                scores["lp"].append(psnr(linear, truth))
-                scores["ls"].append(ssim(linear, truth))
+                scores.add(pred, ((1 - j / w.factor) * a + j / w.factor * b).astype(np.float32), truth)
     finally:
         model.train(was_training)
-    mean = {k: float(np.mean(v)) if v else float("nan") for k, v in scores.items()}
-    return ValidationMetrics(mean["p"], mean["s"], mean["lp"], mean["ls"], len(scores["p"]))
+    return scores.metrics()
 
 
 def open_volume_stacks(config: TrainConfig, max_factor: int, say: MessageCallback) -> list[TrainingStack]:
@@ -258,9 +247,7 @@ def train_volume(config: TrainConfig, progress: ProgressCallback | None = None,
     Writes what ``train`` writes: the checkpoint at ``config.output`` (best by validation PSNR, else the
     latest), ``<output>.state.pt`` for --resume and ``<stem>.curves.png``.
     """
-    from emrepair.engine import resolve_device
-    from emrepair.models import model_kind, save_checkpoint
-    from emrepair.training.curves import write_curves
+    from emrepair.models import model_kind
 
     say = message or (lambda text: None)
     started = time.perf_counter()
@@ -272,13 +259,7 @@ def train_volume(config: TrainConfig, progress: ProgressCallback | None = None,
     factors = [f for f in model.factors if f >= 2]
     if config.vgg_weights is not None:
         say("--vgg-weights is not used by volume models (Charbonnier loss only)")
-    import warnings
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        device = resolve_device(config.device)
-    for w in caught:
-        say(str(w.message))
+    device = resolve_device_noting(config.device, say)
 
     stacks = open_volume_stacks(config, max(factors), say)
     try:
@@ -292,104 +273,31 @@ def train_volume(config: TrainConfig, progress: ProgressCallback | None = None,
         val_every = config.val_every or min(per_epoch, total)
 
         model.to(device).train()
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-        autocast_dtype = _autocast_dtype(device)
-        scaler = torch.amp.GradScaler("cuda") if autocast_dtype == torch.float16 else None
+        optimiser = Optimiser(model, config.lr, device)
+        checkpointer = Checkpointer(config.output, model, model_config, optimiser)
         history, step = History(), 0
-        model_cfg_dict = asdict(model_config)
-        sidecar = state_path(config.output)
         if config.resume:
-            step, history = _resume(sidecar, model, model_cfg_dict, optimizer, scaler, device)
+            step, history = checkpointer.resume(device, say)
             say(f"resuming at step {step} of {total}")
         sampler = WindowSampler(stacks, patch, factors, seed=config.seed * 1_000_003 + step)
         loss_name = "charbonnier (synthesized sections)"
-        description = {"files": [s.describe() for s in stacks], "patch_size": patch, "window": WINDOW,
-                       "factors": sampler.factors, "batch_size": config.batch_size, "lr": config.lr,
-                       "loss": loss_name, "seed": config.seed}
-        best: dict[str, Any] | None = None
-        while step < total:
-            _set_lr(optimizer, config.lr, step, total)
+
+        def loss_at(step: int) -> torch.Tensor:
             inputs, target, factor, _ = sampler.batch(config.batch_size)
             inputs, target = torch.from_numpy(inputs).to(device), torch.from_numpy(target).to(device)
-            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            with optimiser.autocast():
                 pred = model(inputs, factor)
-            loss = synthesized_loss(pred, target, factor)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            step += 1
-            history.loss_steps.append(step)
-            history.losses.append(float(loss.detach()))
-            info = {"loss": float(np.mean(history.losses[-25:]))}
-            if history.val_psnr:
-                info.update(val_psnr=history.val_psnr[-1], linear_psnr=history.linear_psnr[-1])
-            if step % val_every == 0 or step == total:
-                metrics = validate_volume(model, stacks, val, str(device)) if val else None
-                improved = metrics is None or history.best_psnr is None or metrics.psnr > history.best_psnr
-                if metrics is not None:
-                    history.val_steps.append(step)
-                    history.val_psnr.append(metrics.psnr)
-                    history.val_ssim.append(metrics.ssim)
-                    history.linear_psnr.append(metrics.linear_psnr)
-                    info.update(val_psnr=metrics.psnr, linear_psnr=metrics.linear_psnr)
-                if improved:
-                    history.best_psnr = metrics.psnr if metrics is not None else None
-                    history.best_step = step
-                    best = {"step": step, **(metrics.to_dict() if metrics is not None else {})}
-                    save_checkpoint(config.output, model, model_config,
-                                    _meta(description, stacks, step, best, config, device, loss_name))
-                save_state(sidecar, model_name=model.name, config=model_cfg_dict, step=step, model=model,
-                           optimizer=optimizer, scaler_state=scaler.state_dict() if scaler else None,
-                           history=history)
-                write_curves(curves_path(config.output), history.loss_steps, history.losses, history.val_steps,
-                             history.val_psnr, history.linear_psnr)
-            if progress is not None:
-                progress(step, total, info)
-        if best is None and history.best_step is not None:
-            best = {"step": history.best_step, "val_psnr": history.best_psnr}
+            return synthesized_loss(pred, target, factor)
+
+        settings = {"patch_size": patch, "window": WINDOW, "factors": sampler.factors, "loss": loss_name}
+        step, best = run_steps(
+            step=step, total=total, val_every=val_every, history=history, optimiser=optimiser,
+            checkpointer=checkpointer, loss_at=loss_at,
+            validate=(lambda: validate_volume(model, stacks, val, str(device))) if val else None,
+            meta=lambda at, best: checkpoint_meta(stacks, at, best, config, device, settings),
+            progress=progress)
     finally:
         for s in stacks:
             s.close()
-    return TrainResult(output=str(config.output), state=str(sidecar), curves=str(curves_path(config.output)),
+    return TrainResult(output=str(config.output), state=str(checkpointer.sidecar), curves=str(checkpointer.curves),
                        steps=step, best=best, loss=loss_name, seconds=time.perf_counter() - started)
-
-
-def _resume(sidecar: Path, model: torch.nn.Module, config: dict[str, Any], optimizer: torch.optim.Optimizer,
-            scaler: Any, device: torch.device) -> tuple[int, History]:
-    """Load the latest weights, optimizer and step from the sidecar; returns (step, history)."""
-    state = load_state(sidecar)
-    if state.get("model") != model.name or state.get("config") != config:
-        raise UsageError(f"--resume: {sidecar} is for a {state.get('model')} model with config {state.get('config')}, "
-                         f"not this {model.name} with {config}")
-    model.load_state_dict(state["state_dict"])
-    model.to(device)
-    optimizer.load_state_dict(state["optimizer"])
-    if scaler is not None and state.get("scaler"):
-        scaler.load_state_dict(state["scaler"])
-    known = set(History.__dataclass_fields__)
-    return int(state["step"]), History(**{k: v for k, v in state["history"].items() if k in known})
-
-
-def _meta(description: dict[str, Any], stacks: list[TrainingStack], step: int, metrics: dict[str, Any],
-          config: TrainConfig, device: torch.device, loss_name: str) -> dict[str, Any]:
-    """Checkpoint provenance: data, steps, validation metrics, settings, date and hardware."""
-    return {
-        "trained_on": [Path(s.path).name for s in stacks],
-        "training_data": description["files"],
-        "steps": step,
-        "metrics": metrics,
-        "config": {**{k: v for k, v in asdict(config).items() if k not in ("resume",)},
-                   "patch_size": description["patch_size"], "window": description["window"],
-                   "factors": description["factors"], "loss": loss_name},
-        "date": utc_now(),
-        "hardware": hardware(device),
-    }
