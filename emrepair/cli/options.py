@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -28,6 +28,28 @@ ContinueOpt = Annotated[bool, typer.Option("--continue", help="Finish an interru
 PartOpt = Annotated[Optional[str], typer.Option("--part", help="Do share i of N (e.g. 3/10) of the work, for job arrays; the last share to finish commits the output.")]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Worker processes (each loads the model once; one GPU each when CUDA is present).")]
 ExecutorOpt = Annotated[str, typer.Option("--executor", help="With --workers: auto (daisy when installed), daisy or process.")]
+
+
+# CLI parameter -> option field of a blockwise run (fix, upsample-z): emrepair.pipelines.options.RunOptions.
+RUN_FIELDS = {"masks": "masks_path", "dataset": "dataset", "level": "level", "tile_size": "tile_size",
+              "overlap": "overlap", "blend": "blend", "batch_size": "batch_size", "device": "device",
+              "precision": "precision", "overwrite": "overwrite", "dry_run": "dry_run",
+              "continue_run": "continue_run", "workers": "workers", "executor": "executor"}
+
+
+def run_option_fields(params: dict[str, Any]) -> dict[str, Any]:
+    """The RunOptions fields from a blockwise command's parameters (its ``locals()``): parsed --sections and
+    --part, --report and --save-report as strings, the rest as given."""
+    from emrepair.pipelines.plan import parse_sections
+    from emrepair.runstate import parse_part
+
+    sections, report, save_report, part = (params[k] for k in ("sections", "report", "save_report", "part"))
+    return {
+        "sections": parse_sections(sections) if sections is not None else None,
+        "report_path": str(report) if report else None, "summary_path": str(save_report) if save_report else None,
+        "part": parse_part(part) if part is not None else None,
+        **{field: params[name] for name, field in RUN_FIELDS.items()},
+    }
 
 
 def check_executor(executor: str) -> None:

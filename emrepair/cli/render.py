@@ -1,4 +1,4 @@
-"""Rich rendering of results on stderr: tables for info, models, detection and fix summaries."""
+"""Rich rendering of results on stderr: tables for info, models, detection, fix and upsample-z summaries."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def render_models(rows: list[dict[str, Any]]) -> None:
 
 def render_detection(report: Any) -> None:
     """Print the defects a detection found (or a line saying there are none)."""
-    shape = " x ".join(str(s) for s in report.shape)
+    shape = _dims(report.shape)
     if not report.defects:
         err_console.print(f"[green]no defects found[/green] in {shape} sections of {report.input}")
         return
@@ -80,7 +80,7 @@ def render_detection(report: Any) -> None:
 
 def render_fix(result: Any) -> None:
     """Print what a fix run did, or the plan of a dry run."""
-    shape = " x ".join(str(s) for s in result.shape)
+    shape = _dims(result.shape)
     title = "plan (dry run, nothing written)" if result.dry_run else f"repaired {result.input} -> {result.output}"
     table = Table(title=title)
     for col in ("sections", "from", "t", "kind"):
@@ -101,3 +101,49 @@ def render_fix(result: Any) -> None:
         + ("" if result.dry_run else f"; {result.seconds:.1f} s"),
         highlight=False,
     )
+
+
+def render_upsample(result: Any) -> None:
+    """Print the plan of an upsample-z run (dry run) or what it did."""
+
+    def voxel(size: tuple[float, float, float] | None) -> str:
+        return "unknown" if size is None else " x ".join(f"{v:g}" for v in size) + " nm"
+
+    if not result.dry_run and not result.complete:
+        return
+    head = "plan (dry run, nothing written)" if result.dry_run else f"upsampled {result.input} -> {result.output}"
+    err_console.print(f"[bold]{head}[/bold]", highlight=False)
+    repaired = result.repaired_input
+    lines = [
+        result.factor.describe(),
+        (f"shape {_dims(result.input_shape)} -> {_dims(result.output_shape)}; "
+         f"voxel size {voxel(result.input_voxel_size)} -> {voxel(result.output_voxel_size)} (z, y, x)"),
+        f"{result.interpolated_count} section(s) interpolated; "
+        + (f"{len(repaired)} repaired first (input z {', '.join(map(str, repaired))})" if repaired
+           else "nothing repaired"),
+        (f"model {result.model}" + (f" (repairs by {result.repair_model})" if result.repair_model else "")
+         + f" on {result.device}; {result.tiles_per_section} tile(s) per section; "
+         f"~{result.memory_estimate_bytes / 2**20:.0f} MiB per batch, ~{result.host_memory_bytes / 2**20:.0f} MiB "
+         "host memory per pair" + ("" if result.dry_run else f"; {result.seconds:.1f} s")),
+    ]
+    for line in lines:
+        err_console.print(line, highlight=False)
+
+
+def render_share_left(result: Any) -> None:
+    """Say what a share of a blockwise run (fix, upsample-z) left to the others, when it was not the last."""
+    if not result.complete:
+        err_console.print(f"share done; {result.blocks_left} block(s) left to other shares, the last one to "
+                          f"finish writes {result.output}", highlight=False)
+
+
+def render_interrupted() -> None:
+    """Say that an interrupted blockwise run keeps its finished sections, and how to go on."""
+    from emrepair.runstate import CONTINUE_HINT
+
+    err_console.print(f"[red]interrupted[/red]: finished sections are kept; {CONTINUE_HINT} to go on",
+                      highlight=False)
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return " x ".join(str(s) for s in shape)
