@@ -119,6 +119,22 @@ def commit_outputs(job: Any, vol: Any, provenance: dict[str, Any]) -> None:
             writer.commit()
 
 
+def earlier_record(state: Any, options: Any, output_path: str, fingerprint: str,
+                   fields: dict[str, Any]) -> dict[str, Any] | None:
+    """Under ``state.lock()``: the record of an earlier run to rejoin (checked against this one), or None for a
+    new run (``options.overwrite`` discards an earlier one)."""
+    from emrepair.runstate import check_rejoin
+
+    record = state.load()
+    if record is not None and options.overwrite:
+        discard(state, [output_path, options.masks_path])
+        record = None
+    if record is not None:
+        check_rejoin(record, fingerprint, fields, output_path, bool(options.continue_run or options.part),
+                     state.path)
+    return record
+
+
 def discard(state: Any, finals: list[str | None]) -> None:
     """Remove a run's partial outputs and progress folder (an error that a rerun would meet again)."""
     from emrepair.io.writers.base import remove_path

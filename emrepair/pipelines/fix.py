@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from emrepair.errors import OutputError, UsageError
-from emrepair.pipelines.block_session import (OutputSession, commit_outputs, discard, keeping_finished_blocks,
-                                             partial_path, pending_blocks)
+from emrepair.pipelines.block_session import (OutputSession, commit_outputs, discard, earlier_record,
+                                             keeping_finished_blocks, partial_path, pending_blocks)
 from emrepair.pipelines.notes import Notes, resolve_device_noting
 from emrepair.pipelines.options import RunOptions, RunResult
 from emrepair.pipelines.plan import RepairRun, plan_runs
 from emrepair.pipelines.provenance import base_record
-from emrepair.runstate.rejoin import check_rejoin, check_share_targets, commit_when_complete
+from emrepair.runstate.rejoin import check_share_targets, commit_when_complete
 
 ProgressCallback = Callable[[int, int], None]
 WarnCallback = Callable[[str], None]
@@ -341,13 +341,8 @@ def _prepare(vol: Any, output_path: str, options: FixOptions, result: FixResult,
     from emrepair.io import create_output
 
     with state.lock():
-        record = state.load()
-        if record is not None and options.overwrite:
-            discard(state, [output_path, options.masks_path])
-            record = None
+        record = earlier_record(state, options, output_path, fingerprint, fields)
         if record is not None:
-            check_rejoin(record, fingerprint, fields, output_path, bool(options.continue_run or options.part),
-                         state.path)
             return record, [run_from_dict(d) for d in record["runs"]]
         try:
             runs = _plan(vol, options)

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from emrepair.pipelines.block_session import OutputSession, commit_outputs, discard, partial_path
+from emrepair.pipelines.block_session import OutputSession, commit_outputs, discard, earlier_record, partial_path
 from emrepair.pipelines.plan import RepairRun
 
 ProgressCallback = Callable[[int, int], None]
@@ -75,18 +75,13 @@ def prepare_run(vol: Any, output_path: str, options: Any, fields: dict[str, Any]
     """
     from emrepair.io import create_output
     from emrepair.pipelines.fix import run_from_dict, run_to_dict
-    from emrepair.runstate import ProgressDir, check_rejoin, progress_dir_for, run_fingerprint
+    from emrepair.runstate import ProgressDir, progress_dir_for, run_fingerprint
 
     state = ProgressDir(progress_dir_for(output_path))
     fingerprint = run_fingerprint(fields)
     with state.lock():
-        record = state.load()
-        if record is not None and options.overwrite:
-            discard(state, [output_path, options.masks_path])
-            record = None
+        record = earlier_record(state, options, output_path, fingerprint, fields)
         if record is not None:
-            check_rejoin(record, fingerprint, fields, output_path, bool(options.continue_run or options.part),
-                         state.path)
             return record, [run_from_dict(d) for d in record["runs"]]
         try:
             runs = plan()
