@@ -24,3 +24,15 @@ def shared_data() -> Path:
 def device(request: pytest.FixtureRequest) -> torch.device:
     """Each test using this runs on CPU, and on CUDA where it exists."""
     return torch.device(request.param)
+
+
+@pytest.fixture
+def weights_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty weights folder that is the only one searched: learned models have no shipped weights
+    (``load_model(name, allow_random=True)`` then gives a freshly initialised model)."""
+    from emrepair.models import registry
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    monkeypatch.setattr(registry, "weights_dirs", lambda: [folder])
+    return folder

@@ -36,7 +36,7 @@ def min_size(model: torch.nn.Module) -> int:
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_forward_backward_contract(name: str, device: torch.device) -> None:
+def test_forward_backward_contract(name: str, device: torch.device, weights_dir: Path) -> None:
     torch.manual_seed(0)
     model, meta = load_model(name, device=device, allow_random=True)
     assert meta.name == name and isinstance(model.halo, int) and isinstance(model.size_multiple, int)
@@ -57,7 +57,7 @@ def test_forward_backward_contract(name: str, device: torch.device) -> None:
 
 
 @pytest.mark.parametrize("name", LEARNED)
-def test_learned_models_depend_on_t_and_start_near_linear(name: str) -> None:
+def test_learned_models_depend_on_t_and_start_near_linear(name: str, weights_dir: Path) -> None:
     torch.manual_seed(0)
     model, _ = load_model(name, allow_random=True)
     a, b = pair(1, min_size(model), torch.device("cpu"))
@@ -74,7 +74,7 @@ def test_learned_models_depend_on_t_and_start_near_linear(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", LEARNED)
-def test_learned_models_run_in_bfloat16(name: str) -> None:
+def test_learned_models_run_in_bfloat16(name: str, weights_dir: Path) -> None:
     torch.manual_seed(0)
     model, _ = load_model(name, allow_random=True)
     model = model.to(torch.bfloat16)

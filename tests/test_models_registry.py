@@ -18,15 +18,6 @@ SMALL_SSAN = SSANConfig(base_channels=4, channels=8, downsample=2, rdb_blocks=1,
                         block=2, inner_block=2)
 
 
-@pytest.fixture
-def weights_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty weights folder that is the only one searched."""
-    folder = tmp_path / "weights"
-    folder.mkdir()
-    monkeypatch.setattr(registry, "weights_dirs", lambda: [folder])
-    return folder
-
-
 def small_ssan(seed: int = 0) -> SSANModel:
     """A tiny randomly initialised SSAN with non-zero attention so every part matters."""
     torch.manual_seed(seed)

@@ -28,7 +28,7 @@ ProgressCallback = Callable[[int, int], None]
 WarnCallback = Callable[[str], None]
 
 # Learned models in order of measured quality; the first with weights present is the default.
-PREFERRED_MODELS = ("ssan", "dan")
+PREFERRED_MODELS = ("flowunet",)
 FALLBACK_MODEL = "flow"
 DEFAULT_FOLD_MODEL = "sff"
 # Sections above this many pixels are repaired region by region (REGION_SIZE squares plus context), which keeps
