@@ -29,7 +29,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(save_checkpoint(tmp_path_factory.mktemp("ckpt") / "gan3d.pt", model, config))
 
 
-def test_gan3d_without_weights_is_a_one_line_error(tmp_path: Path) -> None:
+def test_gan3d_without_weights_is_a_one_line_error(tmp_path: Path, weights_dir: Path) -> None:
     src = write_zarr(tmp_path / "in.zarr", textured_stack(4, 32))
     result = CliRunner().invoke(app, ["upsample-z", src, "-o", str(tmp_path / "o.zarr"), "--factor", "2",
                                       "--model", "gan3d", "--no-repair", "--no-progress"])
