@@ -6,6 +6,11 @@ For every stack: drop interior good sections (single ones, and runs of 2 and 3; 
 
     python benchmarks/bench_fix.py --max-sections 4
     python benchmarks/bench_fix.py --model weights/ssan.pt --random-weights --json bench.json
+    python benchmarks/bench_fix.py --held-out --max-sections 4     # only runs centred on held-out sections
+
+``--held-out``: runs whose middle section is one that ``emrepair train`` holds out (z % 5 == 2), so weights
+trained on these stacks are scored on sections they never saw as targets (for runs of 2-3 the other
+sections of the run were training targets; neuroproof_medulla_train2 and gala were not trained on at all).
 """
 
 from __future__ import annotations
@@ -37,6 +42,21 @@ def models_to_run(extra: list[str], random_weights: bool) -> list[str]:
     return list(dict.fromkeys([*names, *extra]))
 
 
+def held_out_runs(path: Path, gap: int, decimate: int, limit: int) -> list[int]:
+    """First sections of runs of ``gap`` whose middle section is held out by ``emrepair train`` (z % 5 == 2),
+    with their neighbours inside the stack; at most ``limit``, evenly spread."""
+    from emrepair.io import open_volume
+    from emrepair.training.stacks import is_held_out
+
+    with open_volume(str(path)) as vol:
+        depth = vol.shape[0]
+    middle = (gap - 1) // 2 * decimate
+    firsts = [z - middle for z in range(depth) if is_held_out(z)]
+    firsts = [f for f in firsts if f - decimate >= 0 and f + gap * decimate < depth]
+    step = max(1, len(firsts) // max(1, limit))
+    return firsts[::step][:limit]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print a markdown table; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -46,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-sections", type=int, default=4, help="runs per stack and gap")
     parser.add_argument("--model", action="append", default=[], help="extra model name or checkpoint path")
     parser.add_argument("--random-weights", action="store_true", help="also time untrained ssan/dan")
+    parser.add_argument("--held-out", action="store_true", help="runs centred on held-out sections (z % 5 == 2)")
     parser.add_argument("--devices", default=None, help="comma list (default: cpu, and cuda when present)")
     parser.add_argument("--json", type=Path, default=None, help="write every result here")
     args = parser.parse_args(argv)
@@ -67,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         for device in devices:
             for gap in gaps:
                 started = time.perf_counter()
+                sections = held_out_runs(path, gap, decimate, args.max_sections) if args.held_out else None
                 result = evaluate(str(path), models, gap=gap, decimate=decimate, max_sections=args.max_sections,
-                                  device=device, allow_random=args.random_weights)
+                                  sections=sections, device=device, allow_random=args.random_weights)
                 record = result.to_dict()
                 record["wall_seconds"] = round(time.perf_counter() - started, 1)
                 results.append(record)
