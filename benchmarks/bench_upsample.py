@@ -30,6 +30,7 @@ from emrepair.io import open_volume  # noqa: E402
 from emrepair.io.base import ArrayVolume  # noqa: E402
 from emrepair.models import list_models  # noqa: E402
 from emrepair.pipelines.metrics import psnr, ssim  # noqa: E402
+from emrepair.pipelines.fix import default_model_name  # noqa: E402
 from emrepair.pipelines.upsample import UpsampleOptions, upsample_volume  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -49,10 +50,13 @@ def load_crop(path: Path, depth: int, size: int) -> tuple[np.ndarray, float]:
     return crop, (z_nm if math.isfinite(z_nm) else GALA_NM)
 
 
-def models_to_run(random_weights: bool) -> list[tuple[str, bool]]:
-    """(name, has trained weights) for linear, flow and the learned models (with weights, or random if asked)."""
+def models_to_run(random_weights: bool, only: list[str] | None = None) -> list[tuple[str, bool]]:
+    """(name, has trained weights) for linear, flow and the learned interpolation and volume (gan3d) models
+    (with weights, or random if asked); ``only`` keeps the named ones."""
     chosen = []
-    for spec in list_models():
+    for spec in list_models("interpolation") + list_models("volume"):
+        if only and spec.name not in only:
+            continue
         if not spec.learned or spec.has_weights():
             chosen.append((spec.name, True))
         elif random_weights:
@@ -114,13 +118,17 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=250, help="sections of each stack used (from z = 0)")
     parser.add_argument("--size", type=int, default=250, help="centre crop side in pixels")
     parser.add_argument("--random-weights", action="store_true", help="also untrained ssan/dan (timing only)")
+    parser.add_argument("--models", nargs="+", default=None, help="only these models (default: all with weights)")
+    parser.add_argument("--stacks", nargs="+", default=list(STACKS), help="file names inside --data")
     parser.add_argument("--picture", type=Path, default=ROOT / "docs" / "images" / "upsample_xz.png")
     args = parser.parse_args()
-    models = models_to_run(args.random_weights)
+    models = models_to_run(args.random_weights, args.models)
     print(f"models: {', '.join(n + ('' if trained else ' (random weights, timing only)') for n, trained in models)}")
     picture: dict[str, Any] | None = None
+    names = [name for name, _ in models]
+    picture_model = default_model_name() if default_model_name() in names else "flow"
     with tempfile.TemporaryDirectory() as tmp:
-        for name in STACKS:
+        for name in args.stacks:
             path = args.data / name
             if not path.is_file():
                 print(f"{name}: missing, skipped")
@@ -144,9 +152,9 @@ def main() -> None:
                     mean_s = np.mean([s for _, s in scores.values()])
                     tag = model if trained else model + "*"
                     print(f"{tag:<8} {cells}  {mean_p:7.2f}/{mean_s:.3f}  {seconds / mp:.2f}")
-                    if picture is None and factor == 4 and model == "flow":
+                    if picture is None and factor == 4 and model == picture_model:
                         picture = {"decimated": decimated, "up": up, "truth": truth, "factor": factor,
-                                   "label": f"flow, {name.removesuffix('.h5')}"}
+                                   "label": f"{model}, {name.removesuffix('.h5')}"}
     if args.random_weights:
         print("\n* random weights: timing only, the scores mean nothing")
     if picture is not None:
