@@ -196,3 +196,14 @@ def test_demo_repairs_the_bundled_sample(tmp_path: Path) -> None:
 def test_array_volume_rejects_2d() -> None:
     with pytest.raises(ValueError):
         ArrayVolume(np.zeros((4, 4)))
+
+
+def test_models_marks_the_defaults(weights_dir: Path) -> None:
+    rows = json.loads(CliRunner().invoke(app, ["models", "--json"]).stdout)
+    # no shipped weights: flow is fix's default and no fold model has weights
+    assert [r["name"] for r in rows if r["default"]] == ["flow"]
+    from emrepair.models import FlowUNetConfig, FlowUNetModel, save_checkpoint
+
+    save_checkpoint(weights_dir / "flowunet.pt", FlowUNetModel(FlowUNetConfig(widths=(4, 8))), FlowUNetConfig(widths=(4, 8)))
+    rows = json.loads(CliRunner().invoke(app, ["models", "--json"]).stdout)
+    assert [r["name"] for r in rows if r["default"]] == ["flowunet"]

@@ -48,9 +48,12 @@ def models(
     """List the repair models, whether trained weights are present, and what they were trained on."""
     from emrepair.cli.render import render_models
     from emrepair.models import list_models
+    from emrepair.pipelines.fix import DEFAULT_FOLD_MODEL, default_model_name
 
+    defaults = {default_model_name(), DEFAULT_FOLD_MODEL}
     rows = [
         {"name": s.name, "kind": s.kind, "learned": s.learned, "weights": s.has_weights(),
+         "default": s.name in defaults and s.has_weights(),
          "trained_on": s.trained_on(), "description": s.description}
         for s in list_models(kind=None)
     ]

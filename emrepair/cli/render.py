@@ -56,7 +56,8 @@ def render_models(rows: list[dict[str, Any]]) -> None:
     uses = {"interpolation": "--model", "fold": "--fold-model", "volume": "upsample-z"}
     for row in rows:
         weights = "none needed" if not row["learned"] else ("yes" if row["weights"] else "[yellow]missing[/yellow]")
-        table.add_row(row["name"], uses.get(row.get("kind", "interpolation"), row.get("kind", "")), weights,
+        name = row["name"] + (" [green](default)[/green]" if row.get("default") else "")
+        table.add_row(name, uses.get(row.get("kind", "interpolation"), row.get("kind", "")), weights,
                       row.get("trained_on") or "-", row.get("description") or "")
     err_console.print(table)
 
