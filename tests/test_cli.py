@@ -207,3 +207,13 @@ def test_models_marks_the_defaults(weights_dir: Path) -> None:
     save_checkpoint(weights_dir / "flowunet.pt", FlowUNetModel(FlowUNetConfig(widths=(4, 8))), FlowUNetConfig(widths=(4, 8)))
     rows = json.loads(CliRunner().invoke(app, ["models", "--json"]).stdout)
     assert [r["name"] for r in rows if r["default"]] == ["flowunet"]
+
+
+def test_info_shows_the_provenance_of_an_upsampled_volume(tmp_path: Path) -> None:
+    src = write_h5(tmp_path / "in.h5", smooth_stack(4, 32))
+    out = tmp_path / "up.zarr"
+    result = CliRunner().invoke(app, ["upsample-z", src, "-o", str(out), "--factor", "2", "--model", "linear",
+                                      "--no-repair", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["info", str(out)])
+    assert result.exit_code == 0 and "every output z with z % 2 != 0" in result.output, result.output

@@ -30,8 +30,9 @@ def render_info(summary: dict[str, Any]) -> None:
                                  f"{provenance.get('command', '')} from {provenance.get('input', '?')}")
         for key, label in (("synthesized_sections", "synthesized"), ("fold_repaired_sections", "fold-repaired"),
                            ("interpolated_sections", "interpolated"), ("repaired_sections", "repaired")):
-            if provenance.get(key):
-                table.add_row(label, _ranges(provenance[key]))
+            value = provenance.get(key)
+            if value:  # a list of z, or (upsample-z's interpolated sections) a description of them
+                table.add_row(label, value if isinstance(value, str) else _ranges(value))
         if provenance.get("model"):
             table.add_row("model", str(provenance["model"]))
     err_console.print(table)
