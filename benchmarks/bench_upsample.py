@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 from emrepair.io import open_volume  # noqa: E402
 from emrepair.io.base import ArrayVolume  # noqa: E402
 from emrepair.models import list_models  # noqa: E402
-from emrepair.pipelines.metrics import psnr, ssim  # noqa: E402
 from emrepair.pipelines.fix import default_model_name  # noqa: E402
+from emrepair.pipelines.metrics import psnr, ssim  # noqa: E402
 from emrepair.pipelines.upsample import UpsampleOptions, upsample_volume  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"

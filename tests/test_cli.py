@@ -217,3 +217,20 @@ def test_info_shows_the_provenance_of_an_upsampled_volume(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     result = CliRunner().invoke(app, ["info", str(out)])
     assert result.exit_code == 0 and "every output z with z % 2 != 0" in result.output, result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["eval", "{src}", "--model", "{ckpt}", "--sections", "2", "--no-detect"], "is a volume model"),
+    (["train", "{src}", "--model", "sff", "-o", "{out}", "--steps", "1"], "fold_training"),
+    (["train", "{src}", "--model", "ssan", "--init", "{ckpt}", "-o", "{out}", "--steps", "1"], "is a volume model"),
+])
+def test_models_of_the_wrong_kind_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    from emrepair.models import GAN3DConfig, GAN3DModel, save_checkpoint
+
+    src = write_h5(tmp_path / "in.h5", smooth_stack(6, 32))
+    config = GAN3DConfig(filters=2, pre_modules=0, post_modules=0)
+    ckpt = save_checkpoint(tmp_path / "g3.pt", GAN3DModel(config), config)
+    filled = [a.format(src=src, ckpt=ckpt, out=tmp_path / "o.pt") for a in args]
+    result = CliRunner().invoke(app, [*filled, "--no-progress"])
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert result.exit_code != 0 and message in result.output and lines[-1].startswith("error:"), result.output

@@ -172,6 +172,17 @@ def model_kind(model: nn.Module) -> str:
     return str(getattr(model, "kind", "interpolation"))
 
 
+def require_interpolation(model: nn.Module, label: str) -> None:
+    """Raise a one-line UsageError unless ``model`` offers the ``model(a, b, t)`` interface.
+
+    ``label`` names the option or model in the message, e.g. ``"--model gan3d"``.
+    """
+    kind = model_kind(model)
+    if kind != "interpolation":
+        raise UsageError(f"{label} is a {kind} model; --model takes an interpolation model (see `emrepair models`)"
+                         + (", and --fold-model a fold model" if kind == "fold" else ""))
+
+
 def get_spec(name: str) -> ModelSpec:
     """The spec registered under ``name``.
 

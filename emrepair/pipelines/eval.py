@@ -221,6 +221,7 @@ def evaluate(
     from emrepair.engine import EngineConfig, TiledInterpolator, resolve_device
     from emrepair.io import open_volume
     from emrepair.models import load_model
+    from emrepair.models.registry import require_interpolation
 
     started = time.perf_counter()
     names = list(dict.fromkeys([*BASELINES, *models]))
@@ -233,6 +234,7 @@ def evaluate(
     scores: dict[str, ModelScores] = {}
     for name in names:
         model, meta = load_model(name, device=str(target_device), allow_random=allow_random)
+        require_interpolation(model, f"--model {name}")
         engines[name] = TiledInterpolator(model, engine_config)
         untrained = meta.weights_path is None and any(True for _ in model.parameters())
         scores[name] = ModelScores(name=name, weights_sha256=meta.weights_sha256,

@@ -16,8 +16,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from emrepair.errors import OutputError, UsageError
-from emrepair.pipelines.block_session import (OutputSession, commit_outputs, discard, earlier_record,
-                                             keeping_finished_blocks, partial_path, pending_blocks)
+from emrepair.pipelines.block_session import (
+    OutputSession,
+    commit_outputs,
+    discard,
+    earlier_record,
+    keeping_finished_blocks,
+    partial_path,
+    pending_blocks,
+)
 from emrepair.pipelines.notes import Notes, resolve_device_noting
 from emrepair.pipelines.options import RunOptions, RunResult
 from emrepair.pipelines.plan import RepairRun, plan_runs
@@ -119,12 +126,10 @@ def build_repairers(options: FixOptions, model_name: str, device: str,
     from emrepair.distributed.repair import InterpolationRepairer
     from emrepair.engine import TiledInterpolator
     from emrepair.models import load_model, model_kind
+    from emrepair.models.registry import require_interpolation
 
     model, meta = load_model(model_name, device=device)
-    if model_kind(model) != "interpolation":
-        raise UsageError(f"--model {model_name} is a {model_kind(model)} model; --model takes an interpolation "
-                         "model (see `emrepair models`)" + (", and --fold-model a fold model"
-                                                             if model_kind(model) == "fold" else ""))
+    require_interpolation(model, f"--model {model_name}")
     config = options.engine_config(device)
     engine = TiledInterpolator(model, config)
     region = region_size_for(options, shape)
