@@ -87,6 +87,9 @@ def test_train_writes_a_gan3d_checkpoint_and_resumes(fib: str, tmp_path: Path,
     assert state["step"] == 4 and state["history"]["loss_steps"] == [1, 2, 3, 4]
     with pytest.raises(UsageError, match="resume"):
         train_volume(config(fib, out, steps=6, resume=True, model_options={**TINY, "filters": 6}))
+    # fine-tuning a gan3d checkpoint (--init) works like any other model's
+    tuned = train_volume(config(fib, tmp_path / "tuned.pt", init=str(out), model_options={}))
+    assert tuned.steps == 2 and load_model(str(tmp_path / "tuned.pt"))[0].config.filters == 4
 
 
 def test_serial_sections_only_is_a_one_line_cli_error(tmp_path: Path) -> None:

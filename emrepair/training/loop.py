@@ -85,22 +85,20 @@ def _check(config: TrainConfig) -> None:
 def build_model(config: TrainConfig, message: MessageCallback) -> tuple[torch.nn.Module, Any]:
     """The model to train and its config dataclass: fresh, or from --init weights."""
     from emrepair.models import get_spec, list_models, load_model
-    from emrepair.models.registry import require_interpolation
 
     if config.init is not None:
         model, _ = load_model(config.init, device="cpu")
-        require_interpolation(model, f"--init {config.init}")
         if model.name != config.model:
             message(f"--init {config.init} holds a {model.name!r} model; training that instead of {config.model!r}")
         if not hasattr(model, "config") or not any(p.requires_grad for p in model.parameters()):
             raise UsageError(f"--init {config.init}: model {model.name!r} has nothing to train")
         return model, model.config
     spec = get_spec(config.model)
-    trainable = ", ".join(s.name for s in list_models() if s.learned)
     if spec.kind == "fold":
         raise UsageError(f"{config.model} is a fold model: train it with `python -m emrepair.pipelines.fold_training` "
                          "(docs/models.md); `emrepair train` trains interpolation models and gan3d")
     if not spec.learned:
+        trainable = ", ".join(s.name for s in list_models() if s.learned)
         raise UsageError(f"model {config.model!r} has no weights to train; choose one of {trainable}, gan3d")
     try:
         model_config = spec.config_cls(**config.model_options)
@@ -154,6 +152,7 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None,
     validation data); ``<output>.state.pt`` holds the latest weights, optimizer and step for --resume;
     ``<stem>.curves.png`` the loss and validation curves.
     """
+    from emrepair.models.registry import require_interpolation
     from emrepair.training.sampling import TripletSampler, validation_triplets
     from emrepair.training.stacks import open_training_stack
     from emrepair.training.validation import pick_validation, validate
@@ -163,6 +162,7 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None,
     _check(config)
     torch.manual_seed(config.seed)
     model, model_config = build_model(config, say)
+    require_interpolation(model, f"--init {config.init}" if config.init is not None else f"--model {config.model}")
     multiple = int(model.size_multiple)
     patch = math.ceil(config.patch_size / multiple) * multiple
     if patch != config.patch_size:
