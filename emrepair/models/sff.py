@@ -71,29 +71,12 @@ class SFFConfig:
 
 
 def build_interpolator(name: str) -> InterpolationModel:
-    """A fresh interpolation model of a registered class (imported here to avoid import cycles)."""
-    if name == "linear":
-        from emrepair.models.linear import LinearModel
-        return LinearModel()
-    if name == "flow":
-        from emrepair.models.flow import FlowModel
-        return FlowModel()
-    if name == "flowunet":
-        from emrepair.models.flowunet import FlowUNetModel
-        return FlowUNetModel()
-    if name == "ssan":
-        from emrepair.models.ssan import SSANModel
-        return SSANModel()
-    if name == "dan":
-        from emrepair.models.dan import DANModel
-        return DANModel()
-    if name == "tsain":
-        from emrepair.models.tsain import TSAINModel
-        return TSAINModel()
-    if name == "gan":
-        from emrepair.models.gan import GANModel
-        return GANModel()
-    raise ValueError(f"unknown interpolator {name!r}")
+    """A fresh interpolation model of a registered class with its default config (the registry is imported
+    here because it imports this module)."""
+    from emrepair.models.registry import get_spec
+
+    spec = get_spec(name)
+    return spec.cls(spec.config_cls())
 
 
 @dataclass
