@@ -25,17 +25,16 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_fix import held_out_runs  # noqa: E402
 
 from emrepair.pipelines.eval import evaluate  # noqa: E402
 
-SSTEM = {"isbi2012_train": 30, "vnc_stack1": 20}
+SSTEM = ("isbi2012_train", "vnc_stack1")
 HELD_OUT_FIB = "neuroproof_medulla_train1"
 UNSEEN_FIB = "neuroproof_medulla_train2"
-
-
-def held_out(depth: int, margin: int) -> list[int]:
-    """Held-out sections (z % 5 == 2) with ``margin`` sections of neighbours on both sides."""
-    return [z for z in range(margin, depth - margin) if z % 5 == 2]
+EVERY = 10_000   # a limit on held_out_runs that keeps every held-out run
 
 
 def pooled(results: list, name: str) -> tuple[float, float, int]:
@@ -70,10 +69,12 @@ def main() -> None:
         print(f"{'PASS' if ok else 'FAIL'}  {label}: {detail}", flush=True)
 
     # 1. ssTEM single sections
-    sstem = [run(s, sections=held_out(d, 1)) for s, d in SSTEM.items()]
-    key = next(s.name for s in sstem[0].scores if s.name not in ("linear", "flow", "linear+blur"))
-    name = key
-    m_p, m_s, n = pooled(sstem, key)
+    def held_out(stack: str, gap: int, decimate: int = 1, limit: int = EVERY) -> list[int]:
+        return held_out_runs(args.data / f"{stack}.h5", gap, decimate, limit)
+
+    sstem = [run(s, sections=held_out(s, 1)) for s in SSTEM]
+    name = next(s.name for s in sstem[0].scores if s.name not in ("linear", "flow", "linear+blur"))
+    m_p, m_s, n = pooled(sstem, name)
     l_p, l_s, _ = pooled(sstem, "linear")
     b_p, b_s, _ = pooled(sstem, "linear+blur")
     f_p, f_s, _ = pooled(sstem, "flow")
@@ -82,27 +83,26 @@ def main() -> None:
     check("ssTEM SSIM above the best-blurred linear", m_s > b_s,
           f"{name} SSIM {m_s:.3f} vs linear+blur {b_s:.3f} ({b_p:.2f} dB), linear {l_s:.3f}, flow {f_s:.3f}")
     for result, stack in zip(sstem, SSTEM):
-        s = result.score(key)
+        s = result.score(name)
         print(f"      {stack}: {s.psnr:.2f} / {s.ssim:.3f}; linear {result.score('linear').psnr:.2f} / "
               f"{result.score('linear').ssim:.3f}; linear+blur {result.score('linear+blur').psnr:.2f} / "
               f"{result.score('linear+blur').ssim:.3f}; flow {result.score('flow').psnr:.2f} / "
               f"{result.score('flow').ssim:.3f}")
     # 2. FIB-SEM at 40 nm, single sections
-    picks = held_out(250, 4)
-    picks = picks[:: max(1, len(picks) // args.max_sections)][: args.max_sections]
+    picks = held_out(HELD_OUT_FIB, 1, 4, args.max_sections)
     fib = {UNSEEN_FIB + " (unseen)": run(UNSEEN_FIB, decimate=4, max_sections=args.max_sections),
            HELD_OUT_FIB + " (held out)": run(HELD_OUT_FIB, decimate=4, sections=picks)}
     for label, result in fib.items():
-        s, lin, flow = result.score(key), result.score("linear"), result.score("flow")
+        s, lin, flow = result.score(name), result.score("linear"), result.score("flow")
         check(f"FIB-SEM 40 nm {label} >= linear + 2 dB", s.psnr >= lin.psnr + 2.0,
               f"{name} {s.psnr:.2f} / {s.ssim:.3f} vs linear {lin.psnr:.2f} / {lin.ssim:.3f} "
               f"({s.psnr - lin.psnr:+.2f}); flow {flow.psnr:.2f} / {flow.ssim:.3f}; n={len(result.cases)}")
     # 3. runs of 3
     runs = {UNSEEN_FIB + " 40 nm": run(UNSEEN_FIB, decimate=4, gap=3, max_sections=max(4, args.max_sections // 3))}
-    for stack, depth in SSTEM.items():
-        runs[stack] = run(stack, gap=3, sections=[z - 1 for z in held_out(depth, 2)])
+    for stack in SSTEM:
+        runs[stack] = run(stack, gap=3, sections=held_out(stack, 3))
     for label, result in runs.items():
-        s, lin = result.score(key), result.score("linear")
+        s, lin = result.score(name), result.score("linear")
         per_t = {t: (float(np.mean(s.psnr_by_t[t])), float(np.mean(lin.psnr_by_t[t]))) for t in sorted(s.psnr_by_t)}
         ok = all(m >= lv for m, lv in per_t.values())
         check(f"runs of 3, {label}: every t >= linear", ok,
