@@ -139,6 +139,17 @@ def test_charbonnier_and_bad_settings(stack_path: Path, tmp_path: Path) -> None:
     assert any("using 32" in m for m in messages)
 
 
+def test_mse_pixel_loss(stack_path: Path, tmp_path: Path) -> None:
+    from emrepair.training.losses import mse
+
+    x = torch.zeros(1, 1, 4, 4)
+    assert mse(x + 0.5, x).item() == pytest.approx(0.25)
+    result = train(config(stack_path, tmp_path / "m.pt", steps=1, pixel_loss="mse"))
+    assert result.loss == "mse"
+    with pytest.raises(UsageError, match="--pixel-loss"):
+        train(config(stack_path, tmp_path / "m.pt", pixel_loss="l3"))
+
+
 def test_train_cli(stack_path: Path, tmp_path: Path) -> None:
     import typer
     from typer.testing import CliRunner

@@ -111,6 +111,7 @@ def train_command(
     val: Annotated[Optional[list[str]], typer.Option("--val", help="Stack(s) to validate on (default: every 5th section held out).")] = None,
     val_every: Annotated[Optional[int], typer.Option("--val-every", min=1, help="Validate every N steps (default: each epoch).")] = None,
     vgg_weights: Annotated[Optional[str], typer.Option("--vgg-weights", help="VGG16 ImageNet state_dict for perceptual/style losses.")] = None,
+    pixel_loss: Annotated[str, typer.Option("--pixel-loss", help="Pixel loss: charbonnier (the papers') or mse (best PSNR on noisy sections).")] = "charbonnier",
     isotropic: Annotated[Optional[bool], typer.Option("--isotropic/--anisotropic", help="Force decimated (FIB-SEM) triplets on or off (default: from the voxel size).")] = None,
     set_options: Annotated[Optional[list[str]], typer.Option("--set", help="Model config field, e.g. --set base_channels=8.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
@@ -126,7 +127,7 @@ def train_command(
     config = TrainConfig(
         inputs=list(inputs), output=output, model=model, steps=steps, epochs=epochs, batch_size=batch_size,
         patch_size=patch_size, lr=lr, device=device, init=init, resume=resume, val_inputs=list(val or []),
-        val_every=val_every, vgg_weights=vgg_weights, isotropic=isotropic, detect=not no_detect, seed=seed,
+        val_every=val_every, vgg_weights=vgg_weights, pixel_loss=pixel_loss, isotropic=isotropic, detect=not no_detect, seed=seed,
         model_options=_parse_model_options(list(set_options or [])),
     )
     with _train_progress(enabled=not no_progress) as progress:

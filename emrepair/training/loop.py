@@ -28,6 +28,7 @@ class TrainConfig:
 
     ``steps`` or ``epochs`` (one epoch = as many crops as cover the training sections' pixels once);
     ``val_every`` in steps (default: once per epoch); ``model_options`` override fields of the model config.
+    ``pixel_loss``: "charbonnier" (the papers') or "mse" (optimises PSNR directly).
     ``adversarial``: add Jain et al.'s adversarial term (None = for the gan model only); ``adversarial_options``
     override fields of :class:`~emrepair.training.adversarial.AdversarialConfig`.
     """
@@ -46,6 +47,7 @@ class TrainConfig:
     val_inputs: list[str] = field(default_factory=list)
     val_every: int | None = None
     vgg_weights: str | None = None
+    pixel_loss: str = "charbonnier"
     isotropic: bool | None = None
     detect: bool = True
     seed: int = 0
@@ -76,6 +78,10 @@ def _check(config: TrainConfig) -> None:
                          ("--patch-size", config.patch_size), ("--val-every", config.val_every)):
         if value is not None and value < 1:
             raise UsageError(f"{label} must be at least 1, got {value}")
+    from emrepair.training.losses import PIXEL_LOSSES
+
+    if config.pixel_loss not in PIXEL_LOSSES:
+        raise UsageError(f"--pixel-loss must be one of {', '.join(PIXEL_LOSSES)}, got {config.pixel_loss!r}")
     if not config.lr > 0:
         raise UsageError(f"--lr must be positive, got {config.lr}")
     if not Path(config.output).expanduser().resolve().parent.is_dir():
@@ -109,20 +115,17 @@ def build_model(config: TrainConfig, message: MessageCallback) -> tuple[torch.nn
 
 def choose_loss(config: TrainConfig, device: torch.device, message: MessageCallback) -> tuple[Any, str]:
     """The loss function ``(pred, target, a, b) -> dict`` and its name; pixel-only without local VGG16 weights."""
-    from emrepair.training.losses import (
-        PerceptualStyleLoss,
-        VGG16Features,
-        charbonnier,
-        find_vgg_weights,
-    )
+    from emrepair.training.losses import PIXEL_LOSSES, PerceptualStyleLoss, VGG16Features, find_vgg_weights
 
+    name = config.pixel_loss
     path = find_vgg_weights(config.vgg_weights)
     if path is None:
         message("VGG16 ImageNet weights not found (pass --vgg-weights PATH or put vgg16-*.pth in the torch hub "
-                "cache); training with the Charbonnier pixel loss only")
-        return (lambda pred, target, a, b: {"total": charbonnier(pred, target)}), "charbonnier"
-    loss = PerceptualStyleLoss(VGG16Features.from_file(path).to(device))
-    return loss, f"charbonnier + VGG16 feature + style-balance (1e6:1:1, {path.name})"
+                f"cache); training with the {name} pixel loss only")
+        pixel = PIXEL_LOSSES[name]
+        return (lambda pred, target, a, b: {"total": pixel(pred, target)}), name
+    loss = PerceptualStyleLoss(VGG16Features.from_file(path).to(device), pixel_loss=name)
+    return loss, f"{name} + VGG16 feature + style-balance (1e6:1:1, {path.name})"
 
 
 def build_adversary(config: TrainConfig, model_name: str, device: torch.device) -> Any:

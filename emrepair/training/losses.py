@@ -34,6 +34,17 @@ def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = CHARBONNI
     return torch.sqrt(diff * diff + eps * eps).mean()
 
 
+def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over (B, 1, H, W) tensors: the pixel loss whose optimum is the best PSNR (on noisy
+    sections it favours the conditional mean, where Charbonnier favours the median)."""
+    dims = check_shape(pred, "B,1,H,W", "pred")
+    check_shape(target, "B,1,H,W", "target", **dims)
+    return F.mse_loss(pred.float(), target.float())
+
+
+PIXEL_LOSSES = {"charbonnier": charbonnier, "mse": mse}
+
+
 def find_vgg_weights(explicit: str | Path | None = None) -> Path | None:
     """The VGG16 ImageNet state_dict to use: ``explicit`` (must exist), else torchvision's cached
     ``vgg16-*.pth`` in the torch hub folder, else None."""
@@ -118,14 +129,15 @@ class PerceptualStyleLoss(nn.Module):
     pulled towards the truth, and towards or away from each input as far as the truth itself is.
     """
 
-    def __init__(self, vgg: VGG16Features) -> None:
+    def __init__(self, vgg: VGG16Features, pixel_loss: str = "charbonnier") -> None:
         super().__init__()
         self.vgg = vgg
+        self.pixel_loss = PIXEL_LOSSES[pixel_loss]
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, a: torch.Tensor, b: torch.Tensor
                 ) -> dict[str, torch.Tensor]:
         """Loss terms for (B, 1, H, W) tensors; ``total`` is what to minimise."""
-        pixel = charbonnier(pred, target)
+        pixel = self.pixel_loss(pred, target)
         fp = self.vgg(pred)
         with torch.no_grad():
             ft, fa, fb = self.vgg(target), self.vgg(a), self.vgg(b)
