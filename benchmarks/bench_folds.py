@@ -5,8 +5,11 @@ section away, NeuroProof FIB-SEM decimated to 40 nm), a seeded fold with the def
 (band 5-50 px, reach up to 80 px, TMI contrast boxes, some curved). Methods: the folded section
 untouched, mask-and-fill (band <- mean of the neighbours), whole-section interpolation (linear and
 OpenCV flow), and ``sff`` with trained weights when given or present (random weights only with
---random-sff, labelled as such and meant for timing). PSNR and SSIM over the whole section and PSNR
-inside the repair region (pixels within reach + transition of the band).
+--random-sff, labelled as such and meant for timing), also with its stage 0 (regional contrast
+correction) switched off. PSNR and SSIM over the whole section, PSNR inside the repair region (pixels
+within reach + transition of the band), and the share of pixels outside that region that a method
+changed (stage 0 rescales regions whose contrast the fold changed; the simulator dims a box in half
+of the folds).
 
     python benchmarks/bench_folds.py [--data ../shared/data] [--weights weights/sff.pt] [--per-stack 4]
 """
@@ -14,6 +17,7 @@ inside the repair region (pixels within reach + transition of the band).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from pathlib import Path
@@ -58,12 +62,17 @@ def main() -> None:
             models["sff"] = load_model("sff")[0]
         except Exception:  # noqa: BLE001 - no trained weights: sff rows are left out
             pass
+    if "sff" in models and getattr(models["sff"].contrast, "net", None) is not None:
+        no_stage0 = copy.deepcopy(models["sff"])
+        no_stage0.contrast.net = None
+        models["sff without stage 0"] = no_stage0
     if args.random_sff:
         torch.manual_seed(args.seed)
         models["sff (random weights, timing only)"] = SFFModel().eval()
     flow = FlowModel().eval()
     methods = ["folded", "mask_and_fill", "linear", "flow", *models]
-    rows: dict[str, dict[str, list[float]]] = {m: {"psnr": [], "ssim": [], "psnr_region": [], "seconds": []}
+    rows: dict[str, dict[str, list[float]]] = {m: {"psnr": [], "ssim": [], "psnr_region": [], "far_changed": [],
+                                                                   "seconds": []}
                                                for m in methods}
     rng = np.random.default_rng(args.seed)
     cases = 0
@@ -94,19 +103,22 @@ def main() -> None:
                 rows[name]["psnr"].append(psnr(image, truth))
                 rows[name]["ssim"].append(ssim(image, truth))
                 rows[name]["psnr_region"].append(psnr(image[region][None], truth[region][None]) if region.any() else float("nan"))
+                far = ~region
+                rows[name]["far_changed"].append(100.0 * float((image[far] != folded[far]).mean()) if far.any() else 0.0)
                 rows[name]["seconds"].append(seconds / (truth.size / 1e6))
             cases += 1
 
     print(f"{cases} held-out sections with one simulated fold each (seed {args.seed})\n")
-    print("| method | PSNR (dB) | SSIM | PSNR near the band (dB) | s/MP |")
-    print("|---|---|---|---|---|")
+    print("| method | PSNR (dB) | SSIM | PSNR near the band (dB) | far pixels changed (%) | s/MP |")
+    print("|---|---|---|---|---|---|")
     summary = {}
     for name, r in rows.items():
         if not r["psnr"]:
             continue
         summary[name] = {k: float(np.mean(v)) for k, v in r.items()}
         m = summary[name]
-        print(f"| {name} | {m['psnr']:.2f} | {m['ssim']:.3f} | {m['psnr_region']:.2f} | {m['seconds']:.3f} |")
+        print(f"| {name} | {m['psnr']:.2f} | {m['ssim']:.3f} | {m['psnr_region']:.2f} | {m['far_changed']:.1f} "
+              f"| {m['seconds']:.3f} |")
     if args.json is not None:
         args.json.write_text(json.dumps({"cases": cases, "seed": args.seed, "methods": summary}, indent=2))
 

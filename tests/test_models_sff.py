@@ -13,7 +13,7 @@ from emrepair.models.fold_blend import near_band_weight, relight_band
 from emrepair.models.warp import warp_by_flow
 from emrepair.pipelines.fold_data import inverse_displacement
 
-TINY = SFFConfig(unfold_channels=4, fusion_channels=4, levels=2, reach=6, transition=3, halo=4)
+TINY = SFFConfig(unfold_channels=4, fusion_channels=4, levels=2, reach=6, transition=3, halo=4, contrast_channels=0)
 
 
 def band_inputs(device: torch.device, size: int = 40) -> tuple[torch.Tensor, ...]:

@@ -10,8 +10,12 @@
    ours), the folded one and the band mask: a per-pixel softmax choice among unfolded, relit and
    interpolated (prior: unfolded off the band, interpolated on it) plus a small residual.
 
+0. Before the three stages, a regional contrast correction (``emrepair.models.regional_gain``, ours)
+   rescales regions whose contrast the fold changed, judged against the neighbours at low resolution.
+
 The folded section's own pixels are kept bit-identical farther than ``reach + transition`` pixels
-from the band; the fused result replaces them on and near the band, with a smooth transition.
+from the band, except where stage 0 found a contrast change; the fused result replaces them on and
+near the band, with a smooth transition.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from torch import nn
 
 from emrepair.models.base import InterpolationModel, check_shape
 from emrepair.models.fold_blend import compose_repair, near_band_weight, relight_band
+from emrepair.models.regional_gain import RegionalGain, RegionalGainConfig, apply_gain
 from emrepair.models.small_unet import SmallUNet
 from emrepair.models.warp import warp_by_flow
 
@@ -46,6 +51,8 @@ class SFFConfig:
             (the simulator's largest displacement reach is 80).
         transition: width of the smooth hand-over to the folded pixels beyond ``reach``.
         halo: context pixels the tiler adds on each side of a tile.
+        contrast_channels: width of the regional contrast correction's U-Net (0: no correction).
+        contrast_factor: block size of the grid the contrast correction works on.
     """
 
     interpolator: str = "linear"
@@ -56,6 +63,8 @@ class SFFConfig:
     reach: int = 80
     transition: int = 16
     halo: int = 32
+    contrast_channels: int = 16
+    contrast_factor: int = 4
 
     def __post_init__(self) -> None:
         if self.interpolator not in INTERPOLATORS:
@@ -65,6 +74,7 @@ class SFFConfig:
                 raise ValueError(f"{label} must be >= 1, got {getattr(self, label)}")
         if self.max_flow <= 0:
             raise ValueError(f"max_flow must be positive, got {self.max_flow}")
+        RegionalGainConfig(channels=self.contrast_channels, factor=self.contrast_factor)  # validates both
         for label in ("reach", "transition", "halo"):
             if getattr(self, label) < 0:
                 raise ValueError(f"{label} must be >= 0, got {getattr(self, label)}")
@@ -84,6 +94,8 @@ class SFFParts:
     """Intermediate results of one repair, for training losses and inspection.
 
     Attributes:
+        log_gain: stage 0's regional log gain, (N, 1, H, W); 0 where the contrast is unchanged.
+        corrected: the folded section after stage 0 (the input of stages 1-3).
         interpolated: stage 1, (N, 1, H, W).
         flow: stage 2's (dy, dx) flow, (N, 2, H, W) in pixels.
         unfolded: the folded section warped by ``flow``.
@@ -93,6 +105,8 @@ class SFFParts:
         output: the composed result.
     """
 
+    log_gain: torch.Tensor
+    corrected: torch.Tensor
     interpolated: torch.Tensor
     flow: torch.Tensor
     unfolded: torch.Tensor
@@ -124,6 +138,7 @@ class SFFModel(nn.Module):
         fusion_widths = tuple(c.fusion_channels * 2 ** i for i in range(c.levels))
         self.unfolding = SmallUNet(3, 2, unfold_widths, out_std=0.0)  # starts with zero flow
         self.fusion = SmallUNet(5, 4, fusion_widths, out_std=0.0)  # starts as the prior choice
+        self.contrast = RegionalGain(RegionalGainConfig(channels=c.contrast_channels, factor=c.contrast_factor))
 
     @property
     def halo(self) -> int:
@@ -145,15 +160,26 @@ class SFFModel(nn.Module):
               band_mask: torch.Tensor) -> SFFParts:
         """Run the three stages and the composition; returns every intermediate."""
         band = self.check_inputs(folded, left, right, band_mask)
-        fused, flow, unfolded, interpolated, relit = self.restore(folded, left, right, band)
+        log_gain = self.section_gain(folded, left, right, band)
+        corrected = apply_gain(folded, log_gain)
+        fused, flow, unfolded, interpolated, relit = self.restore(corrected, left, right, band)
         weight = near_band_weight(band, self.config.reach, self.config.transition)
-        output = compose_repair(folded, fused, weight)
-        return SFFParts(interpolated, flow, unfolded, relit, fused, weight, output)
+        output = compose_repair(corrected, fused, weight)
+        return SFFParts(log_gain, corrected, interpolated, flow, unfolded, relit, fused, weight, output)
+
+    def section_gain(self, folded: torch.Tensor, left: torch.Tensor, right: torch.Tensor, band: torch.Tensor
+                     ) -> torch.Tensor:
+        """Stage 0 on a whole section (any H, W): the log gain that undoes regional contrast changes.
+
+        The tiled pipeline runs it once per section, since contrast is judged over large regions.
+        """
+        return self.contrast(folded, 0.5 * (left + right), band.to(folded.dtype))
 
     def restore(self, folded: torch.Tensor, left: torch.Tensor, right: torch.Tensor, band: torch.Tensor
                 ) -> tuple[torch.Tensor, ...]:
         """The three stages without composition: (fused, flow, unfolded, interpolated, relit).
 
+        ``folded`` is the section after stage 0 (see :meth:`section_gain`).
         ``band`` is a 0/1 float tensor of folded's dtype (see :meth:`check_inputs`). The tiled
         pipeline blends ``fused`` over tiles and composes once over the whole section.
         """
@@ -162,8 +188,9 @@ class SFFModel(nn.Module):
         interpolated = self.interpolator(left, right, t)
         raw_flow = self.unfolding(torch.cat([folded, interpolated, band], dim=1))
         flow = self.config.max_flow * torch.tanh(raw_flow)
-        unfolded = warp_by_flow(folded, flow)
         relit = relight_band(folded, interpolated, band)
+        # warping the relit section: tissue pulled back from under the band keeps its (faint) texture
+        unfolded = warp_by_flow(relit, flow)
         out = self.fusion(torch.cat([unfolded, interpolated, relit, folded, band], dim=1))
         logits, residual = out[:, :3], out[:, 3:]
         prior = MASK_PRIOR * torch.cat([1.0 - band, torch.zeros_like(band), band], dim=1)

@@ -80,8 +80,9 @@ def repair_fold_section(model: nn.Module, folded: np.ndarray, left: np.ndarray, 
     The model's pre-composition result (``model.restore``) is computed tile by tile over the
     section padded to the model's size multiple, blended with the engine's weights, and composed
     with the folded section once over the whole section, so pixels farther than the model's
-    ``reach + transition`` from the band are returned bit-identical. Tiles with no pixel near the
-    band are skipped.
+    ``reach + transition`` from the band are returned bit-identical, unless the model's regional
+    contrast correction (``model.section_gain``, run once on the whole section) rescaled them. Tiles
+    with no pixel near the band are skipped.
 
     Args:
         model: an ``SFFModel``-like module with ``restore``, ``halo``, ``size_multiple`` and
@@ -105,10 +106,11 @@ def repair_fold_section(model: nn.Module, folded: np.ndarray, left: np.ndarray, 
     multiple, halo = int(model.size_multiple), int(model.halo)
     weight = near_band_weight(torch.from_numpy(band)[None, None].float(),
                               model.config.reach, model.config.transition)[0, 0].numpy()
+    corrected = _correct_contrast(model, folded32, left32, right32, band, target)
     if not (weight > 0).any():
-        return FoldRepair(folded32.copy(), np.zeros(folded32.shape, np.uint8))
+        return FoldRepair(corrected, changed_mask(corrected, folded32))
 
-    padded = [_pad(x, multiple) for x in (folded32, left32, right32, band.astype(np.float32))]
+    padded = [_pad(x, multiple) for x in (corrected, left32, right32, band.astype(np.float32))]
     ph, pw = padded[0].shape
     if tile_size is None:
         tile = max(ph, pw) if max(height, width) <= UNTILED_MAX_SIDE else DEFAULT_TILE
@@ -139,9 +141,24 @@ def repair_fold_section(model: nn.Module, folded: np.ndarray, left: np.ndarray, 
         progress(len(tiles), len(tiles))
     fused_all = np.divide(sums, weights, out=np.zeros_like(sums), where=weights > 0)[:height, :width]
     # clamp after composing, as the model's eval-mode forward does; folded pixels are already in [0, 1]
-    image = np.clip(np.where(weight > 0, weight * fused_all + (1.0 - weight) * folded32, folded32), 0.0, 1.0)
+    image = np.clip(np.where(weight > 0, weight * fused_all + (1.0 - weight) * corrected, corrected), 0.0, 1.0)
     image = image.astype(np.float32)
     return FoldRepair(image, changed_mask(image, folded32))
+
+
+def _correct_contrast(model: nn.Module, folded: np.ndarray, left: np.ndarray, right: np.ndarray,
+                      band: np.ndarray, device: torch.device) -> np.ndarray:
+    """The folded section after the model's regional contrast correction (a copy; unchanged when the
+    model has none)."""
+    if not hasattr(model, "section_gain"):
+        return folded.copy()
+    from emrepair.models.regional_gain import apply_gain
+
+    tensors = [torch.from_numpy(x)[None, None].to(device) for x in (folded, left, right, band.astype(np.float32))]
+    with torch.inference_mode():
+        log_gain = model.section_gain(*tensors)
+        out = apply_gain(tensors[0], log_gain)
+    return out[0, 0].float().cpu().numpy().astype(np.float32)
 
 
 def _pad(section: np.ndarray, multiple: int) -> np.ndarray:

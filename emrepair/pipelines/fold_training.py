@@ -124,27 +124,53 @@ def load_interpolator_weights(model: SFFModel, path: Path) -> str:
     return str(meta.weights_sha256)
 
 
+def load_sff_checkpoint(path: Path) -> tuple[SFFModel, dict]:
+    """An sff model and its meta from a checkpoint; one saved before stage 0 (contrast correction)
+    existed loads with a fresh, identity stage 0.
+
+    Raises:
+        UsageError: a checkpoint of another model, or one whose stages do not fit.
+    """
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    if blob.get("model") != "sff":
+        raise UsageError(f"{path} holds a {blob.get('model')!r} model, not sff")
+    config = SFFConfig(**blob["config"])
+    model = SFFModel(config)
+    missing, unexpected = model.load_state_dict(blob["state_dict"], strict=False)
+    if unexpected or any(not k.startswith("contrast.") for k in missing):
+        raise UsageError(f"{path}: its weights do not fit sff ({len(missing)} missing, {len(unexpected)} unexpected)")
+    return model, dict(blob.get("meta") or {})
+
+
 def train_sff(data_dir: Path, out_path: Path, config: FoldTrainConfig | None = None,
               model_config: SFFConfig | None = None, device: str = "cpu",
-              progress: Progress | None = None, interpolator_weights: Path | None = None) -> dict[str, object]:
+              progress: Progress | None = None, interpolator_weights: Path | None = None,
+              init: Path | None = None) -> dict[str, object]:
     """Train the unfolding and fusion networks of ``sff`` and save a checkpoint at ``out_path``.
 
     ``interpolator_weights``: a trained checkpoint for a learned stage 1 (kept fixed during training).
-    Returns the run's summary (steps, minutes, final losses, validation L1), also stored in the
-    checkpoint's meta.
+    ``init``: continue from this sff checkpoint (its config and all its stages; ``model_config`` and
+    ``interpolator_weights`` are then ignored). Stages 0 and 1 stay fixed (stage 0 is trained by
+    ``contrast_training``). Returns the run's summary (steps, minutes, final losses, validation L1),
+    also stored in the checkpoint's meta.
     """
     cfg = config or FoldTrainConfig()
     target = torch.device(device)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     stacks = load_fold_stacks(data_dir)
-    model = SFFModel(model_config or SFFConfig())
+    earlier: dict = {}
     stage1 = None
-    if interpolator_weights is not None:
-        stage1 = {"weights": Path(interpolator_weights).name,
-                  "sha256": load_interpolator_weights(model, Path(interpolator_weights))}
+    if init is not None:
+        model, earlier = load_sff_checkpoint(Path(init))
+        stage1 = earlier.get("interpolator")
+    else:
+        model = SFFModel(model_config or SFFConfig())
+        if interpolator_weights is not None:
+            stage1 = {"weights": Path(interpolator_weights).name,
+                      "sha256": load_interpolator_weights(model, Path(interpolator_weights))}
     model = model.to(target).train()
-    for p in model.interpolator.parameters():
+    for p in [*model.interpolator.parameters(), *model.contrast.parameters()]:
         p.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr)
@@ -178,6 +204,12 @@ def train_sff(data_dir: Path, out_path: Path, config: FoldTrainConfig | None = N
         "interpolator": {"name": model.config.interpolator, **(stage1 or {})},
         "trained_on": [f"{s.spec.name} (z % 5 != 2; {s.spec.licence})" for s in stacks],
     }
+    if init is not None:
+        summary["init"] = Path(init).name
+        summary["earlier_runs"] = [*earlier.get("earlier_runs", []),
+                                   {k: earlier.get(k) for k in ("steps", "minutes", "validation")}]
+        if "contrast_training" in earlier:
+            summary["contrast_training"] = earlier["contrast_training"]
     save_checkpoint(out_path, model.cpu(), model.config, summary)
     return summary
 
@@ -197,14 +229,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interpolator", default="linear", help="stage 1 model (see SFFConfig.interpolator)")
     parser.add_argument("--interpolator-weights", type=Path, default=None,
                         help="trained checkpoint of a learned stage 1 (e.g. weights/flowunet.pt)")
+    parser.add_argument("--init", type=Path, default=None, help="continue from this sff checkpoint")
+    parser.add_argument("--lr", type=float, default=1e-3)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    cfg = FoldTrainConfig(crop=args.crop, batch_size=args.batch_size, steps=args.steps,
+    cfg = FoldTrainConfig(crop=args.crop, batch_size=args.batch_size, lr=args.lr, steps=args.steps,
                           minutes=args.minutes, seed=args.seed)
     def report(step: int, losses: dict[str, float]) -> None:
         print(f"step {step} " + " ".join(f"{k} {v:.4f}" for k, v in losses.items()), flush=True)
     summary = train_sff(args.data, args.out, cfg, SFFConfig(interpolator=args.interpolator), device=args.device,
-                        progress=report, interpolator_weights=args.interpolator_weights)
+                        progress=report, interpolator_weights=args.interpolator_weights, init=args.init)
     print(summary, flush=True)
 
 
