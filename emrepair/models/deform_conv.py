@@ -58,8 +58,13 @@ def modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch
     if backend == "torchvision" and _tv_deform_conv2d is None:
         raise ValueError("backend 'torchvision' requested but torchvision is not installed")
     if backend != "torch" and _tv_deform_conv2d is not None:
-        return _tv_deform_conv2d(x, offset, weight, bias, stride=_pair(stride), padding=_pair(padding),
-                                 dilation=_pair(dilation), mask=mask)
+        # torchvision's kernels lack bfloat16 (and half on the CPU): run them in float32, as the pure path samples
+        dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+        out = _tv_deform_conv2d(
+            x.to(dtype), offset.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype),
+            stride=_pair(stride), padding=_pair(padding), dilation=_pair(dilation),
+            mask=None if mask is None else mask.to(dtype))
+        return out.to(x.dtype)
     return deform_conv2d_torch(x, offset, weight, bias, mask, stride, padding, dilation)
 
 
