@@ -96,7 +96,11 @@ def test_contrast_training_runs_and_saves(shared_data: Path, tmp_path: Path) -> 
 
 
 def test_fold_training_continues_from_a_checkpoint_and_keeps_stage_0(shared_data: Path, tmp_path: Path) -> None:
-    from emrepair.pipelines.fold_training import FoldTrainConfig, load_sff_checkpoint, train_sff
+    from emrepair.pipelines.fold_training import (
+        FoldTrainConfig,
+        load_sff_checkpoint,
+        train_sff,
+    )
 
     torch.manual_seed(3)
     model = SFFModel(SMALL)

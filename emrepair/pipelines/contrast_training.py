@@ -10,11 +10,9 @@ Run: ``python -m emrepair.pipelines.contrast_training --init weights/sff.pt --ou
 
 from __future__ import annotations
 
-import argparse
-import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -23,30 +21,28 @@ from emrepair.models.checkpoint import save_checkpoint
 from emrepair.models.regional_gain import apply_gain
 from emrepair.models.sff import SFFModel
 from emrepair.pipelines.fold_data import FoldStack, load_fold_stacks, make_fold_example
-from emrepair.pipelines.fold_training import load_sff_checkpoint, stack_examples
+from emrepair.pipelines.fold_training import (
+    TimedRunConfig,
+    load_sff_checkpoint,
+    print_progress,
+    run_parser,
+    run_settings,
+    run_timed,
+    stack_examples,
+)
 
 Progress = Callable[[int, dict[str, float]], None]
 
 
 @dataclass
-class ContrastTrainConfig:
-    """Settings of a contrast training run.
-
-    Attributes:
-        crop: largest crop side (smaller stacks use their largest multiple of the network's grid).
-        batch_size: crops per step (all from one stack).
-        lr: Adam learning rate (cosine-decayed to lr / 10 over the run).
-        steps, minutes: stop at whichever comes first.
-        seed: random seed.
-        val_examples: held-out folds per stack evaluated at the end.
-    """
+class ContrastTrainConfig(TimedRunConfig):
+    """Settings of a contrast training run (see :class:`TimedRunConfig`): larger crops (smaller stacks use
+    their largest multiple of the network's grid), all crops of a batch from one stack, ``val_examples``
+    held-out folds per stack."""
 
     crop: int = 384
     batch_size: int = 8
-    lr: float = 1e-3
-    steps: int = 100000
     minutes: float = 20.0
-    seed: int = 0
     val_examples: int = 16
 
 
@@ -106,31 +102,19 @@ def train_contrast(data_dir: Path, init: Path, out_path: Path, config: ContrastT
     model = model.to(target).train()
     for name, p in model.named_parameters():
         p.requires_grad_(name.startswith("contrast."))
-    params = list(model.contrast.parameters())
-    optimizer = torch.optim.Adam(params, lr=cfg.lr)
     multiple = model.contrast.multiple
     val_rng = np.random.default_rng(cfg.seed + 1)
     val = [stack_examples(sample_batch([s], val_rng, cfg.val_examples, cfg.crop, multiple, True), target)
            for s in stacks]
-    start, budget, step = time.monotonic(), cfg.minutes * 60.0, 0
-    history: dict[str, float] = {}
-    while step < cfg.steps and time.monotonic() - start < budget:
-        frac = min(1.0, (time.monotonic() - start) / budget)
-        for group in optimizer.param_groups:
-            group["lr"] = cfg.lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * frac)))
+
+    def losses_at() -> dict[str, torch.Tensor]:
         batch = stack_examples(sample_batch(stacks, rng, cfg.batch_size, cfg.crop, multiple, False), target)
         loss, base = contrast_loss(model, batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        step += 1
-        for k, v in (("mse", float(loss.detach())), ("folded_mse", float(base))):
-            history[k] = 0.98 * history.get(k, v) + 0.02 * v
-        if progress is not None and step % 20 == 0:
-            progress(step, dict(history))
+        return {"total": loss, "folded_mse": base}
+
+    step, _, minutes = run_timed(cfg, list(model.contrast.parameters()), losses_at, progress)
     summary = {
-        "steps": step, "minutes": round((time.monotonic() - start) / 60.0, 2),
+        "steps": step, "minutes": round(minutes, 2),
         "validation": {k: round(v, 3) for k, v in validate_contrast(model, val).items()},
         "train_config": asdict(cfg),
         "trained_on": [f"{s.spec.name} (z % 5 != 2; {s.spec.licence})" for s in stacks],
@@ -143,27 +127,11 @@ def train_contrast(data_dir: Path, init: Path, out_path: Path, config: ContrastT
 
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point (prints progress; the library functions do not)."""
-    parser = argparse.ArgumentParser(description="train sff's regional contrast correction on simulated folds")
-    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser = run_parser("train sff's regional contrast correction on simulated folds", ContrastTrainConfig())
     parser.add_argument("--init", type=Path, default=Path("weights/sff.pt"), help="trained sff checkpoint")
-    parser.add_argument("--out", type=Path, default=Path("weights/sff.pt"))
-    parser.add_argument("--minutes", type=float, default=20.0)
-    parser.add_argument("--steps", type=int, default=100000)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--crop", type=int, default=384)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    cfg = ContrastTrainConfig(crop=args.crop, batch_size=args.batch_size, lr=args.lr, steps=args.steps,
-                              minutes=args.minutes, seed=args.seed)
-
-    def report(step: int, losses: dict[str, float]) -> None:
-        print(f"step {step} " + " ".join(f"{k} {v:.5f}" for k, v in losses.items()), flush=True)
-
-    print(train_contrast(args.data, args.init, args.out, cfg, device=args.device, progress=report), flush=True)
+    cfg = ContrastTrainConfig(**run_settings(args))  # type: ignore[arg-type]
+    print(train_contrast(args.data, args.init, args.out, cfg, device=args.device, progress=print_progress), flush=True)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -33,15 +33,14 @@ Progress = Callable[[int, dict[str, float]], None]
 
 
 @dataclass
-class FoldTrainConfig:
-    """Settings of a fold training run.
+class TimedRunConfig:
+    """Settings shared by the fold-model training runs.
 
     Attributes:
         crop: side of the training crops (folds are simulated in the crop).
         batch_size: crops per step.
         lr: Adam learning rate (cosine-decayed to lr / 10 over the run).
         steps: most optimisation steps; minutes: most wall time (whichever ends first).
-        flow_weight: weight of the flow L1 (pixels) beside the image L1 terms ([0, 1] units).
         seed: random seed for crops, folds and initialisation.
         val_examples: held-out folds evaluated at the end.
     """
@@ -51,9 +50,45 @@ class FoldTrainConfig:
     lr: float = 1e-3
     steps: int = 100000
     minutes: float = 30.0
-    flow_weight: float = 0.02
     seed: int = 0
     val_examples: int = 48
+
+
+@dataclass
+class FoldTrainConfig(TimedRunConfig):
+    """Settings of a training run of sff's stages 2-3 (see :class:`TimedRunConfig`).
+
+    Attributes:
+        flow_weight: weight of the flow L1 (pixels) beside the image L1 terms ([0, 1] units).
+    """
+
+    flow_weight: float = 0.02
+
+
+def run_timed(cfg: TimedRunConfig, params: list[torch.nn.Parameter], losses_at: Callable[[], dict[str, torch.Tensor]],
+              progress: Progress | None = None) -> tuple[int, dict[str, float], float]:
+    """Adam on ``params`` until ``cfg.steps`` or ``cfg.minutes`` run out, the learning rate cosine-decayed over
+    the time budget, gradients clipped at 1. ``losses_at()`` draws a batch and returns its losses ("total" is
+    minimised). Returns (steps, moving averages of the losses, minutes)."""
+    optimizer = torch.optim.Adam(params, lr=cfg.lr)
+    start, budget, step = time.monotonic(), cfg.minutes * 60.0, 0
+    history: dict[str, float] = {}
+    while step < cfg.steps and time.monotonic() - start < budget:
+        frac = min(1.0, (time.monotonic() - start) / budget)
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * frac)))
+        losses = losses_at()
+        optimizer.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        step += 1
+        for k, v in losses.items():
+            value = float(v.detach())
+            history[k] = 0.98 * history.get(k, value) + 0.02 * value
+        if progress is not None and step % 20 == 0:
+            progress(step, dict(history))
+    return step, history, (time.monotonic() - start) / 60.0
 
 
 def stack_examples(examples: list[FoldExample], device: torch.device) -> dict[str, torch.Tensor]:
@@ -173,31 +208,16 @@ def train_sff(data_dir: Path, out_path: Path, config: FoldTrainConfig | None = N
     for p in [*model.interpolator.parameters(), *model.contrast.parameters()]:
         p.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=cfg.lr)
     val_examples = sample_examples(stacks, np.random.default_rng(cfg.seed + 1), cfg.val_examples, cfg.crop, True)
-    start = time.monotonic()
-    budget = cfg.minutes * 60.0
-    history: dict[str, float] = {}
-    step = 0
-    while step < cfg.steps and time.monotonic() - start < budget:
-        frac = min(1.0, (time.monotonic() - start) / budget)
-        for group in optimizer.param_groups:
-            group["lr"] = cfg.lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * frac)))
+
+    def losses_at() -> dict[str, torch.Tensor]:
         batch = stack_examples(sample_examples(stacks, rng, cfg.batch_size, cfg.crop, False), target)
-        losses = fold_losses(model, batch, cfg.flow_weight)
-        optimizer.zero_grad(set_to_none=True)
-        losses["total"].backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        step += 1
-        for k, v in losses.items():
-            value = float(v.detach())
-            history[k] = 0.98 * history.get(k, value) + 0.02 * value
-        if progress is not None and step % 20 == 0:
-            progress(step, dict(history))
+        return fold_losses(model, batch, cfg.flow_weight)
+
+    step, history, minutes = run_timed(cfg, params, losses_at, progress)
     val = validate(model, val_examples, target)
     summary: dict[str, object] = {
-        "steps": step, "minutes": round((time.monotonic() - start) / 60.0, 2),
+        "steps": step, "minutes": round(minutes, 2),
         "train_losses_ema": {k: round(v, 5) for k, v in history.items()},
         "validation": {k: round(v, 5) for k, v in val.items()},
         "train_config": asdict(cfg),
@@ -214,31 +234,46 @@ def train_sff(data_dir: Path, out_path: Path, config: FoldTrainConfig | None = N
     return summary
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Command-line entry point (prints progress; the library functions do not)."""
-    parser = argparse.ArgumentParser(description="train the sff fold repair model on simulated folds")
+def run_parser(description: str, defaults: TimedRunConfig) -> argparse.ArgumentParser:
+    """An argument parser with the options every fold-model training run takes (--data, --out, --minutes,
+    --steps, --batch-size, --crop, --lr, --threads, --device, --seed), defaulting to ``defaults``."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--out", type=Path, default=Path("weights/sff.pt"))
-    parser.add_argument("--minutes", type=float, default=30.0)
-    parser.add_argument("--steps", type=int, default=100000)
-    parser.add_argument("--batch-size", type=int, default=6)
-    parser.add_argument("--crop", type=int, default=192)
+    parser.add_argument("--minutes", type=float, default=defaults.minutes)
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--crop", type=int, default=defaults.crop)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    return parser
+
+
+def run_settings(args: argparse.Namespace) -> dict[str, object]:
+    """The :class:`TimedRunConfig` fields parsed by :func:`run_parser` (and the thread count applied)."""
+    torch.set_num_threads(args.threads)
+    return {"crop": args.crop, "batch_size": args.batch_size, "lr": args.lr, "steps": args.steps,
+            "minutes": args.minutes, "seed": args.seed}
+
+
+def print_progress(step: int, losses: dict[str, float]) -> None:
+    """The progress callback of the command-line runs: one line per report."""
+    print(f"step {step} " + " ".join(f"{k} {v:.5f}" for k, v in losses.items()), flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point (prints progress; the library functions do not)."""
+    parser = run_parser("train the sff fold repair model on simulated folds", FoldTrainConfig(minutes=30.0))
     parser.add_argument("--interpolator", default="linear", help="stage 1 model (see SFFConfig.interpolator)")
     parser.add_argument("--interpolator-weights", type=Path, default=None,
                         help="trained checkpoint of a learned stage 1 (e.g. weights/flowunet.pt)")
     parser.add_argument("--init", type=Path, default=None, help="continue from this sff checkpoint")
-    parser.add_argument("--lr", type=float, default=1e-3)
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    cfg = FoldTrainConfig(crop=args.crop, batch_size=args.batch_size, lr=args.lr, steps=args.steps,
-                          minutes=args.minutes, seed=args.seed)
-    def report(step: int, losses: dict[str, float]) -> None:
-        print(f"step {step} " + " ".join(f"{k} {v:.4f}" for k, v in losses.items()), flush=True)
+    cfg = FoldTrainConfig(**run_settings(args))  # type: ignore[arg-type]
     summary = train_sff(args.data, args.out, cfg, SFFConfig(interpolator=args.interpolator), device=args.device,
-                        progress=report, interpolator_weights=args.interpolator_weights, init=args.init)
+                        progress=print_progress, interpolator_weights=args.interpolator_weights, init=args.init)
     print(summary, flush=True)
 
 
