@@ -93,6 +93,10 @@ def test_contrast_training_runs_and_saves(shared_data: Path, tmp_path: Path) -> 
     loaded, _ = load_model(tmp_path / "out.pt")
     blob = torch.load(tmp_path / "out.pt", weights_only=True)
     assert blob["meta"]["contrast_training"]["steps"] == 2 and loaded.config.contrast_factor == 2
+    train_contrast(shared_data, tmp_path / "out.pt", tmp_path / "again.pt", ContrastTrainConfig(
+        crop=64, batch_size=2, steps=1, val_examples=2))
+    again = torch.load(tmp_path / "again.pt", weights_only=True)["meta"]["contrast_training"]
+    assert again["steps"] == 1 and [run["steps"] for run in again["earlier_runs"]] == [2]
 
 
 def test_fold_training_continues_from_a_checkpoint_and_keeps_stage_0(shared_data: Path, tmp_path: Path) -> None:

@@ -119,6 +119,9 @@ def train_contrast(data_dir: Path, init: Path, out_path: Path, config: ContrastT
         "train_config": asdict(cfg),
         "trained_on": [f"{s.spec.name} (z % 5 != 2; {s.spec.licence})" for s in stacks],
     }
+    earlier = meta.get("contrast_training")
+    if earlier:
+        summary["earlier_runs"] = [*earlier.pop("earlier_runs", []), earlier]
     meta["contrast_training"] = summary
     meta.pop("weights_sha256", None)
     save_checkpoint(out_path, model.cpu(), model.config, meta)
