@@ -161,10 +161,16 @@ def test_train_cli(stack_path: Path, tmp_path: Path) -> None:
     app.command("noop")(lambda: None)
     out = tmp_path / "cli.pt"
     sets = [arg for key, value in TINY.items() for arg in ("--set", f"{key}={value}")]
-    args = ["train", str(stack_path), "-o", str(out), "--steps", "2", "--batch-size", "2", "--patch-size", "32",
-            "--device", "cpu", "--no-progress", *sets]
+    args = ["train", str(stack_path), "-o", str(out), "--model", "ssan", "--steps", "2", "--batch-size", "2",
+            "--patch-size", "32", "--device", "cpu", "--no-progress", *sets]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "wrote" in result.output and "VGG16" in result.output and out.is_file()
     bad = CliRunner().invoke(app, ["train", str(stack_path), "-o", str(out), "--set", "nonsense"])
     assert bad.exit_code == 2 and "FIELD=VALUE" in bad.output
+    # without --model the default model of fix is trained
+    plain = tmp_path / "plain.pt"
+    result = CliRunner().invoke(app, ["train", str(stack_path), "-o", str(plain), "--steps", "1", "--batch-size", "1",
+                                      "--patch-size", "32", "--device", "cpu", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert read_checkpoint(plain)["model"] == "flowunet"

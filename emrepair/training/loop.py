@@ -35,7 +35,7 @@ class TrainConfig:
 
     inputs: list[str]
     output: str
-    model: str = "ssan"
+    model: str = "flowunet"
     steps: int | None = None
     epochs: int | None = None
     batch_size: int = 8
