@@ -151,7 +151,8 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec("gan3d", GAN3DModel, GAN3DConfig, "gan3d.pt", True,
                   "Jain's 3-D z super-resolution generator (transposed 3-D conv along z)", kind="volume"),
         ModelSpec("sff", SFFModel, SFFConfig, "sff.pt", True,
-                  "fold repair (Huang et al.): interpolation, unfolding flow and fusion", kind="fold"),
+                  "fold repair (Huang et al.): contrast correction, interpolation, unfolding flow, fusion",
+                  kind="fold"),
     )
 }
 
