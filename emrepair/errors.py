@@ -1,5 +1,12 @@
 """User-facing errors: the CLI prints their message on one line and exits non-zero."""
 
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
 
 class EmrepairError(Exception):
     """An error caused by the user's input or environment, reported without a traceback.
@@ -22,3 +29,18 @@ class UsageError(EmrepairError):
     """Command-line arguments that contradict each other or are out of range."""
 
     exit_code = 2
+
+
+def one_line_errors(main: Callable[..., None]) -> Callable[..., None]:
+    """Decorate the ``main`` of a ``python -m`` entry point that is not a Typer command: an
+    :class:`EmrepairError` prints ``error: ...`` on stderr and exits with its code, without a traceback."""
+
+    @functools.wraps(main)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            main(*args, **kwargs)
+        except EmrepairError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(exc.exit_code) from None
+
+    return wrapper

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from emrepair.errors import UsageError
+from emrepair.errors import InputError, UsageError
 from emrepair.models import SFFConfig, SFFModel, save_checkpoint
 from emrepair.models.regional_gain import RegionalGain, RegionalGainConfig, apply_gain
 from emrepair.pipelines.fold_repair import repair_fold_section
@@ -80,6 +80,9 @@ def test_an_sff_checkpoint_without_stage_0_loads_for_contrast_training(tmp_path:
     torch.save({**blob, "model": "flowunet"}, tmp_path / "other.pt")
     with pytest.raises(UsageError, match="not sff"):
         load_sff_checkpoint(tmp_path / "other.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="cannot read checkpoint"):
+        load_sff_checkpoint(tmp_path / "junk.pt")
 
 
 def test_contrast_training_runs_and_saves(shared_data: Path, tmp_path: Path) -> None:
@@ -120,3 +123,13 @@ def test_fold_training_continues_from_a_checkpoint_and_keeps_stage_0(shared_data
     assert again.config == SMALL
     assert all(torch.equal(p, q) for p, q in zip(again.contrast.parameters(), model.contrast.parameters()))
     assert not all(torch.equal(p, q) for p, q in zip(again.fusion.parameters(), model.fusion.parameters()))
+
+
+def test_fold_training_commands_report_bad_input_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from emrepair.pipelines import contrast_training, fold_training
+
+    for main in (fold_training.main, contrast_training.main):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--data", str(tmp_path), "--init", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "o.pt")])
+        err = capsys.readouterr().err
+        assert exit_info.value.code != 0 and err.startswith("error: ") and err.count("\n") == 1

@@ -6,7 +6,8 @@ The network sees the folded section and the mean of its two neighbours, both ave
 ``factor`` x ``factor`` blocks, with their log ratio (minus its median, so a section that is merely
 brighter overall is left alone). In eval mode log gains smaller than ``deadzone`` are set to exactly
 zero: wherever the network is not confident that the contrast changed, the folded pixels stay
-bit-identical (in training the gain is left continuous so that gradients flow). The log gain is upsampled bilinearly to full resolution.
+bit-identical (in training the gain is left continuous so that gradients flow). The log gain is
+upsampled bilinearly to full resolution.
 """
 
 from __future__ import annotations

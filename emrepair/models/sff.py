@@ -3,8 +3,8 @@
 1. Interpolation: the section predicted from its two neighbours at t = 0.5 by an interpolation model
    (``SFFConfig.interpolator``; "linear" by default, see docs/models.md for why).
 2. Unfolding: a small U-Net sees the folded section, the interpolated one and the band mask and
-   predicts a dense (dy, dx) flow; the folded section is warped with it so that tissue pulled
-   towards the band returns to where it belongs.
+   predicts a dense (dy, dx) flow; the relit section (see 3) is warped with it so that tissue pulled
+   towards the band returns to where it belongs, keeping the faint texture it had under the band.
 3. Fusion: a second U-Net combines the unfolded section, the interpolated one, the "relit" one (the
    band brightened to the interpolation's local mean, recovering the faint tissue a fold leaves;
    ours), the folded one and the band mask: a per-pixel softmax choice among unfolded, relit and
@@ -98,7 +98,7 @@ class SFFParts:
         corrected: the folded section after stage 0 (the input of stages 1-3).
         interpolated: stage 1, (N, 1, H, W).
         flow: stage 2's (dy, dx) flow, (N, 2, H, W) in pixels.
-        unfolded: the folded section warped by ``flow``.
+        unfolded: the relit section warped by ``flow``.
         relit: the folded section with its band brightened (see ``relight_band``).
         fused: stage 3, before composition with the folded section.
         weight: the composition weight (1 near the band, exactly 0 far from it).

@@ -10,18 +10,19 @@ Run: ``python -m emrepair.pipelines.contrast_training --init weights/sff.pt --ou
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from emrepair.errors import one_line_errors
 from emrepair.models.checkpoint import save_checkpoint
 from emrepair.models.regional_gain import apply_gain
 from emrepair.models.sff import SFFModel
 from emrepair.pipelines.fold_data import FoldStack, load_fold_stacks, make_fold_example
 from emrepair.pipelines.fold_training import (
+    Progress,
     TimedRunConfig,
     load_sff_checkpoint,
     print_progress,
@@ -30,8 +31,6 @@ from emrepair.pipelines.fold_training import (
     run_timed,
     stack_examples,
 )
-
-Progress = Callable[[int, dict[str, float]], None]
 
 
 @dataclass
@@ -64,7 +63,7 @@ def sample_batch(stacks: list[FoldStack], rng: np.random.Generator, count: int, 
 def contrast_loss(model: SFFModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss of the corrected section, loss of the folded one): mean squared error off the band."""
     log_gain = model.section_gain(batch["folded"], batch["left"], batch["right"], batch["band"])
-    corrected = (batch["folded"] * torch.exp(log_gain)).clamp(0.0, 1.0)
+    corrected = apply_gain(batch["folded"], log_gain)
     off = 1.0 - batch["band"]
     n = off.sum().clamp_min(1.0)
     return (((corrected - batch["clean"]) ** 2) * off).sum() / n, \
@@ -77,11 +76,8 @@ def validate_contrast(model: SFFModel, batches: list[dict[str, torch.Tensor]]) -
     err_c = err_f = 0.0
     with torch.inference_mode():
         for b in batches:
-            log_gain = model.section_gain(b["folded"], b["left"], b["right"], b["band"])
-            c = apply_gain(b["folded"], log_gain)
-            off = 1.0 - b["band"]
-            err_c += float((((c - b["clean"]) ** 2) * off).sum() / off.sum())
-            err_f += float((((b["folded"] - b["clean"]) ** 2) * off).sum() / off.sum())
+            corrected, folded = contrast_loss(model, b)
+            err_c, err_f = err_c + float(corrected), err_f + float(folded)
     model.train()
     k = max(1, len(batches))
     return {"folded_psnr": float(-10 * np.log10(err_f / k)), "corrected_psnr": float(-10 * np.log10(err_c / k))}
@@ -128,6 +124,7 @@ def train_contrast(data_dir: Path, init: Path, out_path: Path, config: ContrastT
     return summary
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point (prints progress; the library functions do not)."""
     parser = run_parser("train sff's regional contrast correction on simulated folds", ContrastTrainConfig())

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emrepair.errors import UsageError
+from emrepair.errors import UsageError, one_line_errors
 from emrepair.models.checkpoint import save_checkpoint
 from emrepair.models.sff import SFFConfig, SFFModel
 from emrepair.pipelines.fold_data import (
@@ -164,13 +164,16 @@ def load_sff_checkpoint(path: Path) -> tuple[SFFModel, dict]:
     existed loads with a fresh, identity stage 0.
 
     Raises:
-        UsageError: a checkpoint of another model, or one whose stages do not fit.
+        InputError: an unreadable file or invalid config; UsageError: a checkpoint of another model, or one
+            whose stages do not fit.
     """
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    if blob.get("model") != "sff":
-        raise UsageError(f"{path} holds a {blob.get('model')!r} model, not sff")
-    config = SFFConfig(**blob["config"])
-    model = SFFModel(config)
+    from emrepair.models.checkpoint import read_checkpoint
+    from emrepair.models.registry import build_config, get_spec
+
+    blob = read_checkpoint(path)
+    if blob["model"] != "sff":
+        raise UsageError(f"{path} holds a {blob['model']!r} model, not sff")
+    model = SFFModel(build_config(get_spec("sff"), dict(blob["config"]), str(path)))
     missing, unexpected = model.load_state_dict(blob["state_dict"], strict=False)
     if unexpected or any(not k.startswith("contrast.") for k in missing):
         raise UsageError(f"{path}: its weights do not fit sff ({len(missing)} missing, {len(unexpected)} unexpected)")
@@ -263,6 +266,7 @@ def print_progress(step: int, losses: dict[str, float]) -> None:
     print(f"step {step} " + " ".join(f"{k} {v:.5f}" for k, v in losses.items()), flush=True)
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point (prints progress; the library functions do not)."""
     parser = run_parser("train the sff fold repair model on simulated folds", FoldTrainConfig(minutes=30.0))
