@@ -1,0 +1,157 @@
+"""One-off checks behind the "what did not close the gap" figures in docs/training.md, docs/upsample.md and
+docs/models.md (a script that prints figures, not a test). Each subcommand reads ../shared/data.
+
+    python benchmarks/interp_checks.py sstem-blur                 # flowunet + blur / + oracle gain on held-out ssTEM
+    python benchmarks/interp_checks.py smooth-flow                # flowunet with smoother DIS flow, FIB-SEM at 40 nm
+    python benchmarks/interp_checks.py z-upsample [--model PATH]  # x4 per-section scores on neuroproof2, and cubic in z
+    python benchmarks/interp_checks.py fold-box --weights PATH    # sff on the same folds with and without the dimmed box
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from emrepair.models import load_model
+from emrepair.pipelines.metrics import psnr
+
+DATA = ROOT.parent / "shared" / "data"
+SSTEM_HELD_OUT = {"isbi2012_train": (2, 7, 12, 17, 22, 27), "vnc_stack1": (2, 7, 12, 17)}
+
+
+def predict(model: torch.nn.Module, a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """One whole-section prediction at t (sides must suit the model)."""
+    with torch.no_grad():
+        return model(torch.from_numpy(a)[None, None], torch.from_numpy(b)[None, None], torch.tensor([t]))[0, 0].numpy()
+
+
+def raw(data: Path, name: str) -> h5py.Dataset:
+    """The raw dataset of a stack of the data folder."""
+    return h5py.File(data / f"{name}.h5", "r")["raw"]
+
+
+def sstem_blur(data: Path) -> None:
+    """flowunet on the ten held-out ssTEM sections, its output blurred, and an oracle global gain/offset."""
+    model = load_model("flowunet")[0].eval()
+    res: dict[str, list[float]] = {}
+    for name, zs in SSTEM_HELD_OUT.items():
+        vol = raw(data, name)
+        for z in zs:
+            a, g, b = (vol[z + d].astype(np.float32) / 255 for d in (-1, 0, 1))
+            out = predict(model, a, b, 0.5)
+            for sigma in (0, 0.5, 1, 1.5, 2):
+                res.setdefault(f"flowunet blur {sigma}", []).append(psnr(out if sigma == 0 else cv2.GaussianBlur(out, (0, 0), sigma), g))
+            coef = np.linalg.lstsq(np.vstack([out.ravel(), np.ones(out.size)]).T, g.ravel(), rcond=None)[0]
+            res.setdefault("flowunet, oracle gain+offset", []).append(psnr((coef[0] * out + coef[1]).astype(np.float32), g))
+            res.setdefault("linear", []).append(psnr((a + b) / 2, g))
+    for k, v in res.items():
+        print(f"{k}: {np.mean(v):.3f} dB")
+
+
+def smooth_flow(data: Path) -> None:
+    """flowunet on neuroproof2 at 40 nm (neighbours 80 nm apart), with DIS as trained and with variational refinement."""
+    import emrepair.models.flow as flow_module
+
+    trained = flow_module.estimate_flow
+
+    def smoother(src: np.ndarray, dst: np.ndarray, method: str) -> np.ndarray:
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        dis.setVariationalRefinementIterations(20)
+        dis.setVariationalRefinementAlpha(40.0)
+        return dis.calc(flow_module.to_uint8(src), flow_module.to_uint8(dst), None)
+
+    model = load_model("flowunet")[0].eval()
+    vol = raw(data, "neuroproof_medulla_train2")
+    for label, estimate in (("DIS as trained", trained), ("DIS + variational refinement", smoother)):
+        flow_module.estimate_flow = estimate
+        scores = []
+        for z in range(12, 238, 10):
+            a, g, b = (vol[z + d][:248, :248].astype(np.float32) / 255 for d in (-4, 0, 4))
+            scores.append(psnr(predict(model, a, b, 0.5), g))
+        print(f"flowunet, {label}: {np.mean(scores):.3f} dB")
+    flow_module.estimate_flow = trained
+
+
+def z_upsample(data: Path, models: list[str]) -> None:
+    """x4 on neuroproof2 (248² crop, whole sections): linear, Catmull-Rom through four sections, flow, models."""
+    vol = raw(data, "neuroproof_medulla_train2")[:249, :248, :248].astype(np.float32) / 255
+    nets = {name: load_model(name)[0].eval() for name in ["flow", *models]}
+    res: dict[str, list[float]] = {}
+    for z in range(0, 245, 4):
+        p0, p1, p2 = vol[max(z - 4, 0)], vol[z], vol[z + 4]
+        p3 = vol[z + 8] if z + 8 < len(vol) else p2
+        for j in (1, 2, 3):
+            t, g = j / 4, vol[z + j]
+            res.setdefault("linear", []).append(psnr((1 - t) * p1 + t * p2, g))
+            cubic = 0.5 * (2 * p1 + (p2 - p0) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t * t
+                           + (3 * p1 - p0 - 3 * p2 + p3) * t ** 3)
+            res.setdefault("catmull-rom (4 sections)", []).append(psnr(np.clip(cubic, 0, 1).astype(np.float32), g))
+            for name, net in nets.items():
+                res.setdefault(name, []).append(psnr(predict(net, p1, p2, t), g))
+    for k, v in res.items():
+        print(f"{k}: {np.mean(v):.3f} dB")
+
+
+def fold_box(data: Path, weights: Path, seed: int) -> None:
+    """bench_folds' folds (seed, 4 per stack) scored with the dimmed box and, from the same random state, without."""
+    from emrepair.pipelines.fold_data import load_fold_stacks
+    from emrepair.pipelines.fold_repair import mask_and_fill, repair_fold_section
+    from emrepair.simulate import simulate_fold
+    from emrepair.simulate.fold import FoldParams
+
+    model = load_model(weights)[0].eval()
+    rng = np.random.default_rng(seed)
+    res: dict[str, list[float]] = {}
+    for stack in load_fold_stacks(data):
+        s = stack.spec.step
+        picks = np.linspace(0, len(stack.val_z) - 1, min(4, len(stack.val_z))).round().astype(int)
+        for z in (stack.val_z[i] for i in picks):
+            clean, twin = stack.volume[z], copy.deepcopy(rng)
+            scale = np.float32(1 / 255)
+            left, right = stack.volume[z - s].astype(np.float32) * scale, stack.volume[z + s].astype(np.float32) * scale
+            truth = clean.astype(np.float32) * scale
+            for label, fold in (("", simulate_fold(clean, rng)),
+                                (" without box", simulate_fold(clean, twin, FoldParams(contrast_box_prob=0.0)))):
+                folded = fold.image.astype(np.float32) * scale
+                res.setdefault("mask-and-fill" + label, []).append(
+                    psnr(mask_and_fill(folded, left, right, fold.band_mask).image, truth))
+                res.setdefault("sff" + label, []).append(
+                    psnr(repair_fold_section(model, folded, left, right, fold.band_mask).image, truth))
+    for k, v in res.items():
+        print(f"{k}: {np.mean(v):.2f} dB")
+
+
+def main() -> None:
+    """Parse the subcommand and run it."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("check", choices=["sstem-blur", "smooth-flow", "z-upsample", "fold-box"])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--model", action="append", default=[], help="z-upsample: extra model names or checkpoints")
+    parser.add_argument("--weights", type=Path, default=Path("weights/sff.pt"), help="fold-box: sff checkpoint")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
+    if args.check == "sstem-blur":
+        sstem_blur(args.data)
+    elif args.check == "smooth-flow":
+        smooth_flow(args.data)
+    elif args.check == "z-upsample":
+        z_upsample(args.data, ["flowunet", *args.model])
+    else:
+        fold_box(args.data, args.weights, args.seed)
+
+
+if __name__ == "__main__":
+    main()
