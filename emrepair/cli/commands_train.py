@@ -99,7 +99,7 @@ def _parse_model_options(items: list[str]) -> dict[str, Any]:
 def train_command(
     inputs: Annotated[list[str], typer.Argument(help="Stacks to learn from (their good sections).")],
     output: Annotated[str, typer.Option("-o", "--output", help="Checkpoint to write (best by validation PSNR).")],
-    model: Annotated[str, typer.Option("--model", help="Architecture to train: flowunet (the default model of fix), ssan, dan, tsain, gan, or gan3d (z super-resolution, isotropic stacks only).")] = "flowunet",
+    model: Annotated[str, typer.Option("--model", help="Architecture to train: flowunet (the default model of fix), ssan, dan, tsain, gan, or gan3d / reslice (z super-resolution, isotropic stacks only).")] = "flowunet",
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Optimiser steps in total (default 1000 unless --epochs).")] = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Epochs (one covers the training pixels once).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Crops per step.")] = 8,

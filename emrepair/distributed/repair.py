@@ -29,6 +29,7 @@ class RegionJob:
     xs: slice
     intensity: IntensityMap
     tile_progress: ProgressCallback | None = None
+    unusable: frozenset[int] = frozenset()  # every section being repaired: never context for another run
 
 
 class RunRepairer(Protocol):
@@ -122,11 +123,12 @@ class BlockWriter:
     """Writes whole blocks into an output (and an optional label output), one chunk slab and region at a time.
 
     ``repairers`` maps a defect kind to the repairer of runs made only of that kind; ``"default"`` serves the rest.
+    ``unusable`` names every section being repaired in the whole run (grid repairers never read them as context).
     """
 
     def __init__(self, vol: Volume, writer: Any, masks: Any | None, repairers: Mapping[str, RunRepairer],
                  chunk_z: int, region_size: int | None = None,
-                 tile_progress: ProgressCallback | None = None) -> None:
+                 tile_progress: ProgressCallback | None = None, unusable: frozenset[int] = frozenset()) -> None:
         if "default" not in repairers:
             raise ValueError("repairers need a 'default' entry")
         self.vol, self.writer, self.masks = vol, writer, masks
@@ -134,6 +136,7 @@ class BlockWriter:
         self.chunk_z = int(chunk_z)
         self.regions = section_regions(vol.shape[1:], region_size)
         self.tile_progress = tile_progress
+        self.unusable = frozenset(unusable)
         self._intensity: dict[int, IntensityMap] = {}
 
     def repairer_for(self, run: RepairRun) -> RunRepairer:
@@ -160,7 +163,8 @@ class BlockWriter:
             zs = [z for z in run.sections if s0 <= z < s1]
             if not zs:
                 continue
-            job = RegionJob(self.vol, run, zs, ys, xs, self._intensity[run.first], self.tile_progress)
+            job = RegionJob(self.vol, run, zs, ys, xs, self._intensity[run.first], self.tile_progress,
+                            self.unusable | {z for r in block.runs for z in r.sections})
             repairer = self.repairer_for(run)
             images = repairer(job)
             changed_pixels = getattr(repairer, "changed_pixels", None)

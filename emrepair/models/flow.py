@@ -69,9 +69,15 @@ def flow_interpolate(a: np.ndarray, b: np.ndarray, t: float, method: str = "dis"
 
 def flow_warps(a: np.ndarray, b: np.ndarray, t: float, method: str = "dis") -> tuple[np.ndarray, np.ndarray]:
     """Sections a and b each warped to position t (see :func:`flow_interpolate`), as float32 (H, W)."""
+    return flow_warps_at(a, b, [t], method)[0]
+
+
+def flow_warps_at(a: np.ndarray, b: np.ndarray, ts: list[float],
+                  method: str = "dis") -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`flow_warps` at several positions, estimating the two flows once."""
     flow_ab = estimate_flow(a, b, method)
     flow_ba = estimate_flow(b, a, method)
-    return backward_warp(a, t * flow_ba), backward_warp(b, (1.0 - t) * flow_ab)
+    return [(backward_warp(a, t * flow_ba), backward_warp(b, (1.0 - t) * flow_ab)) for t in ts]
 
 
 @torch.no_grad()

@@ -21,6 +21,7 @@ from emrepair.models.flow import FlowConfig, FlowModel
 from emrepair.models.flowunet import FlowUNetConfig, FlowUNetModel
 from emrepair.models.gan import GANConfig, GANModel
 from emrepair.models.gan3d import GAN3DConfig, GAN3DModel
+from emrepair.models.reslice import ResliceConfig, ResliceModel
 from emrepair.models.linear import LinearConfig, LinearModel
 from emrepair.models.sff import SFFConfig, SFFModel
 from emrepair.models.ssan import SSANConfig, SSANModel
@@ -150,6 +151,9 @@ REGISTRY: dict[str, ModelSpec] = {
                   "Jain's fully convolutional generator (2-D modules, 3-D fusion), adversarially trained"),
         ModelSpec("gan3d", GAN3DModel, GAN3DConfig, "gan3d.pt", True,
                   "Jain's 3-D z super-resolution generator (transposed 3-D conv along z)", kind="volume"),
+        ModelSpec("reslice", ResliceModel, ResliceConfig, "reslice.pt", True,
+                  "z super-resolution by a U-Net on the xz and yz reslices of a window, flow warps as inputs (ours)",
+                  kind="volume"),
         ModelSpec("sff", SFFModel, SFFConfig, "sff.pt", True,
                   "fold repair (Huang et al.): contrast correction, interpolation, unfolding flow, fusion",
                   kind="fold"),

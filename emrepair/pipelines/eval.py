@@ -234,8 +234,13 @@ def evaluate(
     scores: dict[str, ModelScores] = {}
     for name in names:
         model, meta = load_model(name, device=str(target_device), allow_random=allow_random)
-        require_interpolation(model, f"--model {name}")
-        engines[name] = TiledInterpolator(model, engine_config)
+        if hasattr(model, "fill_grid"):  # a grid model (reslice) fills the gap from sections on both sides
+            from emrepair.pipelines.upsample_window import VolumeTiler
+
+            engines[name] = VolumeTiler(model, str(target_device), tile_size=tile_size, overlap=overlap)
+        else:
+            require_interpolation(model, f"--model {name}")
+            engines[name] = TiledInterpolator(model, engine_config)
         untrained = meta.weights_path is None and any(True for _ in model.parameters())
         scores[name] = ModelScores(name=name, weights_sha256=meta.weights_sha256,
                                    note="random weights" if untrained else None)
@@ -248,9 +253,11 @@ def evaluate(
         cases = plan_cases(vol.shape[0], gap, decimate, defective, sections, max_sections, seed)
         shape, voxel_size = tuple(vol.shape), vol.info.voxel_size
         _warm_up(engines, vol.shape[1:])
+        grids = {name: GridCases(vol, engine.model, decimate, defective)
+                 for name, engine in engines.items() if hasattr(engine, "fill")}
         linear_outputs: list[tuple[float, np.ndarray, np.ndarray]] = []
         for done, case in enumerate(cases, start=1):
-            _score_case(vol, case, engines, scores, linear_outputs)
+            _score_case(vol, case, engines, scores, linear_outputs, grids)
             if progress is not None:
                 progress(done, len(cases))
     blurred, sigma = _best_blurred_linear(linear_outputs)
@@ -266,11 +273,35 @@ def _warm_up(engines: dict[str, Any], shape: tuple[int, int]) -> None:
     side = min(128, *shape)
     zeros = np.zeros((side, side), dtype=np.float32)
     for engine in engines.values():
-        engine.interpolate(zeros, zeros, [0.5])
+        if hasattr(engine, "interpolate"):
+            engine.interpolate(zeros, zeros, [0.5])
+
+
+class GridCases:
+    """How a grid model (reslice) sees an evaluation run: the known sections around it, ``decimate`` apart, on
+    rows as far apart as the pixels (``grid_repair``); defective sections and the dropped run are never used."""
+
+    def __init__(self, vol: Any, model: Any, decimate: int, defective: set[int]) -> None:
+        from emrepair.pipelines.grid_repair import grid_ratio
+
+        self.vol, self.decimate, self.defective = vol, decimate, defective
+        self.context = int(getattr(model, "z_context", 1))
+        self.ratio = grid_ratio(vol.info.voxel_size, decimate, int(getattr(model, "config").max_factor))
+
+    def predict(self, tiler: Any, case: EvalCase, mapping: IntensityMap) -> list[np.ndarray]:
+        """The run's sections in [0, 1] from the grid model."""
+        from emrepair.pipelines.grid_repair import fill_gap, grid_layout, known_around
+
+        known = known_around(case.left, case.right, self.decimate, self.context,
+                             lambda z: z not in self.defective, self.vol.shape[0])
+        rows, total, target_rows = grid_layout(known, list(case.targets), self.decimate, self.ratio)
+        sections = [mapping.to_unit(self.vol.read_section(z)) for z in known]
+        return fill_gap(tiler, sections, rows, total, target_rows)
 
 
 def _score_case(vol: Any, case: EvalCase, engines: dict[str, Any], scores: dict[str, ModelScores],
-                linear_outputs: list[tuple[float, np.ndarray, np.ndarray]]) -> None:
+                linear_outputs: list[tuple[float, np.ndarray, np.ndarray]],
+                grids: dict[str, GridCases] | None = None) -> None:
     """Predict one run with every model (as ``fix`` would write it) and score it."""
     left, right = vol.read_section(case.left), vol.read_section(case.right)
     mapping = IntensityMap.for_sections([left, right])
@@ -279,7 +310,10 @@ def _score_case(vol: Any, case: EvalCase, engines: dict[str, Any], scores: dict[
     megapixels = a.size * len(case.targets) / 1e6
     for name, engine in engines.items():
         tick = time.perf_counter()
-        images = engine.interpolate(a, b, list(case.positions))
+        if grids and name in grids:
+            images = grids[name].predict(engine, case, mapping)
+        else:
+            images = engine.interpolate(a, b, list(case.positions))
         scores[name].seconds += time.perf_counter() - tick
         scores[name].megapixels += megapixels
         for t, image, truth in zip(case.positions, images, truths):

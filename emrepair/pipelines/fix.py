@@ -98,6 +98,7 @@ class FixJob:
     progress_path: str
     region_size: int | None
     workers: int = 1
+    repaired: tuple[int, ...] = ()  # every section the run repairs (never context for a grid model)
 
     def create_kwargs(self, vol: Any, labels: bool) -> dict[str, Any]:
         """Arguments of ``create_output`` (besides path, overwrite and temp_path) for the output or the masks."""
@@ -116,12 +117,15 @@ def default_model_name() -> str:
     return FALLBACK_MODEL
 
 
-def build_repairers(options: FixOptions, model_name: str, device: str,
-                    shape: tuple[int, int]) -> tuple[Any, Any, dict[str, Any]]:
+def build_repairers(options: FixOptions, model_name: str, device: str, shape: tuple[int, int],
+                    voxel_size: tuple[float, float, float] | None = None) -> tuple[Any, Any, dict[str, Any]]:
     """Load the models once and make ``(engine, meta, repairers)``; ``repairers`` maps defect kind -> RunRepairer.
 
-    Every kind uses interpolation between the nearest good sections (``"default"``); folded sections use the
-    fold model (``"fold"``) when ``options.fold_model`` resolves to one.
+    Every kind uses interpolation between the nearest good sections (``"default"``); with a grid model
+    (``reslice``, which needs ``voxel_size`` or takes the stack as isotropic) the default repairer fills each gap
+    from several sections on each side instead, and the best interpolation model (the returned engine) serves
+    runs at the stack ends. Folded sections use the fold model (``"fold"``) when ``options.fold_model``
+    resolves to one.
     """
     from emrepair.distributed.repair import InterpolationRepairer
     from emrepair.engine import TiledInterpolator
@@ -129,6 +133,9 @@ def build_repairers(options: FixOptions, model_name: str, device: str,
     from emrepair.models.registry import require_interpolation
 
     model, meta = load_model(model_name, device=device)
+    grid_model = model if hasattr(model, "fill_grid") else None
+    if grid_model is not None:
+        model, _ = load_model(default_model_name(), device=device)
     require_interpolation(model, f"--model {model_name}")
     config = options.engine_config(device)
     engine = TiledInterpolator(model, config)
@@ -138,6 +145,15 @@ def build_repairers(options: FixOptions, model_name: str, device: str,
         tile = engine.tile_size_for((min(region, shape[0]), min(region, shape[1])))
         context = engine.halo + engine.overlap_for(tile)
     repairers: dict[str, Any] = {"default": InterpolationRepairer(engine, context)}
+    if grid_model is not None:
+        from emrepair.distributed.grid_repairer import GridRepairer
+        from emrepair.pipelines.grid_repair import grid_ratio
+        from emrepair.pipelines.upsample_window import VolumeTiler
+
+        ratio = grid_ratio(voxel_size, 1, grid_model.config.max_factor)
+        tiler = VolumeTiler(grid_model, device, tile_size=options.tile_size, overlap=options.overlap,
+                            blend=options.blend, batch_size=options.batch_size)
+        repairers["default"] = GridRepairer(tiler, ratio, repairers["default"], context)
     fold_name = fold_model_name(options.fold_model)
     if fold_name is not None:
         from emrepair.distributed.fold_repairer import FoldRepairer
@@ -227,7 +243,7 @@ def run_fix(
         # With worker processes the model here only answers questions (tiles, memory): keep it off the GPU,
         # which also keeps CUDA uninitialised in a parent whose workers may be forked.
         here = "cpu" if options.workers > 1 else str(device)
-        engine, meta, repairers = build_repairers(options, model_name, here, vol.shape[1:])
+        engine, meta, repairers = build_repairers(options, model_name, here, vol.shape[1:], vol.info.voxel_size)
         result = FixResult(
             input=str(input_path), output=str(output_path) if output_path else None, shape=vol.shape,
             model=meta.name if hasattr(meta, "name") else model_name,
@@ -322,7 +338,7 @@ def _write_repaired(vol: Any, output_path: str, options: FixOptions, result: Fix
         output=output_path, output_temp=str(partial_path(output_path)), masks=options.masks_path,
         masks_temp=str(partial_path(options.masks_path)) if options.masks_path else None,
         chunks=chunks, progress_path=str(state.path), region_size=region_size_for(options, vol.shape[1:]),
-        workers=options.workers,
+        workers=options.workers, repaired=tuple(z for run in runs for z in run.sections),
     )
     blocks = plan_blocks(runs, vol.shape[0], chunks[0])
     mine, todo = pending_blocks(blocks, options.part, state, result)
@@ -406,7 +422,8 @@ class BlockSession(OutputSession):
     reuses this process's), and yields ``process(block)``."""
 
     def _load(self, vol: Any, device: str) -> dict[str, Any]:
-        _engine, _meta, repairers = build_repairers(self.job.options, self.job.model_name, device, vol.shape[1:])
+        _engine, _meta, repairers = build_repairers(self.job.options, self.job.model_name, device, vol.shape[1:],
+                                                    vol.info.voxel_size)
         return repairers
 
     def _block_writer(self, stack: contextlib.ExitStack, vol: Any, repairers: dict[str, Any], writer: Any,
@@ -414,7 +431,8 @@ class BlockSession(OutputSession):
         from emrepair.distributed.repair import BlockWriter
 
         job = self.job
-        return BlockWriter(vol, writer, masks, repairers, job.chunks[0], job.region_size, self.tile_progress).write
+        return BlockWriter(vol, writer, masks, repairers, job.chunks[0], job.region_size, self.tile_progress,
+                           frozenset(job.repaired)).write
 
 
 def _commit_if_complete(job: FixJob, blocks: list[Any], state: Any, provenance: dict[str, Any]) -> bool:

@@ -98,7 +98,7 @@ def run_fix_in_place(path: str, options: Any, *, progress: ProgressCallback | No
         check_in_place_format(vol.info)
         model_name = default_model_name() if options.model == "auto" else options.model
         device = str(resolve_device_noting(options.device, note))
-        engine, meta, repairers = build_repairers(options, model_name, device, vol.shape[1:])
+        engine, meta, repairers = build_repairers(options, model_name, device, vol.shape[1:], vol.info.voxel_size)
         runs = _plan(vol, options)
         _note_one_sided(runs, note)
         result = FixResult(
@@ -131,7 +131,7 @@ def run_fix_in_place(path: str, options: Any, *, progress: ProgressCallback | No
             source = ArrayVolume(writer.array) if writer.array is not None else vol
             # One block per run and one section per slab: only the repaired sections are written.
             blocks = [Block(run.first, run.last + 1, (run,)) for run in runs]
-            block_writer = BlockWriter(source, writer, None, repairers, 1, None, tile_progress)
+            block_writer = BlockWriter(source, writer, None, repairers, 1, None, tile_progress, frozenset(sections))
             done = 0
             for block in blocks:
                 block_writer.write(block)

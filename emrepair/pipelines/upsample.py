@@ -145,9 +145,8 @@ def upsample_volume(
             run without ``continue_run``.
     """
     from emrepair.io.create import check_target
-    from emrepair.pipelines.fix import default_model_name
     from emrepair.pipelines.sections import repair_targets
-    from emrepair.pipelines.upsample_models import load_upsampler
+    from emrepair.pipelines.upsample_models import default_upsample_model, load_upsampler
     from emrepair.runstate import check_share_targets
 
     started = time.perf_counter()
@@ -167,7 +166,8 @@ def upsample_volume(
         for target in filter(None, (output_path, options.masks_path)):
             check_target(Path(target), vol.info, options.overwrite)
     device = resolve_device_noting(options.device, note)
-    model_name = default_model_name() if options.model == "auto" else options.model
+    model_name = default_upsample_model(vol.info.voxel_size, factor.factor) if options.model == "auto" \
+        else options.model
     # With worker processes the models here only answer questions (tiles, memory): keep them off the GPU.
     here = "cpu" if options.workers > 1 else str(device)
     upsampler = load_upsampler(options, model_name, here, (height, width), factor.factor,

@@ -1,8 +1,10 @@
 """Upsampling with a volume model (kind "volume", e.g. ``gan3d``): a sliding window of sections, tiled in xy.
 
-For the pair of sections (p, p + 1) the model sees the window p - WINDOW_CONTEXT .. p + 1 + WINDOW_CONTEXT
-(clipped to the stack), so each pair's result depends only on p, never on how the run is cut into blocks,
-shares or workers. The window is cut into xy tiles by the engine's tile grid (``plan_tiles``) and the tiles'
+Pairs are synthesized in groups of the model's ``z_group`` consecutive pairs (1 unless the model says, and
+fewer where a group's output would pass WINDOW_BYTES): the group of pairs g * group .. (g + 1) * group - 1
+sees its sections and ``z_context`` more on each side (WINDOW_CONTEXT unless the model says), clipped to the
+stack, so each pair's result depends only on its group, never on how the run is cut into blocks, shares or
+workers. The window is cut into xy tiles by the engine's tile grid (``plan_tiles``) and the tiles'
 outputs are blended with the engine's weights (``axis_profiles`` / ``tile_weight``); only the factor - 1 new
 sections between p and p + 1 are kept: originals are never taken from the model.
 """
@@ -25,11 +27,25 @@ WINDOW_CONTEXT = 1
 DEFAULT_VOLUME_TILE = 256
 
 
-def window_of(p: int, depth: int, context: int = WINDOW_CONTEXT) -> range:
-    """Input sections the model sees for the pair (p, p + 1) of a ``depth``-section stack."""
+# Most bytes of float32 output one window keeps (group * factor sections): bounds memory on huge sections.
+WINDOW_BYTES = 1 << 30
+
+
+def window_of(p: int, depth: int, context: int = WINDOW_CONTEXT, group: int = 1) -> range:
+    """Input sections the model sees for the pair (p, p + 1) of a ``depth``-section stack: the pairs of p's
+    group and ``context`` sections each side."""
     if not 0 <= p < depth - 1:
         raise ValueError(f"pair {p} does not exist in a stack of {depth} sections")
-    return range(max(0, p - context), min(depth, p + 2 + context))
+    first = p // group * group
+    last = min(first + group, depth - 1)  # one past the group's last pair
+    return range(max(0, first - context), min(depth, last + 1 + context))
+
+
+def pair_group(model: torch.nn.Module, factor: int, shape: tuple[int, int]) -> int:
+    """Pairs per window for ``model``: its ``z_group``, fewer when their output would pass WINDOW_BYTES."""
+    wanted = max(1, int(getattr(model, "z_group", 1)))
+    fits = WINDOW_BYTES // max(1, factor * int(shape[0]) * int(shape[1]) * 4)
+    return max(1, min(wanted, fits))
 
 
 class VolumeTiler:
@@ -69,6 +85,21 @@ class VolumeTiler:
         float32 in [0, 1]; -> (len(keep), H, W) float32."""
         if window.ndim != 3 or window.shape[0] < 2:
             raise ValueError(f"window must be (D >= 2, H, W), got {window.shape}")
+        return self.run(window, lambda stack: self.model(stack, factor), (window.shape[0] - 1) * factor + 1,
+                        keep, progress)
+
+    def fill(self, window: np.ndarray, rows: list[int], total: int, keep: range,
+             progress: ProgressCallback | None = None) -> np.ndarray:
+        """Rows ``keep`` of a ``total``-row grid whose rows ``rows`` are the sections of ``window`` (K, H, W),
+        from a model with ``fill_grid`` (reslice); -> (len(keep), H, W) float32."""
+        if not hasattr(self.model, "fill_grid"):
+            raise ValueError(f"model {getattr(self.model, 'name', '?')!r} cannot fill gaps on a grid")
+        return self.run(window, lambda stack: self.model.fill_grid(stack, rows, total), total, keep, progress)
+
+    def run(self, window: np.ndarray, forward: Callable[[torch.Tensor], torch.Tensor], total: int, keep: range,
+            progress: ProgressCallback | None = None) -> np.ndarray:
+        """``forward`` ((B, 1, D, h, w) tiles -> (B, 1, total, h, w)) over the xy tiles of ``window`` (D, H, W),
+        blended; output rows ``keep`` -> (len(keep), H, W) float32."""
         depth, height, width = window.shape
         padded_shape = self._padded((height, width))
         pad = ((0, 0), (0, padded_shape[0] - height), (0, padded_shape[1] - width))
@@ -79,24 +110,24 @@ class VolumeTiler:
         tile_h, tile_w = tiles[0].height, tiles[0].width
         prof_y = axis_profiles(axis_starts(padded_shape[0], tile, overlap), tile_h, self.halo, self.blend)
         prof_x = axis_profiles(axis_starts(padded_shape[1], tile, overlap), tile_w, self.halo, self.blend)
-        total = np.zeros((len(keep),) + padded_shape, dtype=np.float32)
+        summed = np.zeros((len(keep),) + padded_shape, dtype=np.float32)
         weights = np.zeros(padded_shape, dtype=np.float32)
         for first in range(0, len(tiles), self.batch_size):
             batch = tiles[first:first + self.batch_size]
             stack = np.stack([padded[:, t.slices[0], t.slices[1]] for t in batch])[:, None]
             with torch.no_grad():
-                out = self.model(torch.from_numpy(np.ascontiguousarray(stack)).to(self.device), factor)
-            expected = (len(batch), 1, (depth - 1) * factor + 1, tile_h, tile_w)
+                out = forward(torch.from_numpy(np.ascontiguousarray(stack)).to(self.device))
+            expected = (len(batch), 1, total, tile_h, tile_w)
             if tuple(out.shape) != expected:
                 raise ValueError(f"volume model returned {tuple(out.shape)}, expected {expected}")
             result = out[:, 0, keep.start:keep.stop].float().cpu().numpy()
             for t, pred in zip(batch, result):
                 weight = tile_weight(prof_y[t.iy], prof_x[t.ix])
-                total[:, t.slices[0], t.slices[1]] += pred * weight
+                summed[:, t.slices[0], t.slices[1]] += pred * weight
                 weights[t.slices] += weight
             if progress is not None:
                 progress(min(first + self.batch_size, len(tiles)), len(tiles))
-        return (total / weights)[:, :height, :width]
+        return (summed / weights)[:, :height, :width]
 
     def _padded(self, shape: tuple[int, int]) -> tuple[int, int]:
         m = self.size_multiple
@@ -106,15 +137,26 @@ class VolumeTiler:
 def window_synthesizer(tiler: VolumeTiler, factor: int, depth: int,
                        tile_progress: ProgressCallback | None = None) -> Callable[..., list[np.ndarray]]:
     """``synthesize(p, section_of)``: the factor - 1 sections between p and p + 1 from the volume model, in the
-    sections' dtype (one IntensityMap over the window, as fix maps a run's neighbours)."""
+    sections' dtype (one IntensityMap over the window, as fix maps a run's neighbours). A group's sections are
+    computed once and kept until a pair of another group is asked for."""
+    context = int(getattr(tiler.model, "z_context", WINDOW_CONTEXT))
+    cache: dict[str, Any] = {}
 
     def synthesize(p: int, section_of: Callable[[int], np.ndarray]) -> list[np.ndarray]:
-        zs = window_of(p, depth)
-        sections = [section_of(z) for z in zs]
-        mapping = IntensityMap.for_sections(sections)
-        window = np.stack([mapping.to_unit(s) for s in sections])
-        c = p - zs.start  # index of section p in the window
-        images = tiler.upsample(window, factor, range(c * factor + 1, (c + 1) * factor), tile_progress)
-        return [mapping.from_unit(image) for image in images]
+        if "group" not in cache:
+            cache["group"] = pair_group(tiler.model, factor, section_of(p).shape)
+        group = cache["group"]
+        first = p // group * group
+        if cache.get("first") != first:
+            zs = window_of(p, depth, context, group)
+            sections = [section_of(z) for z in zs]
+            mapping = IntensityMap.for_sections(sections)
+            window = np.stack([mapping.to_unit(s) for s in sections])
+            c = first - zs.start  # index of the group's first section in the window
+            pairs = min(first + group, depth - 1) - first
+            keep = range(c * factor, (c + pairs) * factor + 1)
+            cache.update(first=first, mapping=mapping, images=tiler.upsample(window, factor, keep, tile_progress))
+        k = (p - first) * factor
+        return [cache["mapping"].from_unit(image) for image in cache["images"][k + 1:k + factor]]
 
     return synthesize

@@ -81,7 +81,7 @@ def hold_out_slab(stack: TrainingStack, max_factor: int) -> None:
     good = sorted(set(stack.train_z) | set(stack.val_z))
     n_val = max(math.ceil(VAL_FRACTION * len(good)), 2 * max_factor)
     if len(good) - n_val < (WINDOW - 1) * 2 + 1:
-        raise InputError(f"{stack.path}: {len(good)} good sections are too few to train gan3d and hold "
+        raise InputError(f"{stack.path}: {len(good)} good sections are too few to train a volume model and hold "
                          f"{n_val} out; give a deeper stack or validate on another with --val")
     stack.train_z, stack.val_z = good[:-n_val], good[-n_val:]
 
@@ -132,7 +132,7 @@ class WindowSampler:
         self.windows = {f: w for f, w in training_windows(stacks, factors).items() if w}
         if not self.windows:
             raise UsageError(f"no run of {(WINDOW - 1) * 2 + 1} consecutive good training sections to draw "
-                             "gan3d windows from")
+                             "windows from")
         self.factors = sorted(self.windows)
 
     def draw(self, factor: int) -> Window:
@@ -228,7 +228,7 @@ def open_volume_stacks(config: TrainConfig, max_factor: int, say: MessageCallbac
             if this_role == "both":
                 hold_out_slab(stack, max_factor)
         if not any(s.train_z for s in stacks):
-            raise UsageError("gan3d trains on isotropic stacks (FIB-SEM: equal voxel size in z, y and x) and none "
+            raise UsageError("volume models train on isotropic stacks (FIB-SEM: equal voxel size in z, y and x) and none "
                              f"was given for training{'; serial sections skipped: ' if skipped else ''}"
                              f"{', '.join(skipped)} (pass --isotropic to treat a stack as isotropic)")
     except Exception:

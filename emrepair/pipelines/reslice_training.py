@@ -1,0 +1,372 @@
+"""Training ``reslice`` (z super-resolution on xz / yz reslices) on isotropic stacks decimated in z.
+
+An isotropic stack (FIB-SEM) kept at every factor-th section is what upsample-z receives; the sections
+between are the truth. Each chunk of the run draws a factor f and a phase, builds the model's input
+channels for the whole decimated training slab once (``ResliceModel.volume_channels``: the same code
+inference runs, flow warps included), and then trains on random xz and yz planes cut from it: a plane
+of ``plane_rows`` rows along z and ``crop`` pixels across, flipped along x and along z at random, with
+brightness and contrast jitter. The loss (Charbonnier) covers the synthesized rows only. Drawing planes
+instead of 3-D windows is what makes a CPU run practical: one step costs a 2-D U-Net pass over
+``batch_size`` planes.
+
+The last ``VAL_FRACTION`` of each stack's sections are held out; the end of the run scores them at
+every trained factor (whole held-out slab, model beside linear interpolation along z).
+
+Run: ``python -m emrepair.pipelines.reslice_training --minutes 30 --out weights/reslice.pt``
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emrepair.errors import InputError, one_line_errors
+from emrepair.models.checkpoint import save_checkpoint
+from emrepair.models.reslice import ResliceConfig, ResliceModel
+from emrepair.pipelines.fold_training import (
+    Progress,
+    TimedRunConfig,
+    print_progress,
+    run_parser,
+    run_settings,
+    run_timed,
+)
+from emrepair.pipelines.metrics import psnr
+from emrepair.training.sampling import JITTER_BRIGHTNESS, JITTER_CONTRAST
+
+VAL_FRACTION = 0.2
+DEFAULT_STACKS = ("neuroproof_medulla_train1.h5",)
+
+
+@dataclass
+class ResliceTrainConfig(TimedRunConfig):
+    """Settings of a reslice training run (see :class:`TimedRunConfig`; ``crop`` is a plane's width).
+
+    Attributes:
+        plane_rows: rows (sections along z) per training plane.
+        factors: decimation factors drawn (uniformly) per chunk.
+        chunk_steps: steps drawn from one (factor, phase) before the next is built.
+        missing_chunks: fraction of chunks in which some kept sections are missing too (runs of 1-2), so the
+            model also learns the gaps that ``fix`` repairs on the same grid.
+    """
+
+    crop: int = 128
+    batch_size: int = 8
+    lr: float = 5e-4
+    minutes: float = 30.0
+    plane_rows: int = 64
+    factors: tuple[int, ...] = field(default=(2, 3, 4, 5, 6))
+    chunk_steps: int = 100
+    missing_chunks: float = 0.3
+
+
+def load_stacks(data_dir: Path, names: tuple[str, ...]) -> list[tuple[str, np.ndarray]]:
+    """Each stack as a float32 (Z, Y, X) array in [0, 1] (uint8 or uint16 input)."""
+    from emrepair.io import open_volume
+
+    out = []
+    for name in names:
+        path = data_dir / name
+        if not path.exists():
+            raise InputError(f"{path}: no such stack (give --data, or --stacks names inside it)")
+        with open_volume(str(path)) as volume:
+            array = np.stack([volume.read_section(z) for z in range(volume.shape[0])])
+        scale = 1.0 / (65535.0 if array.dtype == np.uint16 else 255.0)
+        out.append((name, (array.astype(np.float32) * np.float32(scale))))
+    return out
+
+
+def split(volume: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(training slab, held-out slab): the last VAL_FRACTION of the sections are held out."""
+    n_val = max(1, int(round(VAL_FRACTION * volume.shape[0])))
+    return volume[:-n_val], volume[-n_val:]
+
+
+def decimated_channels(model: ResliceModel, volume: np.ndarray, factor: int, phase: int,
+                       dropped: list[int] | None = None) -> tuple[np.ndarray, int]:
+    """The model's input channels (C, rows, Y, X) for ``volume`` kept at sections phase, phase + f, ...
+    less the kept sections listed in ``dropped`` (indices among the kept: missing sections), and the section
+    index of row 0."""
+    kept = list(range(phase, volume.shape[0], factor))
+    gone = set(dropped or ())
+    rows = [z - phase for i, z in enumerate(kept) if i not in gone]
+    known = torch.from_numpy(np.ascontiguousarray(volume[[phase + r for r in rows]]))[None, None]
+    with torch.no_grad():
+        channels = model.grid_channels(known, rows, kept[-1] - phase + 1)[0].numpy()
+    return channels, phase
+
+
+def missing_runs(count: int, rng: np.random.Generator, fraction: float = 0.1, longest: int = 2) -> list[int]:
+    """Indices among ``count`` kept sections to drop as missing: runs of 1..longest, about ``fraction`` of them,
+    never the first or the last."""
+    out: set[int] = set()
+    for _ in range(max(1, int(round(fraction * count / (1 + longest) * 2)))):
+        length = int(rng.integers(1, longest + 1))
+        start = int(rng.integers(1, max(2, count - length)))
+        out.update(i for i in range(start, start + length) if 0 < i < count - 1)
+    return sorted(out)
+
+
+class PlaneSampler:
+    """Random training planes from one decimated stack's channels and truth."""
+
+    def __init__(self, channels: np.ndarray, truth: np.ndarray, rows: int, width: int,
+                 rng: np.random.Generator) -> None:
+        self.channels, self.truth, self.rng = channels, truth, rng
+        self.rows = min(rows, channels.shape[1])
+        self.width = min(width, *channels.shape[2:])
+        self.rows -= self.rows % 8
+        self.width -= self.width % 8
+
+    def plane(self) -> tuple[np.ndarray, np.ndarray]:
+        """One (C, rows, width) input plane and its (1, rows, width) truth, augmented."""
+        rng, (c, depth, height, width) = self.rng, self.channels.shape
+        z0 = int(rng.integers(0, depth - self.rows + 1))
+        rows = slice(z0, z0 + self.rows)
+        if rng.random() < 0.5:  # xz plane at a random y
+            y, x0 = int(rng.integers(height)), int(rng.integers(0, width - self.width + 1))
+            inp = self.channels[:, rows, y, x0:x0 + self.width]
+            tgt = self.truth[rows, y, x0:x0 + self.width][None]
+        else:                   # yz plane at a random x
+            x, y0 = int(rng.integers(width)), int(rng.integers(0, height - self.width + 1))
+            inp = self.channels[:, rows, y0:y0 + self.width, x]
+            tgt = self.truth[rows, y0:y0 + self.width, x][None]
+        if rng.random() < 0.5:
+            inp, tgt = inp[:, :, ::-1], tgt[:, :, ::-1]
+        if rng.random() < 0.5:  # reversed z: the warps from below and from above trade places
+            inp, tgt = inp[:, ::-1], tgt[:, ::-1]
+            if c == 4:
+                inp = inp[[0, 1, 3, 2]]
+        contrast = float(rng.uniform(*JITTER_CONTRAST))
+        brightness = float(rng.uniform(-JITTER_BRIGHTNESS, JITTER_BRIGHTNESS))
+        inp = np.array(inp, dtype=np.float32)
+        image = [0] + ([2, 3] if c == 4 else [])
+        inp[image] = (inp[image] - 0.5) * contrast + 0.5 + brightness
+        tgt = (np.asarray(tgt, dtype=np.float32) - 0.5) * contrast + 0.5 + brightness
+        return inp, tgt
+
+
+def plane_loss(model: ResliceModel, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Charbonnier of linear + residual against the truth, over the synthesized rows (distance > 0) only."""
+    out = inputs[:, :1] + model.plane_residual(inputs)
+    synthesized = (inputs[:, 1:2] > 0).float()  # the distance channel is 0 on known rows only
+    error = torch.sqrt((out - target) ** 2 + 1e-6) * synthesized
+    return error.sum() / synthesized.sum().clamp_min(1.0)
+
+
+def validate_reslice(model: ResliceModel, held_out: list[np.ndarray], factors: tuple[int, ...]) -> dict[str, dict]:
+    """Mean PSNR (dB) of the model and of linear interpolation along z over the synthesized sections of each
+    held-out slab kept at every factor-th section, per factor."""
+    model.eval()
+    out: dict[str, dict] = {}
+    with torch.no_grad():
+        for f in factors:
+            mine, lin = [], []
+            for slab in held_out:
+                span = (slab.shape[0] - 1) // f * f
+                if span < f:
+                    continue
+                known = torch.from_numpy(np.ascontiguousarray(slab[:span + 1:f]))[None, None]
+                pred = model(known, f)[0, 0].numpy()
+                base = model.volume_channels(known, f)[0, 0].numpy()
+                for z in range(span + 1):
+                    if z % f:
+                        mine.append(psnr(pred[z], slab[z]))
+                        lin.append(psnr(base[z], slab[z]))
+            if mine:
+                out[str(f)] = {"reslice_db": round(float(np.mean(mine)), 3), "linear_db": round(float(np.mean(lin)), 3),
+                               "sections": len(mine)}
+    model.train()
+    return out
+
+
+def train_reslice(data_dir: Path, out_path: Path, config: ResliceTrainConfig | None = None,
+                  model_config: ResliceConfig | None = None, stacks: tuple[str, ...] = DEFAULT_STACKS,
+                  init: Path | None = None, device: str = "cpu", progress: Progress | None = None) -> dict:
+    """Train a ResliceModel on the isotropic ``stacks`` of ``data_dir`` and save it at ``out_path``.
+
+    Returns the run's summary (also the checkpoint's meta).
+    """
+    cfg = config or ResliceTrainConfig()
+    target = torch.device(device)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    if init is not None:
+        from emrepair.models import load_model
+
+        model, _ = load_model(str(init), allow_random=False)
+        if not isinstance(model, ResliceModel):
+            raise InputError(f"{init}: not a reslice checkpoint")
+    else:
+        model = ResliceModel(model_config)
+    bad = [f for f in cfg.factors if f not in model.factors or f < 2]
+    if bad:
+        raise InputError(f"factors {bad} are outside the model's 2..{model.config.max_factor}")
+    volumes = load_stacks(data_dir, stacks)
+    slabs = [split(v) for _, v in volumes]
+    model = model.to(target).train()
+    state: dict = {"sampler": None, "left": 0}
+
+    def losses_at() -> dict[str, torch.Tensor]:
+        if state["left"] == 0:
+            train = slabs[int(rng.integers(len(slabs)))][0]
+            f = int(rng.choice(cfg.factors))
+            phase = int(rng.integers(f))
+            count = len(range(phase, train.shape[0], f))
+            dropped = missing_runs(count, rng) if rng.random() < cfg.missing_chunks else None
+            channels, start = decimated_channels(model, train, f, phase, dropped)
+            truth = train[start:start + channels.shape[1]]
+            state["sampler"], state["left"] = PlaneSampler(channels, truth, cfg.plane_rows, cfg.crop, rng), cfg.chunk_steps
+        state["left"] -= 1
+        planes = [state["sampler"].plane() for _ in range(cfg.batch_size)]
+        inputs = torch.from_numpy(np.stack([p[0] for p in planes])).to(target)
+        truth = torch.from_numpy(np.stack([p[1] for p in planes])).to(target)
+        return {"total": plane_loss(model, inputs, truth)}
+
+    step, _, minutes = run_timed(cfg, list(model.parameters()), losses_at, progress)
+    model = model.cpu()
+    summary = {
+        "steps": step, "minutes": round(minutes, 2), "device": str(target),
+        "validation": validate_reslice(model, [held for _, held in slabs], cfg.factors),
+        "train_config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
+        "trained_on": [f"{name} (sections before the last {VAL_FRACTION:.0%} held out)" for name, _ in volumes],
+    }
+    save_checkpoint(out_path, model, model.config, summary)
+    return summary
+
+
+def with_fusion(model: ResliceModel, fuse_widths: tuple[int, ...]) -> ResliceModel:
+    """``model``'s trained views with a fresh xy fusion U-Net of ``fuse_widths`` (kept if it has one that size)."""
+    config = replace(model.config, fuse_widths=tuple(fuse_widths))
+    fused = ResliceModel(config)
+    fused.unet.load_state_dict(model.unet.state_dict())
+    if model.fuse is not None and model.config.fuse_widths == config.fuse_widths:
+        fused.fuse.load_state_dict(model.fuse.state_dict())  # type: ignore[union-attr]
+    return fused
+
+
+class SectionSampler:
+    """Random xy crops of the fusion stage's inputs from one decimated stack: the two views are computed once
+    for the whole stack (the view network is frozen)."""
+
+    def __init__(self, model: ResliceModel, channels: np.ndarray, truth: np.ndarray, crop: int,
+                 rng: np.random.Generator) -> None:
+        with torch.no_grad():
+            self.x = torch.from_numpy(channels)[None]
+            self.xz, self.yz = model.views(self.x)
+        self.model, self.truth, self.rng = model, truth, rng
+        depth = channels.shape[1]
+        self.rows = [r for r in range(depth // 4, depth - depth // 4) if channels[1, r, 0, 0] > 0] \
+            or [r for r in range(depth) if channels[1, r, 0, 0] > 0]
+        self.crop = min(crop, *channels.shape[2:]) // 8 * 8
+
+    def sample(self) -> tuple[np.ndarray, np.ndarray]:
+        """One (C_f, crop, crop) input and its (1, crop, crop) truth, flipped at random."""
+        rng, c = self.rng, self.crop
+        r = self.rows[int(rng.integers(len(self.rows)))]
+        y0 = int(rng.integers(0, self.truth.shape[1] - c + 1))
+        x0 = int(rng.integers(0, self.truth.shape[2] - c + 1))
+        inp = self.model.fuse_inputs(self.x, self.xz, self.yz, r)[0, :, y0:y0 + c, x0:x0 + c].numpy()
+        tgt = self.truth[r, y0:y0 + c, x0:x0 + c][None]
+        if rng.random() < 0.5:
+            inp, tgt = inp[:, ::-1], tgt[:, ::-1]
+        if rng.random() < 0.5:
+            inp, tgt = inp[:, :, ::-1], tgt[:, :, ::-1]
+        return np.ascontiguousarray(inp), np.ascontiguousarray(tgt)
+
+
+def train_fusion(data_dir: Path, init: Path, out_path: Path, fuse_widths: tuple[int, ...],
+                 config: ResliceTrainConfig | None = None, stacks: tuple[str, ...] = DEFAULT_STACKS,
+                 device: str = "cpu", progress: Progress | None = None) -> dict:
+    """Train the xy fusion stage of the reslice checkpoint ``init`` (its views frozen) on crops of the sections
+    between the kept ones; save the whole model at ``out_path``. Returns the run's summary (the checkpoint's
+    meta, with the views' training under ``views``)."""
+    from emrepair.models import load_model
+    from emrepair.models.checkpoint import read_checkpoint
+
+    cfg = config or ResliceTrainConfig()
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    base, _ = load_model(str(init))
+    if not isinstance(base, ResliceModel):
+        raise InputError(f"{init}: not a reslice checkpoint")
+    model = with_fusion(base, fuse_widths).train()
+    for p in model.unet.parameters():
+        p.requires_grad_(False)
+    volumes = load_stacks(data_dir, stacks)
+    slabs = [split(v) for _, v in volumes]
+    target = torch.device(device)
+    state: dict = {"sampler": None, "left": 0}
+
+    def losses_at() -> dict[str, torch.Tensor]:
+        if state["left"] == 0:
+            train = slabs[int(rng.integers(len(slabs)))][0]
+            f = int(rng.choice(cfg.factors))
+            phase = int(rng.integers(f))
+            count = len(range(phase, train.shape[0], f))
+            dropped = missing_runs(count, rng) if rng.random() < cfg.missing_chunks else None
+            channels, start = decimated_channels(model, train, f, phase, dropped)
+            # the views of a block of 2 * plane_rows grid rows (sections drawn from its middle half) per chunk
+            rows = min(2 * cfg.plane_rows, channels.shape[1])
+            r0 = int(rng.integers(0, channels.shape[1] - rows + 1))
+            channels = np.ascontiguousarray(channels[:, r0:r0 + rows])
+            truth = train[start + r0:start + r0 + rows]
+            model.cpu()
+            state["sampler"] = SectionSampler(model, channels, truth, cfg.crop, rng)
+            model.to(target)
+            state["left"] = cfg.chunk_steps
+        state["left"] -= 1
+        pairs = [state["sampler"].sample() for _ in range(cfg.batch_size)]
+        inputs = torch.from_numpy(np.stack([p[0] for p in pairs])).to(target)
+        truth = torch.from_numpy(np.stack([p[1] for p in pairs])).to(target)
+        out = 0.5 * (inputs[:, :1] + inputs[:, 1:2]) + model.xy_residual(inputs)
+        return {"total": torch.sqrt((out - truth) ** 2 + 1e-6).mean()}
+
+    fuse_params = list(model.fuse.parameters())  # type: ignore[union-attr]
+    step, _, minutes = run_timed(cfg, fuse_params, losses_at, progress)
+    model = model.cpu()
+    summary = {
+        "views": read_checkpoint(init)["meta"],
+        "fusion": {"steps": step, "minutes": round(minutes, 2), "device": str(target),
+                   "train_config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}},
+        "validation": validate_reslice(model, [held for _, held in slabs], cfg.factors),
+        "trained_on": [f"{name} (sections before the last {VAL_FRACTION:.0%} held out)" for name, _ in volumes],
+    }
+    save_checkpoint(out_path, model, model.config, summary)
+    return summary
+
+
+@one_line_errors
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point (prints progress; the library functions do not)."""
+    defaults = ResliceTrainConfig()
+    parser = run_parser("train the reslice z super-resolution model on decimated isotropic stacks", defaults)
+    parser.set_defaults(out=Path("weights/reslice.pt"))
+    parser.add_argument("--stacks", nargs="+", default=list(DEFAULT_STACKS), help="isotropic stacks inside --data")
+    parser.add_argument("--factors", type=int, nargs="+", default=list(defaults.factors))
+    parser.add_argument("--plane-rows", type=int, default=defaults.plane_rows)
+    parser.add_argument("--missing-chunks", type=float, default=defaults.missing_chunks)
+    parser.add_argument("--chunk-steps", type=int, default=defaults.chunk_steps)
+    parser.add_argument("--no-flow", action="store_true", help="no flow-warped neighbours as inputs")
+    parser.add_argument("--init", type=Path, default=None, help="continue from this reslice checkpoint")
+    parser.add_argument("--fuse-widths", type=int, nargs="+", default=None,
+                        help="train only the xy fusion stage (these U-Net widths) on top of --init's views")
+    args = parser.parse_args(argv)
+    cfg = ResliceTrainConfig(**run_settings(args), factors=tuple(args.factors), plane_rows=args.plane_rows,
+                             missing_chunks=args.missing_chunks, chunk_steps=args.chunk_steps)  # type: ignore[arg-type]
+    if args.fuse_widths:
+        if args.init is None:
+            raise InputError("--fuse-widths trains on top of trained views: give --init CHECKPOINT")
+        summary = train_fusion(args.data, args.init, args.out, tuple(args.fuse_widths), cfg, tuple(args.stacks),
+                               device=args.device, progress=print_progress)
+    else:
+        summary = train_reslice(args.data, args.out, cfg, ResliceConfig(flow=not args.no_flow), tuple(args.stacks),
+                                init=args.init, device=args.device, progress=print_progress)
+    print(summary, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""reslice: the xz/yz z super-resolution model, its window groups in upsample-z, and its plane trainer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import emrepair.models.reslice as reslice_module
+from emrepair.cli.app import app
+from emrepair.models import load_model, save_checkpoint
+from emrepair.models.reslice import ResliceConfig, ResliceModel, row_positions
+from emrepair.pipelines.upsample_window import VolumeTiler, pair_group, window_of, window_synthesizer
+from helpers import read_all, textured_stack, write_zarr
+
+SMALL = {"widths": (4, 8), "z_context": 1, "z_group": 3, "halo": 4, "max_factor": 4}
+
+
+def noisy_model(flow: bool = False, seed: int = 0) -> ResliceModel:
+    """A small random reslice model whose head is far from zero (so it is not just linear)."""
+    torch.manual_seed(seed)
+    model = ResliceModel(ResliceConfig(flow=flow, **SMALL))
+    with torch.no_grad():
+        model.unet.head.weight.normal_(std=0.05)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
+    model = noisy_model(flow=True)
+    return str(save_checkpoint(tmp_path_factory.mktemp("ckpt") / "reslice.pt", model, model.config))
+
+
+@pytest.mark.parametrize("flow", [False, True])
+@pytest.mark.parametrize("factor", [2, 3, 4])
+def test_shape_and_measured_sections_untouched(flow: bool, factor: int) -> None:
+    model = noisy_model(flow)
+    stack = torch.rand(2, 1, 4, 20, 28)
+    with torch.no_grad():
+        out = model(stack, factor)
+    assert out.shape == (2, 1, 3 * factor + 1, 20, 28)
+    assert torch.equal(out[:, :, ::factor], stack)
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+
+
+def test_fresh_model_is_linear_along_z() -> None:
+    model = ResliceModel(ResliceConfig(flow=False, **SMALL)).eval()
+    stack = torch.rand(1, 1, 3, 16, 16)
+    linear = torch.nn.functional.interpolate(stack, size=(7, 16, 16), mode="trilinear", align_corners=True)
+    torch.testing.assert_close(model(stack, 3), linear.clamp(0, 1), atol=2e-3, rtol=0)
+
+
+def test_transposed_input_gives_transposed_output() -> None:
+    """The same U-Net runs on xz and yz planes and the two are averaged: swapping y and x swaps the output's."""
+    model = noisy_model(flow=False)
+    stack = torch.rand(1, 1, 3, 24, 16)
+    torch.testing.assert_close(model(stack.transpose(-1, -2), 2), model(stack, 2).transpose(-1, -2),
+                               atol=1e-5, rtol=0)
+
+
+def test_plane_chunks_do_not_change_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = noisy_model(flow=False)
+    stack = torch.rand(1, 1, 3, 12, 20)
+    whole = model(stack, 2)
+    monkeypatch.setattr(reslice_module, "PLANE_CHUNK_PIXELS", 40)
+    torch.testing.assert_close(model(stack, 2), whole, atol=1e-6, rtol=0)
+
+
+def test_row_positions_and_bad_arguments() -> None:
+    assert row_positions(3, 2).tolist() == [0.0, 0.5, 0.0, 0.5, 0.0]
+    model = noisy_model()
+    with pytest.raises(ValueError, match="factor"):
+        model(torch.rand(1, 1, 3, 8, 8), 5)
+    with pytest.raises(ValueError, match="at least 2"):
+        model(torch.rand(1, 1, 1, 8, 8), 2)
+    with pytest.raises(ValueError):
+        ResliceConfig(z_group=0)
+
+
+def test_window_groups_and_memory_bound() -> None:
+    assert list(window_of(4, 20, context=1, group=3)) == [2, 3, 4, 5, 6, 7]      # pairs 3, 4, 5 and one each side
+    assert list(window_of(18, 20, context=2, group=8)) == list(range(14, 20))  # last group, clipped
+    model = noisy_model()
+    assert pair_group(model, 4, (64, 64)) == 3
+    assert pair_group(model, 4, (1 << 15, 1 << 15)) == 1
+
+
+def test_grouped_synthesis_matches_the_group_window(checkpoint: str) -> None:
+    """Each pair comes from its group's window, whatever order the pairs are asked in."""
+    model, _ = load_model(checkpoint)
+    sections = (np.random.default_rng(2).random((8, 24, 24)) * 255).astype(np.uint8)
+    tiler = VolumeTiler(model, "cpu")
+    synthesize = window_synthesizer(tiler, 2, len(sections))
+    got = {p: synthesize(p, lambda z: sections[z]) for p in (4, 0, 5, 3, 6, 1, 2)}
+    again = window_synthesizer(tiler, 2, len(sections))
+    for p in range(7):
+        np.testing.assert_array_equal(again(p, lambda z: sections[z])[0], got[p][0])
+    # pair 4 is in the group of pairs 3..5: window sections 2..7
+    window = sections[2:8].astype(np.float32) / 255
+    with torch.no_grad():
+        direct = model(torch.from_numpy(window)[None, None], 2)[0, 0, 2 * 2 + 1].numpy()
+    assert np.abs(got[4][0].astype(np.float32) - direct * 255).max() <= 1.0
+
+
+def test_upsample_z_with_reslice(tmp_path: Path, checkpoint: str) -> None:
+    data = textured_stack(6, 32)
+    src = write_zarr(tmp_path / "in.zarr", data, chunks=(1, 32, 32))
+    result = CliRunner().invoke(app, ["upsample-z", src, "-o", str(tmp_path / "up.zarr"), "--factor", "3",
+                                      "--model", checkpoint, "--no-repair", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    up = read_all(tmp_path / "up.zarr")
+    assert up.shape == (16, 32, 32)
+    np.testing.assert_array_equal(up[::3], data)
+
+
+def test_plane_trainer_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
+    from emrepair.pipelines.reslice_training import ResliceTrainConfig, train_reslice
+
+    rng = np.random.default_rng(0)
+    smooth = np.cumsum(np.cumsum(rng.normal(size=(30, 40, 40)), axis=1), axis=2)
+    volume = ((smooth - smooth.min()) / np.ptp(smooth) * 255).astype(np.uint8)
+    with h5py.File(tmp_path / "iso.h5", "w") as f:
+        f["raw"] = volume
+    config = ResliceTrainConfig(crop=32, batch_size=2, steps=3, minutes=5.0, plane_rows=16, factors=(2, 3),
+                                chunk_steps=2)
+    summary = train_reslice(tmp_path, tmp_path / "r.pt", config, ResliceConfig(**SMALL), ("iso.h5",))
+    assert summary["steps"] == 3 and set(summary["validation"]) == {"2", "3"}
+    model, meta = load_model(tmp_path / "r.pt")
+    assert isinstance(model, ResliceModel) and meta.name == "reslice"
+    with pytest.raises(Exception, match="outside"):
+        train_reslice(tmp_path, tmp_path / "x.pt", ResliceTrainConfig(steps=1, factors=(9,)), ResliceConfig(**SMALL),
+                      ("iso.h5",))
+
+
+def test_grid_layout_helpers() -> None:
+    from emrepair.errors import UsageError
+    from emrepair.pipelines.grid_repair import grid_layout, grid_ratio, known_around
+
+    assert grid_ratio((40.0, 10.0, 10.0), 1, 8) == 4 and grid_ratio((10.0, 10.0, 10.0), 4, 8) == 4
+    assert grid_ratio(None, 2, 8) == 2 and grid_ratio((float("nan"),) * 3, 1, 8) == 1
+    with pytest.raises(UsageError, match="pixels apart"):
+        grid_ratio((50.0, 4.0, 4.0), 1, 8)
+    usable = lambda z: z != 3
+    assert known_around(5, 7, 1, 3, usable, 9) == [4, 5, 7, 8]  # 3 unusable, 9 past the end
+    assert known_around(8, 16, 4, 1, lambda z: True, 30) == [4, 8, 16, 20]
+    assert grid_layout([4, 8, 16, 20], [12], 4, 4) == ([0, 4, 12, 16], 17, [8])
+
+
+def test_fix_with_a_grid_model(tmp_path: Path, checkpoint: str) -> None:
+    from helpers import write_h5
+
+    data = textured_stack(10, 40)
+    broken = data.copy()
+    broken[5] = 0
+    src = write_h5(tmp_path / "in.h5", broken, resolution=(40.0, 10.0, 10.0))
+    out = tmp_path / "fixed.zarr"
+    result = CliRunner().invoke(app, ["fix", src, "-o", str(out), "--model", checkpoint, "--sections", "5",
+                                      "--no-progress", "--fold-model", "none"])
+    assert result.exit_code == 0, result.output
+    fixed = read_all(out)
+    np.testing.assert_array_equal(np.delete(fixed, 5, axis=0), np.delete(broken, 5, axis=0))
+    linear = (data[4].astype(np.float64) + data[6]) / 2
+    assert np.abs(fixed[5] - linear).max() > 2 and fixed[5].std() > 5
+    # serial sections far thinner than they are apart: one line, no output
+    src2 = write_h5(tmp_path / "sstem.h5", broken, resolution=(50.0, 4.0, 4.0))
+    bad = CliRunner().invoke(app, ["fix", src2, "-o", str(tmp_path / "x.zarr"), "--model", checkpoint,
+                                   "--sections", "5", "--no-progress"])
+    lines = [line for line in bad.output.strip().splitlines() if line.strip()]
+    assert bad.exit_code != 0 and len(lines) == 1 and "pixels apart" in lines[0], bad.output
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_eval_scores_a_grid_model(tmp_path: Path, checkpoint: str) -> None:
+    from emrepair.pipelines.eval import evaluate
+    from helpers import write_h5
+
+    src = write_h5(tmp_path / "iso.h5", textured_stack(16, 32), resolution=(10.0, 10.0, 10.0))
+    result = evaluate(src, [checkpoint], decimate=2, max_sections=2, device="cpu", detect=False)
+    score = result.score(checkpoint)
+    assert len(result.cases) == 2 and np.isfinite(score.psnr) and score.psnr != result.score("linear").psnr
+
+
+def test_fusion_stage_keeps_measured_sections_and_trains(tmp_path: Path, checkpoint: str) -> None:
+    from emrepair.pipelines.reslice_training import ResliceTrainConfig, train_fusion, with_fusion
+
+    base, _ = load_model(checkpoint)
+    fused = with_fusion(base, (4, 8)).eval()
+    torch.testing.assert_close(fused.unet.state_dict(), base.unet.state_dict())
+    stack = torch.rand(1, 1, 3, 20, 20)
+    with torch.no_grad():
+        out = fused(stack, 3)
+        plain = base(stack, 3)
+    assert torch.equal(out[:, :, ::3], stack) and out.shape == plain.shape
+    assert 0 < float((out - plain).abs().max()) < 0.05  # a fresh fusion stage only nudges the views' mean
+    rng = np.random.default_rng(0)
+    smooth = np.cumsum(np.cumsum(rng.normal(size=(30, 40, 40)), axis=1), axis=2)
+    with h5py.File(tmp_path / "iso.h5", "w") as f:
+        f["raw"] = ((smooth - smooth.min()) / np.ptp(smooth) * 255).astype(np.uint8)
+    config = ResliceTrainConfig(crop=32, batch_size=2, steps=2, plane_rows=16, factors=(2,), chunk_steps=1)
+    summary = train_fusion(tmp_path, Path(checkpoint), tmp_path / "f.pt", (4, 8), config, ("iso.h5",))
+    assert summary["fusion"]["steps"] == 2 and "2" in summary["validation"]
+    model, _ = load_model(tmp_path / "f.pt")
+    assert model.fuse is not None and model.config.fuse_widths == (4, 8)
