@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from emrepair.io import open_volume  # noqa: E402
 from emrepair.io.base import ArrayVolume  # noqa: E402
 from emrepair.models import list_models  # noqa: E402
-from emrepair.pipelines.fix import default_model_name  # noqa: E402
+from emrepair.pipelines.model_choice import default_upsample_model  # noqa: E402
 from emrepair.pipelines.metrics import psnr, ssim  # noqa: E402
 from emrepair.pipelines.upsample import UpsampleOptions, upsample_volume  # noqa: E402
 
@@ -126,7 +126,8 @@ def main() -> None:
     print(f"models: {', '.join(n + ('' if trained else ' (random weights, timing only)') for n, trained in models)}")
     picture: dict[str, Any] | None = None
     names = [name for name, _ in models]
-    picture_model = default_model_name() if default_model_name() in names else "flow"
+    auto = default_upsample_model((40.0, 10.0, 10.0), 4)  # what --model auto runs on these stacks at x4
+    picture_model = auto if auto in names else "flow"
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.stacks:
             path = args.data / name

@@ -48,9 +48,10 @@ def models(
     """List the repair models, whether trained weights are present, and what they were trained on."""
     from emrepair.cli.render import render_models
     from emrepair.models import list_models
-    from emrepair.pipelines.fix import DEFAULT_FOLD_MODEL, default_model_name
+    from emrepair.pipelines.fix import DEFAULT_FOLD_MODEL
+    from emrepair.pipelines.model_choice import GRID_MODEL, default_model_name
 
-    defaults = {default_model_name(), DEFAULT_FOLD_MODEL}
+    defaults = {default_model_name(), DEFAULT_FOLD_MODEL, GRID_MODEL}  # GRID_MODEL: FIB-SEM-like stacks
     rows = [
         {"name": s.name, "kind": s.kind, "learned": s.learned, "weights": s.has_weights(),
          "default": s.name in defaults and s.has_weights(),

@@ -26,6 +26,7 @@ from emrepair.pipelines.block_session import (
     pending_blocks,
 )
 from emrepair.pipelines.notes import Notes, resolve_device_noting
+from emrepair.pipelines.model_choice import default_fix_model, default_model_name
 from emrepair.pipelines.options import RunOptions, RunResult
 from emrepair.pipelines.plan import RepairRun, plan_runs
 from emrepair.pipelines.provenance import base_record
@@ -34,9 +35,6 @@ from emrepair.runstate.rejoin import check_share_targets, commit_when_complete
 ProgressCallback = Callable[[int, int], None]
 WarnCallback = Callable[[str], None]
 
-# Learned models in order of measured quality; the first with weights present is the default.
-PREFERRED_MODELS = ("flowunet",)
-FALLBACK_MODEL = "flow"
 DEFAULT_FOLD_MODEL = "sff"
 # Sections above this many pixels are repaired region by region (REGION_SIZE squares plus context), which keeps
 # memory near a few hundred MB for any section size; smaller sections go through the engine whole.
@@ -103,18 +101,6 @@ class FixJob:
     def create_kwargs(self, vol: Any, labels: bool) -> dict[str, Any]:
         """Arguments of ``create_output`` (besides path, overwrite and temp_path) for the output or the masks."""
         return {"like": vol.info, "labels": labels, "chunks": self.chunks}
-
-
-def default_model_name() -> str:
-    """The best measured model that has trained weights, or the weight-free ``flow`` baseline."""
-    from emrepair.models import list_models
-
-    available = {spec.name: spec for spec in list_models()}
-    for name in PREFERRED_MODELS:
-        spec = available.get(name)
-        if spec is not None and spec.has_weights():
-            return name
-    return FALLBACK_MODEL
 
 
 def build_repairers(options: FixOptions, model_name: str, device: str, shape: tuple[int, int],
@@ -238,7 +224,7 @@ def run_fix(
     _check_share_options(options, output_path)
     with open_volume(input_path, dataset=options.dataset, level=options.level) as vol:
         _refuse_same_path(input_path, output_path, vol.info.path)
-        model_name = default_model_name() if options.model == "auto" else options.model
+        model_name = default_fix_model(vol.info.voxel_size) if options.model == "auto" else options.model
         device = resolve_device_noting(options.device, note)
         # With worker processes the model here only answers questions (tiles, memory): keep it off the GPU,
         # which also keeps CUDA uninitialised in a parent whose workers may be forked.

@@ -85,7 +85,7 @@ def run_fix_in_place(path: str, options: Any, *, progress: ProgressCallback | No
     from emrepair.io import ArrayVolume, open_volume
     from emrepair.io.folder_volume import ImageFolderVolume
     from emrepair.io.writers.inplace import InPlaceWriter, check_in_place_format
-    from emrepair.pipelines.fix import (FixResult, _note_one_sided, _plan, build_repairers, default_model_name,
+    from emrepair.pipelines.fix import (FixResult, _note_one_sided, _plan, build_repairers, default_fix_model,
                                        note_fold_repairer)
     from emrepair.pipelines.notes import Notes, resolve_device_noting
 
@@ -96,7 +96,7 @@ def run_fix_in_place(path: str, options: Any, *, progress: ProgressCallback | No
 
     with open_volume(path, dataset=options.dataset, level=options.level) as vol:
         check_in_place_format(vol.info)
-        model_name = default_model_name() if options.model == "auto" else options.model
+        model_name = default_fix_model(vol.info.voxel_size) if options.model == "auto" else options.model
         device = str(resolve_device_noting(options.device, note))
         engine, meta, repairers = build_repairers(options, model_name, device, vol.shape[1:], vol.info.voxel_size)
         runs = _plan(vol, options)

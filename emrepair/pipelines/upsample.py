@@ -146,7 +146,8 @@ def upsample_volume(
     """
     from emrepair.io.create import check_target
     from emrepair.pipelines.sections import repair_targets
-    from emrepair.pipelines.upsample_models import default_upsample_model, load_upsampler
+    from emrepair.pipelines.model_choice import default_upsample_model
+    from emrepair.pipelines.upsample_models import load_upsampler
     from emrepair.runstate import check_share_targets
 
     started = time.perf_counter()

@@ -12,31 +12,6 @@ from emrepair.pipelines.options import EngineOptions
 ProgressCallback = Callable[[int, int], None]
 
 
-# The z super-resolution model upsample-z prefers where it fits (it learned from FIB-SEM decimated in z, so it
-# expects output sections about as far apart as the pixels: GRID_ROW_SPACING pixels, or an unknown voxel size).
-GRID_MODEL = "reslice"
-GRID_ROW_SPACING = (0.5, 2.0)
-
-
-def default_upsample_model(voxel_size: tuple[float, float, float] | None, factor: int) -> str:
-    """``--model auto`` of upsample-z: GRID_MODEL when its weights exist, it offers ``factor`` and the output's
-    sections lie GRID_ROW_SPACING pixels apart (or the voxel size is unknown); else fix's default model."""
-    import math
-
-    from emrepair.models.registry import get_spec
-    from emrepair.pipelines.fix import default_model_name
-
-    spec = get_spec(GRID_MODEL)
-    if spec.has_weights() and 2 <= factor <= spec.config_cls().max_factor:
-        if voxel_size is None or not all(math.isfinite(v) and v > 0 for v in voxel_size):
-            return GRID_MODEL
-        z, y, x = voxel_size
-        spacing = z / factor / ((y + x) / 2)
-        if GRID_ROW_SPACING[0] <= spacing <= GRID_ROW_SPACING[1]:
-            return GRID_MODEL
-    return default_model_name()
-
-
 @dataclass
 class Upsampler:
     """The loaded models of a run.
@@ -92,7 +67,8 @@ def load_upsampler(options: EngineOptions, model_name: str, device: str, shape: 
     Raises:
         UsageError: a fold model, a volume model without ``factor`` among its factors, no trained weights.
     """
-    from emrepair.pipelines.fix import FixOptions, build_repairers, default_model_name
+    from emrepair.pipelines.fix import FixOptions, build_repairers
+    from emrepair.pipelines.model_choice import default_model_name
 
     volume_model = _volume_model(model_name, device, allow_random)
     engine_fields = {name: getattr(options, name) for name in EngineOptions.__dataclass_fields__}

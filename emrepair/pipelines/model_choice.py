@@ -1,0 +1,66 @@
+"""What ``--model auto`` means: the best measured model for the job, from the weights present and the voxel size.
+
+Interpolation between two sections (``flowunet``) serves every stack; the grid model (``reslice``, which fills
+gaps from the xz and yz reslices of several sections) learned from FIB-SEM decimated in z, so it is chosen only
+where a stack looks like that: for upsample-z, output sections about a pixel apart; for fix, sections
+GRID_FIX_RATIOS pixels apart (anisotropic FIB-SEM-like stacks). Unknown voxel sizes count as fitting.
+"""
+
+from __future__ import annotations
+
+import math
+
+# Learned interpolation models in order of measured quality; the first with weights present is the default.
+PREFERRED_MODELS = ("flowunet",)
+FALLBACK_MODEL = "flow"
+GRID_MODEL = "reslice"
+GRID_ROW_SPACING = (0.5, 2.0)   # upsample-z: output section spacing / pixel size where GRID_MODEL is the default
+GRID_FIX_RATIOS = (2.0, 8.0)    # fix: section spacing / pixel size where GRID_MODEL is the default
+
+
+def default_model_name() -> str:
+    """The best measured interpolation model that has trained weights, or the weight-free ``flow`` baseline."""
+    from emrepair.models import list_models
+
+    available = {spec.name: spec for spec in list_models()}
+    for name in PREFERRED_MODELS:
+        spec = available.get(name)
+        if spec is not None and spec.has_weights():
+            return name
+    return FALLBACK_MODEL
+
+
+def _pixels_apart(voxel_size: tuple[float, float, float] | None, factor: int = 1) -> float | None:
+    """Section spacing (divided by ``factor``) over the mean pixel size; None when the voxel size is unknown."""
+    if voxel_size is None or not all(math.isfinite(v) and v > 0 for v in voxel_size):
+        return None
+    z, y, x = voxel_size
+    return z / factor / ((y + x) / 2)
+
+
+def _grid_model_max_factor() -> int | None:
+    """The grid model's largest factor when its weights are present, else None."""
+    from emrepair.models.registry import get_spec
+
+    spec = get_spec(GRID_MODEL)
+    return int(spec.config_cls().max_factor) if spec.has_weights() else None
+
+
+def default_fix_model(voxel_size: tuple[float, float, float] | None) -> str:
+    """``fix --model auto``: GRID_MODEL for stacks whose sections lie GRID_FIX_RATIOS pixels apart (unknown: no),
+    else :func:`default_model_name`."""
+    ratio = _pixels_apart(voxel_size)
+    if ratio is not None and GRID_FIX_RATIOS[0] <= ratio <= GRID_FIX_RATIOS[1] and _grid_model_max_factor():
+        return GRID_MODEL
+    return default_model_name()
+
+
+def default_upsample_model(voxel_size: tuple[float, float, float] | None, factor: int) -> str:
+    """``upsample-z --model auto``: GRID_MODEL when its weights exist, it offers ``factor`` and the output's
+    sections lie GRID_ROW_SPACING pixels apart (or the voxel size is unknown); else :func:`default_model_name`."""
+    largest = _grid_model_max_factor()
+    if largest is not None and 2 <= factor <= largest:
+        spacing = _pixels_apart(voxel_size, factor)
+        if spacing is None or GRID_ROW_SPACING[0] <= spacing <= GRID_ROW_SPACING[1]:
+            return GRID_MODEL
+    return default_model_name()
