@@ -95,3 +95,20 @@ def linear_blend(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Ten
     """(1 - t) a + t b with t of shape (B,) broadcast over (B, C, H, W)."""
     tt = t.view(-1, 1, 1, 1)
     return (1.0 - tt) * a + tt * b
+
+
+def check_volume_input(stack: torch.Tensor, factor: int, factors: tuple[int, ...]) -> dict[str, int]:
+    """Check a volume model's input: a floating (B, 1, D >= 2, H, W) stack and an int ``factor`` in ``factors``;
+    returns the named dims.
+
+    Raises:
+        ValueError: bad shape, dtype, depth or factor.
+    """
+    dims = check_shape(stack, "B,1,D,H,W", "stack")
+    if not stack.is_floating_point():
+        raise ValueError(f"stack must be a floating-point tensor, got {stack.dtype}")
+    if dims["D"] < 2:
+        raise ValueError(f"stack needs at least 2 sections along z, got {dims['D']}")
+    if isinstance(factor, bool) or not isinstance(factor, int) or factor not in factors:
+        raise ValueError(f"factor must be one of {factors}, got {factor!r}")
+    return dims

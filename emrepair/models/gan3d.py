@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from emrepair.models.base import check_shape
+from emrepair.models.base import check_volume_input
 
 
 @dataclass
@@ -109,13 +109,7 @@ class GAN3DModel(nn.Module):
         Raises:
             ValueError: bad shape, dtype or a factor outside :attr:`factors`.
         """
-        dims = check_shape(stack, "B,1,D,H,W", "stack")
-        if not stack.is_floating_point():
-            raise ValueError(f"stack must be a floating-point tensor, got {stack.dtype}")
-        if dims["D"] < 2:
-            raise ValueError(f"stack needs at least 2 sections along z, got {dims['D']}")
-        if isinstance(factor, bool) or not isinstance(factor, int) or factor not in self.factors:
-            raise ValueError(f"factor must be one of {self.factors}, got {factor!r}")
+        dims = check_volume_input(stack, factor, self.factors)
         if factor == 1:
             return stack.clone()
         depth = (dims["D"] - 1) * factor + 1

@@ -110,6 +110,19 @@ def missing_runs(count: int, rng: np.random.Generator, fraction: float = 0.1, lo
     return sorted(out)
 
 
+def draw_chunk(model: ResliceModel, slabs: list[tuple[np.ndarray, np.ndarray]], cfg: ResliceTrainConfig,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One chunk of a run: a random training slab kept at a random factor and phase (with missing runs in
+    ``cfg.missing_chunks`` of the chunks); its channels (C, rows, Y, X) and the truth of each row."""
+    train = slabs[int(rng.integers(len(slabs)))][0]
+    f = int(rng.choice(cfg.factors))
+    phase = int(rng.integers(f))
+    count = len(range(phase, train.shape[0], f))
+    dropped = missing_runs(count, rng) if rng.random() < cfg.missing_chunks else None
+    channels, start = decimated_channels(model, train, f, phase, dropped)
+    return channels, train[start:start + channels.shape[1]]
+
+
 class PlaneSampler:
     """Random training planes from one decimated stack's channels and truth."""
 
@@ -212,13 +225,7 @@ def train_reslice(data_dir: Path, out_path: Path, config: ResliceTrainConfig | N
 
     def losses_at() -> dict[str, torch.Tensor]:
         if state["left"] == 0:
-            train = slabs[int(rng.integers(len(slabs)))][0]
-            f = int(rng.choice(cfg.factors))
-            phase = int(rng.integers(f))
-            count = len(range(phase, train.shape[0], f))
-            dropped = missing_runs(count, rng) if rng.random() < cfg.missing_chunks else None
-            channels, start = decimated_channels(model, train, f, phase, dropped)
-            truth = train[start:start + channels.shape[1]]
+            channels, truth = draw_chunk(model, slabs, cfg, rng)
             state["sampler"], state["left"] = PlaneSampler(channels, truth, cfg.plane_rows, cfg.crop, rng), cfg.chunk_steps
         state["left"] -= 1
         planes = [state["sampler"].plane() for _ in range(cfg.batch_size)]
@@ -303,17 +310,11 @@ def train_fusion(data_dir: Path, init: Path, out_path: Path, fuse_widths: tuple[
 
     def losses_at() -> dict[str, torch.Tensor]:
         if state["left"] == 0:
-            train = slabs[int(rng.integers(len(slabs)))][0]
-            f = int(rng.choice(cfg.factors))
-            phase = int(rng.integers(f))
-            count = len(range(phase, train.shape[0], f))
-            dropped = missing_runs(count, rng) if rng.random() < cfg.missing_chunks else None
-            channels, start = decimated_channels(model, train, f, phase, dropped)
+            channels, truth = draw_chunk(model, slabs, cfg, rng)
             # the views of a block of 2 * plane_rows grid rows (sections drawn from its middle half) per chunk
             rows = min(2 * cfg.plane_rows, channels.shape[1])
             r0 = int(rng.integers(0, channels.shape[1] - rows + 1))
-            channels = np.ascontiguousarray(channels[:, r0:r0 + rows])
-            truth = train[start + r0:start + r0 + rows]
+            channels, truth = np.ascontiguousarray(channels[:, r0:r0 + rows]), truth[r0:r0 + rows]
             model.cpu()
             state["sampler"] = SectionSampler(model, channels, truth, cfg.crop, rng)
             model.to(target)
