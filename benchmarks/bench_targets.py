@@ -1,10 +1,13 @@
 """The train issue's quality targets for one interpolation model, on sections its training never saw.
 
-    python benchmarks/bench_targets.py --model weights/flowunet.pt [--data ../shared/data] [--json out.json]
+    python benchmarks/bench_targets.py [--model auto|NAME|PATH] [--data ../shared/data] [--json out.json]
 
-Sections: ``emrepair train`` holds out every fifth section (z % 5 == 2) of the stacks it is given;
-weights trained on isbi2012, vnc_stack1 and neuroproof_medulla_train1 are scored on those held-out
-sections, and on neuroproof_medulla_train2, which no shipped weights saw at all.
+``--model auto`` (the default) scores what ``fix --model auto`` picks for each stack as evaluated (flowunet for
+ssTEM, reslice for FIB-SEM at 40 nm when its weights exist). Sections: ``emrepair train`` holds out every fifth
+section (z % 5 == 2) of the stacks it is given; weights trained on isbi2012, vnc_stack1 and
+neuroproof_medulla_train1 are scored on those held-out sections, and on neuroproof_medulla_train2, which no
+shipped weights saw at all. A grid model (reslice, trained by ``reslice_training`` on the first 80% of
+neuroproof_medulla_train1) is scored there on targets whose whole window lies in the last 20%.
 
 Targets (printed with PASS / FAIL):
 1. ssTEM (50 nm), single missing section: PSNR >= linear + 1.5 dB, and SSIM above linear blurred to its
@@ -37,6 +40,27 @@ UNSEEN_FIB = "neuroproof_medulla_train2"
 EVERY = 10_000   # a limit on held_out_runs that keeps every held-out run
 
 
+def is_grid_model(name: str) -> bool:
+    """Whether ``name`` (a model name or checkpoint path) is a grid model such as reslice."""
+    from emrepair.models import load_model
+
+    return hasattr(load_model(name, device="cpu")[0], "fill_grid")
+
+
+def slab_targets(path: Path, decimate: int, context: int, limit: int) -> list[int]:
+    """Single targets of a stack whose whole grid window (neighbours ``decimate`` away and ``context`` more
+    sections each side) lies in the held-out last slab of ``reslice_training``; at most ``limit``, spread."""
+    from emrepair.io import open_volume
+    from emrepair.pipelines.reslice_training import VAL_FRACTION
+
+    with open_volume(str(path)) as vol:
+        depth = vol.shape[0]
+    first = depth - max(1, int(round(VAL_FRACTION * depth)))
+    targets = [z for z in range(first + decimate * (1 + context), depth - decimate)]
+    step = max(1, len(targets) // max(1, limit))
+    return targets[::step][:limit]
+
+
 def pooled(results: list, name: str) -> tuple[float, float, int]:
     """Mean PSNR and SSIM of model ``name`` over every section of several EvalResults."""
     psnrs, ssims = [], []
@@ -50,7 +74,7 @@ def pooled(results: list, name: str) -> tuple[float, float, int]:
 def main() -> None:
     """Run the three target checks and print them."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="model name or checkpoint path")
+    parser.add_argument("--model", default="auto", help="model name, checkpoint path or auto (fix's pick)")
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--max-sections", type=int, default=24, help="FIB-SEM sections per stack")
     parser.add_argument("--device", default="cpu")
@@ -72,8 +96,11 @@ def main() -> None:
     def held_out(stack: str, gap: int, decimate: int = 1, limit: int = EVERY) -> list[int]:
         return held_out_runs(args.data / f"{stack}.h5", gap, decimate, limit)
 
+    def scored(result) -> str:
+        return next(s.name for s in result.scores if s.name not in ("linear", "flow", "linear+blur"))
+
     sstem = [run(s, sections=held_out(s, 1)) for s in SSTEM]
-    name = next(s.name for s in sstem[0].scores if s.name not in ("linear", "flow", "linear+blur"))
+    name = scored(sstem[0])
     m_p, m_s, n = pooled(sstem, name)
     l_p, l_s, _ = pooled(sstem, "linear")
     b_p, b_s, _ = pooled(sstem, "linear+blur")
@@ -89,8 +116,17 @@ def main() -> None:
               f"{result.score('linear+blur').ssim:.3f}; flow {result.score('flow').psnr:.2f} / "
               f"{result.score('flow').ssim:.3f}")
     # 2. FIB-SEM at 40 nm, single sections
-    picks = held_out(HELD_OUT_FIB, 1, 4, args.max_sections)
-    fib = {UNSEEN_FIB + " (unseen)": run(UNSEEN_FIB, decimate=4, max_sections=args.max_sections),
+    unseen = run(UNSEEN_FIB, decimate=4, max_sections=args.max_sections)
+    name = scored(unseen)
+    if is_grid_model(name):
+        from emrepair.models import load_model
+        from emrepair.pipelines.grid_repair import repair_context
+
+        context = repair_context(load_model(name, device="cpu")[0])
+        picks = slab_targets(args.data / f"{HELD_OUT_FIB}.h5", 4, context, args.max_sections)
+    else:
+        picks = held_out(HELD_OUT_FIB, 1, 4, args.max_sections)
+    fib = {UNSEEN_FIB + " (unseen)": unseen,
            HELD_OUT_FIB + " (held out)": run(HELD_OUT_FIB, decimate=4, sections=picks)}
     for label, result in fib.items():
         s, lin, flow = result.score(name), result.score("linear"), result.score("flow")
@@ -102,11 +138,11 @@ def main() -> None:
     for stack in SSTEM:
         runs[stack] = run(stack, gap=3, sections=held_out(stack, 3))
     for label, result in runs.items():
-        s, lin = result.score(name), result.score("linear")
+        s, lin = result.score(scored(result)), result.score("linear")
         per_t = {t: (float(np.mean(s.psnr_by_t[t])), float(np.mean(lin.psnr_by_t[t]))) for t in sorted(s.psnr_by_t)}
         ok = all(m >= lv for m, lv in per_t.values())
-        check(f"runs of 3, {label}: every t >= linear", ok,
-              "; ".join(f"t={t:.2f} {m:.2f} vs {lv:.2f}" for t, (m, lv) in per_t.items()))
+        detail = "; ".join(f"t={t:.2f} {m:.2f} vs {lv:.2f}" for t, (m, lv) in per_t.items())
+        check(f"runs of 3, {label}: every t >= linear", ok, f"{scored(result)}: {detail}")
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2))
 

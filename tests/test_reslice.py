@@ -150,6 +150,16 @@ def test_grid_layout_helpers() -> None:
     assert grid_layout([4, 8, 16, 20], [12], 4, 4) == ([0, 4, 12, 16], 17, [8])
 
 
+def test_repair_context_is_the_models_own() -> None:
+    from emrepair.pipelines.grid_repair import repair_context
+
+    assert repair_context(ResliceModel(ResliceConfig(**SMALL, repair_context=0))) == 0
+    assert repair_context(ResliceModel(ResliceConfig(**{**SMALL, "z_context": 2}))) == 2  # the default
+    assert repair_context(torch.nn.Identity()) == 1
+    with pytest.raises(ValueError, match="repair_context"):
+        ResliceConfig(repair_context=-1)
+
+
 def test_fix_with_a_grid_model(tmp_path: Path, checkpoint: str) -> None:
     from helpers import write_h5
 
@@ -182,6 +192,18 @@ def test_eval_scores_a_grid_model(tmp_path: Path, checkpoint: str) -> None:
     result = evaluate(src, [checkpoint], decimate=2, max_sections=2, device="cpu", detect=False)
     score = result.score(checkpoint)
     assert len(result.cases) == 2 and np.isfinite(score.psnr) and score.psnr != result.score("linear").psnr
+
+
+def test_eval_auto_is_fixs_pick(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from emrepair.pipelines import model_choice
+    from emrepair.pipelines.eval import resolve_auto
+    from helpers import write_h5
+
+    seen = []
+    monkeypatch.setattr(model_choice, "default_fix_model", lambda voxel: seen.append(voxel) or "picked")
+    src = write_h5(tmp_path / "iso.h5", textured_stack(4, 16), resolution=(10.0, 5.0, 5.0))
+    assert resolve_auto(src, ["flow", "auto"], 4) == ["flow", "picked"] and seen == [(40.0, 5.0, 5.0)]
+    assert resolve_auto(src, ["flow"], 4) == ["flow"] and len(seen) == 1
 
 
 def test_fusion_stage_keeps_measured_sections_and_trains(tmp_path: Path, checkpoint: str) -> None:

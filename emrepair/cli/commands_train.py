@@ -20,7 +20,7 @@ NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="Hide progres
 @handle_errors
 def eval_command(
     path: Annotated[str, typer.Argument(help="Stack with good sections to drop and repair (never modified).")],
-    model: Annotated[Optional[list[str]], typer.Option("--model", help="Model name or checkpoint path; repeat for several. linear and flow are always added.")] = None,
+    model: Annotated[Optional[list[str]], typer.Option("--model", help="Model name, checkpoint path, or auto (what fix --model auto picks for this stack); repeat for several. linear and flow are always added.")] = None,
     gap: Annotated[int, typer.Option("--gap", min=1, help="Drop runs of K consecutive sections, predicted at t = j/(K+1).")] = 1,
     decimate: Annotated[int, typer.Option("--decimate", min=1, help="Isotropic stacks: neighbours D sections away (10 nm FIB-SEM with 4 -> 40 nm).")] = 1,
     sections: Annotated[Optional[str], typer.Option("--sections", help="First section of each run to drop, e.g. 5,9-11 (default: all good interior ones).")] = None,

@@ -7,12 +7,12 @@ from typing import Any
 import numpy as np
 
 from emrepair.distributed.repair import RegionJob, read_window
-from emrepair.pipelines.grid_repair import fill_gap, grid_layout, known_around
+from emrepair.pipelines.grid_repair import fill_gap, grid_layout, known_around, repair_context
 
 
 class GridRepairer:
     """Repairs a run with a grid model through ``tiler`` (a ``VolumeTiler``) on rows ``ratio`` apart per section
-    (``grid_repair.grid_ratio``), from the run's neighbours and up to the model's ``z_context`` more good sections
+    (``grid_repair.grid_ratio``), from the run's neighbours and up to the model's ``repair_context`` more good sections
     each side (never a section in ``job.unusable``). Runs at a stack end go to ``fallback``. A cropped region is
     filled with ``context`` extra pixels each side, cut off afterwards.
     """
@@ -20,7 +20,7 @@ class GridRepairer:
     def __init__(self, tiler: Any, ratio: int, fallback: Any, context: int = 0) -> None:
         self.tiler, self.ratio, self.fallback = tiler, int(ratio), fallback
         self.context = int(context)
-        self.z_context = int(getattr(tiler.model, "z_context", 1))
+        self.known_context = repair_context(tiler.model)
 
     def __call__(self, job: RegionJob) -> list[np.ndarray]:
         run = job.run
@@ -29,7 +29,7 @@ class GridRepairer:
         height, width = job.vol.shape[1:]
         ys = slice(max(0, job.ys.start - self.context), min(height, job.ys.stop + self.context))
         xs = slice(max(0, job.xs.start - self.context), min(width, job.xs.stop + self.context))
-        known = known_around(run.left, run.right, 1, self.z_context, lambda z: z not in job.unusable,
+        known = known_around(run.left, run.right, 1, self.known_context, lambda z: z not in job.unusable,
                              job.vol.shape[0])
         rows, total, target_rows = grid_layout(known, list(job.zs), 1, self.ratio)
         sections = [job.intensity.to_unit(read_window(job.vol, z, ys, xs)) for z in known]

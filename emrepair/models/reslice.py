@@ -50,6 +50,9 @@ class ResliceConfig:
         flow_method: "dis" or "farneback" (see ``emrepair.models.flow``).
         max_factor: largest z upsampling factor offered.
         z_context: sections of context the window adds on each side of the pairs it keeps.
+        repair_context: good sections used beyond each neighbour when a gap of missing sections is repaired
+            (fix, eval). Each costs the network a whole window, and one missing section is all it outputs, so
+            fewer than ``z_context`` (docs/upsample.md has the measured trade-off).
         z_group: pairs synthesized from one window (fewer recomputed context rows per kept section).
         halo: context pixels in y and x for the tiler.
     """
@@ -60,6 +63,7 @@ class ResliceConfig:
     flow_method: str = "dis"
     max_factor: int = 8
     z_context: int = 3
+    repair_context: int = 2
     z_group: int = 8
     halo: int = 32
 
@@ -70,8 +74,9 @@ class ResliceConfig:
             raise ValueError(f"widths must be positive channel counts, got {self.widths}")
         if self.flow_method not in FLOW_METHODS:
             raise ValueError(f"flow_method must be one of {FLOW_METHODS}, got {self.flow_method!r}")
-        if self.max_factor < 2 or self.z_context < 0 or self.z_group < 1 or self.halo < 0:
-            raise ValueError("max_factor must be >= 2, z_context and halo >= 0, z_group >= 1")
+        if (self.max_factor < 2 or min(self.z_context, self.repair_context, self.halo) < 0
+                or self.z_group < 1):
+            raise ValueError("max_factor must be >= 2, z_context, repair_context and halo >= 0, z_group >= 1")
 
 
 # Rows to the nearest known section are given to the network divided by this (about 1 at factor 8).
@@ -121,6 +126,11 @@ class ResliceModel(nn.Module):
     def z_context(self) -> int:
         """Sections of context on each side of a window's kept pairs."""
         return self.config.z_context
+
+    @property
+    def repair_context(self) -> int:
+        """Good sections beyond each neighbour of a repaired gap."""
+        return self.config.repair_context
 
     @property
     def z_group(self) -> int:

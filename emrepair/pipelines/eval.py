@@ -204,7 +204,8 @@ def evaluate(
 
     Args:
         path: the volume (any format ``open_volume`` reads).
-        models: model names or checkpoint paths; ``linear`` and ``flow`` are always added first.
+        models: model names or checkpoint paths, or ``auto`` (what fix would pick, :func:`resolve_auto`);
+            ``linear`` and ``flow`` are always added first.
         gap: K, the length of each dropped run; its sections are predicted at t = j / (K + 1).
         decimate: for isotropic stacks, keep every ``decimate``-th section around the run, so neighbours lie
             ``decimate`` sections from their targets (10 nm FIB-SEM with 4 -> 40 nm serial sections).
@@ -224,7 +225,7 @@ def evaluate(
     from emrepair.models.registry import require_interpolation
 
     started = time.perf_counter()
-    names = list(dict.fromkeys([*BASELINES, *models]))
+    names = list(dict.fromkeys([*BASELINES, *resolve_auto(path, models, decimate, dataset)]))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         target_device = resolve_device(device)
@@ -268,6 +269,21 @@ def evaluate(
     )
 
 
+def resolve_auto(path: str, models: list[str], decimate: int, dataset: str | None = None) -> list[str]:
+    """``models`` with ``auto`` replaced by what ``fix --model auto`` picks for the stack as evaluated: its voxel
+    size with z times ``decimate`` (``model_choice.default_fix_model``)."""
+    if "auto" not in models:
+        return list(models)
+    from emrepair.io import open_volume
+    from emrepair.pipelines.model_choice import default_fix_model
+
+    with open_volume(path, dataset=dataset) as vol:
+        voxel = vol.info.voxel_size
+    if voxel is not None:
+        voxel = (voxel[0] * decimate, voxel[1], voxel[2])
+    return [default_fix_model(voxel) if name == "auto" else name for name in models]
+
+
 def _warm_up(engines: dict[str, Any], shape: tuple[int, int]) -> None:
     """One small untimed pass per model, so lazy initialisation does not count in the timings."""
     side = min(128, *shape)
@@ -282,10 +298,10 @@ class GridCases:
     rows as far apart as the pixels (``grid_repair``); defective sections and the dropped run are never used."""
 
     def __init__(self, vol: Any, model: Any, decimate: int, defective: set[int]) -> None:
-        from emrepair.pipelines.grid_repair import grid_ratio
+        from emrepair.pipelines.grid_repair import grid_ratio, repair_context
 
         self.vol, self.decimate, self.defective = vol, decimate, defective
-        self.context = int(getattr(model, "z_context", 1))
+        self.context = repair_context(model)
         self.ratio = grid_ratio(vol.info.voxel_size, decimate, int(getattr(model, "config").max_factor))
 
     def predict(self, tiler: Any, case: EvalCase, mapping: IntensityMap) -> list[np.ndarray]:

@@ -35,6 +35,12 @@ def grid_ratio(voxel_size: tuple[float, float, float] | None, step: int, max_fac
     return rows
 
 
+def repair_context(model: Any) -> int:
+    """Good sections a grid model uses beyond each neighbour of a gap: its ``repair_context`` (else its
+    ``z_context``, else 1)."""
+    return int(getattr(model, "repair_context", getattr(model, "z_context", 1)))
+
+
 def known_around(left: int, right: int, step: int, context: int, usable: Callable[[int], bool],
                  depth: int) -> list[int]:
     """The good sections a gap between ``left`` and ``right`` is filled from: both, and up to ``context`` more on
