@@ -207,6 +207,7 @@ def test_models_marks_the_defaults(weights_dir: Path) -> None:
     save_checkpoint(weights_dir / "flowunet.pt", FlowUNetModel(FlowUNetConfig(widths=(4, 8))), FlowUNetConfig(widths=(4, 8)))
     rows = json.loads(CliRunner().invoke(app, ["models", "--json"]).stdout)
     assert [r["name"] for r in rows if r["default"]] == ["flowunet"]
+    assert [r["name"] for r in rows if r["grid"]] == ["reslice"]  # also repairs in fix
 
 
 def test_info_shows_the_provenance_of_an_upsampled_volume(tmp_path: Path) -> None:

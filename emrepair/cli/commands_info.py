@@ -53,7 +53,8 @@ def models(
 
     defaults = {default_model_name(), DEFAULT_FOLD_MODEL, GRID_MODEL}  # GRID_MODEL: FIB-SEM-like stacks
     rows = [
-        {"name": s.name, "kind": s.kind, "learned": s.learned, "weights": s.has_weights(),
+        {"name": s.name, "kind": s.kind, "grid": hasattr(s.cls, "fill_grid"), "learned": s.learned,
+         "weights": s.has_weights(),
          "default": s.name in defaults and s.has_weights(),
          "trained_on": s.trained_on(), "description": s.description}
         for s in list_models(kind=None)

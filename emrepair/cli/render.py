@@ -58,7 +58,10 @@ def render_models(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         weights = "none needed" if not row["learned"] else ("yes" if row["weights"] else "[yellow]missing[/yellow]")
         name = row["name"] + (" [green](default)[/green]" if row.get("default") else "")
-        table.add_row(name, uses.get(row.get("kind", "interpolation"), row.get("kind", "")), weights,
+        use = uses.get(row.get("kind", "interpolation"), row.get("kind", ""))
+        if row.get("grid"):  # a grid model also repairs missing sections of FIB-SEM-like stacks
+            use += ", --model (FIB-SEM)"
+        table.add_row(name, use, weights,
                       row.get("trained_on") or "-", row.get("description") or "")
     err_console.print(table)
 
