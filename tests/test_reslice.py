@@ -200,9 +200,9 @@ def test_eval_auto_is_fixs_pick(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     from helpers import write_h5
 
     seen = []
-    monkeypatch.setattr(model_choice, "default_fix_model", lambda voxel: seen.append(voxel) or "picked")
+    monkeypatch.setattr(model_choice, "default_fix_model", lambda voxel, device: seen.append((voxel, device)) or "picked")
     src = write_h5(tmp_path / "iso.h5", textured_stack(4, 16), resolution=(10.0, 5.0, 5.0))
-    assert resolve_auto(src, ["flow", "auto"], 4) == ["flow", "picked"] and seen == [(40.0, 5.0, 5.0)]
+    assert resolve_auto(src, ["flow", "auto"], 4) == ["flow", "picked"] and seen == [((40.0, 5.0, 5.0), "cpu")]
     assert resolve_auto(src, ["flow"], 4) == ["flow"] and len(seen) == 1
 
 
@@ -227,3 +227,24 @@ def test_fusion_stage_keeps_measured_sections_and_trains(tmp_path: Path, checkpo
     assert summary["fusion"]["steps"] == 2 and "2" in summary["validation"]
     model, _ = load_model(tmp_path / "f.pt")
     assert model.fuse is not None and model.config.fuse_widths == (4, 8)
+
+
+def test_auto_picks_reslice_where_it_fits(weights_dir: Path) -> None:
+    from emrepair.models import FlowUNetConfig, FlowUNetModel, save_checkpoint
+    from emrepair.pipelines.model_choice import auto_fix_model, default_fix_model, default_upsample_model
+
+    fib, sstem = (40.0, 10.0, 10.0), (50.0, 4.0, 4.0)
+    assert default_fix_model(fib, "cuda") == "flow" and default_upsample_model(fib, 4) == "flow"  # no weights
+    save_checkpoint(weights_dir / "flowunet.pt", FlowUNetModel(FlowUNetConfig(widths=(4, 8))), FlowUNetConfig(widths=(4, 8)))
+    config = ResliceConfig(**SMALL)
+    save_checkpoint(weights_dir / "reslice.pt", ResliceModel(config), config)
+    assert default_fix_model(fib, "cuda") == "reslice" and default_fix_model(sstem, "cuda") == "flowunet"
+    assert default_fix_model(None, "cuda") == "flowunet"
+    notes: list[str] = []
+    assert auto_fix_model("auto", fib, "cpu", notes.append) == "flowunet"  # minutes per section on a CPU
+    assert len(notes) == 1 and "--model reslice" in notes[0]
+    assert auto_fix_model("auto", sstem, "cpu", notes.append) == "flowunet" and len(notes) == 1
+    assert auto_fix_model("reslice", fib, "cpu", notes.append) == "reslice" and len(notes) == 1
+    # upsample-z: the output's sections about a pixel apart, and a factor the model offers (up to 8)
+    assert default_upsample_model(fib, 4) == "reslice" and default_upsample_model(None, 3) == "reslice"
+    assert default_upsample_model(sstem, 4) == "flowunet" and default_upsample_model((90.0, 10.0, 10.0), 9) == "flowunet"

@@ -225,10 +225,10 @@ def evaluate(
     from emrepair.models.registry import require_interpolation
 
     started = time.perf_counter()
-    names = list(dict.fromkeys([*BASELINES, *resolve_auto(path, models, decimate, dataset)]))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         target_device = resolve_device(device)
+    names = list(dict.fromkeys([*BASELINES, *resolve_auto(path, models, decimate, dataset, target_device.type)]))
     engine_config = EngineConfig(tile_size=tile_size, overlap=overlap, batch_size=batch_size,
                                  device=str(target_device), precision=precision)
     engines: dict[str, Any] = {}
@@ -269,9 +269,10 @@ def evaluate(
     )
 
 
-def resolve_auto(path: str, models: list[str], decimate: int, dataset: str | None = None) -> list[str]:
-    """``models`` with ``auto`` replaced by what ``fix --model auto`` picks for the stack as evaluated: its voxel
-    size with z times ``decimate`` (``model_choice.default_fix_model``)."""
+def resolve_auto(path: str, models: list[str], decimate: int, dataset: str | None = None,
+                 device_type: str = "cpu") -> list[str]:
+    """``models`` with ``auto`` replaced by what ``fix --model auto`` picks on ``device_type`` for the stack as
+    evaluated: its voxel size with z times ``decimate`` (``model_choice.default_fix_model``)."""
     if "auto" not in models:
         return list(models)
     from emrepair.io import open_volume
@@ -281,7 +282,7 @@ def resolve_auto(path: str, models: list[str], decimate: int, dataset: str | Non
         voxel = vol.info.voxel_size
     if voxel is not None:
         voxel = (voxel[0] * decimate, voxel[1], voxel[2])
-    return [default_fix_model(voxel) if name == "auto" else name for name in models]
+    return [default_fix_model(voxel, device_type) if name == "auto" else name for name in models]
 
 
 def _warm_up(engines: dict[str, Any], shape: tuple[int, int]) -> None:

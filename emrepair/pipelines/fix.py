@@ -26,7 +26,7 @@ from emrepair.pipelines.block_session import (
     pending_blocks,
 )
 from emrepair.pipelines.notes import Notes, resolve_device_noting
-from emrepair.pipelines.model_choice import default_fix_model, default_model_name
+from emrepair.pipelines.model_choice import auto_fix_model, default_model_name
 from emrepair.pipelines.options import RunOptions, RunResult
 from emrepair.pipelines.plan import RepairRun, plan_runs
 from emrepair.pipelines.provenance import base_record
@@ -224,8 +224,8 @@ def run_fix(
     _check_share_options(options, output_path)
     with open_volume(input_path, dataset=options.dataset, level=options.level) as vol:
         _refuse_same_path(input_path, output_path, vol.info.path)
-        model_name = default_fix_model(vol.info.voxel_size) if options.model == "auto" else options.model
         device = resolve_device_noting(options.device, note)
+        model_name = auto_fix_model(options.model, vol.info.voxel_size, device.type, note)
         # With worker processes the model here only answers questions (tiles, memory): keep it off the GPU,
         # which also keeps CUDA uninitialised in a parent whose workers may be forked.
         here = "cpu" if options.workers > 1 else str(device)

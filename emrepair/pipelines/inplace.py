@@ -85,8 +85,8 @@ def run_fix_in_place(path: str, options: Any, *, progress: ProgressCallback | No
     from emrepair.io import ArrayVolume, open_volume
     from emrepair.io.folder_volume import ImageFolderVolume
     from emrepair.io.writers.inplace import InPlaceWriter, check_in_place_format
-    from emrepair.pipelines.fix import (FixResult, _note_one_sided, _plan, build_repairers, default_fix_model,
-                                       note_fold_repairer)
+    from emrepair.pipelines.fix import FixResult, _note_one_sided, _plan, build_repairers, note_fold_repairer
+    from emrepair.pipelines.model_choice import auto_fix_model
     from emrepair.pipelines.notes import Notes, resolve_device_noting
 
     if options.part is not None or options.workers > 1:
@@ -96,8 +96,9 @@ def run_fix_in_place(path: str, options: Any, *, progress: ProgressCallback | No
 
     with open_volume(path, dataset=options.dataset, level=options.level) as vol:
         check_in_place_format(vol.info)
-        model_name = default_fix_model(vol.info.voxel_size) if options.model == "auto" else options.model
-        device = str(resolve_device_noting(options.device, note))
+        resolved = resolve_device_noting(options.device, note)
+        model_name = auto_fix_model(options.model, vol.info.voxel_size, resolved.type, note)
+        device = str(resolved)
         engine, meta, repairers = build_repairers(options, model_name, device, vol.shape[1:], vol.info.voxel_size)
         runs = _plan(vol, options)
         _note_one_sided(runs, note)

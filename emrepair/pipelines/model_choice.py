@@ -3,12 +3,20 @@
 Interpolation between two sections (``flowunet``) serves every stack; the grid model (``reslice``, which fills
 gaps from the xz and yz reslices of several sections) learned from FIB-SEM decimated in z, so it is chosen only
 where a stack looks like that: for upsample-z, output sections about a pixel apart; for fix, sections
-GRID_FIX_RATIOS pixels apart (anisotropic FIB-SEM-like stacks). Unknown voxel sizes count as fitting.
+GRID_FIX_RATIOS pixels apart (anisotropic FIB-SEM-like stacks). Unknown voxel sizes count as fitting in
+upsample-z, not in fix.
+
+fix picks the grid model on CUDA only. To repair one section it runs a whole window of about 25 rows through
+the network twice (xz and yz), so on the CPU it costs over a minute per megapixel section where flowunet takes
+seconds (docs/benchmarks.md); there fix keeps flowunet and says how to ask for the grid model
+(:func:`grid_fix_hint`). upsample-z synthesizes every row of its windows, so the grid model costs it only about
+five times flowunet, and it picks it on any device.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 # Learned interpolation models in order of measured quality; the first with weights present is the default.
 PREFERRED_MODELS = ("flowunet",)
@@ -46,13 +54,28 @@ def _grid_model_max_factor() -> int | None:
     return int(spec.config_cls().max_factor) if spec.has_weights() else None
 
 
-def default_fix_model(voxel_size: tuple[float, float, float] | None) -> str:
-    """``fix --model auto``: GRID_MODEL for stacks whose sections lie GRID_FIX_RATIOS pixels apart (unknown: no),
-    else :func:`default_model_name`."""
+def _grid_fits_fix(voxel_size: tuple[float, float, float] | None) -> bool:
+    """Whether the grid model has weights and the stack's sections lie GRID_FIX_RATIOS pixels apart."""
     ratio = _pixels_apart(voxel_size)
-    if ratio is not None and GRID_FIX_RATIOS[0] <= ratio <= GRID_FIX_RATIOS[1] and _grid_model_max_factor():
+    return ratio is not None and GRID_FIX_RATIOS[0] <= ratio <= GRID_FIX_RATIOS[1] and bool(_grid_model_max_factor())
+
+
+def default_fix_model(voxel_size: tuple[float, float, float] | None, device_type: str) -> str:
+    """``fix --model auto`` on a device of type ``device_type`` ("cuda", "cpu"): GRID_MODEL on CUDA for stacks
+    whose sections lie GRID_FIX_RATIOS pixels apart (unknown: no), else :func:`default_model_name`."""
+    if device_type == "cuda" and _grid_fits_fix(voxel_size):
         return GRID_MODEL
     return default_model_name()
+
+
+def grid_fix_hint(voxel_size: tuple[float, float, float] | None, device_type: str) -> str | None:
+    """The line fix prints when it kept the interpolation model on a non-CUDA device for a stack the grid model
+    would repair better; None otherwise."""
+    if device_type == "cuda" or not _grid_fits_fix(voxel_size):
+        return None
+    return (f"this stack looks like FIB-SEM: --model {GRID_MODEL} repairs such stacks better (+0.9 dB over "
+            f"{default_model_name()} measured at 40 nm) but takes minutes per megapixel section on a CPU, "
+            "so the default here is the faster one")
 
 
 def default_upsample_model(voxel_size: tuple[float, float, float] | None, factor: int) -> str:
@@ -64,3 +87,15 @@ def default_upsample_model(voxel_size: tuple[float, float, float] | None, factor
         if spacing is None or GRID_ROW_SPACING[0] <= spacing <= GRID_ROW_SPACING[1]:
             return GRID_MODEL
     return default_model_name()
+
+
+def auto_fix_model(choice: str, voxel_size: tuple[float, float, float] | None, device_type: str,
+                   note: Callable[[str], None]) -> str:
+    """The model fix runs for ``--model choice``: ``auto`` resolved by :func:`default_fix_model` (and the
+    :func:`grid_fix_hint` line passed to ``note`` when there is one); any other choice as given."""
+    if choice != "auto":
+        return choice
+    hint = grid_fix_hint(voxel_size, device_type)
+    if hint is not None:
+        note(hint)
+    return default_fix_model(voxel_size, device_type)
