@@ -1,6 +1,6 @@
 """Wall time of ``emrepair fix`` for one missing 1024 x 1024 section, per model, as a user runs it.
 
-    python benchmarks/bench_fix_speed.py [--models flowunet reslice] [--size 1024] [--threads 2]
+    python benchmarks/bench_fix_speed.py [--models flowunet reslice] [--size 1024] [--threads 2] [--tile-size N]
 
 The stack is FIB-SEM at 40 nm: every fourth section of neuroproof_medulla_train2 (10 nm isotropic), each
 section mirrored out to ``size`` x ``size`` pixels, 13 sections, voxel size (40, 10, 10) nm; section 6 is
@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--tile-size", type=int, default=None, help="fix's --tile-size (default: the model's)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,7 +62,8 @@ def main() -> None:
               f"{args.threads} threads, {args.device}")
         for model in args.models:
             out = Path(tmp) / f"{model}.zarr"
-            options = FixOptions(model=model, sections=[MISSING], fold_model="none", device=args.device)
+            options = FixOptions(model=model, sections=[MISSING], fold_model="none", device=args.device,
+                                 tile_size=args.tile_size)
             start = time.perf_counter()
             run_fix(str(src), str(out), options)
             seconds = time.perf_counter() - start

@@ -40,6 +40,10 @@ DEFAULT_FOLD_MODEL = "sff"
 # memory near a few hundred MB for any section size; smaller sections go through the engine whole.
 HUGE_SECTION_PIXELS = 6144 * 6144
 REGION_SIZE = 4096
+# A grid model repairs through a window of ~25 rows per tile, and each tile's overlap and its DIS flow cost a
+# whole window: 1024^2 tiles took 80 s per missing 1024^2 section on 2 CPU threads, 256^2 tiles 171 s
+# (benchmarks/bench_fix_speed.py --tile-size); that run peaked at 1.5 GB resident.
+GRID_REPAIR_TILE = 1024
 
 
 @dataclass
@@ -137,8 +141,8 @@ def build_repairers(options: FixOptions, model_name: str, device: str, shape: tu
         from emrepair.pipelines.upsample_window import VolumeTiler
 
         ratio = grid_ratio(voxel_size, 1, grid_model.config.max_factor)
-        tiler = VolumeTiler(grid_model, device, tile_size=options.tile_size, overlap=options.overlap,
-                            blend=options.blend, batch_size=options.batch_size)
+        tiler = VolumeTiler(grid_model, device, tile_size=options.tile_size or GRID_REPAIR_TILE,
+                            overlap=options.overlap, blend=options.blend, batch_size=options.batch_size)
         repairers["default"] = GridRepairer(tiler, ratio, repairers["default"], context)
     fold_name = fold_model_name(options.fold_model)
     if fold_name is not None:
