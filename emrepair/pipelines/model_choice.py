@@ -73,9 +73,9 @@ def grid_fix_hint(voxel_size: tuple[float, float, float] | None, device_type: st
     would repair better; None otherwise."""
     if device_type == "cuda" or not _grid_fits_fix(voxel_size):
         return None
-    return (f"this stack looks like FIB-SEM: --model {GRID_MODEL} repairs such stacks better (+0.9 dB over "
-            f"{default_model_name()} measured at 40 nm) but takes over a minute per megapixel section on a CPU, "
-            "so the default here is the faster one")
+    return (f"this stack looks like FIB-SEM: --model {GRID_MODEL} repairs such stacks better (docs/benchmarks.md) "
+            "but takes over a minute per megapixel section on a CPU, so the default here is the faster "
+            f"{default_model_name()}")
 
 
 def default_upsample_model(voxel_size: tuple[float, float, float] | None, factor: int) -> str:
