@@ -12,7 +12,7 @@ LevelOpt = Annotated[Optional[int], typer.Option("--level", help="OME-Zarr multi
 NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")]
-ModelOpt = Annotated[str, typer.Option("--model", help="Model name (see `emrepair models`) or a checkpoint path; 'auto' picks the best with trained weights.")]
+ModelOpt = Annotated[str, typer.Option("--model", help="Model name (see `emrepair models`) or a checkpoint path; 'auto' picks the best with trained weights for the stack (reslice for FIB-SEM-like stacks; in fix on CUDA only), else flowunet.")]
 ReportInOpt = Annotated[Optional[Path], typer.Option("--report", help="Repair the defects listed in this `emrepair detect --report` file.")]
 SectionsOpt = Annotated[Optional[str], typer.Option("--sections", help="Repair these sections, e.g. 5,9-11 (instead of detecting).")]
 SaveReportOpt = Annotated[Optional[Path], typer.Option("--save-report", help="Write a JSON record of what was done.")]
