@@ -41,11 +41,14 @@ UNSEEN_FIB = "neuroproof_medulla_train2"
 EVERY = 10_000   # a limit on held_out_runs that keeps every held-out run
 
 
-def is_grid_model(name: str) -> bool:
-    """Whether ``name`` (a model name or checkpoint path) is a grid model such as reslice."""
+def grid_context(name: str) -> int | None:
+    """For a grid model such as reslice (``name``: a model name or checkpoint path), the good sections it uses
+    beyond each neighbour of a gap (``grid_repair.repair_context``); None for an interpolation model."""
     from emrepair.models import load_model
+    from emrepair.pipelines.grid_repair import repair_context
 
-    return hasattr(load_model(name, device="cpu")[0], "fill_grid")
+    model = load_model(name, device="cpu")[0]
+    return repair_context(model) if hasattr(model, "fill_grid") else None
 
 
 def slab_targets(path: Path, decimate: int, context: int, limit: int) -> list[int]:
@@ -121,11 +124,8 @@ def main() -> None:
     # 2. FIB-SEM at 40 nm, single sections
     unseen = run(UNSEEN_FIB, decimate=4, max_sections=args.max_sections)
     name = scored(unseen)
-    if is_grid_model(name):
-        from emrepair.models import load_model
-        from emrepair.pipelines.grid_repair import repair_context
-
-        context = repair_context(load_model(name, device="cpu")[0])
+    context = grid_context(name)
+    if context is not None:
         picks = slab_targets(args.data / f"{HELD_OUT_FIB}.h5", 4, context, args.max_sections)
     else:
         picks = held_out(HELD_OUT_FIB, 1, 4, args.max_sections)

@@ -200,7 +200,8 @@ def test_eval_auto_is_fixs_pick(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     from helpers import write_h5
 
     seen = []
-    monkeypatch.setattr(model_choice, "default_fix_model", lambda voxel, device: seen.append((voxel, device)) or "picked")
+    monkeypatch.setattr(model_choice, "default_fix_model",
+                        lambda voxel, device: seen.append((voxel, device)) or "picked")
     src = write_h5(tmp_path / "iso.h5", textured_stack(4, 16), resolution=(10.0, 5.0, 5.0))
     assert resolve_auto(src, ["flow", "auto"], 4) == ["flow", "picked"] and seen == [((40.0, 5.0, 5.0), "cpu")]
     assert resolve_auto(src, ["flow"], 4) == ["flow"] and len(seen) == 1
@@ -235,7 +236,8 @@ def test_auto_picks_reslice_where_it_fits(weights_dir: Path) -> None:
 
     fib, sstem = (40.0, 10.0, 10.0), (50.0, 4.0, 4.0)
     assert default_fix_model(fib, "cuda") == "flow" and default_upsample_model(fib, 4) == "flow"  # no weights
-    save_checkpoint(weights_dir / "flowunet.pt", FlowUNetModel(FlowUNetConfig(widths=(4, 8))), FlowUNetConfig(widths=(4, 8)))
+    small = FlowUNetConfig(widths=(4, 8))
+    save_checkpoint(weights_dir / "flowunet.pt", FlowUNetModel(small), small)
     config = ResliceConfig(**SMALL)
     save_checkpoint(weights_dir / "reslice.pt", ResliceModel(config), config)
     assert default_fix_model(fib, "cuda") == "reslice" and default_fix_model(sstem, "cuda") == "flowunet"
@@ -247,4 +249,5 @@ def test_auto_picks_reslice_where_it_fits(weights_dir: Path) -> None:
     assert auto_fix_model("reslice", fib, "cpu", notes.append) == "reslice" and len(notes) == 1
     # upsample-z: the output's sections about a pixel apart, and a factor the model offers (up to 8)
     assert default_upsample_model(fib, 4) == "reslice" and default_upsample_model(None, 3) == "reslice"
-    assert default_upsample_model(sstem, 4) == "flowunet" and default_upsample_model((90.0, 10.0, 10.0), 9) == "flowunet"
+    assert default_upsample_model(sstem, 4) == "flowunet"
+    assert default_upsample_model((90.0, 10.0, 10.0), 9) == "flowunet"

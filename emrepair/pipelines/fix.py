@@ -41,7 +41,7 @@ DEFAULT_FOLD_MODEL = "sff"
 HUGE_SECTION_PIXELS = 6144 * 6144
 REGION_SIZE = 4096
 # A grid model repairs through a window of ~25 rows per tile, and each tile's overlap and its DIS flow cost a
-# whole window: 1024^2 tiles took 80 s per missing 1024^2 section on 2 CPU threads, 256^2 tiles 171 s
+# whole window: 1024^2 tiles took 80-83 s per missing 1024^2 section on 2 CPU threads, 256^2 tiles 171 s
 # (benchmarks/bench_fix_speed.py --tile-size); that run peaked at 1.5 GB resident.
 GRID_REPAIR_TILE = 1024
 

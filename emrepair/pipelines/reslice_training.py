@@ -226,7 +226,8 @@ def train_reslice(data_dir: Path, out_path: Path, config: ResliceTrainConfig | N
     def losses_at() -> dict[str, torch.Tensor]:
         if state["left"] == 0:
             channels, truth = draw_chunk(model, slabs, cfg, rng)
-            state["sampler"], state["left"] = PlaneSampler(channels, truth, cfg.plane_rows, cfg.crop, rng), cfg.chunk_steps
+            state["sampler"] = PlaneSampler(channels, truth, cfg.plane_rows, cfg.crop, rng)
+            state["left"] = cfg.chunk_steps
         state["left"] -= 1
         planes = [state["sampler"].plane() for _ in range(cfg.batch_size)]
         inputs = torch.from_numpy(np.stack([p[0] for p in planes])).to(target)
