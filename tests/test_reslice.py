@@ -251,3 +251,6 @@ def test_auto_picks_reslice_where_it_fits(weights_dir: Path) -> None:
     assert default_upsample_model(fib, 4) == "reslice" and default_upsample_model(None, 3) == "reslice"
     assert default_upsample_model(sstem, 4) == "flowunet"
     assert default_upsample_model((90.0, 10.0, 10.0), 9) == "flowunet"
+    # the factors the shipped checkpoint itself offers (SMALL: up to 4), not the config class's default of 8
+    assert default_upsample_model((40.0, 10.0, 10.0), 4) == "reslice"
+    assert default_upsample_model((60.0, 10.0, 10.0), 6) == "flowunet"

@@ -47,11 +47,21 @@ def _pixels_apart(voxel_size: tuple[float, float, float] | None, factor: int = 1
 
 
 def _grid_model_max_factor() -> int | None:
-    """The grid model's largest factor when its weights are present, else None."""
+    """The grid model's largest factor, from its weights' own config (a few-MB read), when they are present and
+    readable; else None."""
+    from emrepair.errors import InputError
+    from emrepair.models.checkpoint import read_checkpoint
     from emrepair.models.registry import get_spec
 
     spec = get_spec(GRID_MODEL)
-    return int(spec.config_cls().max_factor) if spec.has_weights() else None
+    weights = spec.weights_path()
+    if weights is None:
+        return None
+    try:
+        stored = dict(read_checkpoint(weights)["config"])
+    except InputError:
+        return None  # loading them would fail too; auto then keeps the interpolation default
+    return int(stored.get("max_factor", spec.config_cls().max_factor))
 
 
 def _grid_fits_fix(voxel_size: tuple[float, float, float] | None) -> bool:

@@ -26,6 +26,7 @@ import torch
 from emrepair.errors import InputError, one_line_errors
 from emrepair.models.checkpoint import save_checkpoint
 from emrepair.models.reslice import ResliceConfig, ResliceModel
+from emrepair.models.widen import widen_unet
 from emrepair.pipelines.fold_training import (
     Progress,
     TimedRunConfig,
@@ -213,6 +214,8 @@ def train_reslice(data_dir: Path, out_path: Path, config: ResliceTrainConfig | N
         model, _ = load_model(str(init), allow_random=False)
         if not isinstance(model, ResliceModel):
             raise InputError(f"{init}: not a reslice checkpoint")
+        if model_config is not None and model_config.widths != model.config.widths:
+            model = widened(model, model_config.widths)
     else:
         model = ResliceModel(model_config)
     bad = [f for f in cfg.factors if f not in model.factors or f < 2]
@@ -244,6 +247,23 @@ def train_reslice(data_dir: Path, out_path: Path, config: ResliceTrainConfig | N
     }
     save_checkpoint(out_path, model, model.config, summary)
     return summary
+
+
+def widened(model: ResliceModel, widths: tuple[int, ...]) -> ResliceModel:
+    """``model`` with its view U-Net grown to ``widths`` (``widen_unet``: the same output until trained on).
+
+    Raises:
+        InputError: ``widths`` has another number of levels, a narrower level, or the model has a fusion stage.
+    """
+    if model.fuse is not None:
+        raise InputError("widening a reslice model with an xy fusion stage is not supported")
+    try:
+        unet = widen_unet(model.unet, widths)
+    except ValueError as error:
+        raise InputError(f"--widths: {error}") from None
+    grown = ResliceModel(replace(model.config, widths=tuple(widths)))
+    grown.unet = unet
+    return grown
 
 
 def with_fusion(model: ResliceModel, fuse_widths: tuple[int, ...]) -> ResliceModel:
@@ -354,6 +374,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunk-steps", type=int, default=defaults.chunk_steps)
     parser.add_argument("--no-flow", action="store_true", help="no flow-warped neighbours as inputs")
     parser.add_argument("--init", type=Path, default=None, help="continue from this reslice checkpoint")
+    parser.add_argument("--widths", type=int, nargs="+", default=None,
+                        help="view U-Net channels per level (default 16 32 64 128); with --init, grows its U-Net "
+                             "to these (same output at the start)")
     parser.add_argument("--fuse-widths", type=int, nargs="+", default=None,
                         help="train only the xy fusion stage (these U-Net widths) on top of --init's views")
     args = parser.parse_args(argv)
@@ -365,7 +388,10 @@ def main(argv: list[str] | None = None) -> None:
         summary = train_fusion(args.data, args.init, args.out, tuple(args.fuse_widths), cfg, tuple(args.stacks),
                                device=args.device, progress=print_progress)
     else:
-        summary = train_reslice(args.data, args.out, cfg, ResliceConfig(flow=not args.no_flow), tuple(args.stacks),
+        model_config = ResliceConfig(flow=not args.no_flow, **({"widths": tuple(args.widths)} if args.widths else {}))
+        if args.init is not None and not args.widths:
+            model_config = None  # keep the checkpoint's own config
+        summary = train_reslice(args.data, args.out, cfg, model_config, tuple(args.stacks),
                                 init=args.init, device=args.device, progress=print_progress)
     print(summary, flush=True)
 
