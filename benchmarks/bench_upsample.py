@@ -69,7 +69,7 @@ def models_to_run(random_weights: bool, only: list[str] | None = None) -> list[t
 def upsample(decimated: np.ndarray, z_nm: float, factor: int, model: str, workdir: Path,
              random_weights: bool) -> tuple[np.ndarray, float]:
     """Run the pipeline on a decimated crop; returns the upsampled volume and the seconds it took."""
-    out = workdir / f"up_{model}_{factor}.h5"
+    out = workdir / f"up_{Path(model).name}_{factor}.h5"
     options = UpsampleOptions(factor=factor, model=model, repair=False, device="cpu", overwrite=True,
                               allow_random_weights=random_weights)
     started = time.perf_counter()

@@ -5,6 +5,8 @@ docs/models.md (a script that prints figures, not a test). Each subcommand reads
     python benchmarks/interp_checks.py smooth-flow                # flowunet with smoother DIS flow, FIB-SEM at 40 nm
     python benchmarks/interp_checks.py z-upsample [--model PATH]  # x4 per-section scores on neuroproof2, and cubic in z
     python benchmarks/interp_checks.py fold-box --weights PATH    # sff on the same folds with and without the dimmed box
+    python benchmarks/interp_checks.py sstem-ensemble             # flowunet averaged over flips/rotations/order, ssTEM
+    python benchmarks/interp_checks.py reslice-x4 [--model PATH]  # upsample-z x4 on neuroproof2, and reslice's flip ensembles
 """
 
 from __future__ import annotations
@@ -131,12 +133,116 @@ def fold_box(data: Path, weights: Path, seed: int) -> None:
         print(f"{k}: {np.mean(v):.2f} dB")
 
 
+class SelfEnsemble(torch.nn.Module):
+    """An interpolation model averaged over (quarter turns, mirror, swapped order with t -> 1 - t) of its inputs."""
+
+    def __init__(self, model: torch.nn.Module, ops: list[tuple[int, int, int]]) -> None:
+        super().__init__()
+        self.model, self.ops = model, ops
+        self.name, self.halo, self.size_multiple = model.name, model.halo, model.size_multiple
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        outs = []
+        for turns, mirror, swap in self.ops:
+            def there(x: torch.Tensor) -> torch.Tensor:
+                x = torch.rot90(x, turns, (2, 3))
+                return torch.flip(x, (3,)) if mirror else x
+            out = self.model(there(b), there(a), 1 - t) if swap else self.model(there(a), there(b), t)
+            out = torch.flip(out, (3,)) if mirror else out
+            outs.append(torch.rot90(out, -turns, (2, 3)))
+        return torch.stack(outs).mean(0)
+
+
+def patched_load_model(wrap) -> None:
+    """Make every ``load_model`` of the pipelines pass its model through ``wrap(name, model)``."""
+    import emrepair.models as models_module
+
+    original = models_module.load_model
+
+    def load(name, *args, **kwargs):
+        model, meta = original(name, *args, **kwargs)
+        return wrap(str(name), model), meta
+
+    models_module.load_model = load
+
+
+def sstem_ensemble(data: Path) -> None:
+    """flowunet through ``evaluate`` (as bench_targets) on the ten held-out ssTEM sections, averaged over 1-16
+    transforms of its inputs."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_fix import held_out_runs
+
+    from emrepair.pipelines.eval import evaluate
+
+    sets = {"none": [(0, 0, 0)], "swapped order": [(0, 0, 0), (0, 0, 1)],
+            "4 (half turn + mirror, x swapped order)": [(0, 0, 0), (0, 0, 1), (2, 1, 0), (2, 1, 1)],
+            "8 (every turn and mirror)": [(r, m, 0) for r in range(4) for m in range(2)],
+            "16 (x swapped order)": [(r, m, s) for r in range(4) for m in range(2) for s in range(2)]}
+    current: dict[str, list] = {}
+    patched_load_model(lambda name, model: SelfEnsemble(model, current["ops"]) if name == "flowunet" else model)
+    for label, ops in sets.items():
+        current["ops"] = ops
+        mine, lin = [], []
+        for name in SSTEM_HELD_OUT:
+            path = data / f"{name}.h5"
+            result = evaluate(str(path), ["flowunet"], device="cpu", sections=held_out_runs(path, 1, 1, 10_000))
+            mine += [v for vs in result.score("flowunet").psnr_by_t.values() for v in vs]
+            lin += [v for vs in result.score("linear").psnr_by_t.values() for v in vs]
+        print(f"flowunet, ensemble {label}: {np.mean(mine):.3f} dB (linear {np.mean(lin):.3f}, "
+              f"{np.mean(mine) - np.mean(lin):+.3f}; n={len(mine)})", flush=True)
+
+
+def reslice_x4(data: Path, models: list[str]) -> None:
+    """bench_upsample's neuroproof2 x4 case (250² crop) for each model, and reslice averaged over z-reversed and
+    over xy-mirrored windows."""
+    import tempfile
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_upsample import load_crop, score, upsample
+
+    crop, z_nm = load_crop(data / "neuroproof_medulla_train2.h5", 250, 250)
+    truth = crop[:(crop.shape[0] - 1) // 4 * 4 + 1]
+    flips: dict[str, list[tuple[bool, bool]]] = {"": [(False, False)]}
+
+    def ensemble(name: str, model: torch.nn.Module) -> torch.nn.Module:
+        if not hasattr(model, "fill_grid") or flips[""] == [(False, False)]:
+            return model
+        single = model.fill_grid
+
+        def fill_grid(known, rows, total):
+            outs = []
+            for reverse, mirror in flips[""]:
+                k, r = (known.flip((-1, -2)) if mirror else known), list(rows)
+                if reverse:
+                    k, r = k.flip(2), [total - 1 - x for x in reversed(rows)]
+                out = single(k, r, total)
+                out = out.flip(2) if reverse else out
+                outs.append(out.flip((-1, -2)) if mirror else out)
+            return torch.stack(outs).mean(0)
+
+        model.fill_grid = fill_grid
+        return model
+
+    patched_load_model(ensemble)
+    runs = [(m, [(False, False)]) for m in ["flow", *models]]
+    runs += [("reslice", [(False, False), (True, False)]), ("reslice", [(False, False), (False, True)])]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, ops in runs:
+            flips[""] = ops
+            up, _ = upsample(truth[::4], z_nm, 4, name, Path(tmp), False)
+            mean = np.mean([v[0] for v in score(up, truth, 4).values()])
+            label = "" if len(ops) == 1 else " + z-reversed" if ops[1][0] else " + xy-mirrored"
+            print(f"{name}{label}: {mean:.3f} dB", flush=True)
+
+
 def main() -> None:
     """Parse the subcommand and run it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("check", choices=["sstem-blur", "smooth-flow", "z-upsample", "fold-box"])
+    parser.add_argument("check", choices=["sstem-blur", "smooth-flow", "z-upsample", "fold-box",
+                                                 "sstem-ensemble", "reslice-x4"])
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--model", action="append", default=[], help="z-upsample: extra model names or checkpoints")
+    parser.add_argument("--model", action="append", default=[],
+                        help="z-upsample, reslice-x4: extra model names or checkpoints")
     parser.add_argument("--weights", type=Path, default=Path("weights/sff.pt"), help="fold-box: sff checkpoint")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
@@ -149,6 +255,10 @@ def main() -> None:
         smooth_flow(args.data)
     elif args.check == "z-upsample":
         z_upsample(args.data, ["flowunet", *args.model])
+    elif args.check == "sstem-ensemble":
+        sstem_ensemble(args.data)
+    elif args.check == "reslice-x4":
+        reslice_x4(args.data, ["reslice", *args.model])
     else:
         fold_box(args.data, args.weights, args.seed)
 
