@@ -6,7 +6,7 @@ docs/models.md (a script that prints figures, not a test). Each subcommand reads
     python benchmarks/interp_checks.py z-upsample [--model PATH]  # x4 per-section scores on neuroproof2, and cubic in z
     python benchmarks/interp_checks.py fold-box --weights PATH    # sff on the same folds with and without the dimmed box
     python benchmarks/interp_checks.py sstem-ensemble             # flowunet averaged over flips/rotations/order, ssTEM
-    python benchmarks/interp_checks.py reslice-x4 [--model PATH]  # upsample-z x4 on neuroproof2, and reslice's flip ensembles
+    python benchmarks/interp_checks.py reslice-x4 [--model PATH]  # upsample-z x4 on neuroproof2, reslice flip ensembles
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # bench_fix, bench_upsample
 
 from emrepair.models import load_model
 from emrepair.pipelines.metrics import psnr
@@ -169,7 +170,6 @@ def patched_load_model(wrap) -> None:
 def sstem_ensemble(data: Path) -> None:
     """flowunet through ``evaluate`` (as bench_targets) on the ten held-out ssTEM sections, averaged over 1-16
     transforms of its inputs."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_fix import held_out_runs
 
     from emrepair.pipelines.eval import evaluate
@@ -197,7 +197,6 @@ def reslice_x4(data: Path, models: list[str]) -> None:
     over xy-mirrored windows."""
     import tempfile
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_upsample import load_crop, score, upsample
 
     crop, z_nm = load_crop(data / "neuroproof_medulla_train2.h5", 250, 250)
@@ -238,8 +237,8 @@ def reslice_x4(data: Path, models: list[str]) -> None:
 def main() -> None:
     """Parse the subcommand and run it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("check", choices=["sstem-blur", "smooth-flow", "z-upsample", "fold-box",
-                                                 "sstem-ensemble", "reslice-x4"])
+    parser.add_argument("check", choices=["sstem-blur", "smooth-flow", "z-upsample", "fold-box", "sstem-ensemble",
+                                          "reslice-x4"])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--model", action="append", default=[],
                         help="z-upsample, reslice-x4: extra model names or checkpoints")

@@ -15,6 +15,7 @@ five times flowunet, and it picks it on any device.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -47,21 +48,27 @@ def _pixels_apart(voxel_size: tuple[float, float, float] | None, factor: int = 1
 
 
 def _grid_model_max_factor() -> int | None:
-    """The grid model's largest factor, from its weights' own config (a few-MB read), when they are present and
-    readable; else None."""
+    """The grid model's largest factor, from its weights' own config, when they are present and readable; else
+    None."""
+    from emrepair.models.registry import get_spec
+
+    weights = get_spec(GRID_MODEL).weights_path()
+    return None if weights is None else _stored_max_factor(str(weights), weights.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _stored_max_factor(path: str, mtime_ns: int) -> int | None:
+    """``max_factor`` of the grid model checkpoint at ``path`` (read once per file version: fix --model auto asks
+    twice, for its pick and for its CPU hint)."""
     from emrepair.errors import InputError
     from emrepair.models.checkpoint import read_checkpoint
     from emrepair.models.registry import get_spec
 
-    spec = get_spec(GRID_MODEL)
-    weights = spec.weights_path()
-    if weights is None:
-        return None
     try:
-        stored = dict(read_checkpoint(weights)["config"])
+        stored = dict(read_checkpoint(path)["config"])
     except InputError:
         return None  # loading them would fail too; auto then keeps the interpolation default
-    return int(stored.get("max_factor", spec.config_cls().max_factor))
+    return int(stored.get("max_factor", get_spec(GRID_MODEL).config_cls().max_factor))
 
 
 def _grid_fits_fix(voxel_size: tuple[float, float, float] | None) -> bool:

@@ -388,9 +388,11 @@ def main(argv: list[str] | None = None) -> None:
         summary = train_fusion(args.data, args.init, args.out, tuple(args.fuse_widths), cfg, tuple(args.stacks),
                                device=args.device, progress=print_progress)
     else:
-        model_config = ResliceConfig(flow=not args.no_flow, **({"widths": tuple(args.widths)} if args.widths else {}))
         if args.init is not None and not args.widths:
-            model_config = None  # keep the checkpoint's own config
+            model_config = None  # the checkpoint's own config
+        else:
+            widths = {"widths": tuple(args.widths)} if args.widths else {}
+            model_config = ResliceConfig(flow=not args.no_flow, **widths)
         summary = train_reslice(args.data, args.out, cfg, model_config, tuple(args.stacks),
                                 init=args.init, device=args.device, progress=print_progress)
     print(summary, flush=True)
