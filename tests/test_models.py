@@ -110,7 +110,7 @@ def shifted(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
                           borderMode=cv2.BORDER_REFLECT)
 
 
-@pytest.mark.parametrize("method", ["dis", "farneback"])
+@pytest.mark.parametrize("method", ["dis", "dis-smooth", "farneback"])
 def test_flow_reproduces_half_shift(method: str, device: torch.device) -> None:
     rng = np.random.default_rng(1)
     texture = cv2.GaussianBlur(rng.random((128, 128)).astype(np.float32), (0, 0), 3)

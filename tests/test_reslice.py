@@ -136,6 +136,35 @@ def test_plane_trainer_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
                       ("iso.h5",))
 
 
+
+def test_turned_slabs_decimate_another_axis() -> None:
+    from emrepair.errors import InputError
+    from emrepair.pipelines.reslice_training import training_pool, turned
+
+    slab = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
+    assert turned(slab, "z") is slab
+    along_y = turned(slab, "y")
+    assert along_y.shape == (5, 4, 6) and along_y.flags.c_contiguous
+    assert np.array_equal(along_y[2], slab[:, 2, :])   # a section of the turned slab is an xz plane
+    along_x = turned(slab, "x")
+    assert along_x.shape == (6, 4, 5) and np.array_equal(along_x[3], slab[:, :, 3])
+    pool = training_pool([(slab, slab[:1])], ("z", "z", "y"))
+    assert [p.shape for p in pool] == [(4, 5, 6), (4, 5, 6), (5, 4, 6)]
+    with pytest.raises(InputError, match="axis"):
+        turned(slab, "t")
+
+
+def test_plane_trainer_draws_from_turned_slabs(tmp_path: Path) -> None:
+    from emrepair.pipelines.reslice_training import ResliceTrainConfig, train_reslice
+
+    rng = np.random.default_rng(1)
+    volume = (rng.random((24, 32, 40)) * 255).astype(np.uint8)
+    with h5py.File(tmp_path / "iso.h5", "w") as f:
+        f["raw"] = volume
+    config = ResliceTrainConfig(crop=16, batch_size=2, steps=4, minutes=5.0, plane_rows=16, factors=(2,),
+                                chunk_steps=1, axes=("y", "x"))
+    summary = train_reslice(tmp_path, tmp_path / "r.pt", config, ResliceConfig(**SMALL), ("iso.h5",))
+    assert summary["steps"] == 4 and summary["train_config"]["axes"] == ["y", "x"]
 def test_grid_layout_helpers() -> None:
     from emrepair.errors import UsageError
     from emrepair.pipelines.grid_repair import grid_layout, grid_ratio, known_around

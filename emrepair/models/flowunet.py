@@ -28,7 +28,7 @@ class FlowUNetConfig:
 
     Attributes:
         widths: U-Net channels per level (each level halves the resolution).
-        flow_method: "dis" or "farneback" (see ``emrepair.models.flow``).
+        flow_method: "dis", "dis-smooth" or "farneback" (see ``emrepair.models.flow``).
         halo: context pixels the tiler should add each side (largest motion plus receptive field).
     """
 

@@ -47,7 +47,7 @@ class ResliceConfig:
         fuse_widths: channels of the optional xy fusion U-Net (empty: none), which corrects the mean of the
             two views section by section from both views, the distance and the flow warps.
         flow: add the two flow-warped neighbours as input channels.
-        flow_method: "dis" or "farneback" (see ``emrepair.models.flow``).
+        flow_method: "dis", "dis-smooth" or "farneback" (see ``emrepair.models.flow``).
         max_factor: largest z upsampling factor offered.
         z_context: sections of context the window adds on each side of the pairs it keeps.
         repair_context: good sections used beyond each neighbour when a gap of missing sections is repaired

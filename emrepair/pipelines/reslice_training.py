@@ -25,6 +25,7 @@ import torch
 
 from emrepair.errors import InputError, one_line_errors
 from emrepair.models.checkpoint import save_checkpoint
+from emrepair.models.flow import FLOW_METHODS
 from emrepair.models.reslice import ResliceConfig, ResliceModel
 from emrepair.models.widen import widen_unet
 from emrepair.pipelines.fold_training import (
@@ -52,6 +53,9 @@ class ResliceTrainConfig(TimedRunConfig):
         chunk_steps: steps drawn from one (factor, phase) before the next is built.
         missing_chunks: fraction of chunks in which some kept sections are missing too (runs of 1-2), so the
             model also learns the gaps that ``fix`` repairs on the same grid.
+        axes: the axes of each isotropic training slab that chunks are decimated along, drawn uniformly: "z"
+            (the sections, as upsample-z sees them), "y" and "x" (the slab turned so that its xz or yz planes are
+            the sections: more planes from the same voxels; see :func:`turned`).
     """
 
     crop: int = 128
@@ -62,6 +66,7 @@ class ResliceTrainConfig(TimedRunConfig):
     factors: tuple[int, ...] = field(default=(2, 3, 4, 5, 6))
     chunk_steps: int = 100
     missing_chunks: float = 0.3
+    axes: tuple[str, ...] = ("z",)
 
 
 def load_stacks(data_dir: Path, names: tuple[str, ...]) -> list[tuple[str, np.ndarray]]:
@@ -84,6 +89,25 @@ def split(volume: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(training slab, held-out slab): the last VAL_FRACTION of the sections are held out."""
     n_val = max(1, int(round(VAL_FRACTION * volume.shape[0])))
     return volume[:-n_val], volume[-n_val:]
+
+
+AXES = ("z", "y", "x")
+
+
+def turned(slab: np.ndarray, axis: str) -> np.ndarray:
+    """The (Z, Y, X) ``slab`` with ``axis`` moved first (a contiguous copy unless it is "z"), so that decimating
+    its first axis decimates ``axis``: for "y" the sections become the slab's xz planes and the planes drawn
+    across them are its xy and yz planes, decimated along y. Only meaningful for isotropic voxels."""
+    if axis not in AXES:
+        raise InputError(f"axis must be one of {AXES}, got {axis!r}")
+    if axis == "z":
+        return slab
+    return np.ascontiguousarray(np.moveaxis(slab, AXES.index(axis), 0))
+
+
+def training_pool(slabs: list[tuple[np.ndarray, np.ndarray]], axes: tuple[str, ...]) -> list[np.ndarray]:
+    """Every training slab turned to each of ``axes`` (``turned``), the arrays chunks are drawn from."""
+    return [turned(train, axis) for train, _ in slabs for axis in axes]
 
 
 def decimated_channels(model: ResliceModel, volume: np.ndarray, factor: int, phase: int,
@@ -111,11 +135,11 @@ def missing_runs(count: int, rng: np.random.Generator, fraction: float = 0.1, lo
     return sorted(out)
 
 
-def draw_chunk(model: ResliceModel, slabs: list[tuple[np.ndarray, np.ndarray]], cfg: ResliceTrainConfig,
+def draw_chunk(model: ResliceModel, pool: list[np.ndarray], cfg: ResliceTrainConfig,
                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """One chunk of a run: a random training slab kept at a random factor and phase (with missing runs in
-    ``cfg.missing_chunks`` of the chunks); its channels (C, rows, Y, X) and the truth of each row."""
-    train = slabs[int(rng.integers(len(slabs)))][0]
+    """One chunk of a run: a random slab of ``pool`` (``training_pool``) kept at a random factor and phase (with
+    missing runs in ``cfg.missing_chunks`` of the chunks); its channels (C, rows, Y, X) and the truth of each row."""
+    train = pool[int(rng.integers(len(pool)))]
     f = int(rng.choice(cfg.factors))
     phase = int(rng.integers(f))
     count = len(range(phase, train.shape[0], f))
@@ -199,9 +223,11 @@ def validate_reslice(model: ResliceModel, held_out: list[np.ndarray], factors: t
 
 def train_reslice(data_dir: Path, out_path: Path, config: ResliceTrainConfig | None = None,
                   model_config: ResliceConfig | None = None, stacks: tuple[str, ...] = DEFAULT_STACKS,
-                  init: Path | None = None, device: str = "cpu", progress: Progress | None = None) -> dict:
+                  init: Path | None = None, device: str = "cpu", progress: Progress | None = None,
+                  flow_method: str | None = None) -> dict:
     """Train a ResliceModel on the isotropic ``stacks`` of ``data_dir`` and save it at ``out_path``.
 
+    ``flow_method`` (with ``init``: in place of the checkpoint's) sets how the flow-warped inputs are estimated.
     Returns the run's summary (also the checkpoint's meta).
     """
     cfg = config or ResliceTrainConfig()
@@ -218,17 +244,20 @@ def train_reslice(data_dir: Path, out_path: Path, config: ResliceTrainConfig | N
             model = widened(model, model_config.widths)
     else:
         model = ResliceModel(model_config)
+    if flow_method is not None:
+        model.config = replace(model.config, flow_method=flow_method)
     bad = [f for f in cfg.factors if f not in model.factors or f < 2]
     if bad:
         raise InputError(f"factors {bad} are outside the model's 2..{model.config.max_factor}")
     volumes = load_stacks(data_dir, stacks)
     slabs = [split(v) for _, v in volumes]
+    pool = training_pool(slabs, cfg.axes)
     model = model.to(target).train()
     state: dict = {"sampler": None, "left": 0}
 
     def losses_at() -> dict[str, torch.Tensor]:
         if state["left"] == 0:
-            channels, truth = draw_chunk(model, slabs, cfg, rng)
+            channels, truth = draw_chunk(model, pool, cfg, rng)
             state["sampler"] = PlaneSampler(channels, truth, cfg.plane_rows, cfg.crop, rng)
             state["left"] = cfg.chunk_steps
         state["left"] -= 1
@@ -326,12 +355,13 @@ def train_fusion(data_dir: Path, init: Path, out_path: Path, fuse_widths: tuple[
         p.requires_grad_(False)
     volumes = load_stacks(data_dir, stacks)
     slabs = [split(v) for _, v in volumes]
+    pool = training_pool(slabs, cfg.axes)
     target = torch.device(device)
     state: dict = {"sampler": None, "left": 0}
 
     def losses_at() -> dict[str, torch.Tensor]:
         if state["left"] == 0:
-            channels, truth = draw_chunk(model, slabs, cfg, rng)
+            channels, truth = draw_chunk(model, pool, cfg, rng)
             # the views of a block of 2 * plane_rows grid rows (sections drawn from its middle half) per chunk
             rows = min(2 * cfg.plane_rows, channels.shape[1])
             r0 = int(rng.integers(0, channels.shape[1] - rows + 1))
@@ -372,7 +402,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plane-rows", type=int, default=defaults.plane_rows)
     parser.add_argument("--missing-chunks", type=float, default=defaults.missing_chunks)
     parser.add_argument("--chunk-steps", type=int, default=defaults.chunk_steps)
+    parser.add_argument("--axes", nargs="+", choices=AXES, default=list(defaults.axes),
+                        help="axes to decimate the isotropic training slabs along (z: as upsample-z sees them; "
+                             "y, x: the slab turned, more planes from the same voxels)")
     parser.add_argument("--no-flow", action="store_true", help="no flow-warped neighbours as inputs")
+    parser.add_argument("--flow-method", choices=FLOW_METHODS, default=None,
+                        help="how the flow-warped inputs are estimated (default: --init's, else dis)")
     parser.add_argument("--init", type=Path, default=None, help="continue from this reslice checkpoint")
     parser.add_argument("--widths", type=int, nargs="+", default=None,
                         help="view U-Net channels per level (default 16 32 64 128); with --init, grows its U-Net "
@@ -381,7 +416,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="train only the xy fusion stage (these U-Net widths) on top of --init's views")
     args = parser.parse_args(argv)
     cfg = ResliceTrainConfig(**run_settings(args), factors=tuple(args.factors), plane_rows=args.plane_rows,
-                             missing_chunks=args.missing_chunks, chunk_steps=args.chunk_steps)  # type: ignore[arg-type]
+                             missing_chunks=args.missing_chunks, chunk_steps=args.chunk_steps,
+                             axes=tuple(args.axes))  # type: ignore[arg-type]
     if args.fuse_widths:
         if args.init is None:
             raise InputError("--fuse-widths trains on top of trained views: give --init CHECKPOINT")
@@ -394,7 +430,8 @@ def main(argv: list[str] | None = None) -> None:
             widths = {"widths": tuple(args.widths)} if args.widths else {}
             model_config = ResliceConfig(flow=not args.no_flow, **widths)
         summary = train_reslice(args.data, args.out, cfg, model_config, tuple(args.stacks),
-                                init=args.init, device=args.device, progress=print_progress)
+                                init=args.init, device=args.device, progress=print_progress,
+                                flow_method=args.flow_method)
     print(summary, flush=True)
 
 
