@@ -7,6 +7,8 @@ docs/models.md (a script that prints figures, not a test). Each subcommand reads
     python benchmarks/interp_checks.py fold-box --weights PATH    # sff on the same folds with and without the dimmed box
     python benchmarks/interp_checks.py sstem-ensemble             # flowunet averaged over flips/rotations/order, ssTEM
     python benchmarks/interp_checks.py reslice-x4 [--model PATH]  # upsample-z x4 on neuroproof2, reslice flip ensembles
+    python benchmarks/interp_checks.py reslice-slabs --model PATH [--model PATH] [--flow-method dis-smooth]
+                                      # reslice checkpoints on neuroproof2 x4 in 4 slabs, their average, view weights
 """
 
 from __future__ import annotations
@@ -234,15 +236,50 @@ def reslice_x4(data: Path, models: list[str]) -> None:
             print(f"{name}{label}: {mean:.3f} dB", flush=True)
 
 
+def reslice_slabs(data: Path, models: list[str], flow_method: str | None) -> None:
+    """Reslice checkpoints (``flow_method`` in place of each one's own, if given) on neuroproof2 kept at every 4th
+    section in four 61-section slabs of whole sections (``validate_reslice``'s scoring), the average of their
+    outputs, and the first one's xz and yz views weighted other than half and half."""
+    from dataclasses import replace
+
+    vol = raw(data, "neuroproof_medulla_train2")[:].astype(np.float32) / 255
+    slabs = [vol[a:a + 61] for a in (0, 60, 120, 180)]
+
+    def score(outs: list[np.ndarray]) -> float:
+        return float(np.mean([psnr(out[z], s[z]) for out, s in zip(outs, slabs) for z in range(len(s)) if z % 4]))
+
+    preds, views = {}, []
+    for name in models:
+        model = load_model(name)[0].eval()
+        if flow_method is not None:
+            model.config = replace(model.config, flow_method=flow_method)
+        outs = []
+        with torch.no_grad():
+            for s in slabs:
+                known = torch.from_numpy(np.ascontiguousarray(s[::4]))[None, None]
+                outs.append(model(known, 4)[0, 0].numpy())
+                if name == models[0]:
+                    xz, yz = model.views(model.volume_channels(known, 4))
+                    views.append((xz[0, 0].numpy(), yz[0, 0].numpy()))
+        preds[name] = outs
+        print(f"{name}: {score(outs):.3f} dB", flush=True)
+    if len(models) > 1:
+        print(f"average of {len(models)}: {score([np.mean(o, 0) for o in zip(*preds.values())]):.3f} dB")
+    for w in (0.3, 0.4, 0.5, 0.6, 0.7):
+        print(f"{models[0]}, xz view x {w} + yz view x {1 - w:.1f}: "
+              f"{score([np.clip(w * xz + (1 - w) * yz, 0, 1) for xz, yz in views]):.3f} dB")
+
+
 def main() -> None:
     """Parse the subcommand and run it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("check", choices=["sstem-blur", "smooth-flow", "z-upsample", "fold-box", "sstem-ensemble",
-                                          "reslice-x4"])
+                                          "reslice-x4", "reslice-slabs"])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--model", action="append", default=[],
-                        help="z-upsample, reslice-x4: extra model names or checkpoints")
+                        help="z-upsample, reslice-x4: extra model names or checkpoints; reslice-slabs: the models")
     parser.add_argument("--weights", type=Path, default=Path("weights/sff.pt"), help="fold-box: sff checkpoint")
+    parser.add_argument("--flow-method", default=None, help="reslice-slabs: flow method in place of each model's own")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -258,6 +295,8 @@ def main() -> None:
         sstem_ensemble(args.data)
     elif args.check == "reslice-x4":
         reslice_x4(args.data, ["reslice", *args.model])
+    elif args.check == "reslice-slabs":
+        reslice_slabs(args.data, args.model or ["reslice"], args.flow_method)
     else:
         fold_box(args.data, args.weights, args.seed)
 
