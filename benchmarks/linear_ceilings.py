@@ -102,9 +102,14 @@ def agreement_filtered(warps: dict[int, tuple[np.ndarray, np.ndarray]], truth: n
             out[sel, lv * len(masks):(lv + 1) * len(masks)] = bands[:, sel].T
         return out
 
-    gram = sum(design(z).T @ design(z) for z in features if z not in held_out)
-    rhs = sum(design(z).T @ truth[z].ravel() for z in features if z not in held_out)
-    weights = np.linalg.lstsq(gram + 1e-6 * np.eye(len(gram)), rhs, rcond=None)[0]
+    size = len(masks) * AGREEMENT_LEVELS
+    gram, rhs = np.zeros((size, size)), np.zeros(size)
+    for z in features:
+        if z not in held_out:
+            x = design(z)
+            gram += x.T @ x
+            rhs += x.T @ truth[z].ravel()
+    weights = np.linalg.lstsq(gram + 1e-6 * np.eye(size), rhs, rcond=None)[0]
     return float(np.mean([psnr(np.clip(design(z) @ weights, 0, 1).reshape(shape).astype(np.float32), truth[z])
                           for z in held_out]))
 
@@ -177,7 +182,10 @@ def main() -> None:
     cv2.setNumThreads(args.threads)
     if not args.data.is_dir():
         sys.exit(f"{args.data}: no data folder (give --data)")
-    sstem(args.data) if args.check == "sstem" else flow_settings(args.data)
+    if args.check == "sstem":
+        sstem(args.data)
+    else:
+        flow_settings(args.data)
 
 
 if __name__ == "__main__":
