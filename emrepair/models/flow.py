@@ -12,7 +12,7 @@ from emrepair.models.base import InterpolationModel, linear_blend
 
 FLOW_METHODS = ("dis", "dis-smooth", "farneback")
 # "dis-smooth": DIS (PRESET_MEDIUM) with a longer, stiffer variational refinement than the preset's (5 iterations,
-# alpha 20). On FIB-SEM 40 nm apart it interpolates +0.3 dB better (benchmarks/interp_checks.py flow-settings).
+# alpha 20). On FIB-SEM 40 nm apart it interpolates +0.3 dB better (benchmarks/linear_ceilings.py flow-settings).
 SMOOTH_ITERATIONS = 20
 SMOOTH_ALPHA = 160.0
 
