@@ -2,6 +2,7 @@
 
     python benchmarks/linear_ceilings.py sstem           # ssTEM held-out sections: per-band optimal linear filters
     python benchmarks/linear_ceilings.py flow-settings   # FIB-SEM 40 nm, x4: DIS settings for the flow warps
+    python benchmarks/linear_ceilings.py sstem-spectrum  # ssTEM held-out sections: flowunet's error per wavelength
 
 ``sstem``: on the held-out sections of isbi2012 and vnc_stack1 (z % 5 == 2, as ``emrepair train`` holds out),
 the best linear filter of each prediction, fitted per radial frequency band (48 bands, a Wiener filter) on the
@@ -9,6 +10,9 @@ stack's other sections and applied to the held-out ones: of the neighbours' aver
 neighbours 1 and 2 sections away (two inputs per band); of the flow interpolation (DIS, t = 1/2); and of the flow
 interpolation filtered per octave band with weights that depend on how well the two warped neighbours agree
 locally (6 levels of local correlation). Whole sections, PSNR dB on [0, 1].
+
+``sstem-spectrum``: on the same held-out sections, the power of the truth and of flowunet's error (whole sections,
+shipped weights) in octave bands of wavelength, and the fraction of the truth's power flowunet explains in each.
 
 ``flow-settings``: the flow baseline (both neighbours warped to t and cross-faded) on neuroproof2 kept at every
 4th section, t = 1/4, 1/2, 3/4 between sections 10, 22, ..., 226 and 4 further, with several DIS settings.
@@ -135,6 +139,33 @@ def sstem(data: Path) -> None:
             print(f"{name}: {label}: {value:.3f} dB (n={len(held)})", flush=True)
 
 
+def sstem_spectrum(data: Path) -> None:
+    """Print, per stack and octave band of wavelength, the truth's power, flowunet's error power and the fraction
+    explained, summed over the held-out ssTEM sections (see the module docstring)."""
+    import torch
+
+    from emrepair.models import load_model
+
+    model = load_model("flowunet")[0].eval()
+    for name in SSTEM:
+        vol = load(data, name)
+        r = radius(vol.shape[1:])
+        edges = [e for e in OCTAVES if e < 0.5] + [1.0]
+        masks = [(r >= lo) & (r < hi) for lo, hi in zip(edges[:-1], edges[1:])]
+        truth_power, error_power = np.zeros(len(masks)), np.zeros(len(masks))
+        for z in (z for z in range(1, len(vol) - 1) if z % 5 == 2):
+            with torch.no_grad():
+                pred = model(torch.from_numpy(vol[z - 1])[None, None], torch.from_numpy(vol[z + 1])[None, None],
+                             torch.tensor([0.5]))[0, 0].numpy()
+            truth, error = np.abs(np.fft.fft2(vol[z])) ** 2, np.abs(np.fft.fft2(vol[z] - pred)) ** 2
+            truth_power += [truth[m].sum() for m in masks]
+            error_power += [error[m].sum() for m in masks]
+        for lo, hi, t, e in zip(edges[:-1], edges[1:], truth_power, error_power):
+            longest = "inf" if lo == 0 else f"{1 / lo:g}"
+            print(f"{name}: wavelengths {1 / min(hi, 0.5):g}-{longest} px: error / truth power {e / t:.3f}, "
+                  f"explained {1 - e / t:+.1%}; share of the error {e / error_power.sum():.1%}", flush=True)
+
+
 def dis(**settings: float) -> cv2.DISOpticalFlow:
     """DIS PRESET_MEDIUM with the named setters applied (``PatchSize=16`` calls ``setPatchSize(16)``)."""
     flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
@@ -175,7 +206,7 @@ def flow_settings(data: Path) -> None:
 def main() -> None:
     """Parse the subcommand and run it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("check", choices=["sstem", "flow-settings"])
+    parser.add_argument("check", choices=["sstem", "sstem-spectrum", "flow-settings"])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -184,6 +215,8 @@ def main() -> None:
         sys.exit(f"{args.data}: no data folder (give --data)")
     if args.check == "sstem":
         sstem(args.data)
+    elif args.check == "sstem-spectrum":
+        sstem_spectrum(args.data)
     else:
         flow_settings(args.data)
 
