@@ -165,6 +165,61 @@ def test_plane_trainer_draws_from_turned_slabs(tmp_path: Path) -> None:
                                 chunk_steps=1, axes=("y", "x"))
     summary = train_reslice(tmp_path, tmp_path / "r.pt", config, ResliceConfig(**SMALL), ("iso.h5",))
     assert summary["steps"] == 4 and summary["train_config"]["axes"] == ["y", "x"]
+class ScriptedRng:
+    """Stands in for a numpy Generator: ``integers``, ``random`` and ``uniform`` return the scripted values."""
+
+    def __init__(self, integers: list[int], randoms: list[float], uniforms: list[float]) -> None:
+        self.values = {"integers": iter(integers), "random": iter(randoms), "uniform": iter(uniforms)}
+
+    def integers(self, *_: object) -> int:
+        return next(self.values["integers"])
+
+    def random(self) -> float:
+        return next(self.values["random"])
+
+    def uniform(self, *_: object) -> float:
+        return next(self.values["uniform"])
+
+
+@pytest.mark.parametrize("view", ["xz", "yz"])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_trainer_planes_carry_neighbours_as_the_model_lays_them_out(view: str, reverse: bool) -> None:
+    from emrepair.pipelines.reslice_training import PlaneSampler
+
+    offsets = (-2, 3)
+    model = ResliceModel(ResliceConfig(flow=True, plane_offsets=offsets, **SMALL))
+    known = torch.from_numpy(textured_stack(6, 24, seed=3)[:, :20]).float()[None, None] / 255.0
+    x = model.volume_channels(known, 3)  # (1, 4, 16, 20, 24)
+    at = 5
+    if view == "xz":
+        planes, group, across = x.permute(0, 3, 1, 2, 4).reshape(20, 4, 16, 24), 20, 24
+    else:
+        planes, group, across = x.permute(0, 4, 1, 2, 3).reshape(24, 4, 16, 20), 24, 20
+    expected = model.with_neighbours(planes, group, torch.tensor([at]))[0, :, :, :16].numpy()
+    if reverse:
+        expected = expected[[0, 1, 3, 2, 4, 6, 5, 7, 9, 8], ::-1]
+    assert expected.shape == (10, 16, 16) and model.unet.in_channels == 10
+    rng = ScriptedRng([0, at, 0], [0.0 if view == "xz" else 0.9, 0.9, 0.0 if reverse else 0.9], [1.0, 0.0])
+    sampler = PlaneSampler(x[0].numpy(), known[0, 0].repeat_interleave(3, 0)[:16].numpy(), 16, 16,
+                           rng, offsets)  # type: ignore[arg-type]
+    inp, _ = sampler.plane()
+    np.testing.assert_allclose(inp, expected, atol=1e-6)
+
+
+def test_added_plane_offsets_keep_the_output_until_trained() -> None:
+    from emrepair.pipelines.reslice_training import with_plane_offsets
+
+    model = noisy_model(flow=True)
+    grown = with_plane_offsets(model, (-3, 3)).eval()
+    assert grown.unet.in_channels == 10 and grown.config.plane_offsets == (-3, 3)
+    stack = torch.from_numpy(textured_stack(3, 24, seed=4)).float()[None, None] / 255.0
+    torch.testing.assert_close(grown(stack, 2), model(stack, 2))
+    with pytest.raises(Exception, match="single planes"):
+        with_plane_offsets(grown, (1,))
+    with pytest.raises(ValueError, match="non-zero"):
+        ResliceConfig(plane_offsets=(0, 2))
+
+
 def test_grid_layout_helpers() -> None:
     from emrepair.errors import UsageError
     from emrepair.pipelines.grid_repair import grid_layout, grid_ratio, known_around

@@ -55,6 +55,9 @@ class ResliceConfig:
             fewer than ``z_context`` (docs/upsample.md has the measured trade-off).
         z_group: pairs synthesized from one window (fewer recomputed context rows per kept section).
         halo: context pixels in y and x for the tiler.
+        plane_offsets: neighbouring planes (pixels across the plane, e.g. (-6, -3, 3, 6)) whose image channels
+            (linear and the flow warps) are added as inputs to each plane's: context in the third axis, so a
+            plane sees how the structures it cuts run across it (empty: one plane at a time).
     """
 
     widths: tuple[int, ...] = (16, 32, 64, 128)
@@ -66,10 +69,14 @@ class ResliceConfig:
     repair_context: int = 2
     z_group: int = 8
     halo: int = 32
+    plane_offsets: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         self.widths = tuple(int(w) for w in self.widths)
         self.fuse_widths = tuple(int(w) for w in self.fuse_widths)
+        self.plane_offsets = tuple(int(o) for o in self.plane_offsets)
+        if 0 in self.plane_offsets or len(set(self.plane_offsets)) != len(self.plane_offsets):
+            raise ValueError(f"plane_offsets must be distinct and non-zero, got {self.plane_offsets}")
         if not self.widths or min(self.widths) < 1:
             raise ValueError(f"widths must be positive channel counts, got {self.widths}")
         if self.flow_method not in FLOW_METHODS:
@@ -113,9 +120,20 @@ class ResliceModel(nn.Module):
     def __init__(self, config: ResliceConfig | None = None) -> None:
         super().__init__()
         self.config = config or ResliceConfig()
-        self.unet = SmallUNet(4 if self.config.flow else 2, 1, self.config.widths)
+        self.unet = SmallUNet(self.base_channels + len(self.image_channels) * len(self.config.plane_offsets), 1,
+                              self.config.widths)
         self.fuse = SmallUNet(5 if self.config.flow else 4, 1, self.config.fuse_widths) \
             if self.config.fuse_widths else None
+
+    @property
+    def base_channels(self) -> int:
+        """Channels of one plane: linear, distance and (with flow) the two warps."""
+        return 4 if self.config.flow else 2
+
+    @property
+    def image_channels(self) -> list[int]:
+        """The base channels that are images (linear and the warps), the ones a neighbouring plane adds."""
+        return [0, 2, 3] if self.config.flow else [0]
 
     @property
     def halo(self) -> int:
@@ -181,17 +199,37 @@ class ResliceModel(nn.Module):
             channels += [from_below, from_above]
         return torch.cat(channels, dim=1)
 
-    def plane_residual(self, planes: torch.Tensor) -> torch.Tensor:
+    def with_neighbours(self, planes: torch.Tensor, group: int, index: torch.Tensor) -> torch.Tensor:
+        """The network's input for the planes ``index`` of ``planes`` (N, base channels, Z, X), laid out as
+        N / ``group`` images of ``group`` adjacent planes each: their channels, then the image channels of the
+        planes ``plane_offsets`` away in the same image (clamped at its edges)."""
+        if not self.config.plane_offsets:
+            return planes[index]
+        image, position = index // group, index % group
+        parts = [planes[index]]
+        for offset in self.config.plane_offsets:
+            other = image * group + (position + offset).clamp(0, group - 1)
+            parts.append(planes[other][:, self.image_channels])
+        return torch.cat(parts, dim=1)
+
+    def plane_residual(self, planes: torch.Tensor, group: int | None = None) -> torch.Tensor:
         """(N, C, Z, X) reslices -> (N, 1, Z, X) residuals over their linear channel, in chunks of planes,
-        each padded (replicated) to the U-Net's size multiple."""
-        check_shape(planes, f"N,{self.unet.in_channels},Z,X", "planes")
+        each padded (replicated) to the U-Net's size multiple. With ``group`` (images of that many adjacent
+        planes), ``planes`` has the base channels and each chunk's neighbouring planes are gathered here
+        (``with_neighbours``); without, ``planes`` already holds the network's whole input."""
+        channels = self.base_channels if group is not None else self.unet.in_channels
+        check_shape(planes, f"N,{channels},Z,X", "planes")
         m = self.unet.size_multiple
         z, x = planes.shape[-2:]
         pad = (0, -x % m, 0, -z % m)
         per_chunk = max(1, PLANE_CHUNK_PIXELS // ((z + pad[3]) * (x + pad[1])))
         outs = []
         for start in range(0, planes.shape[0], per_chunk):
-            chunk = planes[start:start + per_chunk]
+            if group is None:
+                chunk = planes[start:start + per_chunk]
+            else:
+                index = torch.arange(start, min(start + per_chunk, planes.shape[0]), device=planes.device)
+                chunk = self.with_neighbours(planes, group, index)
             if any(pad):
                 chunk = F.pad(chunk, pad, mode="replicate")
             outs.append(self.unet(chunk)[..., :z, :x])
@@ -229,8 +267,8 @@ class ResliceModel(nn.Module):
         """The grid (B, 1, R, H, W) predicted from the xz planes and from the yz planes of the channels ``x``
         (B, C, R, H, W): linear plus each view's residual."""
         b, c, total, h, w = x.shape
-        xz = self.plane_residual(x.permute(0, 3, 1, 2, 4).reshape(b * h, c, total, w))
-        yz = self.plane_residual(x.permute(0, 4, 1, 2, 3).reshape(b * w, c, total, h))
+        xz = self.plane_residual(x.permute(0, 3, 1, 2, 4).reshape(b * h, c, total, w), group=h)
+        yz = self.plane_residual(x.permute(0, 4, 1, 2, 3).reshape(b * w, c, total, h), group=w)
         return (x[:, :1] + xz.reshape(b, h, 1, total, w).permute(0, 2, 3, 1, 4),
                 x[:, :1] + yz.reshape(b, w, 1, total, h).permute(0, 2, 3, 4, 1))
 

@@ -149,39 +149,53 @@ def draw_chunk(model: ResliceModel, pool: list[np.ndarray], cfg: ResliceTrainCon
 
 
 class PlaneSampler:
-    """Random training planes from one decimated stack's channels and truth."""
+    """Random training planes from one decimated stack's channels and truth; with ``offsets`` (the model's
+    ``plane_offsets``) each plane carries the image channels of its neighbouring planes too, as
+    ``ResliceModel.with_neighbours`` lays them out."""
 
     def __init__(self, channels: np.ndarray, truth: np.ndarray, rows: int, width: int,
-                 rng: np.random.Generator) -> None:
+                 rng: np.random.Generator, offsets: tuple[int, ...] = ()) -> None:
         self.channels, self.truth, self.rng = channels, truth, rng
+        self.offsets = tuple(offsets)
         self.rows = min(rows, channels.shape[1])
         self.width = min(width, *channels.shape[2:])
         self.rows -= self.rows % 8
         self.width -= self.width % 8
+        base = channels.shape[0]
+        self.images = [0, 2, 3] if base == 4 else [0]
+        # reversed z: the warps from below and from above trade places, in the plane and in each neighbour
+        swap = [0, 1, 3, 2] if base == 4 else list(range(base))
+        group = [0, 2, 1] if base == 4 else [0]
+        self.reverse = swap + [base + k * len(group) + g for k in range(len(self.offsets)) for g in group]
+        self.mirrors = sorted(self.offsets) == sorted(-o for o in self.offsets)
 
     def plane(self) -> tuple[np.ndarray, np.ndarray]:
         """One (C, rows, width) input plane and its (1, rows, width) truth, augmented."""
-        rng, (c, depth, height, width) = self.rng, self.channels.shape
+        rng, (_, depth, height, width) = self.rng, self.channels.shape
         z0 = int(rng.integers(0, depth - self.rows + 1))
         rows = slice(z0, z0 + self.rows)
+        sign = -1 if self.mirrors and rng.random() < 0.5 else 1  # mirrored across the plane
         if rng.random() < 0.5:  # xz plane at a random y
             y, x0 = int(rng.integers(height)), int(rng.integers(0, width - self.width + 1))
-            inp = self.channels[:, rows, y, x0:x0 + self.width]
-            tgt = self.truth[rows, y, x0:x0 + self.width][None]
+            cols = slice(x0, x0 + self.width)
+            parts = [self.channels[:, rows, y, cols]] + [
+                self.channels[self.images, rows, min(max(y + sign * o, 0), height - 1), cols] for o in self.offsets]
+            tgt = self.truth[rows, y, cols][None]
         else:                   # yz plane at a random x
             x, y0 = int(rng.integers(width)), int(rng.integers(0, height - self.width + 1))
-            inp = self.channels[:, rows, y0:y0 + self.width, x]
-            tgt = self.truth[rows, y0:y0 + self.width, x][None]
+            cols = slice(y0, y0 + self.width)
+            parts = [self.channels[:, rows, cols, x]] + [
+                self.channels[self.images, rows, cols, min(max(x + sign * o, 0), width - 1)] for o in self.offsets]
+            tgt = self.truth[rows, cols, x][None]
+        inp = np.concatenate(parts) if self.offsets else parts[0]
         if rng.random() < 0.5:
             inp, tgt = inp[:, :, ::-1], tgt[:, :, ::-1]
-        if rng.random() < 0.5:  # reversed z: the warps from below and from above trade places
-            inp, tgt = inp[:, ::-1], tgt[:, ::-1]
-            if c == 4:
-                inp = inp[[0, 1, 3, 2]]
+        if rng.random() < 0.5:
+            inp, tgt = inp[self.reverse, ::-1], tgt[:, ::-1]
         contrast = float(rng.uniform(*JITTER_CONTRAST))
         brightness = float(rng.uniform(-JITTER_BRIGHTNESS, JITTER_BRIGHTNESS))
         inp = np.array(inp, dtype=np.float32)
-        image = [0] + ([2, 3] if c == 4 else [])
+        image = [c for c in range(inp.shape[0]) if c != 1]  # all but the distance
         inp[image] = (inp[image] - 0.5) * contrast + 0.5 + brightness
         tgt = (np.asarray(tgt, dtype=np.float32) - 0.5) * contrast + 0.5 + brightness
         return inp, tgt
@@ -224,10 +238,11 @@ def validate_reslice(model: ResliceModel, held_out: list[np.ndarray], factors: t
 def train_reslice(data_dir: Path, out_path: Path, config: ResliceTrainConfig | None = None,
                   model_config: ResliceConfig | None = None, stacks: tuple[str, ...] = DEFAULT_STACKS,
                   init: Path | None = None, device: str = "cpu", progress: Progress | None = None,
-                  flow_method: str | None = None) -> dict:
+                  flow_method: str | None = None, plane_offsets: tuple[int, ...] | None = None) -> dict:
     """Train a ResliceModel on the isotropic ``stacks`` of ``data_dir`` and save it at ``out_path``.
 
-    ``flow_method`` (with ``init``: in place of the checkpoint's) sets how the flow-warped inputs are estimated.
+    ``flow_method`` (with ``init``: in place of the checkpoint's) sets how the flow-warped inputs are estimated;
+    ``plane_offsets`` with ``init`` gives its planes neighbouring-plane inputs (``with_plane_offsets``).
     Returns the run's summary (also the checkpoint's meta).
     """
     cfg = config or ResliceTrainConfig()
@@ -246,6 +261,8 @@ def train_reslice(data_dir: Path, out_path: Path, config: ResliceTrainConfig | N
         model = ResliceModel(model_config)
     if flow_method is not None:
         model.config = replace(model.config, flow_method=flow_method)
+    if plane_offsets is not None and tuple(plane_offsets) != model.config.plane_offsets:
+        model = with_plane_offsets(model, tuple(plane_offsets))
     bad = [f for f in cfg.factors if f not in model.factors or f < 2]
     if bad:
         raise InputError(f"factors {bad} are outside the model's 2..{model.config.max_factor}")
@@ -258,7 +275,8 @@ def train_reslice(data_dir: Path, out_path: Path, config: ResliceTrainConfig | N
     def losses_at() -> dict[str, torch.Tensor]:
         if state["left"] == 0:
             channels, truth = draw_chunk(model, pool, cfg, rng)
-            state["sampler"] = PlaneSampler(channels, truth, cfg.plane_rows, cfg.crop, rng)
+            state["sampler"] = PlaneSampler(channels, truth, cfg.plane_rows, cfg.crop, rng,
+                                            model.config.plane_offsets)
             state["left"] = cfg.chunk_steps
         state["left"] -= 1
         planes = [state["sampler"].plane() for _ in range(cfg.batch_size)]
@@ -292,6 +310,28 @@ def widened(model: ResliceModel, widths: tuple[int, ...]) -> ResliceModel:
         raise InputError(f"--widths: {error}") from None
     grown = ResliceModel(replace(model.config, widths=tuple(widths)))
     grown.unet = unet
+    return grown
+
+
+def with_plane_offsets(model: ResliceModel, offsets: tuple[int, ...]) -> ResliceModel:
+    """``model`` given the image channels of the planes ``offsets`` away as extra inputs, computing the same
+    function until trained on: the weights that read the new channels start at zero.
+
+    Raises:
+        InputError: the model already reads neighbouring planes, or has a fusion stage.
+    """
+    if model.config.plane_offsets or model.fuse is not None:
+        raise InputError("plane offsets can only be added to a reslice model of single planes without fusion")
+    try:
+        grown = ResliceModel(replace(model.config, plane_offsets=tuple(offsets)))
+    except ValueError as error:
+        raise InputError(f"--plane-offsets: {error}") from None
+    state = model.unet.state_dict()
+    first = "down.0.0.weight"
+    weight = torch.zeros_like(grown.unet.state_dict()[first])
+    weight[:, :model.unet.in_channels] = state[first]
+    state[first] = weight
+    grown.unet.load_state_dict(state)
     return grown
 
 
@@ -409,6 +449,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--flow-method", choices=FLOW_METHODS, default=None,
                         help="how the flow-warped inputs are estimated (default: --init's, else dis)")
     parser.add_argument("--init", type=Path, default=None, help="continue from this reslice checkpoint")
+    parser.add_argument("--plane-offsets", type=int, nargs="+", default=None,
+                        help="give each plane the image channels of the planes this many pixels across it (e.g. "
+                             "-6 -3 3 6); with --init, added to its U-Net (same output at the start)")
     parser.add_argument("--widths", type=int, nargs="+", default=None,
                         help="view U-Net channels per level (default 16 32 64 128); with --init, grows its U-Net "
                              "to these (same output at the start)")
@@ -428,10 +471,12 @@ def main(argv: list[str] | None = None) -> None:
             model_config = None  # the checkpoint's own config
         else:
             widths = {"widths": tuple(args.widths)} if args.widths else {}
-            model_config = ResliceConfig(flow=not args.no_flow, **widths)
+            offsets = {"plane_offsets": tuple(args.plane_offsets)} if args.plane_offsets and args.init is None else {}
+            model_config = ResliceConfig(flow=not args.no_flow, **widths, **offsets)
         summary = train_reslice(args.data, args.out, cfg, model_config, tuple(args.stacks),
                                 init=args.init, device=args.device, progress=print_progress,
-                                flow_method=args.flow_method)
+                                flow_method=args.flow_method,
+                                plane_offsets=tuple(args.plane_offsets) if args.plane_offsets else None)
     print(summary, flush=True)
 
 
