@@ -472,7 +472,10 @@ def main(argv: list[str] | None = None) -> None:
         else:
             widths = {"widths": tuple(args.widths)} if args.widths else {}
             offsets = {"plane_offsets": tuple(args.plane_offsets)} if args.plane_offsets and args.init is None else {}
-            model_config = ResliceConfig(flow=not args.no_flow, **widths, **offsets)
+            try:
+                model_config = ResliceConfig(flow=not args.no_flow, **widths, **offsets)
+            except ValueError as error:
+                raise InputError(str(error)) from None
         summary = train_reslice(args.data, args.out, cfg, model_config, tuple(args.stacks),
                                 init=args.init, device=args.device, progress=print_progress,
                                 flow_method=args.flow_method,
