@@ -7,9 +7,9 @@
 ``sstem``: on the held-out sections of isbi2012 and vnc_stack1 (z % 5 == 2, as ``emrepair train`` holds out),
 the best linear filter of each prediction, fitted per radial frequency band (48 bands, a Wiener filter) on the
 stack's other sections and applied to the held-out ones: of the neighbours' average; of the averages of the
-neighbours 1 and 2 sections away (two inputs per band); of the flow interpolation (DIS, t = 1/2); and of the flow
-interpolation filtered per octave band with weights that depend on how well the two warped neighbours agree
-locally (6 levels of local correlation). Whole sections, PSNR dB on [0, 1].
+neighbours 1 and 2 sections away (two inputs per band); of the flow interpolation (DIS, t = 1/2; also with the
+other flow methods); and of the flow interpolation filtered per octave band with weights that depend on how well
+the two warped neighbours agree locally (6 levels of local correlation). Whole sections, PSNR dB on [0, 1].
 
 ``sstem-spectrum``: on the same held-out sections, the power of the truth and of flowunet's error (whole sections,
 shipped weights) in octave bands of wavelength, and the fraction of the truth's power flowunet explains in each.
@@ -31,7 +31,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from emrepair.models.flow import SMOOTH_ALPHA, SMOOTH_ITERATIONS, backward_warp, flow_warps, to_uint8  # noqa: E402
+from emrepair.models.flow import (  # noqa: E402
+    FLOW_METHODS, SMOOTH_ALPHA, SMOOTH_ITERATIONS, backward_warp, flow_warps, to_uint8)
 from emrepair.pipelines.metrics import psnr  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -135,6 +136,10 @@ def sstem(data: Path) -> None:
             "flow, best filter per band": fit_apply({z: [0.5 * (a + b)] for z, (a, b) in warps.items()}, vol, held),
             "flow, per octave and local agreement": agreement_filtered(warps, vol, held),
         }
+        for method in FLOW_METHODS[1:]:
+            other = {z: flow_warps(vol[z - 1], vol[z + 1], 0.5, method) for z in inner}
+            rows[f"flow ({method}), best filter per band"] = fit_apply(
+                {z: [0.5 * (a + b)] for z, (a, b) in other.items()}, vol, held)
         for label, value in rows.items():
             print(f"{name}: {label}: {value:.3f} dB (n={len(held)})", flush=True)
 
