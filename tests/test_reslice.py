@@ -195,7 +195,7 @@ def test_trainer_planes_carry_neighbours_as_the_model_lays_them_out(view: str, r
         planes, group, across = x.permute(0, 3, 1, 2, 4).reshape(20, 4, 16, 24), 20, 24
     else:
         planes, group, across = x.permute(0, 4, 1, 2, 3).reshape(24, 4, 16, 20), 24, 20
-    expected = model.with_neighbours(planes, group, torch.tensor([at]))[0, :, :, :16].numpy()
+    expected = model.with_neighbours(planes, group, at, at + 1)[0, :, :, :16].numpy()
     if reverse:
         expected = expected[[0, 1, 3, 2, 4, 6, 5, 7, 9, 8], ::-1]
     assert expected.shape == (10, 16, 16) and model.unet.in_channels == 10

@@ -110,6 +110,11 @@ def bracketing_rows(known_rows: list[int], total: int) -> tuple[torch.Tensor, to
     return below, above, t
 
 
+def image_channels(base_channels: int) -> list[int]:
+    """Which of a plane's ``base_channels`` (4 with flow: linear, distance, the two warps; 2 without) are images."""
+    return [0, 2, 3] if base_channels == 4 else [0]
+
+
 class ResliceModel(nn.Module):
     """The reslice z super-resolution network; ``forward(stack, factor)`` (see the module docstring)."""
 
@@ -133,7 +138,7 @@ class ResliceModel(nn.Module):
     @property
     def image_channels(self) -> list[int]:
         """The base channels that are images (linear and the warps), the ones a neighbouring plane adds."""
-        return [0, 2, 3] if self.config.flow else [0]
+        return image_channels(self.base_channels)
 
     @property
     def halo(self) -> int:
@@ -199,14 +204,15 @@ class ResliceModel(nn.Module):
             channels += [from_below, from_above]
         return torch.cat(channels, dim=1)
 
-    def with_neighbours(self, planes: torch.Tensor, group: int, index: torch.Tensor) -> torch.Tensor:
-        """The network's input for the planes ``index`` of ``planes`` (N, base channels, Z, X), laid out as
+    def with_neighbours(self, planes: torch.Tensor, group: int, start: int, stop: int) -> torch.Tensor:
+        """The network's input for the planes ``start:stop`` of ``planes`` (N, base channels, Z, X), laid out as
         N / ``group`` images of ``group`` adjacent planes each: their channels, then the image channels of the
         planes ``plane_offsets`` away in the same image (clamped at its edges)."""
         if not self.config.plane_offsets:
-            return planes[index]
+            return planes[start:stop]
+        index = torch.arange(start, stop, device=planes.device)
         image, position = index // group, index % group
-        parts = [planes[index]]
+        parts = [planes[start:stop]]
         for offset in self.config.plane_offsets:
             other = image * group + (position + offset).clamp(0, group - 1)
             parts.append(planes[other][:, self.image_channels])
@@ -225,11 +231,8 @@ class ResliceModel(nn.Module):
         per_chunk = max(1, PLANE_CHUNK_PIXELS // ((z + pad[3]) * (x + pad[1])))
         outs = []
         for start in range(0, planes.shape[0], per_chunk):
-            if group is None:
-                chunk = planes[start:start + per_chunk]
-            else:
-                index = torch.arange(start, min(start + per_chunk, planes.shape[0]), device=planes.device)
-                chunk = self.with_neighbours(planes, group, index)
+            stop = min(start + per_chunk, planes.shape[0])
+            chunk = planes[start:stop] if group is None else self.with_neighbours(planes, group, start, stop)
             if any(pad):
                 chunk = F.pad(chunk, pad, mode="replicate")
             outs.append(self.unet(chunk)[..., :z, :x])

@@ -26,7 +26,7 @@ import torch
 from emrepair.errors import InputError, one_line_errors
 from emrepair.models.checkpoint import save_checkpoint
 from emrepair.models.flow import FLOW_METHODS
-from emrepair.models.reslice import ResliceConfig, ResliceModel
+from emrepair.models.reslice import ResliceConfig, ResliceModel, image_channels
 from emrepair.models.widen import widen_unet
 from emrepair.pipelines.fold_training import (
     Progress,
@@ -162,11 +162,11 @@ class PlaneSampler:
         self.rows -= self.rows % 8
         self.width -= self.width % 8
         base = channels.shape[0]
-        self.images = [0, 2, 3] if base == 4 else [0]
-        # reversed z: the warps from below and from above trade places, in the plane and in each neighbour
-        swap = [0, 1, 3, 2] if base == 4 else list(range(base))
-        group = [0, 2, 1] if base == 4 else [0]
-        self.reverse = swap + [base + k * len(group) + g for k in range(len(self.offsets)) for g in group]
+        self.images = image_channels(base)
+        # reversed z: the warps from below (2) and from above (3) trade places, in the plane and in each neighbour
+        swapped = [{2: 3, 3: 2}.get(c, c) for c in range(base)]
+        group = [self.images.index(swapped[c]) for c in self.images]
+        self.reverse = swapped + [base + k * len(group) + g for k in range(len(self.offsets)) for g in group]
         self.mirrors = sorted(self.offsets) == sorted(-o for o in self.offsets)
 
     def plane(self) -> tuple[np.ndarray, np.ndarray]:
