@@ -19,6 +19,10 @@ README_TABLE: dict[str, tuple[tuple[int, int, int], tuple[float, float, float] |
     "gala_fib_example.h5": ((50, 200, 100), None),
     "gala_fib_train.h5": ((50, 100, 200), None),
     "gala_fib_test.h5": ((50, 100, 200), None),
+    "sbem_cdeep3m_train_v1.h5": ((20, 1024, 1024), (40.0, 5.9, 5.9)),
+    "sbem_cdeep3m_train_v2.h5": ((20, 1024, 1024), (40.0, 5.9, 5.9)),
+    "sbem_cdeep3m_val_v2.h5": ((10, 1024, 1024), (40.0, 5.9, 5.9)),
+    "cremi_train_crop.h5": ((32, 320, 320), (40.0, 4.0, 4.0)),
 }
 
 
