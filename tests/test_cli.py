@@ -132,7 +132,7 @@ def test_fix_keeps_good_sections_bit_identical(tmp_path: Path, dtype: str) -> No
         assert vol.read_section(4).min() == 1 and vol.read_section(3).max() == 0
     shown = run("info", str(out), "--json")
     assert json.loads(shown.stdout)["emrepair"]["synthesized_sections"] == [4]
-    assert "synthesized" in run("info", str(out)).stderr
+    assert "synthesized" in run("info", str(out)).stdout
 
 
 def test_fix_runs_and_stack_ends(tmp_path: Path) -> None:
@@ -162,7 +162,7 @@ def test_fix_from_report_dry_run_and_refusals(tmp_path: Path) -> None:
     out = tmp_path / "out.h5"
     dry = run("fix", src, "-o", str(out), "--report", str(report), "--dry-run", "--model", "linear")
     assert dry.exit_code == 0 and not out.exists()
-    assert "dry run" in dry.stderr
+    assert "dry run" in dry.stdout
     assert run("fix", src, "-o", str(out), "--report", str(report), "--model", "flow",
                "--no-progress").exit_code == 0
     assert_one_line_error(run("fix", src, "-o", str(out), "--sections", "5", "--model", "linear", "--no-progress"))

@@ -23,7 +23,8 @@ app = typer.Typer(
     help="Find and repair missing sections and support-film folds in serial-section EM volumes.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    rich_markup_mode=None,  # help texts are plain text: brackets such as .h5[/dataset] print as written
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from emrepair.cli.errors import handle_errors
-from emrepair.cli.options import DatasetOpt, LevelOpt, NoProgressOpt
+from emrepair.cli.options import DatasetOpt, JsonOpt, LevelOpt, NoProgressOpt, is_stdout
 
 
 @handle_errors
@@ -16,18 +16,27 @@ def detect(
     path: Annotated[str, typer.Argument(help="Volume to inspect.")],
     dataset: DatasetOpt = None,
     level: LevelOpt = None,
-    report: Annotated[Optional[Path], typer.Option("--report", help="Write the JSON report here.")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Write the JSON report here ('-': on stdout, instead of the table).")] = None,
     masks: Annotated[Optional[str], typer.Option("--masks", help="Write a uint8 label volume (1 missing, 2 fold).")] = None,
     preview: Annotated[Optional[Path], typer.Option("--preview", help="Write one PNG per defective section here.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --masks output.")] = False,
+    as_json: JsonOpt = False,
     no_progress: NoProgressOpt = False,
 ) -> None:
     """Find missing sections and support-film folds; print a table, optionally write a report, masks and previews."""
-    from emrepair.cli.console import progress_bar
+    import json
+
+    from emrepair.cli.console import echo_json, progress_bar
+    from emrepair.cli.options import check_output_free
     from emrepair.cli.render import render_detection
     from emrepair.pipelines.detect import run_detect
 
+    to_stdout = is_stdout(report)
+    check_output_free(masks, overwrite)
     with progress_bar("detect", enabled=not no_progress) as progress:
-        result = run_detect(path, dataset=dataset, level=level, report_path=report, masks_path=masks,
-                            preview_dir=preview, overwrite=overwrite, progress=progress)
-    render_detection(result)
+        result = run_detect(path, dataset=dataset, level=level, report_path=None if to_stdout else report,
+                            masks_path=masks, preview_dir=preview, overwrite=overwrite, progress=progress)
+    if as_json or to_stdout:
+        echo_json(json.dumps(result.to_dict(), indent=2))
+    else:
+        render_detection(result)

@@ -39,11 +39,12 @@ def fix(
     undo: Annotated[bool, typer.Option("--undo", help="Restore the sections replaced by an earlier --in-place repair of PATH from its backup.")] = False,
     dry_run: opt.DryRunOpt = False,
     overwrite: opt.OverwriteOpt = False,
+    as_json: opt.JsonOpt = False,
     no_progress: opt.NoProgressOpt = False,
 ) -> None:
     """Repair every damaged section from its nearest good neighbours into a new volume."""
     params = dict(locals())
-    from emrepair.cli.console import err_console, warn
+    from emrepair.cli.console import result as show, warn
     from emrepair.cli.render import render_fix, render_share_left
     from emrepair.errors import UsageError
     from emrepair.pipelines.fix import FixOptions, run_fix
@@ -54,8 +55,10 @@ def fix(
         from emrepair.pipelines.inplace import undo_in_place
 
         restored = undo_in_place(path, dataset=dataset, level=level)
-        err_console.print(f"restored {len(restored)} section(s) of {path} from its backup", highlight=False)
+        show(f"restored {len(restored)} section(s) of {path} from its backup")
         return
+    opt.check_device(device)
+    check_outputs(params)
     options = FixOptions(model=model, fold_model=fold_model, **opt.run_option_fields(params))
     with block_run_progress(no_progress) as add_bar:
         if in_place:
@@ -64,12 +67,34 @@ def fix(
             if output is not None:
                 raise UsageError("--in-place writes into the input; give no -o")
             result = run_fix_in_place(path, options, progress=add_bar("sections"),
-                                      tile_progress=add_bar("tiles"), warn=warn)
+                                      tile_progress=add_bar("tiles", every_percent=None), warn=warn)
         else:
             result = run_fix(path, output, options, progress=add_bar("sections"),
-                             tile_progress=add_bar("tiles"), warn=warn)
-    render_fix(result)
+                             tile_progress=add_bar("tiles", every_percent=None), warn=warn)
+    if not print_json(result, as_json or opt.is_stdout(save_report)):
+        render_fix(result)
     render_share_left(result)
+
+
+def check_outputs(params: dict[str, Any]) -> None:
+    """Refuse existing -o and --masks outputs of a blockwise run (fix, upsample-z) before any work; a resumed
+    (--continue) run or a share (--part) finds its own partial output instead."""
+    if params["continue_run"] or params["part"] is not None or params["dry_run"]:
+        return
+    for path in (params["output"], params["masks"]):
+        opt.check_output_free(path, params["overwrite"])
+
+
+def print_json(result: Any, wanted: bool) -> bool:
+    """Print a blockwise run's record (as --save-report writes it) on stdout when --json or --save-report -
+    asked for it; return whether it did."""
+    if wanted:
+        import json
+
+        from emrepair.cli.console import echo_json
+
+        echo_json(json.dumps(result.to_dict(), indent=2))
+    return wanted
 
 
 @contextlib.contextmanager

@@ -37,7 +37,9 @@ def info(
     if isinstance(provenance, dict):
         summary["emrepair"] = provenance
     if as_json:
-        typer.echo(json.dumps(summary, indent=2))
+        from emrepair.cli.console import echo_json
+
+        echo_json(json.dumps(summary, indent=2))
     else:
         render_info(summary)
 
@@ -60,6 +62,8 @@ def models(
         for s in list_models(kind=None)
     ]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        from emrepair.cli.console import echo_json
+
+        echo_json(json.dumps(rows, indent=2))
     else:
         render_models(rows)

@@ -36,11 +36,12 @@ def upsample_z(
     executor: opt.ExecutorOpt = "auto",
     dry_run: opt.DryRunOpt = False,
     overwrite: opt.OverwriteOpt = False,
+    as_json: opt.JsonOpt = False,
     no_progress: opt.NoProgressOpt = False,
 ) -> None:
     """Synthesize factor - 1 sections between every pair of sections, keeping the originals bit-identical."""
     params = dict(locals())
-    from emrepair.cli.commands_fix import block_run_progress
+    from emrepair.cli.commands_fix import block_run_progress, check_outputs, print_json
     from emrepair.cli.console import warn
     from emrepair.cli.render import render_share_left, render_upsample
     from emrepair.errors import UsageError
@@ -50,12 +51,16 @@ def upsample_z(
     opt.check_executor(executor)
     if not repair and (report is not None or sections is not None):
         raise UsageError("--report and --sections choose what to repair; they cannot go with --no-repair")
+    opt.check_device(device)
+    check_outputs(params)
     options = UpsampleOptions(factor=factor, target_z=target_z, model=model, repair=repair,
                               **opt.run_option_fields(params))
     with block_run_progress(no_progress) as add_bar:
         detecting = repair and not report and not sections
-        result = run_upsample(path, output, options, progress=add_bar("pairs"), tile_progress=add_bar("tiles"),
+        result = run_upsample(path, output, options, progress=add_bar("pairs"),
+                              tile_progress=add_bar("tiles", every_percent=None),
                               detect_progress=add_bar("detect") if detecting else None, warn=warn)
-    render_upsample(result)
+    if not print_json(result, as_json or opt.is_stdout(save_report)):
+        render_upsample(result)
     render_share_left(result)
 

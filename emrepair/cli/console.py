@@ -1,33 +1,136 @@
-"""Rich consoles and progress bars for the CLI: everything human-facing goes to stderr."""
+"""The CLI's two consoles and its output settings.
+
+Results (tables, ``--json``, reports to ``-``) go to stdout through ``out_console``; progress, notes, warnings and
+errors go to stderr through ``err_console``. Neither reads Rich markup in the text it is given, so user-supplied
+strings (paths such as ``dmg[red].h5``) print exactly; styles are applied with ``styled``. Off a terminal, lines are
+never wrapped. ``configure`` applies ``--quiet``, ``--verbose`` and ``--log-file``.
+"""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Callable, Iterator
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-err_console = Console(stderr=True)
-out_console = Console()
+from rich.text import Text
 
 ProgressCallback = Callable[[int, int], None]
 
 
+@dataclass
+class Settings:
+    """Output settings of the running command."""
+
+    quiet: bool = False
+    verbose: bool = False
+    log: Console | None = None
+    log_file: IO[str] | None = None
+
+
+settings = Settings()
+
+
+class CliConsole(Console):
+    """A Rich console without markup or highlighting that does not wrap off a terminal and copies to --log-file."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:  # noqa: A003 - Console's own name
+        """Print as Rich does (soft-wrapped when not a terminal) and append the same text to the log file."""
+        if not self.is_terminal:
+            kwargs["soft_wrap"] = True
+        super().print(*objects, **kwargs)
+        if settings.log is not None:
+            settings.log.print(*objects, **{**kwargs, "soft_wrap": True})
+            settings.log.file.flush()
+
+
+err_console = CliConsole(stderr=True, markup=False, highlight=False, emoji=False)
+out_console = CliConsole(markup=False, highlight=False, emoji=False)
+
+
+def styled(*parts: str | tuple[str, str]) -> Text:
+    """Text from plain strings and ``(text, style)`` pairs; no part is ever read as markup."""
+    return Text.assemble(*parts)
+
+
+def configure(quiet: bool = False, verbose: bool = False, log_file: Path | None = None) -> None:
+    """Apply ``--quiet`` (no progress or notes), ``--verbose`` (tracebacks of unexpected errors) and
+    ``--log-file`` (append every line the command prints, without colours)."""
+    from emrepair.errors import OutputError
+
+    close_log()
+    settings.quiet, settings.verbose = quiet, verbose
+    if log_file is not None:
+        try:
+            handle = Path(log_file).open("a", encoding="utf-8")
+        except OSError as exc:
+            raise OutputError(f"cannot write the log file {log_file}: {exc.strerror or exc}") from None
+        settings.log_file = handle
+        settings.log = Console(file=handle, markup=False, highlight=False, emoji=False, no_color=True,
+                               width=200, soft_wrap=True)
+
+
+def close_log() -> None:
+    """Close the --log-file of the previous command, if any."""
+    if settings.log_file is not None:
+        settings.log_file.close()
+    settings.log, settings.log_file = None, None
+
+
+def note(message: str) -> None:
+    """Print a message on stderr (hidden by --quiet)."""
+    if not settings.quiet:
+        err_console.print(message)
+
+
+def warn(message: str) -> None:
+    """Print a one-line warning on stderr (shown even with --quiet)."""
+    err_console.print(styled(("warning:", "yellow"), " ", message))
+
+
+def error(message: str) -> None:
+    """Print a one-line ``error:`` message on stderr."""
+    err_console.print(styled(("error:", "red"), " ", message))
+
+
+def result(*objects: Any) -> None:
+    """Print a result (a table or a summary line) on stdout."""
+    out_console.print(*objects)
+
+
+def echo_json(text: str) -> None:
+    """Print JSON text on stdout as it is (and into the log file)."""
+    import typer
+
+    typer.echo(text)
+    if settings.log is not None:
+        settings.log.file.write(text + "\n")
+        settings.log.file.flush()
+
+
 @contextmanager
 def progress_bars(enabled: bool = True) -> Iterator[Callable[[str], ProgressCallback]]:
-    """Yield a factory: ``factory(description)`` adds a Rich bar on stderr and returns its ``progress(done, total)``.
+    """Yield a factory: ``factory(description, every_percent=5.0)`` returns a ``progress(done, total)`` callback.
 
-    Bars are hidden when ``enabled`` is false or stderr is not a terminal, so logs of batch jobs stay clean.
+    On a terminal each task is a Rich bar on stderr; otherwise (Slurm, nohup, a pipe) a plain line on stderr every
+    5 % (``every_percent``; None: only every 30 s) or 30 s with done/total, rate and ETA. Nothing is shown when ``enabled`` is false or with --quiet.
     """
-    if not enabled or not err_console.is_terminal:
-        yield lambda description: (lambda done, total: None)
+    from emrepair.cli.progress import PlainProgress
+
+    if not enabled or settings.quiet:
+        yield lambda description, every_percent=5.0: (lambda done, total: None)
         return
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+    if not err_console.is_terminal:
+        yield lambda description, every_percent=5.0: PlainProgress(description, note, every_percent=every_percent)
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}", style="bold"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=False) as progress:
 
-        def add(description: str) -> ProgressCallback:
+        def add(description: str, every_percent: float | None = 5.0) -> ProgressCallback:
             task = progress.add_task(description, total=None)
 
             def update(done: int, total: int) -> None:
@@ -40,11 +143,6 @@ def progress_bars(enabled: bool = True) -> Iterator[Callable[[str], ProgressCall
 
 @contextmanager
 def progress_bar(description: str, enabled: bool = True) -> Iterator[ProgressCallback]:
-    """Yield a single ``progress(done, total)`` callback drawing one Rich bar on stderr."""
+    """Yield a single ``progress(done, total)`` callback (a Rich bar, or plain lines off a terminal)."""
     with progress_bars(enabled) as add:
         yield add(description)
-
-
-def warn(message: str) -> None:
-    """Print a one-line warning on stderr."""
-    err_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)

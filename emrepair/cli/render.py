@@ -1,4 +1,6 @@
-"""Rich rendering of results on stderr: tables for info, models, detection, fix and upsample-z summaries."""
+"""Rich rendering of results on stdout: tables for info, models, detection, fix and upsample-z summaries.
+
+No text is read as markup (paths may hold brackets); styles come from ``styled``. Notes go to stderr."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from emrepair.cli.console import err_console
+from emrepair.cli.console import note, result as show, styled
 
 
 def render_info(summary: dict[str, Any]) -> None:
@@ -35,7 +37,7 @@ def render_info(summary: dict[str, Any]) -> None:
                 table.add_row(label, value if isinstance(value, str) else _ranges(value))
         if provenance.get("model"):
             table.add_row("model", str(provenance["model"]))
-    err_console.print(table)
+    show(table)
 
 
 def _ranges(values: list[int]) -> str:
@@ -56,21 +58,21 @@ def render_models(rows: list[dict[str, Any]]) -> None:
         table.add_column(col)
     uses = {"interpolation": "--model", "fold": "--fold-model", "volume": "upsample-z"}
     for row in rows:
-        weights = "none needed" if not row["learned"] else ("yes" if row["weights"] else "[yellow]missing[/yellow]")
-        name = row["name"] + (" [green](default)[/green]" if row.get("default") else "")
+        weights = "none needed" if not row["learned"] else ("yes" if row["weights"] else styled(("missing", "yellow")))
+        name = styled(row["name"], (" (default)", "green")) if row.get("default") else row["name"]
         use = uses.get(row.get("kind", "interpolation"), row.get("kind", ""))
         if row.get("grid"):  # a grid model also repairs missing sections of FIB-SEM-like stacks
             use += ", --model (FIB-SEM)"
         table.add_row(name, use, weights,
                       row.get("trained_on") or "-", row.get("description") or "")
-    err_console.print(table)
+    show(table)
 
 
 def render_detection(report: Any) -> None:
     """Print the defects a detection found (or a line saying there are none)."""
     shape = _dims(report.shape)
     if not report.defects:
-        err_console.print(f"[green]no defects found[/green] in {shape} sections of {report.input}")
+        show(styled(("no defects found", "green"), f" in {shape} sections of {report.input}"))
         return
     table = Table(title=f"{len(report.defects)} defective section(s) in {report.input} ({shape})")
     for col in ("z", "kind", "score", "detail"):
@@ -80,7 +82,7 @@ def render_detection(report: Any) -> None:
         if d.kind == "fold":
             detail = f"{len(d.lines or [])} line(s), width {d.width_px:.0f} px" if d.width_px else ""
         table.add_row(str(d.z), d.kind, f"{d.score:.2f}", detail)
-    err_console.print(table)
+    show(table)
 
 
 def render_fix(result: Any) -> None:
@@ -96,15 +98,14 @@ def render_fix(result: Any) -> None:
         span = str(run.first) if run.first == run.last else f"{run.first}-{run.last}"
         table.add_row(span, source, ", ".join(f"{t:.2f}" for t in d["t"]), ", ".join(sorted(set(d["kinds"]))))
     if result.runs:
-        err_console.print(table)
+        show(table)
     else:
-        err_console.print("[green]nothing to repair[/green]: no defective sections")
+        show(styled(("nothing to repair", "green"), ": no defective sections"))
     mib = result.memory_estimate_bytes / 2**20
-    err_console.print(
+    show(
         f"volume {shape}; model {result.model} on {result.device}; {len(result.synthesized)} section(s) "
         f"synthesized; {result.tiles_per_section} tile(s) per section; ~{mib:.0f} MiB per batch"
         + ("" if result.dry_run else f"; {result.seconds:.1f} s"),
-        highlight=False,
     )
 
 
@@ -117,7 +118,7 @@ def render_upsample(result: Any) -> None:
     if not result.dry_run and not result.complete:
         return
     head = "plan (dry run, nothing written)" if result.dry_run else f"upsampled {result.input} -> {result.output}"
-    err_console.print(f"[bold]{head}[/bold]", highlight=False)
+    show(styled((head, "bold")))
     repaired = result.repaired_input
     lines = [
         result.factor.describe(),
@@ -132,22 +133,23 @@ def render_upsample(result: Any) -> None:
          "host memory per pair" + ("" if result.dry_run else f"; {result.seconds:.1f} s")),
     ]
     for line in lines:
-        err_console.print(line, highlight=False)
+        show(line)
 
 
 def render_share_left(result: Any) -> None:
     """Say what a share of a blockwise run (fix, upsample-z) left to the others, when it was not the last."""
     if not result.complete:
-        err_console.print(f"share done; {result.blocks_left} block(s) left to other shares, the last one to "
-                          f"finish writes {result.output}", highlight=False)
+        note(f"share done; {result.blocks_left} block(s) left to other shares, the last one to "
+             f"finish writes {result.output}")
 
 
 def render_interrupted() -> None:
     """Say that an interrupted blockwise run keeps its finished sections, and how to go on."""
     from emrepair.runstate import CONTINUE_HINT
 
-    err_console.print(f"[red]interrupted[/red]: finished sections are kept; {CONTINUE_HINT} to go on",
-                      highlight=False)
+    from emrepair.cli.console import err_console
+
+    err_console.print(styled(("interrupted", "red"), f": finished sections are kept; {CONTINUE_HINT} to go on"))
 
 
 def _dims(shape: tuple[int, ...]) -> str:
