@@ -261,12 +261,14 @@ def test_existing_output_refused_unless_overwrite(tmp_path: Path) -> None:
     info = ArrayVolume(make_volume("uint8")).info
     for name in OUTPUTS.values():
         out = tmp_path / name
-        write_all(out, make_volume("uint8", seed=1), None)
+        write_all(out, make_volume("uint8", seed=1), None, attrs={"emrepair": {"command": "fix"}})
         with pytest.raises(OutputError, match="exists"):
             create_output(out, like=info)
         write_all(out, make_volume("uint8", seed=2), None, overwrite=True)
         with open_volume(out) as vol:
             assert np.array_equal(vol.read_section(0), make_volume("uint8", seed=2)[0])
+        with pytest.raises(OutputError, match="not an emrepair output"):  # overwrite replaces only emrepair's own
+            create_output(out, like=info, overwrite=True)
     leftovers = [p.name for p in tmp_path.iterdir() if "emrepair-" in p.name]
     assert leftovers == []
 

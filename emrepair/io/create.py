@@ -10,9 +10,10 @@ import numpy as np
 
 from emrepair.errors import OutputError
 from emrepair.io.base import SUPPORTED_DTYPES, VolumeInfo
+from emrepair.io.output_guard import made_by_emrepair
 from emrepair.io.paths import HDF5_SUFFIXES, TIFF_SUFFIXES
 from emrepair.io.section_volume import SLAB_CACHE_BYTES
-from emrepair.io.writers.base import VolumeWriter
+from emrepair.io.writers.base import VolumeWriter, recover_leftovers
 from emrepair.io.writers.hdf5_writer import HDF5Writer
 from emrepair.io.writers.tiff_writer import TiffFolderWriter, TiffStackWriter
 from emrepair.io.writers.zarr_writer import OmeZarrWriter, ZarrWriter
@@ -50,7 +51,8 @@ def output_chunks(like_chunks: tuple[int, int, int] | None, shape: tuple[int, in
 
 
 def check_target(path: Path, like: VolumeInfo, overwrite: bool) -> Path:
-    """Refuse outputs that would clobber the input or an existing path, or that cannot be written."""
+    """Refuse outputs that would clobber the input, an existing path (without ``overwrite``), something emrepair did
+    not write (even with it) or a symbolic link, or that cannot be written; clean up a killed writer's leftovers."""
     target = path.expanduser().absolute()
     parent = target.parent
     if not parent.is_dir():
@@ -62,8 +64,15 @@ def check_target(path: Path, like: VolumeInfo, overwrite: bool) -> Path:
         dst = target.resolve()
         if dst == src or src.is_relative_to(dst) or dst.is_relative_to(src):
             raise OutputError(f"output {target} would overwrite the input {like.path}")
-    if (target.exists() or target.is_symlink()) and not overwrite:
+    if target.is_symlink():
+        raise OutputError(f"output {target} is a symbolic link; emrepair writes only paths it makes itself "
+                          "(remove the link or name the real path)")
+    recover_leftovers(target)
+    if target.exists() and not overwrite:
         raise OutputError(f"output exists: {target} (use --overwrite to replace it)")
+    if target.exists() and not made_by_emrepair(target):
+        raise OutputError(f"output {target} is not an emrepair output (no emrepair provenance); --overwrite "
+                          "replaces only what emrepair wrote: move it away yourself or choose another path")
     return target
 
 

@@ -4,7 +4,9 @@ provenance attributes, and an atomic ``commit`` (or ``abort``) that moves it int
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +16,61 @@ from emrepair.errors import OutputError
 from emrepair.io.section_volume import one_line
 
 
+# The hidden names a writer uses beside ``final``: ``.<name>[.emrepair.json].tmp-emrepair-<host>-<pid>`` while
+# writing and ``.<name>.old-emrepair-<host>-<pid>`` for an old output set aside during the swap.
+_LEFTOVER = re.compile(r"(\.emrepair\.json)?\.(tmp|old)-emrepair-(.+)")
+
+
+def owner_tag() -> str:
+    """``<host>-<pid>`` of this process, as it appears in the hidden names of its writes."""
+    host = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
+    return f"{host}-{os.getpid()}"
+
+
 def temp_path_for(final: Path, suffix: str = "") -> Path:
-    """The hidden temporary name beside ``final``: ``.<name><suffix>.tmp-emrepair-<pid>``."""
-    return final.with_name(f".{final.name}{suffix}.tmp-emrepair-{os.getpid()}")
+    """The hidden temporary name beside ``final``: ``.<name><suffix>.tmp-emrepair-<host>-<pid>``."""
+    return final.with_name(f".{final.name}{suffix}.tmp-emrepair-{owner_tag()}")
+
+
+def owner_gone(tag: str) -> bool:
+    """Whether the process of a ``<host>-<pid>`` (or bare ``<pid>``) tag has ended; processes of other hosts count
+    as running (nothing here can tell)."""
+    host, _, pid = tag.rpartition("-")
+    if not pid.isdigit() or (host and host != owner_tag().rpartition("-")[0]) or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def recover_leftovers(final: Path) -> None:
+    """Clean up what a killed writer of ``final`` on this host left beside it: its temporary output goes, and an old
+    output it had set aside goes too, or, when ``final`` is missing (killed between the two renames of the swap),
+    is put back. Leftovers of live processes are left alone."""
+    try:
+        names = os.listdir(final.parent)
+    except OSError:
+        return
+    prefix = f".{final.name}"
+    temps, asides = [], []
+    for name in names:
+        match = _LEFTOVER.fullmatch(name[len(prefix):]) if name.startswith(prefix) else None
+        if match and owner_gone(match.group(3)):
+            (asides if match.group(2) == "old" and not match.group(1) else temps).append(final.parent / name)
+    try:
+        for path in temps:
+            remove_path(path)
+        for aside in asides:
+            if final.exists() or final.is_symlink():
+                remove_path(aside)
+            else:
+                os.replace(aside, final)
+    except OSError:
+        pass  # a leftover that cannot be removed now is retried by the next run
 
 
 def remove_path(path: Path) -> None:
@@ -28,12 +82,17 @@ def remove_path(path: Path) -> None:
 
 
 def move_into_place(temp: Path, final: Path) -> None:
-    """Replace ``final`` by ``temp``; an existing folder is renamed aside first and deleted only after the swap."""
+    """Replace ``final`` by ``temp``; an existing folder is renamed aside first and deleted only after the swap
+    (put back when the swap fails; a later run's ``recover_leftovers`` handles a kill in between)."""
     if final.is_dir() and not final.is_symlink():
-        aside = final.with_name(f".{final.name}.old-emrepair-{os.getpid()}")
+        aside = final.with_name(f".{final.name}.old-emrepair-{owner_tag()}")
         remove_path(aside)
         os.replace(final, aside)
-        os.replace(temp, final)
+        try:
+            os.replace(temp, final)
+        except BaseException:
+            os.replace(aside, final)  # the swap failed: the old output goes back (a kill here: recover_leftovers)
+            raise
         remove_path(aside)
     else:
         if temp.is_dir() and (final.exists() or final.is_symlink()):
