@@ -35,26 +35,30 @@ def eval_command(
     no_progress: NoProgressOpt = False,
 ) -> None:
     """Drop good sections, repair them from their neighbours with each model, and report PSNR, SSIM and speed."""
-    from emrepair.cli.console import progress_bar
+    from emrepair.cli.console import echo_json, progress_bar, warn
+    from emrepair.cli.options import check_device
+    from emrepair.cli.train_checks import warn_trained_overlap
     from emrepair.pipelines.eval import evaluate
     from emrepair.pipelines.plan import parse_sections
 
-    with progress_bar("eval", enabled=not no_progress and not as_json) as progress:
+    check_device(device)
+    with progress_bar("eval", enabled=not no_progress) as progress:
         result = evaluate(path, list(model or []), gap=gap, decimate=decimate,
                           sections=parse_sections(sections) if sections is not None else None,
                           max_sections=max_sections, device=device, tile_size=tile_size, batch_size=batch_size,
                           dataset=dataset, detect=not no_detect, seed=seed, progress=progress)
+    warn_trained_overlap(path, list(model or []), result, warn)
     if as_json:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
+        echo_json(json.dumps(result.to_dict(), indent=2))
     else:
         render_eval(result)
 
 
 def render_eval(result: Any) -> None:
-    """Print the models x metrics table of an EvalResult on stderr."""
+    """Print the models x metrics table of an EvalResult on stdout."""
     from rich.table import Table
 
-    from emrepair.cli.console import err_console
+    from emrepair.cli.console import result as show
 
     rows = result.table_rows()
     per_t = [k for k in rows[0] if k.startswith("psnr@")] if rows else []
@@ -67,9 +71,9 @@ def render_eval(result: Any) -> None:
         spm = row["s_per_mp"]
         table.add_row(row["model"], _num(row["psnr"], 2), f"{row['dpsnr']:+.2f}", _num(row["ssim"], 4),
                       *[_num(row[k], 2) for k in per_t], "-" if spm is None else f"{spm:.3f}", row["note"])
-    err_console.print(table)
-    err_console.print(f"device {result.device}; {result.seconds:.1f} s"
-                      + (f"; skipped defective sections {result.excluded}" if result.excluded else ""), highlight=False)
+    show(table)
+    show(f"device {result.device}; {result.seconds:.1f} s"
+         + (f"; skipped defective sections {result.excluded}" if result.excluded else ""))
 
 
 def _num(value: float, digits: int) -> str:
@@ -116,19 +120,26 @@ def train_command(
     set_options: Annotated[Optional[list[str]], typer.Option("--set", help="Model config field, e.g. --set base_channels=8.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     no_detect: Annotated[bool, typer.Option("--no-detect", help="Do not run the detector to leave out defective sections.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing -o checkpoint (and its curves and resume state).")] = False,
     no_progress: NoProgressOpt = False,
 ) -> None:
     """Train a repair model on your own stacks (self-supervised: drop good sections, learn to predict them)."""
-    from emrepair.cli.console import err_console, warn
+    from emrepair.cli.console import result as show, warn
+    from emrepair.cli.options import check_device, check_output_free
+    from emrepair.cli.train_checks import warn_not_better_than_linear
     from emrepair.training import TrainConfig
 
+    model_options = _parse_model_options(list(set_options or []))  # usage errors first
+    check_device(device)
+    if not resume:
+        check_output_free(output, overwrite)
     if steps is None and epochs is None:
         steps = 1000
     config = TrainConfig(
         inputs=list(inputs), output=output, model=model, steps=steps, epochs=epochs, batch_size=batch_size,
         patch_size=patch_size, lr=lr, device=device, init=init, resume=resume, val_inputs=list(val or []),
         val_every=val_every, vgg_weights=vgg_weights, pixel_loss=pixel_loss, isotropic=isotropic, detect=not no_detect, seed=seed,
-        model_options=_parse_model_options(list(set_options or [])),
+        model_options=model_options,
     )
     with _train_progress(enabled=not no_progress) as progress:
         result = _trainer_for(model)(config, progress=progress, message=warn)
@@ -137,8 +148,9 @@ def train_command(
     if "val_psnr" in best and "linear_psnr" in best:
         line += (f"; best at step {best['step']}: validation PSNR {best['val_psnr']:.2f} dB "
                  f"(linear {best['linear_psnr']:.2f}), SSIM {best['val_ssim']:.4f} (linear {best['linear_ssim']:.4f})")
-    err_console.print(line, highlight=False)
-    err_console.print(f"curves {result.curves}; resume state {result.state}", highlight=False)
+    show(line)
+    show(f"curves {result.curves}; resume state {result.state}")
+    warn_not_better_than_linear(best, warn)
 
 
 def _trainer_for(model: str) -> Any:
@@ -161,28 +173,32 @@ def _trainer_for(model: str) -> Any:
 
 
 def _train_progress(enabled: bool) -> Any:
-    """A context manager yielding ``progress(step, total, info)`` that draws a Rich bar with loss and PSNR."""
+    """A context manager yielding ``progress(step, total, info)``: a Rich bar with loss and PSNR on a terminal,
+    plain lines (every 5 % or 30 s, with the loss and validation PSNR) otherwise."""
     from contextlib import contextmanager
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from emrepair.cli.console import progress_bar
 
-    from emrepair.cli.console import err_console
+    def describe(info: dict[str, float]) -> str:
+        text = f"loss {info['loss']:.4f}" if "loss" in info else ""
+        if "val_psnr" in info and "linear_psnr" in info:
+            text += f", val {info['val_psnr']:.2f} dB (linear {info['linear_psnr']:.2f})"
+        return text
 
     @contextmanager
     def manager() -> Any:
-        if not enabled or not err_console.is_terminal:
-            yield lambda step, total, info: None
+        from emrepair.cli.console import err_console, settings
+
+        if not enabled or settings.quiet or not err_console.is_terminal:
+            with progress_bar("train", enabled=enabled) as plain:
+                yield lambda step, total, info: plain(step, total, describe(info))
             return
-        with Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                      TimeElapsedColumn(), TimeRemainingColumn(), console=err_console) as bar:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        with Progress(TextColumn("train", style="bold"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[info]}", markup=False), TimeElapsedColumn(), TimeRemainingColumn(),
+                      console=err_console) as bar:
             task = bar.add_task("train", total=None, info="")
-
-            def update(step: int, total: int, info: dict[str, float]) -> None:
-                text = f"loss {info['loss']:.4f}"
-                if "val_psnr" in info:
-                    text += f"  val {info['val_psnr']:.2f} dB (linear {info['linear_psnr']:.2f})"
-                bar.update(task, completed=step, total=total, info=text)
-
-            yield update
+            yield lambda step, total, info: bar.update(task, completed=step, total=total, info=describe(info))
 
     return manager()

@@ -114,19 +114,20 @@ def progress_bars(enabled: bool = True) -> Iterator[Callable[[str], ProgressCall
     """Yield a factory: ``factory(description, every_percent=5.0)`` returns a ``progress(done, total)`` callback.
 
     On a terminal each task is a Rich bar on stderr; otherwise (Slurm, nohup, a pipe) a plain line on stderr every
-    5 % (``every_percent``; None: only every 30 s) or 30 s with done/total, rate and ETA. Nothing is shown when ``enabled`` is false or with --quiet.
+    5 % (``every_percent``; None: only every 30 s) or 30 s with done/total, rate and ETA. Nothing is shown when
+    ``enabled`` is false or with --quiet.
     """
     from emrepair.cli.progress import PlainProgress
 
     if not enabled or settings.quiet:
-        yield lambda description, every_percent=5.0: (lambda done, total: None)
+        yield lambda description, every_percent=5.0: (lambda done, total, *extra: None)
         return
     if not err_console.is_terminal:
         yield lambda description, every_percent=5.0: PlainProgress(description, note, every_percent=every_percent)
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    columns = (TextColumn("{task.description}", style="bold"), BarColumn(), MofNCompleteColumn(),
+    columns = (TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=False) as progress:
 

@@ -59,10 +59,11 @@ class TrainingStack:
         return self._sections is not None
 
     def describe(self) -> dict[str, Any]:
-        """What a checkpoint's meta records about this stack."""
+        """What a checkpoint's meta records about this stack (``train_z``: the sections it trained on, which
+        ``emrepair eval`` checks its dropped sections against)."""
         return {"file": Path(self.path).name, "shape": list(self.shape),
                 "voxel_size": [float(v) for v in self.voxel_size] if self.voxel_size else None, "isotropic": self.isotropic,
-                "train_sections": len(self.train_z), "val_sections": self.val_z}
+                "train_sections": len(self.train_z), "val_sections": self.val_z, "train_z": list(self.train_z)}
 
     def close(self) -> None:
         """Release the file handle of a lazily read stack."""
