@@ -31,6 +31,11 @@ class UsageError(EmrepairError):
     exit_code = 2
 
 
+class InputWarning(UserWarning):
+    """Something odd about the input that does not stop the run (mostly unwritten chunks, skipped unreadable
+    section files, weights that are not the shipped ones); the CLI prints it as one ``warning:`` line."""
+
+
 def one_line_errors(main: Callable[..., None]) -> Callable[..., None]:
     """Decorate the ``main`` of a ``python -m`` entry point that is not a Typer command: an
     :class:`EmrepairError` prints ``error: ...`` on stderr and exits with its code, without a traceback."""

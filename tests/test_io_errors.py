@@ -11,7 +11,7 @@ import tifffile
 import zarr
 from PIL import Image
 
-from emrepair.errors import InputError
+from emrepair.errors import InputError, InputWarning
 from emrepair.io import open_volume
 
 
@@ -106,14 +106,15 @@ def test_broken_section_in_folder(tmp_path: Path) -> None:
     folder = tmp_path / "secs"
     folder.mkdir()
     Image.fromarray(np.zeros((5, 7), np.uint8)).save(folder / "1.png")
-    Image.fromarray(np.zeros((6, 7), np.uint8)).save(folder / "2.png")
+    Image.fromarray(np.zeros((5, 7), np.uint8)).save(folder / "2.png")
     (folder / "3.png").write_bytes(b"\x89PNG broken")
-    with open_volume(folder) as vol:
-        assert vol.shape == (3, 5, 7)
-        with pytest.raises(InputError, match="expected"):
-            vol.read_section(1)
-        with pytest.raises(InputError, match="cannot read"):
-            vol.read_section(2)
+    err = expect_input_error(folder, "3.png .*cannot be read")
+    assert "--skip-unreadable" in str(err)
+    with pytest.warns(InputWarning, match="3.png"):
+        with open_volume(folder, skip_unreadable=True) as vol:
+            assert vol.shape == (2, 5, 7)
+    Image.fromarray(np.zeros((6, 7), np.uint8)).save(folder / "3.png")
+    expect_input_error(folder, "3.png: section 2 has shape .*expected")  # found from the header, at open
     rgb = tmp_path / "rgb"
     rgb.mkdir()
     Image.fromarray(np.zeros((5, 7, 3), np.uint8)).save(rgb / "0.png")

@@ -13,7 +13,8 @@ from emrepair.io.tiff_volume import TiffVolume
 from emrepair.io.zarr_volume import ZarrVolume
 
 
-def open_volume(path: str | Path, dataset: str | None = None, level: int | None = None) -> SectionVolume:
+def open_volume(path: str | Path, dataset: str | None = None, level: int | None = None,
+                skip_unreadable: bool = False) -> SectionVolume:
     """Open a 3-D (z, y, x) volume lazily and read-only.
 
     Args:
@@ -22,6 +23,8 @@ def open_volume(path: str | Path, dataset: str | None = None, level: int | None 
             per-section TIFF/PNG images.
         dataset: the dataset/array path inside an HDF5 file or Zarr group (same as the path suffix form).
         level: resolution level of an OME-Zarr multiscale image (default 0, the finest).
+        skip_unreadable: for a folder of section images, leave out (with an InputWarning naming them) the
+            entries that cannot be read instead of refusing the folder; the sections after each move up by one.
 
     Raises:
         InputError: missing path, unknown format, ambiguous container, wrong shape/dtype, unreadable file.
@@ -37,4 +40,4 @@ def open_volume(path: str | Path, dataset: str | None = None, level: int | None 
         return ZarrVolume(loc.container, loc.inner, level)
     if loc.family == "tiff":
         return TiffVolume(loc.container)
-    return ImageFolderVolume(loc.container)
+    return ImageFolderVolume(loc.container, skip_unreadable=skip_unreadable)

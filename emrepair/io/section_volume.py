@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from typing import Any, Callable, Iterator, TypeVar
 
 import numpy as np
@@ -54,14 +56,38 @@ def check_dtype(dtype: Any, where: str) -> np.dtype:
     return native
 
 
+# What decoders raise on damaged bytes: zlib/gzip (zlib.error), struct unpacking of truncated headers
+# (struct.error), early ends (EOFError), and the OSError/ValueError/RuntimeError family of h5py, numcodecs,
+# tifffile and Pillow.
+DECODE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, ValueError, KeyError, RuntimeError, TypeError, IndexError, EOFError, struct.error, zlib.error,
+)
+
+
 def guarded_read(where: str, read: Callable[[], T]) -> T:
-    """Run ``read`` and turn library errors from a damaged file into InputError."""
+    """Run ``read`` and turn decoder errors from a damaged file into InputError naming ``where`` and the fault."""
     try:
         return read()
     except InputError:
         raise
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
-        raise InputError(f"cannot read {where}: {one_line(exc)}") from exc
+    except DECODE_ERRORS as exc:
+        raise InputError(f"cannot read {where}: {describe_decode_error(exc)}") from exc
+
+
+def describe_decode_error(exc: BaseException) -> str:
+    """What a decoder's exception means, in one line: corrupt compressed data, a truncated file, or its message."""
+    text = one_line(exc)
+    if isinstance(exc, zlib.error) or "while decompressing" in text:
+        return f"corrupt compressed data ({text})"
+    if isinstance(exc, struct.error):
+        return f"truncated or malformed data ({text})"
+    if isinstance(exc, EOFError):
+        return f"the file ends early ({text})"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, FileNotFoundError):
+        return f"a file of the volume is missing ({exc.filename or text})"
+    return text
 
 
 def one_line(exc: BaseException) -> str:

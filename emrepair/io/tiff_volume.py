@@ -13,14 +13,15 @@ import tifffile
 from emrepair.errors import InputError
 from emrepair.io.base import VolumeInfo
 from emrepair.io.metadata import tidy_size, unit_to_nm, voxel_size_or_none
-from emrepair.io.section_volume import SectionVolume, check_dtype, check_volume_shape, one_line
+from emrepair.io.section_volume import (DECODE_ERRORS, SectionVolume, check_dtype, check_volume_shape,
+                                        describe_decode_error)
 
 # tifffile logs what it tolerates in damaged files; without a handler Python prints that on stderr, around the
 # one-line error emrepair reports. Applications that configure logging still receive it.
 logging.getLogger("tifffile").addHandler(logging.NullHandler())
 
 SIDECAR_SUFFIX = ".emrepair.json"
-_TIFF_ERRORS = (OSError, ValueError, KeyError, RuntimeError, TypeError, IndexError, tifffile.TiffFileError)
+_TIFF_ERRORS = DECODE_ERRORS + (tifffile.TiffFileError,)
 
 
 def sidecar_path(path: Path) -> Path:
@@ -69,7 +70,7 @@ class TiffVolume(SectionVolume):
         try:
             self._tif = tifffile.TiffFile(path)
         except _TIFF_ERRORS as exc:
-            raise InputError(f"cannot read {where}: {one_line(exc)}") from exc
+            raise InputError(f"cannot read {where}: {describe_decode_error(exc)}") from exc
         try:
             series = self._tif.series[0]
             shape = tuple(int(s) for s in series.shape)
@@ -96,7 +97,7 @@ class TiffVolume(SectionVolume):
             raise
         except _TIFF_ERRORS as exc:
             self._tif.close()
-            raise InputError(f"cannot read {where}: {one_line(exc)}") from exc
+            raise InputError(f"cannot read {where}: {describe_decode_error(exc)}") from exc
 
     def _read_section(self, z: int) -> np.ndarray:
         if self._memmap is not None:

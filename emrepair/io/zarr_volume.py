@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import zarr
 
-from emrepair.errors import InputError
+from emrepair.errors import InputError, InputWarning
 from emrepair.io.base import VolumeInfo
 from emrepair.io.metadata import decode_json_text, to_jsonable, voxel_size_or_none
 from emrepair.io.ome import multiscales_of, ome_levels
-from emrepair.io.section_volume import SectionVolume, check_dtype, check_volume_shape, one_line
+from emrepair.io.section_volume import DECODE_ERRORS, SectionVolume, check_dtype, check_volume_shape, one_line
+from emrepair.io.zarr_store import SPARSE_WARNING_FRACTION, ChunkIndex, build_chunk_index, open_store
 
-_OPEN_ERRORS = (OSError, ValueError, KeyError, RuntimeError, TypeError)
+_OPEN_ERRORS = DECODE_ERRORS + (AttributeError,)
 _LAYOUT_ATTRS = {"resolution", "multiscales", "ome", "omero", "image-label", "_ARRAY_DIMENSIONS"}
 
 
@@ -51,7 +53,9 @@ class ZarrVolume(SectionVolume):
     def __init__(self, container: Path, inner: str | None = None, level: int | None = None) -> None:
         where = str(container)
         try:
-            root = zarr.open(str(container), mode="r")
+            root = zarr.open(open_store(container), mode="r")
+        except InputError:
+            raise
         except _OPEN_ERRORS as exc:
             raise InputError(f"cannot read {where}: {one_line(exc)}") from exc
         try:
@@ -81,6 +85,19 @@ class ZarrVolume(SectionVolume):
             compression=codec_name(array),
             attrs=attrs,
         )
+        grid = tuple(int(c) for c in (getattr(array, "shards", None) or array.chunks))
+        array_dir = container / name if name else container
+        self.chunk_index: ChunkIndex | None = build_chunk_index(array_dir, tuple(array.shape), grid, lead, where)
+        self._unwritten = frozenset(self.chunk_index.unwritten_sections(shape[0])) if self.chunk_index else frozenset()
+        self._fill: Any = None
+        self.notes: list[str] = []
+        if self.chunk_index is not None and self.chunk_index.fraction < SPARSE_WARNING_FRACTION:
+            idx = self.chunk_index
+            self.notes.append(
+                f"{where}: only {idx.written} of the {idx.total} chunks its shape {shape} declares are stored "
+                f"({100 * idx.fraction:.1f} %); {len(self._unwritten)} sections were never written and read as "
+                f"the fill value")
+            warnings.warn(self.notes[-1], InputWarning, stacklevel=3)
 
     @staticmethod
     def _resolve(
@@ -138,10 +155,26 @@ class ZarrVolume(SectionVolume):
         voxel = voxel_size_or_none(arr_attrs.get("resolution", root_attrs.get("resolution")))
         return Resolved(node, name, voxel, "zarr", {**carried, **_carried(arr_attrs)})
 
+    def unwritten_sections(self) -> list[int]:
+        """Sections that no chunk file covers (they read as the fill value), found from the chunk index alone."""
+        return sorted(self._unwritten)
+
+    def _fill_section(self) -> np.ndarray:
+        """One never-written section as the store returns it (read once, then reused)."""
+        if self._fill is None:
+            self._fill = np.asarray(self._array[self._lead + (min(self._unwritten),)])
+        return self._fill
+
     def _read_section(self, z: int) -> np.ndarray:
+        if z in self._unwritten:
+            return self._fill_section().copy()
         return self._array[self._lead + (z,)]
 
     def _read_region(self, z: slice, y: slice, x: slice) -> np.ndarray:
+        zs = range(*z.indices(self.shape[0]))
+        if self._unwritten and len(zs) and all(zi in self._unwritten for zi in zs):
+            plane = self._fill_section()[y, x]
+            return np.broadcast_to(plane, (len(zs),) + plane.shape).copy()
         if all(s.step in (None, 1) for s in (z, y, x)):
             return self._array[self._lead + (z, y, x)]
         return super()._read_region(z, y, x)
