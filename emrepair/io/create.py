@@ -13,6 +13,7 @@ from emrepair.io.base import SUPPORTED_DTYPES, VolumeInfo
 from emrepair.io.output_guard import made_by_emrepair
 from emrepair.io.paths import HDF5_SUFFIXES, TIFF_SUFFIXES
 from emrepair.io.section_volume import SLAB_CACHE_BYTES
+from emrepair.io.space import check_output_space
 from emrepair.io.writers.base import VolumeWriter, recover_leftovers
 from emrepair.io.writers.hdf5_writer import HDF5Writer
 from emrepair.io.writers.tiff_writer import TiffFolderWriter, TiffStackWriter
@@ -118,6 +119,7 @@ def create_output(
     dataset = like.dataset if (like.dataset and fmt == "hdf5" and not labels) else default_name
     if fmt == "zarr" and like.dataset and not labels and like.format in ("hdf5", "zarr"):
         dataset = like.dataset
+    check_output_space(target, fmt, out_shape, out_dtype, labels, Path(temp_path) if resume and temp_path else None)
     writer_cls: type[VolumeWriter] = {
         "hdf5": HDF5Writer, "ome-zarr": OmeZarrWriter, "zarr": ZarrWriter,
         "tiff": TiffStackWriter, "image-folder": TiffFolderWriter,

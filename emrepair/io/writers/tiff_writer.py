@@ -1,11 +1,16 @@
 """TIFF outputs: an ImageJ hyperstack written through a memory map, or a folder of per-section TIFFs.
 
+The stack's file is preallocated (``posix_fallocate``) before the first pixel goes through the map: a memory-
+mapped write to a sparse file on a full disk kills the process with SIGBUS, while a failed preallocation is an
+ordinary OSError. Folder sections are written under a hidden name and renamed, so none is ever cut short.
+
 Voxel size goes into the ImageJ metadata (``spacing``, ``unit="nm"``) and X/YResolution tags; other attributes
 (provenance) go into a JSON sidecar: ``<file>.emrepair.json`` beside a stack, ``emrepair.json`` inside a folder.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -36,20 +41,44 @@ def write_sidecar(path: Path, attrs: dict[str, Any]) -> None:
     path.write_text(json.dumps(to_jsonable(attrs), indent=2, sort_keys=True))
 
 
+def preallocate(path: Path) -> None:
+    """Allocate every block of ``path`` up to its size (OSError when the disk is too full to hold it)."""
+    with open(path, "r+b") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        try:
+            os.posix_fallocate(fh.fileno(), 0, max(1, size))
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
+
+
+def write_tiff_atomic(path: Path, section: np.ndarray, **kwargs: Any) -> None:
+    """Write one TIFF under a hidden name beside ``path``, then rename it over ``path``."""
+    temp = path.with_name(f".{path.name}.part-emrepair")
+    try:
+        tifffile.imwrite(temp, section, **kwargs)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
 class TiffStackWriter(VolumeWriter):
     """A multi-page ImageJ TIFF; pixels go through a tifffile memory map so the volume is never held in RAM."""
 
     def _open(self) -> None:
+        self._sidecar_temp = temp_path_for(sidecar_path(self.path))
         self._mm: np.memmap | None = tifffile.memmap(
             self.temp_path, shape=self.shape, dtype=self.dtype, **imagej_kwargs(self.voxel_size)
         )
-        self._sidecar_temp = temp_path_for(sidecar_path(self.path))
+        preallocate(self.temp_path)
 
     def _reopen(self) -> None:
+        self._sidecar_temp = temp_path_for(sidecar_path(self.path))
+        preallocate(self.temp_path)
         self._mm = tifffile.memmap(self.temp_path, mode="r+")
         if tuple(self._mm.shape) != tuple(self.shape) or self._mm.dtype != self.dtype:
             raise OutputError(f"the partial output {self.temp_path} does not hold a {self.shape} {self.dtype} stack")
-        self._sidecar_temp = temp_path_for(sidecar_path(self.path))
 
     def _write(self, z: slice, y: slice, x: slice, data: np.ndarray) -> None:
         assert self._mm is not None
@@ -114,7 +143,7 @@ class TiffFolderWriter(VolumeWriter):
         return np.zeros(self.shape[1:], dtype=self.dtype)
 
     def _save(self, z: int, section: np.ndarray) -> None:
-        tifffile.imwrite(self.temp_path / self.section_name(z), section, **imagej_kwargs(self.voxel_size, "YX"))
+        write_tiff_atomic(self.temp_path / self.section_name(z), section, **imagej_kwargs(self.voxel_size, "YX"))
         self._written.add(z)
 
     def _finish(self) -> None:

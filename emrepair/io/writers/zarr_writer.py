@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,23 @@ def zarr_compressor(name: str | None) -> Any:
     if name == "blosc":
         return BloscCodec(cname="zstd", clevel=5)
     return ZstdCodec(level=3)
+
+
+class _DropAbandonedTasks(logging.Filter):
+    """Drops asyncio's complaints about the chunk writes that a failed zarr write abandoned."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = str(record.msg)
+        return not text.startswith(("Task was destroyed but it is pending", "_GatheringFuture exception was never",
+                                    "Future exception was never retrieved"))
+
+
+def quiet_abandoned_writes() -> None:
+    """After a failed zarr write (a full disk), keep the tasks zarr left pending from printing tracebacks at exit:
+    the error itself is reported once, as an OutputError."""
+    logger = logging.getLogger("asyncio")
+    if not any(isinstance(f, _DropAbandonedTasks) for f in logger.filters):
+        logger.addFilter(_DropAbandonedTasks())
 
 
 class ZarrWriter(VolumeWriter):
@@ -58,6 +76,16 @@ class ZarrWriter(VolumeWriter):
     def array_name(self) -> str:
         """Path of the array inside the group."""
         return self.dataset
+
+    def _guard(self, what: str, fn: Any) -> Any:
+        def quietly() -> Any:
+            try:
+                return fn()
+            except OSError:
+                quiet_abandoned_writes()
+                raise
+
+        return super()._guard(what, quietly)
 
     def _write(self, z: slice, y: slice, x: slice, data: np.ndarray) -> None:
         whole = (y, x) == (slice(0, self.shape[1]), slice(0, self.shape[2]))

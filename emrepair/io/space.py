@@ -1,0 +1,129 @@
+"""Free disk space: refuse a run that cannot fit before it starts, and keep a reserve for a clean stop.
+
+``check_free_space`` compares an output's estimated size with the free space of its file system (the estimate
+and the measured compression ratios are in docs/io.md). ``SpaceReserve`` holds a preallocated file beside an
+output; a writer that meets a full disk deletes it, so that it can still flush and close its partial output
+(HDF5 cannot close a file cleanly once a write has failed for want of space, and dies at exit instead).
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from emrepair.errors import OutputError
+
+# Compressed (HDF5, Zarr) outputs are estimated at this fraction of their raw size: gzip keeps 72-98 % of the
+# bytes of the real EM stacks measured (docs/io.md), so the smallest measured ratio, rounded down.
+COMPRESSED_RATIO = 0.7
+# uint8 label volumes are mostly zeros and compress far better; a mask output is estimated at this fraction.
+LABELS_RATIO = 0.05
+MARGIN_BYTES = 1 << 20
+SKIP_ENV = "EMREPAIR_NO_SPACE_CHECK"
+COMPRESSED_FORMATS = ("hdf5", "zarr", "ome-zarr")
+
+
+def _gib(nbytes: float) -> str:
+    return f"{nbytes / 2**30:.2f} GiB" if nbytes >= 2**28 else f"{nbytes / 2**20:.1f} MiB"
+
+
+def estimated_bytes(fmt: str, shape: tuple[int, ...], dtype: object, labels: bool = False) -> int:
+    """The bytes an output of ``fmt`` ("hdf5", "zarr", "ome-zarr", "tiff", "image-folder") will take on disk."""
+    raw = math.prod(int(s) for s in shape) * np.dtype(dtype).itemsize  # type: ignore[call-overload]
+    if fmt in COMPRESSED_FORMATS:
+        raw = raw * (LABELS_RATIO if labels else COMPRESSED_RATIO)
+    return int(raw) + MARGIN_BYTES
+
+
+def used_bytes(path: Path) -> int:
+    """Bytes already allocated under ``path`` (a file or a folder tree; 0 when it does not exist)."""
+    try:
+        if path.is_file():
+            return path.stat().st_blocks * 512
+        total = 0
+        for root, _, files in os.walk(path):
+            for name in files:
+                try:
+                    total += (Path(root) / name).stat().st_blocks * 512
+                except OSError:
+                    pass
+        return total
+    except OSError:
+        return 0
+
+
+def free_bytes(folder: Path) -> int | None:
+    """Free bytes on the file system of ``folder`` (None when it cannot be asked)."""
+    try:
+        return int(shutil.disk_usage(folder).free)
+    except OSError:
+        return None
+
+
+def check_free_space(target: Path, needed: int, what: str = "the output", already: int = 0) -> None:
+    """Raise OutputError when the file system of ``target`` has less than ``needed - already`` bytes free.
+
+    ``already`` counts what a resumed output holds already. Setting EMREPAIR_NO_SPACE_CHECK=1 skips the check
+    (for file systems that report free space wrongly).
+    """
+    if os.environ.get(SKIP_ENV):
+        return
+    folder = target if target.is_dir() else target.parent
+    free = free_bytes(folder)
+    missing = needed - already
+    if free is not None and free < missing:
+        raise OutputError(f"not enough free space for {what} {target}: it needs about {_gib(missing)}, "
+                          f"{_gib(free)} are free on {folder} (set {SKIP_ENV}=1 to try anyway)")
+
+
+def check_output_space(target: Path, fmt: str, shape: tuple[int, ...], dtype: object, labels: bool = False,
+                       partial: Path | None = None) -> None:
+    """The free-space check ``create_output`` runs before it creates (or resumes, into ``partial``) an output."""
+    already = used_bytes(partial) if partial is not None else 0
+    check_free_space(target, estimated_bytes(fmt, shape, dtype, labels), "the output", already)
+
+
+def _write_zeros(fh: object, nbytes: int) -> None:
+    block = bytes(1 << 20)
+    while nbytes > 0:
+        fh.write(block[:min(nbytes, len(block))])  # type: ignore[attr-defined]
+        nbytes -= len(block)
+
+
+class SpaceReserve:
+    """A preallocated hidden file of ``nbytes`` at ``path``; ``release()`` deletes it to free its space."""
+
+    def __init__(self, path: Path, nbytes: int) -> None:
+        self.path = path
+        self.held = False
+        try:
+            with open(path, "wb") as fh:
+                try:
+                    os.posix_fallocate(fh.fileno(), 0, max(1, int(nbytes)))
+                except OSError as exc:
+                    if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                        raise
+                    _write_zeros(fh, int(nbytes))  # a file system without fallocate
+                fh.flush()
+                os.fsync(fh.fileno())
+            self.held = True
+        except OSError as exc:
+            self._remove()
+            raise OutputError(f"not enough free space beside {path.parent} to reserve {_gib(nbytes)} for a clean "
+                              f"stop: {exc.strerror or exc}") from exc
+
+    def release(self) -> None:
+        """Delete the reserve (idempotent)."""
+        self.held = False
+        self._remove()
+
+    def _remove(self) -> None:
+        try:
+            self.path.unlink()
+        except OSError:
+            pass
