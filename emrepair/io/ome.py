@@ -1,9 +1,13 @@
-"""OME-NGFF (OME-Zarr) multiscales metadata: reading 0.4/0.5 and building 0.5 for output."""
+"""OME-NGFF (OME-Zarr) multiscales metadata: reading 0.4/0.5 (validated against a small typed schema) and
+building 0.5 for output."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from emrepair.errors import InputError
 from emrepair.io.metadata import tidy_size, unit_to_nm
@@ -22,54 +26,108 @@ class OmeLevel:
     lead: int = 0  # number of leading time/channel axes before z, y, x (must have size 1 to be read)
 
 
-def multiscales_of(attrs: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
-    """The ``multiscales`` list and NGFF version from group attributes (0.5 under "ome", 0.4 at top level)."""
+class _Loose(BaseModel):
+    """NGFF objects may carry fields emrepair does not use; those are kept, not refused."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Axis(_Loose):
+    """An entry of ``axes``: a name, with optional type ("space", "time", "channel") and unit."""
+
+    name: str
+    type: str | None = None
+    unit: str | None = None
+
+
+class Transform(_Loose):
+    """A coordinate transformation; emrepair reads ``scale`` ones (others, e.g. translation, are allowed)."""
+
+    type: str
+    scale: list[float] | None = None
+
+
+class Dataset(_Loose):
+    """One level of a multiscale image: the array's path and its transformations."""
+
+    path: str
+    coordinateTransformations: list[Transform] = Field(default_factory=list)
+
+
+class Multiscale(_Loose):
+    """One ``multiscales`` entry (NGFF 0.4/0.5; axes as plain names are accepted as in 0.3)."""
+
+    version: str | None = None
+    name: str | None = None
+    axes: list[Axis | str] | None = None
+    datasets: list[Dataset] = Field(min_length=1)
+    coordinateTransformations: list[Transform] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+_MULTISCALES = TypeAdapter(list[Multiscale])
+
+
+def parse_multiscales(attrs: dict[str, Any], where: str) -> tuple[list[Multiscale], str | None]:
+    """The validated ``multiscales`` list and NGFF version from group attributes (0.5 under "ome", 0.4 at top
+    level); ([], None) when the group has none.
+
+    Raises:
+        InputError: the metadata does not follow the NGFF schema; the message names the first bad field.
+    """
     ome = attrs.get("ome")
     if isinstance(ome, dict) and "multiscales" in ome:
-        return list(ome["multiscales"]), str(ome.get("version", NGFF_VERSION))
-    if "multiscales" in attrs:
-        ms = list(attrs["multiscales"])
-        version = ms[0].get("version") if ms and isinstance(ms[0], dict) else None
-        return ms, str(version) if version else None
-    return [], None
+        raw, version = ome["multiscales"], ome.get("version", NGFF_VERSION)
+    elif "multiscales" in attrs:
+        raw, version = attrs["multiscales"], None
+    else:
+        return [], None
+    try:
+        multiscales = _MULTISCALES.validate_python(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = "multiscales" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
+        raise InputError(f"{where}: malformed OME-NGFF metadata: {field}: {first['msg']}") from None
+    if not multiscales:
+        raise InputError(f"{where}: malformed OME-NGFF metadata: multiscales is an empty list")
+    if version is None:
+        version = multiscales[0].version
+    return multiscales, str(version) if version is not None else None
 
 
-def _scale_of(transforms: list[dict[str, Any]] | None, ndim: int) -> list[float] | None:
+def _scale_of(transforms: list[Transform] | None, ndim: int) -> list[float] | None:
     for t in transforms or []:
-        if t.get("type") == "scale" and "scale" in t:
-            scale = [float(v) for v in t["scale"]]
-            return scale if len(scale) == ndim else None
+        if t.type == "scale" and t.scale is not None:
+            return list(t.scale) if len(t.scale) == ndim else None
     return [1.0] * ndim if transforms is None else None
 
 
-def ome_levels(multiscale: dict[str, Any], where: str) -> list[OmeLevel]:
-    """Levels of one multiscales entry with their (z, y, x) voxel size in nm.
+def ome_levels(multiscale: Multiscale, where: str) -> list[OmeLevel]:
+    """Levels of one validated multiscales entry with their (z, y, x) voxel size in nm.
 
     The last three axes must be z, y, x; leading time/channel axes are allowed (the reader requires size 1).
     The voxel size is the dataset's scale times the optional multiscale-wide scale, converted to nm.
     """
-    axes = multiscale.get("axes") or [{"name": n} for n in ("z", "y", "x")]
-    names = [a["name"] if isinstance(a, dict) else str(a) for a in axes]
+    axes = [a if isinstance(a, Axis) else Axis(name=a) for a in (multiscale.axes or ["z", "y", "x"])]
+    names = [a.name for a in axes]
     lead = len(names) - 3
-    spatial_leading = [a for a in axes[:max(lead, 0)] if isinstance(a, dict) and a.get("type") == "space"]
+    spatial_leading = [a for a in axes[:max(lead, 0)] if a.type == "space"]
     if lead < 0 or [n.lower() for n in names[lead:]] != ["z", "y", "x"] or spatial_leading:
         raise InputError(f"{where}: OME-Zarr axes {names} are not supported (need z, y, x, optionally after t/c)")
     ndim = len(names)
-    factors = [unit_to_nm(a.get("unit") if isinstance(a, dict) else None) for a in axes[lead:]]
-    if (multiscale.get("metadata") or {}).get(UNKNOWN_VOXEL_FLAG) is False:
+    factors = [unit_to_nm(a.unit) for a in axes[lead:]]
+    if (multiscale.metadata or {}).get(UNKNOWN_VOXEL_FLAG) is False:
         factors = [None, None, None]  # written by emrepair with a placeholder scale of 1
-    global_scale = (_scale_of(multiscale.get("coordinateTransformations"), ndim) or [1.0] * ndim)[lead:]
+    global_scale = (_scale_of(multiscale.coordinateTransformations, ndim) or [1.0] * ndim)[lead:]
     levels: list[OmeLevel] = []
-    for ds in multiscale.get("datasets", []):
-        full_scale = _scale_of(ds.get("coordinateTransformations", []), ndim)
+    for ds in multiscale.datasets:
+        full_scale = _scale_of(ds.coordinateTransformations, ndim)
         scale = full_scale[lead:] if full_scale else None
-        if scale is None or any(f is None for f in factors):
+        if scale is None or any(f is None for f in factors) or not all(math.isfinite(v) and v > 0 for v in scale):
             voxel = None
         else:
             voxel = tuple(tidy_size(s * g * f) for s, g, f in zip(scale, global_scale, factors))  # type: ignore[operator]
-        levels.append(OmeLevel(path=str(ds["path"]), voxel_size=voxel, lead=lead))  # type: ignore[arg-type]
-    if not levels:
-        raise InputError(f"{where}: OME-Zarr multiscales lists no datasets")
+        levels.append(OmeLevel(path=ds.path, voxel_size=voxel, lead=lead))  # type: ignore[arg-type]
     return levels
 
 

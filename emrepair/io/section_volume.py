@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import struct
 import zlib
 from typing import Any, Callable, Iterator, TypeVar
@@ -77,7 +78,7 @@ def guarded_read(where: str, read: Callable[[], T]) -> T:
 def describe_decode_error(exc: BaseException) -> str:
     """What a decoder's exception means, in one line: corrupt compressed data, a truncated file, or its message."""
     text = one_line(exc)
-    if isinstance(exc, zlib.error) or "while decompressing" in text:
+    if isinstance(exc, (zlib.error, gzip.BadGzipFile)) or "while decompressing" in text:
         return f"corrupt compressed data ({text})"
     if isinstance(exc, struct.error):
         return f"truncated or malformed data ({text})"

@@ -12,7 +12,7 @@ import zarr
 from emrepair.errors import InputError, InputWarning
 from emrepair.io.base import VolumeInfo
 from emrepair.io.metadata import decode_json_text, to_jsonable, voxel_size_or_none
-from emrepair.io.ome import multiscales_of, ome_levels
+from emrepair.io.ome import ome_levels, parse_multiscales
 from emrepair.io.section_volume import DECODE_ERRORS, SectionVolume, check_dtype, check_volume_shape, one_line
 from emrepair.io.zarr_store import SPARSE_WARNING_FRACTION, ChunkIndex, build_chunk_index, open_store
 
@@ -111,7 +111,7 @@ class ZarrVolume(SectionVolume):
             attrs = dict(root.attrs)
             return Resolved(root, None, voxel_size_or_none(attrs.get("resolution")), "zarr", _carried(attrs))
         root_attrs = dict(root.attrs)
-        multiscales, _version = multiscales_of(root_attrs)
+        multiscales, _version = parse_multiscales(root_attrs, where)
         carried = _carried(root_attrs)
         if multiscales:
             levels = ome_levels(multiscales[0], where)
