@@ -49,7 +49,8 @@ class OutputSession(WorkerSession):
                 writer.flush()
                 if masks is not None:
                     masks.flush()
-                state.mark_done(block.start, block.stop)  # only after the block's writes are flushed
+                # only after the block's writes are flushed, and only while the run is still this one
+                state.mark_done(block.start, block.stop, getattr(job, "run_id", None))
 
             yield process
 
@@ -77,12 +78,14 @@ def pending_blocks(blocks: list[Any], part: tuple[int, int] | None, state: Any,
 def keeping_finished_blocks(state: Any, finals: list[str | None], part: tuple[int, int] | None) -> Iterator[None]:
     """Around writing blocks: an interrupt or an OutputError keeps the partial outputs and their done markers for
     ``--continue``; any other error discards them, unless ``part`` is set (other shares may be writing)."""
-    from emrepair.runstate import CONTINUE_HINT
+    from emrepair.runstate import CONTINUE_HINT, RunDisplaced
 
     try:
         yield
     except KeyboardInterrupt:
         raise  # the partial output and its done markers stay for --continue
+    except RunDisplaced:
+        raise  # what is there now belongs to the run that took over
     except OutputError as exc:  # disk full, permissions: the same, with what to do next
         raise OutputError(f"{exc}; finished sections are kept: fix that, then {CONTINUE_HINT}") from exc
     except BaseException:
@@ -113,6 +116,9 @@ def commit_outputs(job: Any, vol: Any, provenance: dict[str, Any]) -> None:
     from emrepair.runstate import reopen_partial
 
     for final, temp in ((job.masks, job.masks_temp), (job.output, job.output_temp)):
+        if final and temp and not (Path(temp).exists() or Path(temp).is_symlink()) and \
+                run_of(final) == (getattr(job, "run_id", None) or "-"):
+            continue  # moved into place already by this run's commit, cut short before its cleanup
         if final and temp:
             writer = reopen_partial(final, temp, **job.create_kwargs(vol, labels=final != job.output))
             writer.set_attrs({"emrepair": provenance})
@@ -127,7 +133,7 @@ def earlier_record(state: Any, options: Any, output_path: str, fingerprint: str,
 
     record = state.load()
     if record is not None and options.overwrite:
-        discard(state, [output_path, options.masks_path])
+        discard(state, [output_path, options.masks_path])  # no writer of it is alive: state.writing checked
         record = None
     if record is not None:
         check_rejoin(record, fingerprint, fields, output_path, bool(options.continue_run or options.part),
@@ -142,4 +148,84 @@ def discard(state: Any, finals: list[str | None]) -> None:
     with contextlib.suppress(OSError, EmrepairError):
         for final in filter(None, finals):
             remove_path(partial_path(final))
-        state.remove()
+        state.reset()  # the writers' lock stays: this process still holds it
+
+
+def run_of(final: str | Path | None) -> str | None:
+    """The run id in the emrepair provenance of the volume at ``final``, or None."""
+    from emrepair.io.output_guard import provenance_of
+
+    if not final or not Path(final).exists():
+        return None
+    run = (provenance_of(Path(final)) or {}).get("run")
+    return run.get("id") if isinstance(run, dict) else None
+
+
+def stamp_run(record: dict[str, Any], provenance: dict[str, Any], fingerprint: str) -> None:
+    """Give a new run its id, in the run record and in the provenance its outputs will carry."""
+    import uuid
+
+    record["run_id"] = uuid.uuid4().hex
+    provenance["run"] = {"id": record["run_id"], "fingerprint": fingerprint}
+
+
+def already_complete(state: Any, finals: list[str | None], fingerprint: str, options: Any) -> bool:
+    """Whether the outputs are already the complete result of this very run, which ``--continue`` and ``--part``
+    then accept as done. A run whose commit moved every output into place but was killed before removing its
+    progress folder is recognised by the run id in the outputs' provenance, and its folder removed."""
+    from emrepair.io.output_guard import provenance_of
+
+    outputs = [f for f in finals if f]
+    if state.exists():
+        record = state.load() or {}
+        run_id = record.get("run_id")
+        if not run_id or any(partial_path(f).exists() or run_of(f) != run_id for f in outputs):
+            return False
+        with state.lock():
+            state.reset()  # the commit was done; only its cleanup was cut short
+            writers = state.path / "writers"
+            if not writers.is_dir() or not any(writers.iterdir()):
+                state.remove()
+    if not (options.continue_run or options.part):
+        return False
+    for final in outputs:
+        run = (provenance_of(Path(final)) or {}).get("run") if Path(final).exists() else None
+        if not isinstance(run, dict) or run.get("fingerprint") != fingerprint:
+            return False
+    return True
+
+
+def guard_run(inputs: list[str | None], output: str | None, options: Any) -> None:
+    """Check every path a blockwise run (fix, upsample-z) writes against its inputs and each other before any work:
+    the output and masks with their partial copies and progress folder, and the --save-report file."""
+    from emrepair.io.output_guard import guard_outputs, report_of, target
+    from emrepair.runstate import progress_dir_for
+
+    resuming = bool(options.continue_run or options.part)
+    targets = []
+    for flag, final in (("-o", None if options.dry_run else output),
+                        ("--masks", None if options.dry_run else options.masks_path)):
+        if final:
+            also = (partial_path(final), progress_dir_for(final)) if flag == "-o" else (partial_path(final),)
+            targets.append(target(flag, final, "volume", also, may_exist=resuming or progress_dir_for(output).exists()))
+    summary = options.summary_path
+    own = None
+    if summary and resuming and output:
+        own = report_of(Path(summary).expanduser().absolute())
+    same = own is not None and str(own.get("output")) == str(output)
+    targets.append(target("--save-report", summary, "json", may_exist=same))
+    model = getattr(options, "model", None)
+    extra = [model] if model and Path(model).is_file() else []
+    guard_outputs([*inputs, options.report_path, *extra], targets, options.overwrite)
+
+
+def save_summary(options: Any, result: Any) -> None:
+    """Write ``--save-report`` (replacing only what guard_run allowed: with --overwrite, or this run's own report
+    when it continues or is a share)."""
+    from emrepair.io.output_guard import report_of, write_json
+
+    if options.summary_path:
+        path = Path(options.summary_path).expanduser().absolute()
+        own = report_of(path) if (options.continue_run or options.part) else None
+        replace = options.overwrite or (own is not None and str(own.get("output")) == str(result.output))
+        write_json(path, result.to_dict(), overwrite=replace)

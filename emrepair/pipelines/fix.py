@@ -9,7 +9,6 @@ worker processes (``workers``) fill one output, and the last to finish commits i
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +17,17 @@ from typing import Any, Callable
 from emrepair.errors import OutputError, UsageError
 from emrepair.pipelines.block_session import (
     OutputSession,
+    already_complete,
     commit_outputs,
     discard,
     earlier_record,
+    guard_run,
     keeping_finished_blocks,
     partial_path,
     pending_blocks,
+    run_of,
+    save_summary,
+    stamp_run,
 )
 from emrepair.pipelines.notes import Notes, resolve_device_noting
 from emrepair.pipelines.model_choice import auto_fix_model, default_model_name
@@ -62,6 +66,7 @@ class FixResult(RunResult):
     fold_model: str | None = None
     fold_weights_sha256: str | None = None
     fold_reach_px: int | None = None
+    already_complete: bool = False  # --continue / --part found the output finished by this very run
 
     synthesized = RunResult.repaired_sections  # every section whose pixels were synthesized
 
@@ -80,7 +85,7 @@ class FixResult(RunResult):
             "runs": [r.to_dict() for r in self.runs],
             "tiles_per_section": self.tiles_per_section, "memory_estimate_bytes": self.memory_estimate_bytes,
             "seconds": round(self.seconds, 3), "warnings": self.warnings, "complete": self.complete,
-            "blocks": self.blocks_dict(),
+            "already_complete": self.already_complete, "blocks": self.blocks_dict(),
         }
 
 
@@ -101,6 +106,7 @@ class FixJob:
     region_size: int | None
     workers: int = 1
     repaired: tuple[int, ...] = ()  # every section the run repairs (never context for a grid model)
+    run_id: str | None = None  # the run's id: a block is marked done only while the progress folder is this run's
 
     def create_kwargs(self, vol: Any, labels: bool) -> dict[str, Any]:
         """Arguments of ``create_output`` (besides path, overwrite and temp_path) for the output or the masks."""
@@ -227,7 +233,7 @@ def run_fix(
         raise OutputError("an output path is required (-o OUT), unless --dry-run")
     _check_share_options(options, output_path)
     with open_volume(input_path, dataset=options.dataset, level=options.level) as vol:
-        _refuse_same_path(input_path, output_path, vol.info.path)
+        guard_run([input_path, vol.info.path], output_path, options)  # before any pixel is read
         device = resolve_device_noting(options.device, note)
         model_name = auto_fix_model(options.model, vol.info.voxel_size, device.type, note)
         # With worker processes the model here only answers questions (tiles, memory): keep it off the GPU,
@@ -248,13 +254,13 @@ def run_fix(
             result.runs = _plan(vol, options)
             _note_one_sided(result.runs, note)
             result.seconds = time.perf_counter() - started
+            save_summary(options, result)
             return result
         assert output_path is not None
         _write_repaired(vol, output_path, options, result, engine, repairers, model_name, note,
                         progress, tile_progress)
     result.seconds = time.perf_counter() - started
-    if options.summary_path:
-        Path(options.summary_path).write_text(json.dumps(result.to_dict(), indent=2))
+    save_summary(options, result)
     return result
 
 
@@ -281,15 +287,6 @@ def _check_share_options(options: FixOptions, output_path: str | None) -> None:
     check_share_targets((output_path, options.masks_path), options.part, options.workers, options.overwrite)
 
 
-def _refuse_same_path(input_path: str, output_path: str | None, resolved_input: str) -> None:
-    if output_path is None:
-        return
-    out = Path(output_path).resolve()
-    for candidate in (Path(input_path), Path(resolved_input)):
-        if candidate and str(candidate) and out == candidate.resolve():
-            raise OutputError(f"the output {output_path} is the input; emrepair never modifies its input")
-
-
 def _fingerprint_fields(vol: Any, input_path: str, output_path: str, options: FixOptions, model_name: str,
                         weights: str | None, device: str, fold_weights: str | None = None) -> dict[str, Any]:
     """Everything that decides the output's pixels; ``--workers`` and ``--part`` do not."""
@@ -312,14 +309,28 @@ def _fingerprint_fields(vol: Any, input_path: str, output_path: str, options: Fi
 def _write_repaired(vol: Any, output_path: str, options: FixOptions, result: FixResult, engine: Any,
                     repairers: dict[str, Any], model_name: str, note: WarnCallback,
                     progress: ProgressCallback | None, tile_progress: ProgressCallback | None) -> None:
-    """Prepare (or rejoin) the run, write this process's blocks, and commit when every block is done."""
-    from emrepair.distributed.blocks import plan_blocks
+    """Hold the output for this run (or find it complete already), then write this process's blocks."""
     from emrepair.runstate import ProgressDir, progress_dir_for, run_fingerprint
 
     state = ProgressDir(progress_dir_for(output_path))
     fields = _fingerprint_fields(vol, result.input, output_path, options, model_name, result.weights_sha256,
                                  result.device, result.fold_weights_sha256)
-    record, runs = _prepare(vol, output_path, options, result, engine, state, run_fingerprint(fields), fields)
+    fingerprint = run_fingerprint(fields)
+    if already_complete(state, [output_path, options.masks_path], fingerprint, options):
+        result.already_complete = True
+        return
+    with state.writing(output_path, options.part, note):  # one run at a time writes this output
+        _write_blocks(vol, output_path, options, result, engine, repairers, model_name, note, progress,
+                      tile_progress, state, fingerprint, fields)
+
+
+def _write_blocks(vol: Any, output_path: str, options: FixOptions, result: FixResult, engine: Any,
+                  repairers: dict[str, Any], model_name: str, note: WarnCallback, progress: ProgressCallback | None,
+                  tile_progress: ProgressCallback | None, state: Any, fingerprint: str, fields: dict[str, Any]) -> None:
+    """Prepare (or rejoin) the run, write this process's blocks, and commit when every block is done."""
+    from emrepair.distributed.blocks import plan_blocks
+
+    record, runs = _prepare(vol, output_path, options, result, engine, state, fingerprint, fields)
     result.runs = runs
     _note_one_sided(runs, note)
     chunks = tuple(int(c) for c in record["chunks"])
@@ -329,6 +340,7 @@ def _write_repaired(vol: Any, output_path: str, options: FixOptions, result: Fix
         masks_temp=str(partial_path(options.masks_path)) if options.masks_path else None,
         chunks=chunks, progress_path=str(state.path), region_size=region_size_for(options, vol.shape[1:]),
         workers=options.workers, repaired=tuple(z for run in runs for z in run.sections),
+        run_id=record.get("run_id"),
     )
     blocks = plan_blocks(runs, vol.shape[0], chunks[0])
     mine, todo = pending_blocks(blocks, options.part, state, result)
@@ -358,6 +370,8 @@ def _prepare(vol: Any, output_path: str, options: FixOptions, result: FixResult,
         try:
             runs = _plan(vol, options)
             provenance = _provenance(result, runs, engine, options, vol.shape[1:])
+            record: dict[str, Any] = {}
+            stamp_run(record, provenance, fingerprint)
             chunks = None
             for final in filter(None, (output_path, options.masks_path)):
                 labels = final != output_path
@@ -365,7 +379,7 @@ def _prepare(vol: Any, output_path: str, options: FixOptions, result: FixResult,
                                        temp_path=partial_path(final), chunks=chunks, attrs={"emrepair": provenance})
                 chunks = writer.chunks  # the label output follows the image's chunking, so blocks fit both
                 writer.release()
-            record = {"version": 1, "fingerprint": fingerprint, "fields": fields, "chunks": list(chunks or ()),
+            record = {"version": 1, "run_id": record["run_id"], "fingerprint": fingerprint, "fields": fields, "chunks": list(chunks or ()),
                       "runs": [run_to_dict(r) for r in runs], "provenance": provenance}
             state.save(record)
         except BaseException:
@@ -434,7 +448,9 @@ def _commit_if_complete(job: FixJob, blocks: list[Any], state: Any, provenance: 
         with open_volume(job.input_path, dataset=opts.dataset, level=opts.level) as vol:
             commit_outputs(job, vol, provenance)
 
-    return commit_when_complete(state, [(b.start, b.stop) for b in blocks], commit)
+    outputs = [f for f in (job.output, job.masks) if f]
+    return commit_when_complete(state, [(b.start, b.stop) for b in blocks], commit, job.run_id,
+                                lambda: all(run_of(f) == job.run_id for f in outputs))
 
 
 def run_to_dict(run: RepairRun) -> dict[str, Any]:

@@ -6,10 +6,8 @@ Original (or repaired) section z lands at output z' = factor * z, bit-identical 
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -59,6 +57,7 @@ class UpsampleResult(RunResult):
     output_voxel_size: tuple[float, float, float] | None
     host_memory_bytes: int
     repair_model: str | None = None
+    already_complete: bool = False  # --continue / --part found the output finished by this very run
 
     repaired_input = RunResult.repaired_sections  # input z of every section replaced by the repair step
 
@@ -94,7 +93,7 @@ class UpsampleResult(RunResult):
             "tiles_per_section": self.tiles_per_section, "memory_estimate_bytes": self.memory_estimate_bytes,
             "host_memory_bytes": self.host_memory_bytes, "seconds": round(self.seconds, 3),
             "warnings": self.warnings, "repair_model": self.repair_model, "complete": self.complete,
-            "blocks": self.blocks_dict(),
+            "already_complete": self.already_complete, "blocks": self.blocks_dict(),
         }
 
 
@@ -144,7 +143,7 @@ def upsample_volume(
         OutputError: no output path, an output that exists (without overwrite) or is the input, an unfinished
             run without ``continue_run``.
     """
-    from emrepair.io.create import check_target
+    from emrepair.pipelines.block_session import guard_run, save_summary
     from emrepair.pipelines.sections import repair_targets
     from emrepair.pipelines.model_choice import default_upsample_model
     from emrepair.pipelines.upsample_models import load_upsampler
@@ -163,9 +162,8 @@ def upsample_volume(
         check_share_targets((output_path, options.masks_path), options.part, options.workers, options.overwrite)
         if options.workers > 1 and not vol.info.path:
             raise UsageError("--workers needs an input volume on disk (workers open it themselves)")
-        # Refuse an existing output or the input itself before the slow detection and model loading.
-        for target in filter(None, (output_path, options.masks_path)):
-            check_target(Path(target), vol.info, options.overwrite)
+    # Refuse an existing output, the input itself, overlapping outputs... before the slow detection and model loading.
+    guard_run([vol.info.path, input_name], output_path, options)
     device = resolve_device_noting(options.device, note)
     model_name = default_upsample_model(vol.info.voxel_size, factor.factor) if options.model == "auto" \
         else options.model
@@ -197,14 +195,13 @@ def upsample_volume(
         result.runs = plan()
     else:
         assert output_path is not None
-        _write(vol, output_path, upsampler, result, options, model_name, plan, progress, tile_progress)
+        _write(vol, output_path, upsampler, result, options, model_name, plan, progress, tile_progress, note)
     for run in result.runs:
         if run.one_sided:
             source = run.right if run.left is None else run.left
             note(f"sections {run.first}-{run.last} are at an end of the stack; repaired as copies of {source}")
     result.seconds = time.perf_counter() - started
-    if options.summary_path:
-        Path(options.summary_path).write_text(json.dumps(result.to_dict(), indent=2))
+    save_summary(options, result)
     return result
 
 
@@ -239,17 +236,33 @@ def _provenance(result: UpsampleResult, upsampler: Any, options: UpsampleOptions
 
 def _write(vol: Volume, output_path: str, upsampler: Any, result: UpsampleResult, options: UpsampleOptions,
            model_name: str, plan: Callable[[], list[RepairRun]], progress: ProgressCallback | None,
-           tile_progress: ProgressCallback | None) -> None:
+           tile_progress: ProgressCallback | None, note: WarnCallback) -> None:
+    """Hold the output for this run (or find it complete already), then write this process's blocks."""
+    from emrepair.pipelines.block_session import already_complete
+    from emrepair.pipelines.upsample_run import fingerprint_fields
+    from emrepair.runstate import ProgressDir, progress_dir_for, run_fingerprint
+
+    fields = fingerprint_fields(vol, result.input, output_path, options, result.factor.factor, model_name,
+                                result.weights_sha256, result.device)
+    state = ProgressDir(progress_dir_for(output_path))
+    if already_complete(state, [output_path, options.masks_path], run_fingerprint(fields), options):
+        result.already_complete = True
+        return
+    with state.writing(output_path, options.part, note):  # one run at a time writes this output
+        _write_blocks(vol, output_path, upsampler, result, options, model_name, plan, progress, tile_progress,
+                      fields)
+
+
+def _write_blocks(vol: Volume, output_path: str, upsampler: Any, result: UpsampleResult, options: UpsampleOptions,
+                  model_name: str, plan: Callable[[], list[RepairRun]], progress: ProgressCallback | None,
+                  tile_progress: ProgressCallback | None, fields: dict[str, Any]) -> None:
     """Prepare (or rejoin) the run, write this process's blocks, and commit when every block is done."""
     from emrepair.pipelines.block_session import keeping_finished_blocks, partial_path, pending_blocks
     from emrepair.pipelines.upsample_blocks import plan_upsample_blocks
-    from emrepair.pipelines.upsample_run import (UpsampleJob, commit_if_complete, execute_blocks,
-                                                 fingerprint_fields, prepare_run)
+    from emrepair.pipelines.upsample_run import UpsampleJob, commit_if_complete, execute_blocks, prepare_run
     from emrepair.runstate import ProgressDir, progress_dir_for
 
     factor = result.factor.factor
-    fields = fingerprint_fields(vol, result.input, output_path, options, factor, model_name, result.weights_sha256,
-                                result.device)
 
     def provenance(runs: list[RepairRun]) -> dict[str, Any]:
         result.runs = runs
@@ -265,7 +278,7 @@ def _write(vol: Volume, output_path: str, upsampler: Any, result: UpsampleResult
         masks=options.masks_path, masks_temp=str(partial_path(options.masks_path)) if options.masks_path else None,
         shape=result.output_shape, voxel_size=result.output_voxel_size,
         chunks=tuple(int(c) for c in record["chunks"]), progress_path=str(state.path),  # type: ignore[arg-type]
-        workers=options.workers,
+        workers=options.workers, run_id=record.get("run_id"),
     )
     blocks = plan_upsample_blocks(vol.shape[0], factor, job.chunks[0])
     mine, todo = pending_blocks(blocks, options.part, state, result)

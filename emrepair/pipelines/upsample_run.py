@@ -14,7 +14,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from emrepair.pipelines.block_session import OutputSession, commit_outputs, discard, earlier_record, partial_path
+from emrepair.pipelines.block_session import (OutputSession, commit_outputs, discard, earlier_record, partial_path,
+                                              run_of, stamp_run)
 from emrepair.pipelines.plan import RepairRun
 
 ProgressCallback = Callable[[int, int], None]
@@ -39,6 +40,7 @@ class UpsampleJob:
     chunks: tuple[int, int, int]
     progress_path: str
     workers: int = 1
+    run_id: str | None = None  # the run's id: a block is marked done only while the progress folder is this run's
 
     def create_kwargs(self, vol: Any, labels: bool) -> dict[str, Any]:
         """Arguments of ``create_output`` (besides path, overwrite and temp_path) for the output or the masks."""
@@ -86,6 +88,8 @@ def prepare_run(vol: Any, output_path: str, options: Any, fields: dict[str, Any]
         try:
             runs = plan()
             attrs = {"emrepair": provenance(runs)}
+            fresh: dict[str, Any] = {}
+            stamp_run(fresh, attrs["emrepair"], fingerprint)
             chunks = None
             for final in filter(None, (output_path, options.masks_path)):
                 labels = final != output_path
@@ -95,7 +99,7 @@ def prepare_run(vol: Any, output_path: str, options: Any, fields: dict[str, Any]
                                        attrs=attrs)
                 chunks = writer.chunks  # the masks follow the output's chunking, so blocks fit both
                 writer.release()
-            record = {"version": 1, "fingerprint": fingerprint, "fields": fields, "chunks": list(chunks or ()),
+            record = {"version": 1, "run_id": fresh["run_id"], "fingerprint": fingerprint, "fields": fields, "chunks": list(chunks or ()),
                       "runs": [run_to_dict(r) for r in runs], "provenance": attrs["emrepair"]}
             state.save(record)
         except BaseException:
@@ -149,5 +153,7 @@ def commit_if_complete(job: UpsampleJob, vol: Any, blocks: list[Any], provenance
     from emrepair.runstate import ProgressDir, commit_when_complete
 
     state = ProgressDir(Path(job.progress_path))
+    outputs = [f for f in (job.output, job.masks) if f]
     return commit_when_complete(state, [(b.start, b.stop) for b in blocks],
-                                lambda: commit_outputs(job, vol, provenance))
+                                lambda: commit_outputs(job, vol, provenance), job.run_id,
+                                lambda: all(run_of(f) == job.run_id for f in outputs))

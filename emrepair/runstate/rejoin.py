@@ -58,12 +58,18 @@ def reopen_partial(final: str, temp: str, **create: Any) -> Any:
     return writer
 
 
-def commit_when_complete(state: Any, keys: Iterable[tuple[int, int]], commit: Callable[[], None]) -> bool:
+def commit_when_complete(state: Any, keys: Iterable[tuple[int, int]], commit: Callable[[], None],
+                         run_id: str | None = None, committed: Callable[[], bool] | None = None) -> bool:
     """Under the progress folder's lock: when every block in ``keys`` is done, call ``commit()`` and remove the
-    folder. True when the run is complete (also when another share committed already)."""
-    with state.lock():
-        if not state.exists():
+    folder. True when the run is complete (also when another share committed it: ``committed()`` says so).
+
+    Raises RunDisplaced when the progress folder no longer belongs to run ``run_id`` (another run took over)."""
+    if not state.exists():
+        if run_id is None or (committed is not None and committed()):
             return True
+        state.check_run(run_id)  # raises: the record is gone and the outputs are not this run's
+    with state.lock():
+        state.check_run(run_id)
         finished = state.done()
         if any(key not in finished for key in keys):
             return False
