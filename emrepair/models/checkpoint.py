@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from emrepair.errors import InputError, OutputError
+from emrepair.errors import InputError, InputWarning, OutputError
 
 CHECKPOINT_KEYS = ("model", "config", "state_dict", "meta")
 
@@ -46,6 +47,34 @@ def verify_sidecar(path: Path, digest: str) -> None:
                     f"file is {digest[:12]}...); download them again"
                 )
             return
+
+
+def verify_origin(path: Path, digest: str, name: str | None, pinned: str | None, origin: str,
+                  all_pins: set[str]) -> str:
+    """Decide what provenance calls a weights file, from its hash and where it was found.
+
+    Args:
+        path, digest: the file and its SHA-256.
+        name: the registry model it is loaded as (None for a checkpoint given by path).
+        pinned: the hash the package pins for ``name``'s shipped weights (None: no shipped weights).
+        origin: "shipped" (found in a package weights folder), "EMREPAIR_WEIGHTS" or "path".
+        all_pins: every pinned hash (a path to a copy of shipped weights is still the shipped weights).
+
+    Returns:
+        "shipped" when the file is byte-identical to shipped weights, else ``origin``.
+
+    Raises:
+        InputError: shipped weights (in a package weights folder) whose hash is not the pinned one.
+    """
+    if digest == pinned or (pinned is None and digest in all_pins):
+        return "shipped"
+    if origin == "shipped" and pinned is not None:
+        raise InputError(f"weights {path} are not the ones this emrepair ships (sha256 {digest[:16]}..., pinned "
+                         f"{pinned[:16]}...); reinstall emrepair, or load your own file with --model PATH")
+    where = "from $EMREPAIR_WEIGHTS" if origin == "EMREPAIR_WEIGHTS" else "given by path"
+    what = f"not emrepair's shipped {name} weights" if pinned else "not weights emrepair ships"
+    warnings.warn(f"using weights {path} ({where}, {what}): sha256 {digest}", InputWarning, stacklevel=4)
+    return origin
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, config: Any, meta: dict[str, Any] | None = None) -> Path:

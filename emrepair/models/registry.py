@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -12,10 +11,9 @@ from typing import Any
 import torch
 from torch import nn
 
-import emrepair
 from emrepair.errors import InputError, UsageError
 from emrepair.models.base import InterpolationModel
-from emrepair.models.checkpoint import file_sha256, read_checkpoint, verify_sidecar
+from emrepair.models.checkpoint import file_sha256, read_checkpoint, verify_origin, verify_sidecar
 from emrepair.models.dan import DANConfig, DANModel
 from emrepair.models.flow import FlowConfig, FlowModel
 from emrepair.models.flowunet import FlowUNetConfig, FlowUNetModel
@@ -23,11 +21,11 @@ from emrepair.models.gan import GANConfig, GANModel
 from emrepair.models.gan3d import GAN3DConfig, GAN3DModel
 from emrepair.models.reslice import ResliceConfig, ResliceModel
 from emrepair.models.linear import LinearConfig, LinearModel
+from emrepair.models.pins import PINNED, WEIGHTS_ENV, package_weights_dirs, weights_origin
 from emrepair.models.sff import SFFConfig, SFFModel
 from emrepair.models.ssan import SSANConfig, SSANModel
 from emrepair.models.tsain import TSAINConfig, TSAINModel
 
-WEIGHTS_ENV = "EMREPAIR_WEIGHTS"
 MODEL_KINDS = ("interpolation", "fold", "volume")
 TRAIN_HINTS = {
     "interpolation": "train one with `emrepair train` or pass --model flow",
@@ -37,14 +35,11 @@ TRAIN_HINTS = {
 
 
 def weights_dirs() -> list[Path]:
-    """Folders searched for weights: ``$EMREPAIR_WEIGHTS`` first, then ``weights/`` beside the package (a source
-    checkout or editable install), then ``<prefix>/share/emrepair/weights`` (where ``pip install .`` puts them)."""
+    """Folders searched for weights: ``$EMREPAIR_WEIGHTS`` first, then :func:`package_weights_dirs`."""
     dirs = []
     if os.environ.get(WEIGHTS_ENV):
         dirs.append(Path(os.environ[WEIGHTS_ENV]).expanduser())
-    dirs.append(Path(emrepair.__file__).resolve().parent.parent / "weights")
-    dirs.append(Path(sys.prefix) / "share" / "emrepair" / "weights")
-    return dirs
+    return dirs + package_weights_dirs()
 
 
 @dataclass(frozen=True)
@@ -61,6 +56,10 @@ class ModelSpec:
         kind: the interface the model offers: "interpolation" (``model(a, b, t)``), "fold"
             (``model(folded, left, right, band_mask)``, see ``emrepair.pipelines.fold_repair``) or
             "volume" (``model(stack, factor)``: z super-resolution of a (B, 1, D, H, W) stack).
+        weights_sha256: the SHA-256 of the shipped weights file, pinned here in the package (the ``.sha256``
+            sidecar beside the file is only a second copy). Shipped weights that differ are refused; other
+            weights (``$EMREPAIR_WEIGHTS``, a checkpoint path) load with a warning naming their hash. Whoever
+            ships new weights updates this pin and the sidecar together (tests/test_weights_integrity.py).
     """
 
     name: str
@@ -70,6 +69,7 @@ class ModelSpec:
     learned: bool
     description: str
     kind: str = "interpolation"
+    weights_sha256: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -126,6 +126,7 @@ class ModelMeta:
     weights_path: str | None
     weights_sha256: str | None
     trained_on: str | None
+    weights_source: str | None = None  # "shipped" (matches the pin), "EMREPAIR_WEIGHTS", "path"; None: no weights
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable copy."""
@@ -140,23 +141,29 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec("flow", FlowModel, FlowConfig, None, False,
                   "OpenCV DIS optical flow both ways, warped to t and blended; no weights"),
         ModelSpec("flowunet", FlowUNetModel, FlowUNetConfig, "flowunet.pt", True,
-                  "DIS flow warps fused by a U-Net (blend weight + residual); starts as flow (ours)"),
+                  "DIS flow warps fused by a U-Net (blend weight + residual); starts as flow (ours)",
+                  weights_sha256=PINNED["flowunet"]),
         ModelSpec("ssan", SSANModel, SSANConfig, "ssan.pt", True,
-                  "sparse self-attention aggregation network (Wang et al. 2021), t-conditioned"),
+                  "sparse self-attention aggregation network (Wang et al. 2021), t-conditioned",
+                  weights_sha256=PINNED["ssan"]),
         ModelSpec("dan", DANModel, DANConfig, "dan.pt", True,
-                  "deformation-aware network: SSAN front end, deformable warps and blendnet"),
+                  "deformation-aware network: SSAN front end, deformable warps and blendnet",
+                  weights_sha256=PINNED["dan"]),
         ModelSpec("tsain", TSAINModel, TSAINConfig, "tsain.pt", True,
-                  "temporal spatial-adaptive interpolation with deformable refinement (TSADR), t-conditioned"),
+                  "temporal spatial-adaptive interpolation with deformable refinement (TSADR), t-conditioned",
+                  weights_sha256=PINNED["tsain"]),
         ModelSpec("gan", GANModel, GANConfig, "gan.pt", True,
-                  "Jain's fully convolutional generator (2-D modules, 3-D fusion), adversarially trained"),
+                  "Jain's fully convolutional generator (2-D modules, 3-D fusion), adversarially trained",
+                  weights_sha256=PINNED["gan"]),
         ModelSpec("gan3d", GAN3DModel, GAN3DConfig, "gan3d.pt", True,
-                  "Jain's 3-D z super-resolution generator (transposed 3-D conv along z)", kind="volume"),
+                  "Jain's 3-D z super-resolution generator (transposed 3-D conv along z)", kind="volume",
+                  weights_sha256=PINNED["gan3d"]),
         ModelSpec("reslice", ResliceModel, ResliceConfig, "reslice.pt", True,
                   "z super-resolution by a U-Net on the xz and yz reslices of a window, flow warps as inputs (ours)",
-                  kind="volume"),
+                  kind="volume", weights_sha256=PINNED["reslice"]),
         ModelSpec("sff", SFFModel, SFFConfig, "sff.pt", True,
                   "fold repair (Huang et al.): contrast correction, interpolation, unfolding flow, fusion",
-                  kind="fold"),
+                  kind="fold", weights_sha256=PINNED["sff"]),
     )
 }
 
@@ -225,15 +232,22 @@ def resolve_torch_device(device: str | torch.device) -> torch.device:
 
 
 def load_checkpoint_model(path: Path, expected: str | None = None) -> tuple[InterpolationModel, ModelMeta]:
-    """Build the model a checkpoint file describes and load its weights (on the CPU)."""
+    """Build the model a checkpoint file describes and load its weights (on the CPU).
+
+    The file's SHA-256 is checked against a ``.sha256`` sidecar when there is one, and against the hash pinned in
+    the registry: shipped weights that differ are refused; any other file loads with a warning naming its hash.
+    """
     digest = file_sha256(path)
     verify_sidecar(path, digest)
-    payload = read_checkpoint(path)
+    payload = read_checkpoint(path)  # weights_only=True: nothing in the file runs
     name = payload["model"]
     if name not in REGISTRY:
         raise InputError(f"checkpoint {path} is for model {name!r}, which this emrepair does not know")
     if expected is not None and name != expected:
         raise InputError(f"weights {path} are for model {name!r}, not {expected!r}")
+    pinned = REGISTRY[expected].weights_sha256 if expected in REGISTRY else None
+    source = verify_origin(path, digest, expected, pinned, weights_origin(path),
+                           {spec.weights_sha256 for spec in REGISTRY.values() if spec.weights_sha256})
     spec = REGISTRY[name]
     config = build_config(spec, dict(payload["config"]), str(path))
     model = spec.cls(config)
@@ -243,7 +257,7 @@ def load_checkpoint_model(path: Path, expected: str | None = None) -> tuple[Inte
         raise InputError(f"checkpoint {path} does not match model {name!r}: {str(exc).splitlines()[0]}") from exc
     trained_on = payload["meta"].get("trained_on")
     meta = ModelMeta(name, asdict(config), str(path), digest,
-                     describe_trained_on(trained_on) if trained_on else None)
+                     describe_trained_on(trained_on) if trained_on else None, source)
     return model, meta
 
 
