@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
 import sys
 import typing
+import warnings
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional, TypeVar
+from typing import Annotated, Any, Callable, Iterator, Optional, TypeVar
 
 import typer
 
@@ -63,7 +65,8 @@ def _run(func: Callable[..., Any], verbose: bool, *args: Any, **kwargs: Any) -> 
     from emrepair.cli.console import err_console, error
 
     try:
-        return func(*args, **kwargs)
+        with one_line_warnings():
+            return func(*args, **kwargs)
     except EmrepairError as exc:
         error(str(exc))
         raise typer.Exit(exc.exit_code) from None
@@ -83,9 +86,22 @@ def _run(func: Callable[..., Any], verbose: bool, *args: Any, **kwargs: Any) -> 
 
             err_console.print(traceback.format_exc().rstrip())
         message = str(exc).splitlines()[0] if str(exc) else ""
-        hint = "" if verbose else " (use --verbose or set EMREPAIR_DEBUG=1 for the traceback)"
-        error(f"{type(exc).__name__}: {message}{hint}")
+        where = f" on {kwargs['path']}" if kwargs.get("path") else ""
+        hint = "" if verbose else " (--verbose or EMREPAIR_DEBUG=1 shows the traceback)"
+        error(f"internal error in `emrepair {func.__name__.removesuffix('_command').replace('_', '-')}`{where}: "
+              f"{type(exc).__name__}: {message}; this is a bug in emrepair, please report it with the command "
+              f"and its --verbose output{hint}")
         raise typer.Exit(1) from None
+
+
+@contextlib.contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """Print each Python warning raised inside (e.g. emrepair's InputWarning) as one ``warning:`` line."""
+    from emrepair.cli.console import warn
+
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda message, *rest, **kw: warn(str(message).splitlines()[0] if str(message) else "")
+        yield
 
 
 def styled_red(text: str) -> Any:

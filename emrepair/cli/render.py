@@ -87,6 +87,8 @@ def render_detection(report: Any) -> None:
 
 def render_fix(result: Any) -> None:
     """Print what a fix run did, or the plan of a dry run."""
+    if render_already_complete(result):
+        return
     shape = _dims(result.shape)
     title = "plan (dry run, nothing written)" if result.dry_run else f"repaired {result.input} -> {result.output}"
     table = Table(title=title)
@@ -115,6 +117,8 @@ def render_upsample(result: Any) -> None:
     def voxel(size: tuple[float, float, float] | None) -> str:
         return "unknown" if size is None else " x ".join(f"{v:g}" for v in size) + " nm"
 
+    if render_already_complete(result):
+        return
     if not result.dry_run and not result.complete:
         return
     head = "plan (dry run, nothing written)" if result.dry_run else f"upsampled {result.input} -> {result.output}"
@@ -134,6 +138,14 @@ def render_upsample(result: Any) -> None:
     ]
     for line in lines:
         show(line)
+
+
+def render_already_complete(result: Any) -> bool:
+    """Say that --continue / --part found the output already finished by the same run; True when it did."""
+    if getattr(result, "already_complete", False):
+        note(f"{result.output} is already complete (written by this same run); nothing to do")
+        return True
+    return False
 
 
 def render_share_left(result: Any) -> None:

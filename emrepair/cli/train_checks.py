@@ -32,11 +32,13 @@ def trained_overlap(checkpoint_meta: dict[str, Any], input_path: str, shape: tup
     """Sections of ``used`` the checkpoint trained on, when it trained on a stack with the input's file name and
     shape; [] when none overlap; None when it did not train on this stack. A checkpoint from before sections
     were recorded (no ``train_z``) counts every used section outside its validation sections."""
-    name = Path(input_path.split(".h5/")[0] if ".h5/" in input_path else input_path).name
+    from emrepair.cli.options import output_target
+
+    names = {Path(input_path).name, output_target(input_path).name}  # stack.h5/raw: "raw" or "stack.h5"
     overlap: set[int] = set()
     found = False
     for stack in checkpoint_meta.get("training_data") or []:
-        if stack.get("file") != name or list(stack.get("shape") or []) != [int(s) for s in shape]:
+        if stack.get("file") not in names or list(stack.get("shape") or []) != [int(s) for s in shape]:
             continue
         found = True
         if "train_z" in stack:

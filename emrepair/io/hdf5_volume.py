@@ -10,7 +10,7 @@ import numpy as np
 
 from emrepair.errors import InputError
 from emrepair.io.base import VolumeInfo
-from emrepair.io.metadata import decode_json_text, to_jsonable, voxel_size_or_none
+from emrepair.io.metadata import carried_value, voxel_size_or_none
 from emrepair.io.section_volume import SectionVolume, check_dtype, check_volume_shape, one_line
 
 # Attributes that describe the layout and are re-derived on write rather than carried over.
@@ -91,7 +91,7 @@ class HDF5Volume(SectionVolume):
             if key in _LAYOUT_ATTRS:
                 continue
             try:
-                out[key] = decode_json_text(to_jsonable(value))
+                out[key] = carried_value(value)  # arrays stay arrays, with their dtype
             except (TypeError, ValueError):
                 continue  # references or other non-portable attribute types are not carried
         return out

@@ -71,3 +71,53 @@ def decode_json_text(value: Any) -> Any:
         except json.JSONDecodeError:
             return value
     return value
+
+
+def carried_value(value: Any) -> Any:
+    """An input attribute as it should travel to the output: numpy arrays and scalars keep their dtype and shape,
+    bytes become str, a string holding a JSON object (e.g. emrepair's provenance) becomes that object.
+
+    Raises TypeError for values that cannot be carried portably (object references and the like).
+    """
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            items = [v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v for v in value.ravel()]
+            if not all(isinstance(v, str) for v in items):
+                raise TypeError("only string object arrays are carried")
+            return np.array(items, dtype=object).reshape(value.shape)
+        if value.dtype.kind not in "biufcSUM":
+            raise TypeError(f"attributes of dtype {value.dtype} are not carried")
+        return value.copy()
+    if isinstance(value, np.generic):
+        return value
+    if isinstance(value, str) and value[:1] == "{":
+        return decode_json_text(value)
+    if isinstance(value, (str, bool, int, float, list, tuple, dict)) or value is None:
+        return value
+    raise TypeError(f"attributes of type {type(value).__name__} are not carried")
+
+
+def hdf5_attr_value(value: Any) -> Any:
+    """The HDF5 form of an attribute: numbers, strings and numpy values as themselves, arrays as arrays (string
+    arrays as variable-length UTF-8), a flat or rectangular list of numbers or of strings as an array, anything
+    else (dicts, mixed lists, None) as a JSON string."""
+    import h5py
+
+    if isinstance(value, (str, bool, int, float, np.generic)):
+        return value
+    if isinstance(value, np.ndarray):
+        if value.dtype == object or value.dtype.kind == "U":
+            return np.array([str(v) for v in value.ravel()], dtype=h5py.string_dtype()).reshape(value.shape)
+        return value
+    if isinstance(value, (list, tuple)) and value:
+        try:
+            arr = np.asarray(value)
+        except ValueError:  # ragged
+            arr = None
+        if arr is not None and arr.dtype.kind in "biuf" and not any(isinstance(v, bool) for v in np.ravel(value)):
+            return arr
+        if arr is not None and arr.dtype.kind == "U":
+            return np.array([str(v) for v in arr.ravel()], dtype=h5py.string_dtype()).reshape(arr.shape)
+    return json.dumps(to_jsonable(value))

@@ -8,7 +8,6 @@ reserve, flushes and closes the partial file cleanly (it stays resumable), and r
 from __future__ import annotations
 
 import errno
-import json
 import os
 import re
 from pathlib import Path
@@ -18,7 +17,7 @@ import h5py
 import numpy as np
 
 from emrepair.errors import OutputError
-from emrepair.io.metadata import to_jsonable
+from emrepair.io.metadata import hdf5_attr_value
 from emrepair.io.section_volume import SLAB_CACHE_BYTES, one_line
 from emrepair.io.space import SpaceReserve
 from emrepair.io.writers.base import VolumeWriter
@@ -81,10 +80,9 @@ class GuardedH5File:
 
 
 def h5_attr_value(value: Any) -> Any:
-    """Strings and numbers stay native HDF5 attributes; anything structured is stored as a JSON string."""
-    if isinstance(value, (str, bool, int, float, np.generic)):
-        return value
-    return json.dumps(to_jsonable(value))
+    """Numbers, strings and arrays stay native HDF5 attributes (arrays keep their type); dicts and mixed lists
+    are stored as JSON strings (emrepair.io.metadata.hdf5_attr_value)."""
+    return hdf5_attr_value(value)
 
 
 class HDF5Writer(VolumeWriter):
