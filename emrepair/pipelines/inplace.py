@@ -1,28 +1,27 @@
 """``emrepair fix --in-place`` and ``--undo``: repair sections inside the input, keeping a backup to restore them.
 
-Before any pixel of the input changes, every section to be replaced is saved to ``<input>.emrepair-backup/``
-(``z000012.npy`` per section, fsynced, and ``manifest.json`` with shape, dtype, dataset and sha256 of each file,
-written last). ``undo_in_place`` writes the saved sections back bit-identically and removes the backup.
+Before any pixel of the input changes, every section a repair writes, and every other section of the storage
+chunks it writes, is saved to ``<input>.emrepair-backup/`` (see ``inplace_backup``: an intent with the input's
+checksums first, the files, the manifest last, all fsynced). A failed or killed run therefore leaves either a
+complete backup, which ``--undo`` restores and ``--continue`` restores and repairs again, or an incomplete one,
+which both clear once they have checked the input unchanged.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
-from emrepair.errors import InputError, OutputError, UsageError
-from emrepair.io.section_volume import one_line
+from emrepair.errors import OutputError, UsageError
+from emrepair.pipelines.inplace_backup import (
+    backup_state, clear_incomplete, load_backup, remove_backup, restore_backup, verify_restored, write_backup,
+)
 
 ProgressCallback = Callable[[int, int], None]
 WarnCallback = Callable[[str], None]
 BACKUP_SUFFIX = ".emrepair-backup"
-MANIFEST = "manifest.json"
 
 
 def backup_dir_for(container: str | Path) -> Path:
@@ -31,44 +30,35 @@ def backup_dir_for(container: str | Path) -> Path:
     return path.with_name(path.name + BACKUP_SUFFIX)
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def _folder_files(vol: Any) -> list[Path] | None:
+    from emrepair.io.folder_volume import ImageFolderVolume
+
+    return list(vol.files) if isinstance(vol, ImageFolderVolume) else None
 
 
-def write_backup(vol: Any, sections: list[int], folder: Path) -> None:
-    """Save ``sections`` of ``vol`` into ``folder`` and write the manifest last (so a manifest means complete)."""
-    try:
-        folder.mkdir()
-        digests = {}
-        for z in sections:
-            path = folder / f"z{z:06d}.npy"
-            with open(path, "wb") as fh:
-                np.save(fh, vol.read_section(z))
-                fh.flush()
-                os.fsync(fh.fileno())
-            digests[str(z)] = _sha256(path.read_bytes())
-        manifest = {"version": 1, "input": vol.info.path, "format": vol.info.format, "dataset": vol.info.dataset,
-                    "shape": list(vol.shape), "dtype": str(vol.dtype), "sections": sections, "sha256": digests}
-        temp = folder / (MANIFEST + ".tmp")
-        with open(temp, "w") as fh:
-            json.dump(manifest, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        temp.replace(folder / MANIFEST)
-    except OSError as exc:
-        raise OutputError(f"cannot write the backup {folder}: {one_line(exc)}; the input was not changed") from exc
+def settle_backup(path: str, dataset: str | None, level: int | None, continue_run: bool) -> dict[str, Any] | None:
+    """Deal with a backup left by an earlier in-place run before a new one starts.
 
+    None when there is none, or an incomplete one that was cleared (``continue_run`` only). A complete one is
+    refused without ``continue_run``; with it the input is restored from it and its manifest returned.
+    """
+    from emrepair.io import open_volume
 
-def read_manifest(folder: Path, vol: Any) -> dict[str, Any]:
-    """The backup manifest, checked against the volume it belongs to."""
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"no usable backup manifest in {folder}: {one_line(exc)}") from exc
-    if (manifest.get("shape") != list(vol.shape) or manifest.get("dtype") != str(vol.dtype)
-            or manifest.get("dataset") != vol.info.dataset):
-        raise InputError(f"the backup {folder} belongs to another volume ({manifest.get('shape')} "
-                         f"{manifest.get('dtype')} {manifest.get('dataset')})")
+    with open_volume(path, dataset=dataset, level=level) as vol:
+        folder = backup_dir_for(vol.info.path)
+        state = backup_state(folder)
+        if state == "none":
+            return None
+        if not continue_run:
+            raise OutputError(f"an earlier in-place repair left its backup {folder}; restore it with "
+                              f"`emrepair fix --undo {path}`, or finish it with --continue")
+        files = _folder_files(vol)
+        if state == "incomplete":
+            clear_incomplete(folder, vol, files)
+            return None
+        manifest = load_backup(folder, vol)
+        info = vol.info
+    restore_backup(manifest, folder, info, files)
     return manifest
 
 
@@ -79,12 +69,9 @@ def run_fix_in_place(path: str, options: Any, *, progress: ProgressCallback | No
     ``options.continue_run`` finishes an interrupted in-place repair with its existing backup (rewriting the
     repaired sections is idempotent: they are made only from good sections, which are never changed).
     """
-    from emrepair.distributed.blocks import Block
-    from emrepair.distributed.repair import BlockWriter
     from emrepair.engine import estimate_memory
-    from emrepair.io import ArrayVolume, open_volume
-    from emrepair.io.folder_volume import ImageFolderVolume
-    from emrepair.io.writers.inplace import InPlaceWriter, check_in_place_format
+    from emrepair.io import open_volume
+    from emrepair.io.writers.inplace import check_in_place_format
     from emrepair.pipelines.fix import FixResult, _note_one_sided, _plan, build_repairers, note_fold_repairer
     from emrepair.pipelines.model_choice import auto_fix_model
     from emrepair.pipelines.notes import Notes, resolve_device_noting
@@ -93,6 +80,8 @@ def run_fix_in_place(path: str, options: Any, *, progress: ProgressCallback | No
         raise UsageError("--in-place runs in one process; use -o with --part or --workers")
     started = time.perf_counter()
     note = Notes(warn)
+    # A complete earlier backup (--continue) is restored first, so the plan is made from the original input.
+    earlier = None if options.dry_run else settle_backup(path, options.dataset, options.level, options.continue_run)
 
     with open_volume(path, dataset=options.dataset, level=options.level) as vol:
         check_in_place_format(vol.info)
@@ -116,68 +105,72 @@ def run_fix_in_place(path: str, options: Any, *, progress: ProgressCallback | No
             return result
         sections = [z for run in runs for z in run.sections]
         folder = backup_dir_for(vol.info.path)
-        if folder.exists():
-            if not options.continue_run:
-                raise OutputError(f"an earlier in-place repair left its backup {folder}; restore it with "
-                                  f"`emrepair fix --undo {path}`, or finish it with --continue")
-            if read_manifest(folder, vol).get("sections") != sections:
-                raise UsageError(f"the backup {folder} is of other sections; undo that repair first")
-        else:
-            write_backup(vol, sections, folder)
-        files = vol.files if isinstance(vol, ImageFolderVolume) else None
+        files = _folder_files(vol)
+        if earlier is None:
+            write_backup(vol, sections, folder, files)
+        elif earlier.get("sections") != sections:
+            raise UsageError(f"the backup {folder} is of other sections; the input was restored from it: "
+                             f"run `emrepair fix --undo {path}` to drop it, then repair again")
         vol.close()  # HDF5 cannot hold one file open read-only and for writing at once
-        writer = InPlaceWriter(vol.info, files)
         try:
-            # Neighbours are read through the writable handle; they are good sections and never change.
-            source = ArrayVolume(writer.array) if writer.array is not None else vol
-            # One block per run and one section per slab: only the repaired sections are written.
-            blocks = [Block(run.first, run.last + 1, (run,)) for run in runs]
-            block_writer = BlockWriter(source, writer, None, repairers, 1, None, tile_progress, frozenset(sections))
-            done = 0
-            for block in blocks:
-                block_writer.write(block)
-                writer.flush()
-                done += len(block.runs[0].sections)
-                if progress is not None:
-                    progress(done, len(sections))
-        finally:
-            writer.release()
+            _write_in_place(vol, runs, sections, repairers, progress, tile_progress, files)
+        except OutputError as exc:
+            raise OutputError(f"{exc}; the backup {folder} is complete: `emrepair fix --undo {path}` restores the "
+                              f"input, or rerun with --continue once the cause is fixed") from exc
     result.seconds = time.perf_counter() - started
     if options.summary_path:
         Path(options.summary_path).write_text(json.dumps(result.to_dict(), indent=2))
     return result
 
 
-def undo_in_place(path: str, dataset: str | None = None, level: int | None = None) -> list[int]:
-    """Write the sections saved by an in-place repair of ``path`` back, then delete the backup; returns their z."""
-    from emrepair.io import open_volume
-    from emrepair.io.folder_volume import ImageFolderVolume
+def _write_in_place(vol: Any, runs: list[Any], sections: list[int], repairers: Any,
+                    progress: ProgressCallback | None, tile_progress: ProgressCallback | None,
+                    files: list[Path] | None) -> None:
+    """Repair ``runs`` straight into the input (its backup is complete)."""
+    from emrepair.distributed.blocks import Block
+    from emrepair.distributed.repair import BlockWriter
+    from emrepair.io import ArrayVolume
     from emrepair.io.writers.inplace import InPlaceWriter
+
+    writer = InPlaceWriter(vol.info, files)
+    try:
+        # Neighbours are read through the writable handle; they are good sections and never change.
+        source = ArrayVolume(writer.array) if writer.array is not None else vol
+        # One block per run and one section per slab: only the repaired sections are written.
+        blocks = [Block(run.first, run.last + 1, (run,)) for run in runs]
+        block_writer = BlockWriter(source, writer, None, repairers, 1, None, tile_progress, frozenset(sections))
+        done = 0
+        for block in blocks:
+            block_writer.write(block)
+            writer.flush()
+            done += len(block.runs[0].sections)
+            if progress is not None:
+                progress(done, len(sections))
+    finally:
+        writer.release()
+
+
+def undo_in_place(path: str, dataset: str | None = None, level: int | None = None) -> list[int]:
+    """Restore the input from the backup of an in-place repair of ``path``, check it, then delete the backup.
+
+    Returns the repaired sections that were put back; an incomplete backup (the run stopped before writing) is
+    cleared once the input is checked unchanged, and nothing is restored.
+    """
+    from emrepair.io import open_volume
 
     with open_volume(path, dataset=dataset, level=level) as vol:
         folder = backup_dir_for(vol.info.path)
-        if not folder.is_dir():
+        state = backup_state(folder)
+        if state == "none":
             raise UsageError(f"{path} has no in-place repair to undo (no {folder})")
-        manifest = read_manifest(folder, vol)
-        saved = {}
-        for z in manifest["sections"]:
-            file = folder / f"z{int(z):06d}.npy"
-            try:
-                raw = file.read_bytes()
-            except OSError as exc:
-                raise InputError(f"cannot read the backup {file}: {one_line(exc)}") from exc
-            if _sha256(raw) != manifest["sha256"].get(str(z)):
-                raise InputError(f"the backup {file} is damaged (checksum mismatch); nothing was restored")
-            saved[int(z)] = file
-        files = vol.files if isinstance(vol, ImageFolderVolume) else None
-        vol.close()
-        writer = InPlaceWriter(vol.info, files)
-        try:
-            for z, file in saved.items():
-                writer.write_section(z, np.load(file))
-        finally:
-            writer.release()
-    import shutil
-
-    shutil.rmtree(folder, ignore_errors=True)
-    return sorted(saved)
+        files = _folder_files(vol)
+        if state == "incomplete":
+            clear_incomplete(folder, vol, files)
+            return []
+        manifest = load_backup(folder, vol)
+        info = vol.info
+    restore_backup(manifest, folder, info, files)
+    with open_volume(path, dataset=dataset, level=level) as vol:
+        verify_restored(manifest, vol, _folder_files(vol))
+    remove_backup(folder)
+    return sorted(int(z) for z in manifest["sections"])

@@ -2,10 +2,15 @@
 
 Only formats that update a section without rewriting the rest are supported: HDF5 datasets, Zarr arrays,
 single-level OME-Zarr images and folders of TIFF sections. Readers never use this; the caller keeps backups.
+HDF5 writes are flushed one by one (the file is consistent between them) with a space reserve beside the file
+(see hdf5_writer); TIFF sections are replaced by a rename. ``crash_point`` is a test hook called before every
+write and rename: with ``EMREPAIR_TEST_KILL_AT=N`` the process dies at the N-th, as a SIGKILL would.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +21,51 @@ from emrepair.io.base import VolumeInfo
 from emrepair.io.section_volume import one_line
 
 IN_PLACE_FORMATS = ("hdf5", "zarr", "ome-zarr", "image-folder")
+KILL_ENV = "EMREPAIR_TEST_KILL_AT"
+KILLED_EXIT = 137
+_crash_points = [0]
+
+
+def crash_point() -> None:
+    """Test hook before each write or rename: dies with os._exit at the N-th call when EMREPAIR_TEST_KILL_AT=N."""
+    at = os.environ.get(KILL_ENV)
+    if not at:
+        return
+    _crash_points[0] += 1
+    if _crash_points[0] == int(at):
+        os._exit(KILLED_EXIT)
+
+
+def reset_crash_points() -> None:
+    """Start counting crash points from zero (for a test's child process)."""
+    _crash_points[0] = 0
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file or a folder (its entries)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_file(source: Path, target: Path) -> None:
+    """Copy ``source`` (bytes and times) over ``target`` through a hidden file and a rename, fsynced."""
+    temp = target.with_name(f".{target.name}.tmp-emrepair")
+    crash_point()
+    shutil.copy2(source, temp)
+    fsync_path(temp)
+    crash_point()
+    os.replace(temp, target)
+
+
+def storage_block(info: VolumeInfo) -> tuple[int, int, int]:
+    """The (z, y, x) shape of the unit a write rewrites whole: an HDF5 chunk, a Zarr chunk or shard, or a section
+    (TIFF folders, contiguous HDF5)."""
+    if info.format == "image-folder" or not info.chunks:
+        return (1, int(info.shape[1]), int(info.shape[2]))
+    return tuple(max(1, min(int(c), int(n))) for c, n in zip(info.chunks, info.shape))  # type: ignore[return-value]
 
 
 def check_in_place_format(info: VolumeInfo) -> None:
@@ -37,16 +87,22 @@ class InPlaceWriter:
         self._handle: Any = None
         try:
             self._array = self._open()
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise OutputError(f"cannot open {info.path} for writing: {one_line(exc)}") from exc
+        except BaseException as exc:
+            if self._handle is not None:
+                self._handle.close()
+            if isinstance(exc, (OSError, ValueError, KeyError, TypeError)):
+                raise OutputError(f"cannot open {info.path} for writing: {one_line(exc)}") from exc
+            raise
 
     def _open(self) -> Any:
         info = self.info
         if info.format == "hdf5":
-            import h5py
+            from emrepair.io.writers.hdf5_writer import GuardedH5File, cache_bytes
 
-            self._handle = h5py.File(info.path, "r+")
-            return self._handle[info.dataset]
+            path = Path(info.path)
+            cache = cache_bytes(storage_block(info), self.shape, self.dtype.itemsize)
+            self._handle = GuardedH5File(path, "r+", cache, path.with_name(f".{path.name}.emrepair-reserve"))
+            return self._handle.file[info.dataset]
         if info.format in ("zarr", "ome-zarr"):
             import zarr
 
@@ -80,6 +136,11 @@ class InPlaceWriter:
         if data.dtype != self.dtype:
             raise TypeError(f"cannot write {data.dtype} into a {self.dtype} volume")
         try:
+            crash_point()
+            if self._handle is not None:
+                self._handle.call(lambda: self._array.__setitem__((z, y, x), data))
+                self._handle.call(self._handle.file.flush)  # consistent on disk between writes
+                return
             if self._array is not None:
                 self._array[z, y, x] = data
                 return
@@ -97,18 +158,32 @@ class InPlaceWriter:
                     section[y, x] = data[i]
                 temp = path.with_name(f".{path.name}.tmp-emrepair")
                 tifffile.imwrite(temp, section, **imagej_kwargs(self.info.voxel_size, "YX"))
+                fsync_path(temp)
+                crash_point()
                 temp.replace(path)
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.info.path}: {one_line(exc)}") from exc
+
+    def restore_file(self, z: int, source: Path) -> None:
+        """Put back the original file of section ``z`` (TIFF folders), byte for byte, by a rename."""
+        try:
+            replace_file(source, self._files[z])  # type: ignore[index]
         except OSError as exc:
             raise OutputError(f"cannot write {self.info.path}: {one_line(exc)}") from exc
 
     def flush(self) -> None:
         """Push writes to the file system."""
-        if self._handle is not None:
-            self._handle.flush()
+        if self._handle is not None and self._handle.file is not None:
+            try:
+                self._handle.call(self._handle.file.flush)
+            except OSError as exc:
+                raise OutputError(f"cannot write {self.info.path}: {one_line(exc)}") from exc
 
     def release(self) -> None:
         """Flush and close."""
-        if self._handle is not None and self._handle.id.valid:
-            self._handle.flush()
-            self._handle.close()
+        if self._handle is not None:
+            try:
+                self.flush()
+            finally:
+                self._handle.close()
         self._handle = None

@@ -58,8 +58,11 @@ def write_tiff_atomic(path: Path, section: np.ndarray, **kwargs: Any) -> None:
     try:
         tifffile.imwrite(temp, section, **kwargs)
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as exc:
         temp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno is None and "written" in str(exc):
+            # tifffile reports a short write ("N requested and M written"): the disk filled up
+            raise OSError(errno.ENOSPC, f"No space left on device ({exc})") from exc
         raise
 
 
