@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
 import queue
+import sys
+import threading
 from typing import Any, Callable, ContextManager, Protocol, Sequence
 
 from emrepair.distributed.blocks import Block
@@ -67,7 +70,31 @@ class WorkerFailed(RuntimeError):
     """A worker process died without reporting an error (killed, or out of memory)."""
 
 
+def die_with_parent() -> None:
+    """End this worker process when its parent ends, however it ends (killed included): PR_SET_PDEATHSIG on Linux,
+    and everywhere a thread that watches the parent's pid."""
+    parent = mp.parent_process()
+    parent_pid = parent.pid if parent is not None else os.getppid()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+            import signal
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            threading.Event().wait(POLL_SECONDS)
+
+    if os.getppid() != parent_pid:  # the parent ended before the signal was armed
+        os._exit(1)
+    threading.Thread(target=watch, name="emrepair-parent-watch", daemon=True).start()
+
+
 def _worker_main(setup: Setup, worker_id: int, todo: Any, done: Any, blocks: Sequence[Block]) -> None:
+    die_with_parent()
     try:
         with setup(worker_id) as process:
             while True:

@@ -31,7 +31,7 @@ REPORT_KEYS = ({"version", "input", "shape", "defects"}, {"version", "input", "o
 class Target:
     """One output of a run: the option that names it, its path, what it is (``"volume"``, ``"json"`` or
     ``"preview"``), the paths written beside it (``also``), and whether an existing one is the run's own business
-    (``may_exist``: a resumable run decides about it itself)."""
+    (``may_exist``: a resumable run decides about it itself; with overwrite it must still be emrepair's)."""
 
     flag: str
     path: Path
@@ -61,14 +61,15 @@ def guard_outputs(inputs: Iterable[str | Path | None], targets: Iterable[Target 
             if path.is_symlink():
                 raise OutputError(f"{t.flag} {path} is a symbolic link; emrepair writes only paths it makes itself "
                                   "(remove the link or name the real path)")
-        _check_folder(t)
-        for path in (t.path, *t.also):
-            _check_not_input(t.flag, path, sources)
     for i, a in enumerate(chosen):
         for b in chosen[i + 1:]:
             ra, rb = a.path.resolve(), b.path.resolve()
             if ra == rb or ra.is_relative_to(rb) or rb.is_relative_to(ra):
                 raise UsageError(f"{a.flag} {a.path} and {b.flag} {b.path} overlap; give each output its own path")
+    for t in chosen:
+        for path in (t.path, *t.also):
+            _check_not_input(t.flag, path, sources)
+        _check_folder(t)
     for t in chosen:
         if t.kind == "volume":
             recover_leftovers(t.path)
@@ -190,7 +191,7 @@ def _check_folder(t: Target) -> None:
 
 
 def _check_existing(t: Target, overwrite: bool) -> None:
-    if not t.path.exists() or t.may_exist:
+    if not t.path.exists() or (t.may_exist and not overwrite):
         return
     if t.kind == "preview":
         if not t.path.is_dir():

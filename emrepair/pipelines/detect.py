@@ -27,20 +27,22 @@ def run_detect(input_path: str | Path, *, dataset: str | None = None, level: int
             section by section; OME-Zarr labels when the path ends in ``.ome.zarr``.
         preview_dir: write ``z{z:05d}_{kind}.png`` per defective section: the section between its
             neighbours, the fold band tinted red and its lines drawn in green.
-        overwrite: replace an existing masks output.
+        overwrite: replace existing outputs (only ones emrepair wrote: see emrepair.io.output_guard).
+
+    Every output is checked against the input and the others before any pixel is read.
     """
     from emrepair.io import open_volume
+    from emrepair.io.output_guard import guard_outputs, target, write_json
     from emrepair.pipelines.provenance import base_record
 
-    if preview_dir is not None:
-        preview = Path(preview_dir)
-        if preview.exists() and not preview.is_dir():
-            raise OutputError(f"--preview {preview} exists and is not a folder")
     with open_volume(input_path, dataset=dataset, level=level) as vol:
+        guard_outputs([input_path, vol.info.path], [target("--report", report_path, "json"),
+                                                     target("--masks", masks_path, "volume"),
+                                                     target("--preview", preview_dir, "preview")], overwrite)
         report = detect_volume(vol, config, progress=progress)
         report.input = str(input_path)
-        if report_path is not None:
-            report.save(report_path)
+        if report_path is not None and str(report_path) != "-":
+            write_json(report_path, report.to_dict(), overwrite=overwrite)
         if masks_path is not None:
             _write_masks(vol, report, masks_path, overwrite, base_record("detect", str(input_path)))
         if preview_dir is not None:
@@ -82,11 +84,14 @@ def _panel(section: np.ndarray, title: str, scale: float) -> np.ndarray:
 
 
 def write_previews(vol: object, report: DetectionReport, folder: Path) -> list[Path]:
-    """One PNG per defective section: previous, defective (annotated) and next section side by side."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create preview folder {folder}: {exc.strerror or exc}") from exc
+    """One PNG per defective section: previous, defective (annotated) and next section side by side (previews an
+    earlier run left in ``folder`` are removed first; each picture is written under a temporary name, then renamed)."""
+    import os
+
+    from emrepair.io.output_guard import prepare_preview_folder
+    from emrepair.io.writers.base import owner_tag
+
+    prepare_preview_folder(folder)
     depth, h, w = vol.shape
     scale = min(1.0, _PANEL_SIDE / max(h, w))
     written = []
@@ -113,7 +118,12 @@ def write_previews(vol: object, report: DetectionReport, folder: Path) -> list[P
         gap = np.full((centre.shape[0], 4, 3), 255, np.uint8)
         picture = np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1)
         path = folder / f"z{z:05d}_{defect.kind}.png"
-        if not cv2.imwrite(str(path), picture):
-            raise OutputError(f"cannot write preview {path}")
+        temp = folder / f".{path.stem}.tmp-emrepair-{owner_tag()}.png"
+        try:
+            if not cv2.imwrite(str(temp), picture):
+                raise OSError("OpenCV could not write it")
+            os.replace(temp, path)  # replaces a link there, never follows it
+        except OSError as exc:
+            raise OutputError(f"cannot write preview {path}: {exc}") from exc
         written.append(path)
     return written
