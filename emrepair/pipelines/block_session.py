@@ -224,7 +224,7 @@ def save_summary(options: Any, result: Any) -> None:
     when it continues or is a share)."""
     from emrepair.io.output_guard import report_of, write_json
 
-    if options.summary_path:
+    if options.summary_path and str(options.summary_path) != "-":
         path = Path(options.summary_path).expanduser().absolute()
         own = report_of(path) if (options.continue_run or options.part) else None
         replace = options.overwrite or (own is not None and str(own.get("output")) == str(result.output))

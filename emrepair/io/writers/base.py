@@ -18,7 +18,7 @@ from emrepair.io.section_volume import one_line
 
 # The hidden names a writer uses beside ``final``: ``.<name>[.emrepair.json].tmp-emrepair-<host>-<pid>`` while
 # writing and ``.<name>.old-emrepair-<host>-<pid>`` for an old output set aside during the swap.
-_LEFTOVER = re.compile(r"(\.emrepair\.json)?\.(tmp|old)-emrepair-(.+)")
+_LEFTOVER = re.compile(r"(\.emrepair\.json)?\.(tmp|old)-emrepair-([^-]+-\d+|\d+)(-reserve)?")
 
 
 def owner_tag() -> str:
@@ -60,7 +60,8 @@ def recover_leftovers(final: Path) -> None:
     for name in names:
         match = _LEFTOVER.fullmatch(name[len(prefix):]) if name.startswith(prefix) else None
         if match and owner_gone(match.group(3)):
-            (asides if match.group(2) == "old" and not match.group(1) else temps).append(final.parent / name)
+            aside = match.group(2) == "old" and not match.group(1) and not match.group(4)
+            (asides if aside else temps).append(final.parent / name)
     try:
         for path in temps:
             remove_path(path)
