@@ -309,3 +309,39 @@ def test_overlap_needs_the_same_stack() -> None:
     assert trained_overlap(meta, "/data/stack.h5", (9, 32, 32), {1}) is None
     old = {"training_data": [{"file": "stack.h5", "shape": [8, 32, 32], "val_sections": [2]}]}  # no train_z
     assert trained_overlap(old, "stack.h5", (8, 32, 32), {1, 2, 5}) == [1, 5]
+
+
+def test_install_story_in_the_readme_and_pyproject() -> None:
+    root = Path(__file__).resolve().parents[1]
+    readme = root.joinpath("README.md").read_text()
+    head = readme[: readme.index("## Commands")]
+    cpu = head.index("download.pytorch.org/whl/cpu")
+    assert cpu < head.index("pip install . &&") and "whl/cu" in head  # the PyTorch build comes first
+    assert "pip install torch==" in root.joinpath(".ci", "run").read_text()  # CI keeps its CPU install
+    pyproject = root.joinpath("pyproject.toml").read_text()
+    assert '"daisy>=1.2,<3"' in pyproject
+
+
+@pytest.mark.parametrize("version", ["1.2.3", "2.0.0"])
+def test_daisy_1_and_2_are_driven_by_their_own_api(version: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    from emrepair.distributed.blocks import Block
+    from emrepair.distributed.daisy_executor import DaisyExecutor
+
+    calls: dict[str, object] = {}
+    fake = types.ModuleType("daisy")
+    fake.__version__ = version
+    fake.Roi = lambda begin, shape: (begin, shape)
+    fake.Task = lambda *args, **kwargs: calls.setdefault("task", kwargs)
+    fake.run_blockwise = lambda tasks, **kwargs: calls.setdefault("run", kwargs) is not None
+    monkeypatch.setitem(sys.modules, "daisy", fake)
+    blocks = [Block(start=i, stop=i + 1) for i in range(3)]
+    DaisyExecutor(workers=2).run(blocks, setup=lambda worker: None)
+    task = calls["task"]
+    if version.startswith("2"):
+        assert task["max_workers"] == 2 and "num_workers" not in task
+        assert calls["run"] == {"progress": False, "summary": False}  # no tqdm bar, no summary on stdout
+    else:
+        assert task["num_workers"] == 2 and calls["run"] == {}

@@ -1,4 +1,4 @@
-"""The daisy (funkelab, ``pip install 'emrepair[distributed]'``) executor: blocks as a 1-D daisy task.
+"""The daisy (funkelab, ``pip install 'emrepair[distributed]'``; daisy 1.2+ or 2) executor: blocks as a 1-D daisy task.
 
 Block ``i`` of the list is the daisy block whose write ROI is ``[i, i+1)``; daisy spawns ``workers`` long-lived
 worker processes, each of which enters the setup once (one model load, ``worker_id`` from ``DAISY_CONTEXT``) and
@@ -19,6 +19,16 @@ from emrepair.errors import OutputError
 def daisy_available() -> bool:
     """Whether daisy can be imported."""
     return importlib.util.find_spec("daisy") is not None
+
+
+def daisy_major() -> int:
+    """The major version of the installed daisy (1 or 2; both are supported)."""
+    import daisy
+
+    try:
+        return int(str(getattr(daisy, "__version__", "1")).split(".")[0])
+    except ValueError:
+        return 1
 
 
 class _DaisyWorker:
@@ -60,12 +70,15 @@ class DaisyExecutor:
         if self.is_done is not None:
             is_done = self.is_done
             check = lambda b: is_done(blocks[int(b.write_roi.begin[0])])  # noqa: E731
+        v2 = daisy_major() >= 2
+        workers = {"max_workers" if v2 else "num_workers": min(self.workers, len(blocks))}
         task = daisy.Task(
             "emrepair-fix", total_roi=daisy.Roi((0,), (len(blocks),)), read_roi=unit, write_roi=unit,
-            process_function=_DaisyWorker(setup, blocks), check_function=check,
-            num_workers=min(self.workers, len(blocks)), max_retries=0, fit="shrink",
+            process_function=_DaisyWorker(setup, blocks), check_function=check, max_retries=0, fit="shrink",
+            **workers,
         )
-        ok = daisy.run_blockwise([task])
+        # daisy 2 draws a tqdm bar and prints an execution summary on stdout, which is for results (--json)
+        ok = daisy.run_blockwise(task, progress=False, summary=False) if v2 else daisy.run_blockwise([task])
         if not ok:
             raise OutputError("daisy reported failed blocks (see ./daisy_logs for the worker errors); "
                               "rerun the same command with --continue")
