@@ -11,36 +11,48 @@ import cv2
 import numpy as np
 
 from emrepair.detect.fold_geometry import draw_band
+from emrepair.detect.lost_regions import LostRegions
 from emrepair.errors import InputError, OutputError
 
-KIND_LABELS = {"missing": 1, "fold": 2}
+KIND_LABELS = {"missing": 1, "fold": 2, "partial": 3}
 REPORT_VERSION = 1
 
 
 @dataclass
 class Defect:
-    """One defective section. ``lines`` ([[x0, y0, x1, y1], ...], full-resolution pixels) and ``width_px``
-    are set for folds only."""
+    """One defect of a section. ``lines`` ([[x0, y0, x1, y1], ...], full-resolution pixels) and ``width_px``
+    are set for folds only; ``fraction`` (of the section's area) and ``region`` (its lost cells) for partly
+    lost sections (kind ``partial``) only. A section may carry a fold and a partial defect."""
 
     z: int
     kind: str
     score: float
     lines: list[list[float]] | None = None
     width_px: float | None = None
+    fraction: float | None = None
+    region: LostRegions | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form: z, kind, score, and for folds lines and width_px."""
+        """JSON form: z, kind, score, for folds lines and width_px, for partial sections fraction and region."""
         out: dict[str, Any] = {"z": int(self.z), "kind": self.kind, "score": round(float(self.score), 4)}
         if self.kind == "fold":
             out["lines"] = [[round(float(v), 1) for v in line] for line in (self.lines or [])]
             out["width_px"] = round(float(self.width_px or 0.0), 1)
+        if self.kind == "partial":
+            out["fraction"] = round(float(self.fraction or 0.0), 4)
+            if self.region is not None:
+                if self.region.fractions:
+                    out["causes"] = {k: round(v, 4) for k, v in self.region.fractions.items()}
+                out["region"] = self.region.to_dict()
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Defect":
         """Inverse of ``to_dict``."""
+        region = LostRegions.from_dict(data["region"]) if data.get("region") is not None else None
+        fraction = data.get("fraction")
         return cls(int(data["z"]), str(data["kind"]), float(data["score"]),
-                   data.get("lines"), data.get("width_px"))
+                   data.get("lines"), data.get("width_px"), None if fraction is None else float(fraction), region)
 
 
 @dataclass
@@ -62,33 +74,43 @@ class DetectionReport:
         return sorted({d.z for d in self.defects})
 
     def defect_at(self, z: int) -> Defect | None:
-        """The defect reported for section ``z``, or None."""
+        """The (first) defect reported for section ``z``, or None; see ``defects_at`` for all of them."""
         return next((d for d in self.defects if d.z == z), None)
+
+    def defects_at(self, z: int) -> list[Defect]:
+        """Every defect reported for section ``z`` (a fold and a partial loss may share a section)."""
+        return [d for d in self.defects if d.z == z]
 
     def mask(self, z: int, shape: tuple[int, int] | None = None) -> np.ndarray:
         """uint8 labels for section ``z`` at ``shape`` (default the volume's): 0 good, KIND_LABELS otherwise.
 
-        A missing section is labelled entirely; a fold labels its band only.
+        A missing section is labelled entirely; a fold labels its band only, a partial loss its lost region
+        (drawn over a fold band of the same section).
         """
         shape = tuple(shape) if shape is not None else tuple(self.shape[1:])
         if len(shape) != 2:
             raise ValueError(f"expected a (y, x) shape, got {shape}")
         out = np.zeros(shape, np.uint8)
-        defect = self.defect_at(z)
-        if defect is None:
-            return out
-        label = KIND_LABELS.get(defect.kind, 1)
-        if defect.kind != "fold":
-            out[:] = label
-            return out
+        for defect in sorted(self.defects_at(z), key=lambda d: d.kind == "partial"):
+            label = KIND_LABELS.get(defect.kind, 1)
+            if defect.kind == "fold":
+                out[self._band(z, defect, shape)] = label
+            elif defect.kind == "partial":
+                if defect.region is not None:
+                    out[defect.region.mask(shape)] = label
+            else:
+                out[:] = label
+        return out
+
+    def _band(self, z: int, defect: Defect, shape: tuple[int, int]) -> np.ndarray:
+        """The fold band of section ``z`` at ``shape``: the stored mask, or redrawn from the lines."""
         stored = self.band_masks.get(z)
         if stored is not None:
             band = cv2.resize(stored.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
         else:
             scale = (shape[0] / self.shape[1], shape[1] / self.shape[2])
             band = draw_band(shape, defect.lines or [], float(defect.width_px or 1.0), scale)
-        out[band] = label
-        return out
+        return band
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document: version, input, shape, defects (defective sections only), sections."""

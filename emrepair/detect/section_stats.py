@@ -90,15 +90,20 @@ def section_stats(values: np.ndarray, nonfinite: np.ndarray | None, config: Dete
     return SectionStats(black, median, nonfinite_fraction, lost_fraction, autocorr)
 
 
-def missing_score(stats: SectionStats, config: DetectConfig, explained: float = 0.0) -> float:
+def missing_score(stats: SectionStats, config: DetectConfig, explained: float = 0.0,
+                  regions: float | None = None) -> float:
     """Missing score in [0, 1] from the section alone: above 0.5 means lost or pure noise.
 
     ``explained`` is a fraction of the section known to be something else (a black fold band), not lost.
+    ``regions`` is the fraction lost in regions (emrepair.detect.lost_regions), when known: a section that
+    keeps real tissue beside its lost regions is judged by how much is lost, not by its noise overall.
     """
-    lost_fraction = max(0.0, stats.lost_fraction - explained)
+    lost_fraction = max(0.0, max(stats.lost_fraction, regions or 0.0) - explained)
     lost = 0.5 + (lost_fraction - config.lost_fraction) / 0.4
     if lost_fraction >= 0.999:
         lost = 1.0
     # noise only counts where the rest of the section is not flat (a torn section keeps real texture)
     noise = 0.5 + (config.noise_autocorr - stats.autocorr) / 0.3
+    if regions is not None and config.min_lost_fraction <= regions <= config.lost_fraction:
+        noise = 0.0  # the noise lies in the lost regions; the rest is tissue
     return float(np.clip(max(lost, noise), 0.0, 1.0))

@@ -10,6 +10,7 @@ import numpy as np
 
 from emrepair.detect.config import DetectConfig
 from emrepair.detect.fold_detect import FoldFinding, find_folds
+from emrepair.detect.lost_regions import LostRegions, find_lost_regions
 from emrepair.detect.report import Defect, DetectionReport
 from emrepair.detect.section_stats import SectionStats, clean_section, half_size, missing_score, section_stats
 from emrepair.detect.similarity import shift_tolerant_ncc, small_normalised
@@ -28,6 +29,7 @@ class _Pending:
     self_missing: float
     small: np.ndarray | None
     folds: list[FoldFinding]
+    regions: LostRegions | None = None
     sim_prev: float | None = None
     sim_next: float | None = None
 
@@ -41,7 +43,8 @@ def _analyse(section: np.ndarray, z: int, config: DetectConfig) -> _Pending:
     values, nonfinite = clean_section(section)
     half = half_size(values)
     stats = section_stats(values, nonfinite, config, half)
-    score = missing_score(stats, config)
+    regions = find_lost_regions(values, nonfinite, config)
+    score = missing_score(stats, config, regions=regions.fraction)
     folds: list[FoldFinding] = []
     small = None
     if score <= config.missing_threshold:
@@ -57,7 +60,12 @@ def _analyse(section: np.ndarray, z: int, config: DetectConfig) -> _Pending:
                 small = small_normalised(half, config.analysis_side)
             else:
                 folds = []
-    return _Pending(z, stats, score, small, folds)
+    if folds and regions.cells.any():  # what a fold band explains is not lost
+        regions = find_lost_regions(values, nonfinite, config, exclude=_band_mask(folds, values.shape))
+    partial = score <= config.missing_threshold and regions.fraction >= config.min_lost_fraction
+    if partial:
+        small = None  # a partly lost section says little about its neighbours' similarity
+    return _Pending(z, stats, score, small, folds, regions if partial else None)
 
 
 def _neighbour_score(item: _Pending, typical: float | None, config: DetectConfig) -> float:
@@ -83,8 +91,8 @@ def _band_mask(folds: list[FoldFinding], shape: tuple[int, int]) -> np.ndarray:
 def _finalise(item: _Pending, typical: float | None, config: DetectConfig, report: DetectionReport,
               shape: tuple[int, int]) -> None:
     """Decide the section's defect (missing takes precedence over fold) and record its statistics."""
-    # a fold explains why a section differs from its neighbours
-    neighbour = 0.0 if item.folds else _neighbour_score(item, typical, config)
+    # a fold or a lost region explains why a section differs from its neighbours
+    neighbour = 0.0 if item.folds or item.regions is not None else _neighbour_score(item, typical, config)
     missing = max(item.self_missing, neighbour)
     fold_score = max((f.score for f in item.folds), default=0.0)
     if missing > config.missing_threshold:
@@ -94,6 +102,11 @@ def _finalise(item: _Pending, typical: float | None, config: DetectConfig, repor
         width = float(np.median([f.width_px for f in item.folds]))
         report.defects.append(Defect(item.z, "fold", fold_score, lines, round(width, 1)))
         report.band_masks[item.z] = _band_mask(item.folds, shape)
+    partial = 0.0
+    if missing <= config.missing_threshold and item.regions is not None:
+        partial = item.regions.fraction
+        score = float(np.clip(0.5 + (partial - config.min_lost_fraction) / 0.2, 0.5, 1.0))
+        report.defects.append(Defect(item.z, "partial", score, fraction=round(partial, 4), region=item.regions))
     stats = item.stats
     report.sections.append({
         "z": item.z,
@@ -105,17 +118,19 @@ def _finalise(item: _Pending, typical: float | None, config: DetectConfig, repor
         "sim_next": None if item.sim_next is None else round(item.sim_next, 4),
         "missing_score": round(missing, 4),
         "fold_score": round(fold_score, 4),
+        "partial_fraction": round(partial, 4),
     })
 
 
 def detect_volume(vol: Any, config: DetectConfig = DetectConfig(), progress: ProgressCallback | None = None) -> DetectionReport:
     """Find missing and folded sections of ``vol`` (an emrepair.io Volume), reading each section once.
 
-    Missing: flat (blank, constant, saturated) or non-finite over more than ``lost_fraction`` of the
-    section, pure noise, or (in stacks whose neighbours are reliably alike) unlike both neighbours. A volume
+    Missing: flat (blank, constant, saturated), non-finite or lost in regions over more than ``lost_fraction``
+    of the section, pure noise, or (in stacks whose neighbours are reliably alike) unlike both neighbours. A volume
     of one constant value therefore has every section missing. Folds: see ``find_folds``. Fewer than
     ``neighbour_min_pairs + 1`` good sections disable the neighbour cue; everything else works from one
-    section up.
+    section up. Partial: lost regions (``find_lost_regions``) over at least ``min_lost_fraction`` of a section
+    that is not missing, reported beside its fold if it has one.
     """
     shape = tuple(int(s) for s in vol.shape)
     if len(shape) != 3:
