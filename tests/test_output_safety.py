@@ -91,6 +91,13 @@ def test_reports_and_previews_never_touch_the_input(tmp_path: Path, source: str)
     assert digest(h5) == before
     zarr_before = digest(Path(source))
     refused(fix(source, tmp_path / "o.zarr", "--save-report", f"{source}/zarr.json"), "inside the input")
+    report = tmp_path / "detect.json"
+    assert cli("detect", source, "--report", str(report), "--no-progress").exit_code == 0
+    report_before = report.read_text()
+    refused(cli("fix", source, "-o", str(tmp_path / "o.zarr"), "--report", str(report), "--model", "linear",
+                "--save-report", str(report), "--overwrite", "--no-progress"), "is the input")
+    assert report.read_text() == report_before
+    report.unlink()
     refused(cli("detect", source, "--masks", f"{source}/masks.zarr", "--no-progress"))
     assert digest(Path(source)) == zarr_before
     folder = tmp_path / "sections"
@@ -276,6 +283,12 @@ def test_continue_or_a_share_on_a_finished_output_is_already_complete(tmp_path: 
     assert digest(out) == before and not hidden(tmp_path)
     other = cli("fix", source, "-o", str(out), "--sections", "2", "--model", "linear", "--no-progress", "--continue")
     refused(other, "exists")
+    up = ["upsample-z", source, "-o", str(tmp_path / "up.zarr"), "--factor", "2", "--no-repair", "--model",
+          "linear", "--no-progress"]
+    assert cli(*up).exit_code == 0
+    again = cli(*up, "--continue")
+    assert again.exit_code == 0 and "already complete" in again.stderr, again.output
+    refused(cli(*up), "exists", "--overwrite")
 
 
 def test_a_kill_between_the_rename_and_the_cleanup_leaves_a_complete_output(
