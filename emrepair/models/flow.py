@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import cv2
@@ -83,9 +86,48 @@ def flow_warps(a: np.ndarray, b: np.ndarray, t: float, method: str = "dis") -> t
 def flow_warps_at(a: np.ndarray, b: np.ndarray, ts: list[float],
                   method: str = "dis") -> list[tuple[np.ndarray, np.ndarray]]:
     """:func:`flow_warps` at several positions, estimating the two flows once."""
-    flow_ab = estimate_flow(a, b, method)
-    flow_ba = estimate_flow(b, a, method)
-    return [(backward_warp(a, t * flow_ba), backward_warp(b, (1.0 - t) * flow_ab)) for t in ts]
+    flows = PairFlows(a, b, method)
+    return [flows.warps(t) for t in ts]
+
+
+class PairFlows:
+    """The two flows of one section pair, estimated once, warped to any t (the same pixels as ``flow_warps``)."""
+
+    def __init__(self, a: np.ndarray, b: np.ndarray, method: str) -> None:
+        self.a, self.b = a, b
+        self.flow_ab = estimate_flow(a, b, method)
+        self.flow_ba = estimate_flow(b, a, method)
+
+    def warps(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """Both sections warped to position t."""
+        return backward_warp(self.a, t * self.flow_ba), backward_warp(self.b, (1.0 - t) * self.flow_ab)
+
+
+_FLOW_CACHE: OrderedDict[tuple[str, bytes], PairFlows] = OrderedDict()
+_FLOW_CACHE_SIZE = 2  # the engine's items are tile-major: a tile's t come one after another
+_FLOW_CACHE_LOCK = threading.Lock()
+
+
+def _cached_flows(a: np.ndarray, b: np.ndarray, method: str) -> PairFlows:
+    """PairFlows of (a, b), reused when the same pair comes again: the engine asks for one (tile, t) item at a
+    time, so a run of k missing sections would otherwise estimate every tile's flows k times. The key is a
+    digest of both images' bytes, so a hit is the same pixels and gives the same result."""
+    digest = hashlib.blake2b(digest_size=16)
+    for image in (a, b):
+        digest.update(repr((image.shape, image.dtype.str)).encode())
+        digest.update(np.ascontiguousarray(image).data)
+    key = (method, digest.digest())
+    with _FLOW_CACHE_LOCK:
+        hit = _FLOW_CACHE.get(key)
+        if hit is not None:
+            _FLOW_CACHE.move_to_end(key)
+            return hit
+    flows = PairFlows(np.array(a), np.array(b), method)
+    with _FLOW_CACHE_LOCK:
+        _FLOW_CACHE[key] = flows
+        while len(_FLOW_CACHE) > _FLOW_CACHE_SIZE:
+            _FLOW_CACHE.popitem(last=False)
+    return flows
 
 
 @torch.no_grad()
@@ -95,7 +137,8 @@ def batch_flow_warps(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor,
     returned on the input's device and dtype (no gradient flows through the flow estimate)."""
     a_np = a[:, 0].detach().float().cpu().numpy()
     b_np = b[:, 0].detach().float().cpu().numpy()
-    pairs = [flow_warps(ai, bi, ti, method) for ai, bi, ti in zip(a_np, b_np, t.detach().float().cpu().tolist())]
+    ts = t.detach().float().cpu().tolist()
+    pairs = [_cached_flows(ai, bi, method).warps(ti) for ai, bi, ti in zip(a_np, b_np, ts)]
     from_a, from_b = (torch.from_numpy(np.stack([p[i] for p in pairs])[:, None]).to(device=a.device, dtype=a.dtype)
                       for i in range(2))
     return from_a, from_b
