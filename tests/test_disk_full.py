@@ -152,3 +152,54 @@ def test_real_full_disk(tmp_path: Path, small_fs: Path, name: str) -> None:
     got = read_all(out)
     np.testing.assert_array_equal(np.delete(got, 3, axis=0), np.delete(data, 3, axis=0))
     assert np.abs(got[3].astype(int) - expected[3]).max() <= 1
+
+
+def test_in_place_write_error_keeps_a_complete_backup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = textured_stack(14, 32)
+    with h5py.File(tmp_path / "in.h5", "w") as f:
+        f.create_dataset("raw", data=data, chunks=(4, 16, 16), compression="gzip")
+    src = str(tmp_path / "in.h5")
+    real_set = h5py.Dataset.__setitem__
+    calls = [0]
+
+    def failing(self: Any, key: Any, value: Any) -> None:
+        calls[0] += 1
+        if calls[0] > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_set(self, key, value)
+
+    monkeypatch.setattr(h5py.Dataset, "__setitem__", failing)
+    with pytest.raises(OutputError) as caught:
+        run_fix_in_place(src, options())
+    message = str(caught.value)
+    assert "\n" not in message and "No space left" in message and "--undo" in message and "--continue" in message
+    monkeypatch.setattr(h5py.Dataset, "__setitem__", real_set)
+    assert not list(tmp_path.glob(".*reserve"))  # the space reserve went with the failed writer
+    run_fix_in_place(src, options(continue_run=True))
+    repaired = read_all(src)
+    assert not np.array_equal(repaired, data)
+    from emrepair.pipelines.inplace import undo_in_place
+
+    assert undo_in_place(src) == [3, 9]
+    np.testing.assert_array_equal(read_all(src), data)
+
+
+def test_backup_on_a_full_disk(tmp_path: Path, small_fs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = np.random.default_rng(1).integers(0, 255, (28, 512, 512), dtype=np.uint8)  # 7 MiB
+    src = small_fs / "in.h5"
+    with h5py.File(src, "w") as f:
+        f.create_dataset("raw", data=data, chunks=(16, 128, 128), compression="gzip")
+    with pytest.raises(OutputError, match="not enough free space for the backup"):  # 16 sections: 4 MiB
+        run_fix_in_place(str(src), options())
+    assert not backup_dir_for(src).exists()
+    monkeypatch.setenv(SKIP_ENV, "1")
+    with pytest.raises(OutputError, match="No space left on device.*the input was not changed"):
+        run_fix_in_place(str(src), options())
+    assert not backup_dir_for(src).exists()
+    np.testing.assert_array_equal(read_all(src), data)
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_fs)], check=True)
+    run_fix_in_place(str(src), options())
+    from emrepair.pipelines.inplace import undo_in_place
+
+    undo_in_place(str(src))
+    np.testing.assert_array_equal(read_all(src), data)

@@ -88,6 +88,14 @@ def check_output_space(target: Path, fmt: str, shape: tuple[int, ...], dtype: ob
     check_free_space(target, estimated_bytes(fmt, shape, dtype, labels), "the output", already)
 
 
+def short_write_as_enospc(exc: OSError) -> OSError:
+    """numpy and tifffile report a write cut short by a full disk as "N requested and M written", without an
+    errno; that becomes ENOSPC ("No space left on device"). Any other OSError is returned as it is."""
+    if exc.errno is None and "requested and" in str(exc) and "written" in str(exc):
+        return OSError(errno.ENOSPC, f"No space left on device ({exc})")
+    return exc
+
+
 def _write_zeros(fh: object, nbytes: int) -> None:
     block = bytes(1 << 20)
     while nbytes > 0:

@@ -27,7 +27,7 @@ import numpy as np
 
 from emrepair.errors import InputError, OutputError
 from emrepair.io.section_volume import one_line
-from emrepair.io.space import check_free_space
+from emrepair.io.space import check_free_space, short_write_as_enospc
 from emrepair.io.writers.inplace import InPlaceWriter, crash_point, fsync_path, storage_block
 
 MANIFEST = "manifest.json"
@@ -127,7 +127,8 @@ def write_backup(vol: Any, sections: list[int], folder: Path, files: list[Path] 
         return manifest
     except OSError as exc:
         shutil.rmtree(folder, ignore_errors=True)
-        raise OutputError(f"cannot write the backup {folder}: {one_line(exc)}; the input was not changed") from exc
+        reason = one_line(short_write_as_enospc(exc))
+        raise OutputError(f"cannot write the backup {folder}: {reason}; the input was not changed") from exc
 
 
 def load_backup(folder: Path, vol: Any) -> dict[str, Any]:

@@ -162,6 +162,10 @@ class InPlaceWriter:
                 crash_point()
                 temp.replace(path)
         except OSError as exc:
+            if self.info.format in ("zarr", "ome-zarr"):
+                from emrepair.io.writers.zarr_writer import quiet_abandoned_writes
+
+                quiet_abandoned_writes()
             raise OutputError(f"cannot write {self.info.path}: {one_line(exc)}") from exc
 
     def restore_file(self, z: int, source: Path) -> None:

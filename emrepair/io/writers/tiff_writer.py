@@ -22,6 +22,7 @@ import tifffile
 from emrepair.errors import OutputError
 from emrepair.io.folder_volume import FOLDER_SIDECAR
 from emrepair.io.metadata import to_jsonable
+from emrepair.io.space import short_write_as_enospc
 from emrepair.io.tiff_volume import sidecar_path
 from emrepair.io.writers.base import VolumeWriter, move_into_place, temp_path_for
 
@@ -60,9 +61,8 @@ def write_tiff_atomic(path: Path, section: np.ndarray, **kwargs: Any) -> None:
         os.replace(temp, path)
     except BaseException as exc:
         temp.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.errno is None and "written" in str(exc):
-            # tifffile reports a short write ("N requested and M written"): the disk filled up
-            raise OSError(errno.ENOSPC, f"No space left on device ({exc})") from exc
+        if isinstance(exc, OSError) and short_write_as_enospc(exc) is not exc:
+            raise short_write_as_enospc(exc) from exc
         raise
 
 
