@@ -15,6 +15,21 @@ from emrepair.pipelines.inplace import backup_dir_for
 from helpers import read_all, textured_stack, write_zarr
 
 
+class open_zarr:
+    """A Zarr array opened for writing (to change an input behind emrepair's back)."""
+
+    def __init__(self, path: str) -> None:
+        import zarr
+
+        self.array = zarr.open_array(path, mode="r+")
+
+    def __enter__(self) -> object:
+        return self.array
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
 def cli(*args: str) -> object:
     return CliRunner().invoke(app, list(args))
 
@@ -77,3 +92,80 @@ def test_damaged_backup_is_not_restored(tmp_path: Path) -> None:
     result = cli("fix", src, "--undo")
     assert result.exit_code == 1 and "damaged" in result.stderr
     np.testing.assert_array_equal(read_all(src), repaired)
+
+
+def test_torn_chunk_is_rewritten_whole_by_undo_and_continue(tmp_path: Path) -> None:
+    """A kill inside an HDF5 write can leave a chunk unreadable; its good sections come back from the backup."""
+    data = textured_stack(12, 32)
+    data[2] = 0
+    with h5py.File(tmp_path / "in.h5", "w") as f:
+        f.create_dataset("raw", data=data, chunks=(4, 16, 16), compression="gzip")
+    src = str(tmp_path / "in.h5")
+    fixed = tmp_path / "fixed.zarr"
+    assert cli("fix", src, "-o", str(fixed), "--sections", "2", "--model", "linear", "--no-progress").exit_code == 0
+    for step in ("undo", "continue"):
+        assert cli("fix", src, "--in-place", "--sections", "2", "--model", "linear", "--no-progress").exit_code == 0
+        assert sorted(int(p.stem[1:]) for p in backup_dir_for(src).glob("z*.npy")) == [0, 1, 2, 3]
+        with h5py.File(src, "r+") as f:  # tear the chunk holding sections 0-3
+            f["raw"].id.write_direct_chunk((0, 0, 0), b"torn" * 50)
+        with h5py.File(src, "r") as f, pytest.raises(OSError):
+            f["raw"][1]
+        if step == "undo":
+            assert cli("fix", src, "--undo").exit_code == 0
+            np.testing.assert_array_equal(read_all(src), data)
+        else:
+            result = cli("fix", src, "--in-place", "--continue", "--sections", "2", "--model", "linear",
+                         "--no-progress")
+            assert result.exit_code == 0, result.output
+            np.testing.assert_array_equal(read_all(src), read_all(fixed))
+
+
+def test_continue_after_a_partial_write_plans_from_the_restored_input(tmp_path: Path) -> None:
+    """Killed between two repaired runs, without --sections: detection alone would no longer see the first."""
+    from emrepair.pipelines.fix import FixOptions
+    from emrepair.pipelines.inplace import run_fix_in_place
+    from emrepair.pipelines.inplace_backup import backup_state
+    from test_inplace_kill import copy_state, killed_at
+
+    data = textured_stack(12, 48)
+    data[3] = 0
+    data[8] = 0
+    src = Path(write_zarr(tmp_path / "orig" / "in.zarr", data, chunks=(1, 48, 48)))
+    fixed = tmp_path / "fixed.zarr"
+    assert cli("fix", str(src), "-o", str(fixed), "--model", "linear", "--no-progress").exit_code == 0
+    expected = read_all(fixed)
+    assert not np.array_equal(expected[3], data[3]) and not np.array_equal(expected[8], data[8])
+    opts = FixOptions(model="linear", fold_model="none", device="cpu")
+    for n in range(1, 100):
+        work = copy_state(src, tmp_path / f"k{n}")
+        assert killed_at(n, lambda: run_fix_in_place(str(work), opts)) != 0, "never killed after a partial write"
+        now = read_all(work)
+        if backup_state(backup_dir_for(work)) == "complete" and not np.array_equal(now[3], data[3]):
+            break
+    np.testing.assert_array_equal(now[8], data[8])  # the first run is repaired, the second not yet
+    refused = cli("fix", str(work), "--in-place", "--model", "linear", "--no-progress")
+    assert refused.exit_code == 1 and "--continue" in refused.stderr
+    result = cli("fix", str(work), "--in-place", "--continue", "--model", "linear", "--no-progress")
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(read_all(work), expected)
+    assert cli("fix", str(work), "--undo").exit_code == 0
+    np.testing.assert_array_equal(read_all(work), data)
+
+
+def test_incomplete_backup_is_cleared_only_when_the_input_is_unchanged(tmp_path: Path) -> None:
+    data = textured_stack(8, 32)
+    src = write_zarr(tmp_path / "in.zarr", data)
+    assert cli("fix", src, "--in-place", "--sections", "2", "--model", "linear", "--no-progress").exit_code == 0
+    assert cli("fix", src, "--undo").exit_code == 0
+    assert cli("fix", src, "--in-place", "--sections", "2", "--model", "linear", "--no-progress").exit_code == 0
+    folder = backup_dir_for(src)
+    (folder / "manifest.json").unlink()  # as if killed before the manifest: then the input was never written...
+    assert cli("fix", src, "--undo").exit_code == 1  # ...but here it was: the intent's checksums catch it
+    assert folder.is_dir()
+    np.testing.assert_array_equal(read_all(src)[[0, 1, 3]], data[[0, 1, 3]])
+    with open_zarr(src) as arr:
+        arr[2] = data[2]  # the input as the intent saw it
+    undone = cli("fix", src, "--undo")
+    assert undone.exit_code == 0, undone.output
+    assert not folder.exists()
+    np.testing.assert_array_equal(read_all(src), data)
