@@ -203,3 +203,18 @@ def test_backup_on_a_full_disk(tmp_path: Path, small_fs: Path, monkeypatch: pyte
 
     undo_in_place(str(src))
     np.testing.assert_array_equal(read_all(src), data)
+
+
+def test_resumed_output_counts_what_it_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from emrepair.io.space import check_output_space, used_bytes
+
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for i in range(3):
+        (partial / f"c{i}").write_bytes(b"x" * 100_000)
+    assert used_bytes(partial) >= 300_000 and used_bytes(partial, max_files=2) is None
+    need = estimated_bytes("tiff", (1, 1000, 1000), "uint8")
+    monkeypatch.setattr("emrepair.io.space.free_bytes", lambda folder: need - 200_000)
+    check_output_space(tmp_path / "out.tif", "tiff", (1, 1000, 1000), "uint8", partial=partial)  # fits
+    with pytest.raises(OutputError, match="needs about"):
+        check_output_space(tmp_path / "out.tif", "tiff", (1, 1000, 1000), "uint8")

@@ -40,13 +40,17 @@ def estimated_bytes(fmt: str, shape: tuple[int, ...], dtype: object, labels: boo
     return int(raw) + MARGIN_BYTES
 
 
-def used_bytes(path: Path) -> int:
-    """Bytes already allocated under ``path`` (a file or a folder tree; 0 when it does not exist)."""
+def used_bytes(path: Path, max_files: int = 100_000) -> int | None:
+    """Bytes already allocated under ``path`` (a file or a folder tree; 0 when it does not exist), or None for a
+    folder of more than ``max_files`` files (counting them would take longer than the check is worth)."""
     try:
         if path.is_file():
             return path.stat().st_blocks * 512
-        total = 0
+        total = count = 0
         for root, _, files in os.walk(path):
+            count += len(files)
+            if count > max_files:
+                return None
             for name in files:
                 try:
                     total += (Path(root) / name).stat().st_blocks * 512
@@ -85,7 +89,8 @@ def check_output_space(target: Path, fmt: str, shape: tuple[int, ...], dtype: ob
                        partial: Path | None = None) -> None:
     """The free-space check ``create_output`` runs before it creates (or resumes, into ``partial``) an output."""
     already = used_bytes(partial) if partial is not None else 0
-    check_free_space(target, estimated_bytes(fmt, shape, dtype, labels), "the output", already)
+    if already is not None:  # None: a huge partial output, resumed without a check
+        check_free_space(target, estimated_bytes(fmt, shape, dtype, labels), "the output", already)
 
 
 def short_write_as_enospc(exc: OSError) -> OSError:
