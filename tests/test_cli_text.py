@@ -297,6 +297,8 @@ def test_train_refuses_an_existing_output_and_names_poor_checkpoints(tmp_path: P
                 "--device", "cpu", "--no-progress")
     assert fixed.exit_code == 0, fixed.output
     assert "model m.pt (ssan)" in fixed.stdout  # a checkpoint is named by its file, not its architecture
+    shown = run("info", str(tmp_path / "f.zarr"), "--json")
+    assert json.loads(shown.stdout)["emrepair"]["model"] == "m.pt (ssan)"  # in the provenance and info too
 
 
 def test_overlap_needs_the_same_stack() -> None:

@@ -71,7 +71,6 @@ def fix(
         else:
             result = run_fix(path, output, options, progress=add_bar("sections"),
                              tile_progress=add_bar("tiles", every_percent=None), warn=warn)
-    opt.name_checkpoint(result, model)
     if not print_json(result, as_json or opt.is_stdout(save_report)):
         render_fix(result)
     render_share_left(result)

@@ -60,7 +60,6 @@ def upsample_z(
         result = run_upsample(path, output, options, progress=add_bar("pairs"),
                               tile_progress=add_bar("tiles", every_percent=None),
                               detect_progress=add_bar("detect") if detecting else None, warn=warn)
-    opt.name_checkpoint(result, model)
     if not print_json(result, as_json or opt.is_stdout(save_report)):
         render_upsample(result)
     render_share_left(result)

@@ -110,12 +110,3 @@ def check_device(device: str) -> None:
         raise UsageError(f"--device {device}: CUDA is not available on this machine (use --device auto or cpu; "
                          "see the README for installing the CUDA build of PyTorch)")
 
-
-def name_checkpoint(result: Any, model: str) -> None:
-    """Name a model given as a checkpoint path by its file in the printed summary and --json:
-    ``mine.pt (flowunet)`` rather than the bare architecture ``flowunet``."""
-    from pathlib import Path
-
-    path = Path(str(model)).expanduser()
-    if result is not None and getattr(result, "model", None) and path.is_file() and path.name not in result.model:
-        result.model = f"{path.name} ({result.model})"

@@ -33,7 +33,7 @@ from emrepair.pipelines.notes import Notes, resolve_device_noting
 from emrepair.pipelines.model_choice import auto_fix_model, default_model_name
 from emrepair.pipelines.options import RunOptions, RunResult
 from emrepair.pipelines.plan import RepairRun, plan_runs
-from emrepair.pipelines.provenance import base_record
+from emrepair.pipelines.provenance import base_record, model_label
 from emrepair.runstate.rejoin import check_share_targets, commit_when_complete
 
 ProgressCallback = Callable[[int, int], None]
@@ -242,7 +242,7 @@ def run_fix(
         engine, meta, repairers = build_repairers(options, model_name, here, vol.shape[1:], vol.info.voxel_size)
         result = FixResult(
             input=str(input_path), output=str(output_path) if output_path else None, shape=vol.shape,
-            model=meta.name if hasattr(meta, "name") else model_name,
+            model=model_label(meta.name, model_name) if hasattr(meta, "name") else model_name,
             weights_sha256=getattr(meta, "weights_sha256", None), runs=[],
             tiles_per_section=len(engine.plan(vol.shape[1:])),
             memory_estimate_bytes=int(estimate_memory(engine.model, engine.tile_size_for(vol.shape[1:]),

@@ -29,3 +29,12 @@ def base_record(command: str, input_path: str) -> dict[str, Any]:
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(),
     }
+
+
+def model_label(architecture: str, requested: str) -> str:
+    """How summaries, ``info`` and the provenance name a model: a checkpoint given as a path by its file and
+    architecture (``mine.pt (flowunet)``), a registered model by its name (``flowunet``)."""
+    path = Path(str(requested)).expanduser()
+    if path.suffix and path.is_file():
+        return f"{path.name} ({architecture})"
+    return architecture

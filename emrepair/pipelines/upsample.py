@@ -17,7 +17,7 @@ from emrepair.io.base import Volume
 from emrepair.pipelines.notes import Notes, resolve_device_noting
 from emrepair.pipelines.options import RunOptions, RunResult
 from emrepair.pipelines.plan import RepairRun, plan_runs
-from emrepair.pipelines.provenance import base_record
+from emrepair.pipelines.provenance import base_record, model_label
 from emrepair.pipelines.upsample_plan import (
     INTERPOLATED_LABEL,
     UpsampleFactor,
@@ -175,7 +175,8 @@ def upsample_volume(
     result = UpsampleResult(
         input=name, output=str(output_path) if output_path else None, input_shape=(depth, height, width),
         output_shape=out_shape, factor=factor, input_voxel_size=vol.info.voxel_size,
-        output_voxel_size=output_voxel_size(vol.info.voxel_size, factor.factor), model=upsampler.meta.name,
+        output_voxel_size=output_voxel_size(vol.info.voxel_size, factor.factor),
+        model=model_label(upsampler.meta.name, model_name),
         weights_sha256=upsampler.meta.weights_sha256, runs=[],
         tiles_per_section=upsampler.tiles_per_section((height, width)),
         memory_estimate_bytes=upsampler.memory_estimate((height, width), options.batch_size),
