@@ -68,6 +68,13 @@ class LostRegions:
         """Bool mask of the lost pixels at ``shape`` (default the section's own)."""
         return cells_to_mask(self.cells, self.cell, self.shape, shape)
 
+    def window(self, ys: slice, xs: slice) -> np.ndarray:
+        """Bool mask of the lost pixels in rows ``ys`` and columns ``xs`` of the section (full resolution)."""
+        gh, gw = self.cells.shape
+        rows = np.minimum(np.arange(ys.start, ys.stop) // self.cell, gh - 1)
+        cols = np.minimum(np.arange(xs.start, xs.stop) // self.cell, gw - 1)
+        return self.cells[rows[:, None], cols[None, :]]
+
     def to_dict(self) -> dict[str, Any]:
         """JSON form: cell, grid and the cells packed, zlib-compressed and base64-encoded."""
         packed = np.packbits(self.cells.astype(bool), axis=None)
@@ -232,3 +239,20 @@ def _clean_cells(lost: np.ndarray, config: DetectConfig) -> np.ndarray:
     keep = np.zeros(count, bool)
     keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= config.lost_min_region * lost.size
     return keep[labels]
+
+
+def is_torn_edge(band: np.ndarray, regions: LostRegions) -> bool:
+    """Whether a dark band (a fold candidate; bool mask at any resolution) is rather the lost part beyond a torn
+    edge: mostly lost cells, with tissue on one side only (a fold has the section on both sides of its band)."""
+    grid = regions.cells.shape
+    cells = cv2.resize(band.astype(np.float32), (grid[1], grid[0]), interpolation=cv2.INTER_AREA) > 0.5
+    area = int(cells.sum())
+    lost = regions.core if regions.core is not None else regions.cells
+    if area == 0 or (cells & lost).sum() < 0.5 * area:
+        return False
+    # width and length of the band in cells, from its area and its distance transform
+    inside = cv2.distanceTransform(np.pad(cells, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
+    width = max(1.0, 2.0 * float(inside.max()))
+    length = area / width
+    ring = (cv2.dilate(cells.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) & ~cells
+    return float(ring.sum()) / (4.0 * length) < 0.75

@@ -10,7 +10,7 @@ import numpy as np
 
 from emrepair.detect.config import DetectConfig
 from emrepair.detect.fold_detect import FoldFinding, find_folds
-from emrepair.detect.lost_regions import LostRegions, find_lost_regions
+from emrepair.detect.lost_regions import LostRegions, find_lost_regions, is_torn_edge
 from emrepair.detect.report import Defect, DetectionReport
 from emrepair.detect.section_stats import SectionStats, clean_section, half_size, missing_score, section_stats
 from emrepair.detect.similarity import shift_tolerant_ncc, small_normalised
@@ -60,6 +60,10 @@ def _analyse(section: np.ndarray, z: int, config: DetectConfig) -> _Pending:
                 small = small_normalised(half, config.analysis_side)
             else:
                 folds = []
+    if folds and regions.cells.any():
+        # a dark band of lost cells with tissue on one side only is a torn edge, not a fold
+        folds = [f for f in folds if not is_torn_edge(_band_mask([f], values.shape), regions)]
+        score = missing_score(stats, config, regions=regions.fraction)
     if folds and regions.cells.any():  # what a fold band explains is not lost
         regions = find_lost_regions(values, nonfinite, config, exclude=_band_mask(folds, values.shape))
     partial = score <= config.missing_threshold and regions.fraction >= config.min_lost_fraction

@@ -138,6 +138,9 @@ class BlockWriter:
         self.tile_progress = tile_progress
         self.unusable = frozenset(unusable)
         self._intensity: dict[int, IntensityMap] = {}
+        from emrepair.distributed.region_repair import RegionFuser
+
+        self.fuser = RegionFuser()
 
     def repairer_for(self, run: RepairRun) -> RunRepairer:
         """The repairer for a run (see :func:`repairer_for`)."""
@@ -174,6 +177,7 @@ class BlockWriter:
                     changed[z] = mask
             if len(images) != len(zs):
                 raise ValueError(f"repairer returned {len(images)} sections for {len(zs)}")
+            images = self._fuse_regions(job, repairer, images, changed)
             for z, image in zip(zs, images):
                 if image.shape != out.shape[1:]:
                     raise ValueError(f"repairer returned shape {image.shape}, expected {out.shape[1:]}")
@@ -184,6 +188,35 @@ class BlockWriter:
                 out[z - s0] = read_window(self.vol, z, ys, xs)
         return out, changed
 
+    def _fuse_regions(self, job: RegionJob, repairer: RunRepairer, images: list[np.ndarray],
+                      changed: dict[int, np.ndarray]) -> list[np.ndarray]:
+        """Keep the own pixels of partly lost sections: fuse the synthesized section into their lost region.
+
+        The synthesized section is the default repairer's (the one missing sections get); a section the run's
+        repairer kept pixels of (a fold) keeps them too. ``changed`` gets a label array for each such section.
+        """
+        regional = [i for i, z in enumerate(job.zs) if (job.run.folds.get(z) or {}).get("region") is not None]
+        if not regional:
+            return images
+        default = self.repairers["default"]
+        synthesized = images if repairer is default else default(job)
+        out = list(images)
+        shape = tuple(self.vol.shape[1:])
+        for i in regional:
+            z = job.zs[i]
+            own = images[i] if repairer is not default else read_window(self.vol, z, job.ys, job.xs)
+            fused = self.fuser.fuse(z, job.run.folds[z], own, synthesized[i], job.ys, job.xs, shape)
+            if fused is None:
+                continue
+            out[i], region_changed = fused
+            labels = np.zeros(region_changed.shape, np.uint8)
+            if repairer is not default:
+                kept = changed.get(z)
+                labels[kept if kept is not None else slice(None)] = KIND_LABELS.get(job.run.kinds[z], 1)
+            labels[region_changed] = KIND_LABELS["partial"]
+            changed[z] = labels
+        return out
+
     def _labels(self, block: Block, s0: int, s1: int, ys: slice, xs: slice,
                 changed: dict[int, np.ndarray]) -> np.ndarray:
         """Labels of the synthesized pixels: whole sections, or only the changed pixels where a repairer said."""
@@ -191,7 +224,9 @@ class BlockWriter:
         for run in block.runs:
             for z, kind in run.kinds.items():
                 if s0 <= z < s1:
-                    if z in changed:
+                    if z in changed and changed[z].dtype != bool:  # labels of their own (partly lost sections)
+                        labels[z - s0] = changed[z]
+                    elif z in changed:
                         labels[z - s0][changed[z]] = KIND_LABELS.get(kind, 1)
                     else:
                         labels[z - s0] = KIND_LABELS.get(kind, 1)

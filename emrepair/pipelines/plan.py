@@ -14,7 +14,9 @@ class RepairRun:
 
     ``left`` and ``right`` are the nearest good sections on each side (None at a stack end).
     ``kinds`` maps each z in the run to its defect kind; ``folds`` maps a folded z to its band geometry as the
-    detection report gives it (``{"lines": [[x0, y0, x1, y1], ...], "width_px": w}``), for fold-aware repair.
+    detection report gives it (``{"lines": [[x0, y0, x1, y1], ...], "width_px": w}``), for fold-aware repair, and
+    a partly lost z (kind ``partial``, or a fold with lost regions too) to its lost region (``{"region": {...}}``,
+    see ``sections.targets_of``), for region repair.
     """
 
     first: int
@@ -51,7 +53,7 @@ def plan_runs(defects: dict[int, str], depth: int,
               folds: dict[int, dict[str, Any]] | None = None) -> list[RepairRun]:
     """Group defective sections (z -> kind) of a stack of ``depth`` sections into repair runs.
 
-    ``folds`` (z -> band geometry) is attached to the runs holding those sections.
+    ``folds`` (z -> band geometry and lost region) is attached to the runs holding those sections.
 
     Raises UsageError when a section index is out of range or when no good section is left to repair from.
     """

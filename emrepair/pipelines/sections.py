@@ -29,10 +29,11 @@ def repair_targets(
     report_path: str | Path | None = None,
     progress: ProgressCallback | None = None,
 ) -> tuple[dict[int, str], dict[int, dict[str, Any]]]:
-    """Return ``({z: kind}, {z: fold geometry})`` for every section to repair.
+    """Return ``({z: kind}, {z: geometry})`` for every section to repair.
 
     Exactly one source is used: explicit ``sections`` (kind "missing"), a detection report, or a fresh detection run.
-    Fold geometry is ``{"lines": [[x0, y0, x1, y1], ...], "width_px": w}`` in full-resolution pixels.
+    Geometry is ``{"lines": [[x0, y0, x1, y1], ...], "width_px": w}`` (full-resolution pixels) for a fold, and
+    ``{"region": {...}}`` (``LostRegions.to_dict``) for a partly lost section, whose own pixels are kept.
     """
     if sections is not None and report_path is not None:
         raise UsageError("give either --sections or --report, not both")
@@ -48,6 +49,28 @@ def repair_targets(
             )
     else:
         report = detect_volume(vol, progress=progress)
-    folds = {d.z: {"lines": [list(map(float, line)) for line in (d.lines or [])], "width_px": float(d.width_px or 0)}
-             for d in report.defects if d.kind == "fold" and d.lines}
-    return {d.z: d.kind for d in report.defects}, folds
+    return targets_of(report)
+
+
+_PRECEDENCE = {"missing": 0, "fold": 1, "partial": 2}
+
+
+def targets_of(report: Any) -> tuple[dict[int, str], dict[int, dict[str, Any]]]:
+    """``({z: kind}, {z: geometry})`` of a detection report (see :func:`repair_targets`).
+
+    A section with several defects takes the first of missing, fold, partial as its kind; its geometry holds the
+    fold band (``lines``, ``width_px``) and the lost region (``region``, emrepair.detect.lost_regions) it has.
+    A fold without lines beside a lost region is repaired as a partly lost section.
+    """
+    kinds: dict[int, str] = {}
+    geometry: dict[int, dict[str, Any]] = {}
+    for d in sorted(report.defects, key=lambda d: _PRECEDENCE.get(d.kind, -1)):
+        kinds.setdefault(d.z, d.kind)
+        if d.kind == "fold" and d.lines:
+            geometry.setdefault(d.z, {}).update(
+                {"lines": [list(map(float, line)) for line in d.lines], "width_px": float(d.width_px or 0)})
+        elif d.kind == "partial" and d.region is not None and kinds[d.z] != "missing":
+            geometry.setdefault(d.z, {})["region"] = d.region.to_dict()
+            if kinds[d.z] == "fold" and "lines" not in geometry[d.z]:
+                kinds[d.z] = "partial"
+    return kinds, geometry

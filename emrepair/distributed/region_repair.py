@@ -1,0 +1,127 @@
+"""Region repair of partly lost sections: fuse synthesized pixels into the lost region and a seam around it.
+
+The section's own pixels are kept everywhere farther than ``seam`` pixels from the region, bit for bit. Inside
+the region the synthesized section (the same model and neighbours as for a missing section) is used, with its
+mean and contrast matched to the section's own pixels in a ring just outside the seam; across the seam the two
+are blended with a smooth weight falling from 1 at the region's edge to 0 at ``seam`` pixels from it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from emrepair.detect.lost_regions import LostRegions
+
+SEAM_PX = 16  # width of the blend between the synthesized region and the section's own pixels
+RING_PX = 48  # width of the ring outside the seam whose own pixels set the region's contrast
+_GAIN_LIMITS = (0.8, 1.25)
+
+
+def region_of(geometry: dict[str, Any] | None) -> LostRegions | None:
+    """The lost region stored in a run's per-section geometry (``{"region": {...}}``), or None."""
+    if not geometry or geometry.get("region") is None:
+        return None
+    return LostRegions.from_dict(geometry["region"])
+
+
+def seam_weights(region: LostRegions, ys: slice, xs: slice, shape: tuple[int, int],
+                 seam: int = SEAM_PX) -> tuple[np.ndarray, np.ndarray]:
+    """Blend weights of the synthesized pixels in window (ys, xs) and each pixel's distance to the region.
+
+    The weight is 1 in the region, falls smoothly to 0 at ``seam`` px from it and is exactly 0 beyond; the
+    distance is exact up to ``seam + RING_PX`` (the window is widened by that much before measuring).
+    """
+    height, width = shape
+    pad = seam + RING_PX
+    wy = slice(max(0, ys.start - pad), min(height, ys.stop + pad))
+    wx = slice(max(0, xs.start - pad), min(width, xs.stop + pad))
+    lost = region.window(wy, wx)
+    if not lost.any():
+        distance = np.full((ys.stop - ys.start, xs.stop - xs.start), np.inf, np.float32)
+        return np.zeros_like(distance), distance
+    outside = (~lost).astype(np.uint8)
+    distance = cv2.distanceTransform(outside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    distance = distance[ys.start - wy.start: ys.stop - wy.start, xs.start - wx.start: xs.stop - wx.start]
+    ramp = np.clip(1.0 - distance / float(max(seam, 1)), 0.0, 1.0)
+    weights = ramp * ramp * (3.0 - 2.0 * ramp)  # smoothstep: no kink at either end of the seam
+    weights[distance >= seam] = 0.0
+    return weights.astype(np.float32), distance
+
+
+def match_contrast(synth: np.ndarray, own: np.ndarray, ring: np.ndarray) -> tuple[float, float]:
+    """Gain and offset that give the synthesized pixels the mean and contrast of the section's own in ``ring``.
+
+    The gain is kept within 0.8-1.25 (a ring of a few pixels says little about contrast); an empty ring means
+    no change.
+    """
+    usable = ring & np.isfinite(own) & np.isfinite(synth)
+    if usable.sum() < 64:
+        return 1.0, 0.0
+    o, s = own[usable].astype(np.float64), synth[usable].astype(np.float64)
+    spread = float(s.std())
+    gain = float(np.clip(o.std() / spread, *_GAIN_LIMITS)) if spread > 0 else 1.0
+    return gain, float(o.mean() - gain * s.mean())
+
+
+def fuse_region(own: np.ndarray, synth: np.ndarray, weights: np.ndarray, distance: np.ndarray,
+                seam: int = SEAM_PX) -> tuple[np.ndarray, np.ndarray]:
+    """The section with the synthesized pixels fused in, and the bool mask of the pixels that changed.
+
+    ``own`` and ``synth`` are of the stored dtype; pixels with weight 0 are copied from ``own`` untouched.
+    """
+    ring = (distance >= seam) & (distance < seam + RING_PX)
+    gain, offset = match_contrast(synth, own, ring)
+    touched = weights > 0
+    out = own.copy()
+    if not touched.any():
+        return out, touched
+    w = weights[touched].astype(np.float64)
+    s = gain * synth[touched].astype(np.float64) + offset
+    o = own[touched].astype(np.float64)
+    blended = np.where(np.isfinite(o), w * s + (1.0 - w) * o, s)
+    if np.dtype(own.dtype).kind in "ui":
+        info = np.iinfo(own.dtype)
+        out[touched] = np.clip(np.rint(blended), info.min, info.max).astype(own.dtype)
+    else:
+        out[touched] = blended.astype(own.dtype)
+    changed = np.zeros(own.shape, bool)
+    changed[touched] = out[touched] != own[touched]
+    if np.dtype(own.dtype).kind == "f":
+        changed[touched] |= np.isnan(own[touched]) != np.isnan(out[touched])
+    return out, changed
+
+
+class RegionFuser:
+    """Fuses a run repairer's synthesized sections into the partly lost sections of a run, region by region.
+
+    One region mask is decoded per section and kept while that section is at work.
+    """
+
+    def __init__(self, seam: int = SEAM_PX) -> None:
+        if not 0 < int(seam) <= SEAM_PX:
+            raise ValueError(f"the seam must be 1-{SEAM_PX} px, not {seam}")
+        self.seam = int(seam)
+        self._regions: dict[int, LostRegions | None] = {}
+
+    def region(self, z: int, geometry: dict[str, Any] | None) -> LostRegions | None:
+        """The lost region of section ``z`` (cached for the section at work)."""
+        if z not in self._regions:
+            self._regions.clear()
+            self._regions[z] = region_of(geometry)
+        return self._regions[z]
+
+    def fuse(self, z: int, geometry: dict[str, Any] | None, own: np.ndarray, synth: np.ndarray, ys: slice,
+             xs: slice, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
+        """``own`` with ``synth`` fused into section ``z``'s lost region within window (ys, xs), and the
+        changed pixels; None when the section has no region (it is then replaced whole)."""
+        region = self.region(z, geometry)
+        if region is None:
+            return None
+        if tuple(region.shape) != tuple(shape):
+            raise ValueError(f"the lost region of section {z} was found in a {region.shape} section, "
+                             f"not {tuple(shape)}")
+        weights, distance = seam_weights(region, ys, xs, shape, self.seam)
+        return fuse_region(own, synth, weights, distance, self.seam)
