@@ -347,3 +347,18 @@ def test_daisy_1_and_2_are_driven_by_their_own_api(version: str, monkeypatch: py
         assert calls["run"] == {"progress": False, "summary": False}  # no tqdm bar, no summary on stdout
     else:
         assert task["num_workers"] == 2 and calls["run"] == {}
+
+
+def test_every_long_command_prints_plain_progress_off_a_terminal(tmp_path: Path) -> None:
+    path = stack_h5(tmp_path, depth=12)
+    fix = run("fix", str(path), "-o", str(tmp_path / "f.h5"), "--model", "linear", "--sections", "3,7")
+    assert "sections: 2/2 (100%)" in fix.stderr and "\r" not in fix.stderr and "\x1b[" not in fix.stderr
+    up = run("upsample-z", str(path), "-o", str(tmp_path / "u.h5"), "--factor", "2", "--model", "linear",
+             "--no-repair")
+    assert "pairs: 11/11 (100%)" in up.stderr, up.stderr
+    ev = run("eval", str(path), "--model", "linear", "--sections", "4,8", "--no-detect", "--device", "cpu")
+    assert "eval: 2/2 (100%)" in ev.stderr, ev.stderr
+    tr = run("train", str(path), "-o", str(tmp_path / "m.pt"), "--model", "ssan", "--steps", "2", "--batch-size",
+             "1", "--patch-size", "32", "--set", "base_channels=4", "--no-detect", "--device", "cpu")
+    assert tr.exit_code == 0, tr.output
+    assert "train: 2/2 (100%)" in tr.stderr and "loss " in tr.stderr, tr.stderr
