@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from emrepair.cli.errors import handle_errors
+from emrepair.cli.lost_options import MinLostOpt, MissingFractionOpt, NoiseAutocorrOpt, detect_config
 from emrepair.cli.options import DatasetOpt, JsonOpt, LevelOpt, NoProgressOpt, is_stdout
 
 
@@ -17,11 +18,14 @@ def detect(
     dataset: DatasetOpt = None,
     level: LevelOpt = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write the JSON report here ('-': on stdout, instead of the table).")] = None,
-    masks: Annotated[Optional[str], typer.Option("--masks", help="Write a uint8 label volume (1 missing, 2 fold).")] = None,
+    masks: Annotated[Optional[str], typer.Option("--masks", help="Write a uint8 label volume (1 missing, 2 fold, 3 lost region of a partly lost section).")] = None,
     preview: Annotated[Optional[Path], typer.Option("--preview", help="Write one PNG per defective section here.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --masks output.")] = False,
     as_json: JsonOpt = False,
     no_progress: NoProgressOpt = False,
+    min_lost_fraction: MinLostOpt = None,
+    missing_fraction: MissingFractionOpt = None,
+    noise_autocorr: NoiseAutocorrOpt = None,
 ) -> None:
     """Find missing sections and support-film folds; print a table, optionally write a report, masks and previews."""
     import json
@@ -31,11 +35,15 @@ def detect(
     from emrepair.cli.render import render_detection
     from emrepair.pipelines.detect import run_detect
 
+    from emrepair.detect import DetectConfig
+
+    config = detect_config(min_lost_fraction, missing_fraction, noise_autocorr)
     to_stdout = is_stdout(report)
     check_output_free(masks, overwrite)
     with progress_bar("detect", enabled=not no_progress) as progress:
         result = run_detect(path, dataset=dataset, level=level, report_path=None if to_stdout else report,
-                            masks_path=masks, preview_dir=preview, overwrite=overwrite, progress=progress)
+                            masks_path=masks, preview_dir=preview, config=config or DetectConfig(), overwrite=overwrite,
+                            progress=progress)
     if as_json or to_stdout:
         echo_json(json.dumps(result.to_dict(), indent=2))
     else:

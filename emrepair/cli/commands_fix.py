@@ -11,6 +11,7 @@ import typer
 
 from emrepair.cli import options as opt
 from emrepair.cli.errors import EXIT_INTERRUPTED, handle_errors
+from emrepair.cli.lost_options import MinLostOpt, MissingFractionOpt, NoiseAutocorrOpt, detect_config
 
 
 @handle_errors
@@ -41,6 +42,9 @@ def fix(
     overwrite: opt.OverwriteOpt = False,
     as_json: opt.JsonOpt = False,
     no_progress: opt.NoProgressOpt = False,
+    min_lost_fraction: MinLostOpt = None,
+    missing_fraction: MissingFractionOpt = None,
+    noise_autocorr: NoiseAutocorrOpt = None,
 ) -> None:
     """Repair every damaged section from its nearest good neighbours into a new volume."""
     params = dict(locals())
@@ -59,7 +63,8 @@ def fix(
         return
     opt.check_device(device)
     check_outputs(params)
-    options = FixOptions(model=model, fold_model=fold_model, **opt.run_option_fields(params))
+    options = FixOptions(model=model, fold_model=fold_model, **opt.run_option_fields(params),
+                         detect_config=detect_config(min_lost_fraction, missing_fraction, noise_autocorr))
     with block_run_progress(no_progress) as add_bar:
         if in_place:
             from emrepair.pipelines.inplace import run_fix_in_place

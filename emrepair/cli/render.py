@@ -81,6 +81,8 @@ def render_detection(report: Any) -> None:
         detail = ""
         if d.kind == "fold":
             detail = f"{len(d.lines or [])} line(s), width {d.width_px:.0f} px" if d.width_px else ""
+        if d.kind == "partial" and d.fraction is not None:
+            detail = f"{100 * d.fraction:.0f} % of the section lost"
         table.add_row(str(d.z), d.kind, f"{d.score:.2f}", detail)
     show(table)
 

@@ -55,7 +55,7 @@ def _write_masks(vol: object, report: DetectionReport, masks_path: str | Path, o
     """Stream the label volume, one section at a time."""
     from emrepair.io import create_output
 
-    provenance["labels"] = {"0": "good", "1": "missing", "2": "fold"}
+    provenance["labels"] = {"0": "good", "1": "missing", "2": "fold", "3": "partial"}
     with create_output(masks_path, like=vol.info, dtype=np.uint8, labels=True, overwrite=overwrite,
                        attrs={"emrepair": provenance}) as writer:
         for z in range(vol.shape[0]):

@@ -267,7 +267,8 @@ def run_fix(
 def _plan(vol: Any, options: FixOptions) -> list[RepairRun]:
     from emrepair.pipelines.sections import repair_targets
 
-    defects, folds = repair_targets(vol, sections=options.sections, report_path=options.report_path)
+    defects, folds = repair_targets(vol, sections=options.sections, report_path=options.report_path,
+                                    config=options.detect_config)
     return plan_runs(defects, vol.shape[0], folds)
 
 
@@ -303,6 +304,7 @@ def _fingerprint_fields(vol: Any, input_path: str, output_path: str, options: Fi
         "tile_size": options.tile_size,
         "overlap": options.overlap, "blend": options.blend, "batch_size": options.batch_size,
         "device": device.split(":")[0], "precision": options.precision, "region_size": options.region_size,
+        **({"detect_config": vars(options.detect_config)} if options.detect_config is not None else {}),
     }
 
 

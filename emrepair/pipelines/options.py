@@ -49,6 +49,7 @@ class RunOptions(EngineOptions):
     part: tuple[int, int] | None = None
     workers: int = 1
     executor: str = "auto"
+    detect_config: Any = None  # emrepair.detect.DetectConfig for a fresh detection run (None: the defaults)
 
 
 @dataclass(kw_only=True)

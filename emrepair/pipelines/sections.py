@@ -28,10 +28,12 @@ def repair_targets(
     sections: list[int] | None = None,
     report_path: str | Path | None = None,
     progress: ProgressCallback | None = None,
+    config: Any = None,
 ) -> tuple[dict[int, str], dict[int, dict[str, Any]]]:
     """Return ``({z: kind}, {z: geometry})`` for every section to repair.
 
-    Exactly one source is used: explicit ``sections`` (kind "missing"), a detection report, or a fresh detection run.
+    Exactly one source is used: explicit ``sections`` (kind "missing"), a detection report, or a fresh detection run
+    (with ``config``, a DetectConfig, or the defaults).
     Geometry is ``{"lines": [[x0, y0, x1, y1], ...], "width_px": w}`` (full-resolution pixels) for a fold, and
     ``{"region": {...}}`` (``LostRegions.to_dict``) for a partly lost section, whose own pixels are kept.
     """
@@ -48,7 +50,9 @@ def repair_targets(
                 f"report {report_path} was made for shape {tuple(report.shape)}, but the volume is {tuple(vol.shape)}"
             )
     else:
-        report = detect_volume(vol, progress=progress)
+        from emrepair.detect import DetectConfig
+
+        report = detect_volume(vol, config if config is not None else DetectConfig(), progress=progress)
     return targets_of(report)
 
 
