@@ -362,3 +362,20 @@ def test_every_long_command_prints_plain_progress_off_a_terminal(tmp_path: Path)
              "1", "--patch-size", "32", "--set", "base_channels=4", "--no-detect", "--device", "cpu")
     assert tr.exit_code == 0, tr.output
     assert "train: 2/2 (100%)" in tr.stderr and "loss " in tr.stderr, tr.stderr
+
+
+def test_log_file_gets_plain_lines_while_a_terminal_shows_bars(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from emrepair.cli.console import err_console
+
+    monkeypatch.setattr(err_console, "_force_terminal", True)
+    path = stack_h5(tmp_path, depth=12)
+    log = tmp_path / "run.log"
+    result = run("detect", str(path), "--log-file", str(log))
+    assert result.exit_code == 0, result.output
+    text = log.read_text()
+    assert "detect: 12/12 (100%)" in text and "\x1b[" not in text  # plain text, no cursor moves or colours
+    trained = run("train", str(path), "-o", str(tmp_path / "m.pt"), "--model", "ssan", "--steps", "2",
+                  "--batch-size", "1", "--patch-size", "32", "--set", "base_channels=4", "--no-detect",
+                  "--device", "cpu", "--log-file", str(log))
+    assert trained.exit_code == 0, trained.output
+    assert "train: 2/2 (100%)" in log.read_text() and "wrote " in log.read_text()

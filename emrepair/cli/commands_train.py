@@ -187,7 +187,8 @@ def _train_progress(enabled: bool) -> Any:
 
     @contextmanager
     def manager() -> Any:
-        from emrepair.cli.console import err_console, settings
+        from emrepair.cli.console import err_console, log_only, settings
+        from emrepair.cli.progress import PlainProgress
 
         if not enabled or settings.quiet or not err_console.is_terminal:
             with progress_bar("train", enabled=enabled) as plain:
@@ -199,6 +200,13 @@ def _train_progress(enabled: bool) -> Any:
                       TextColumn("{task.fields[info]}", markup=False), TimeElapsedColumn(), TimeRemainingColumn(),
                       console=err_console) as bar:
             task = bar.add_task("train", total=None, info="")
-            yield lambda step, total, info: bar.update(task, completed=step, total=total, info=describe(info))
+            logged = PlainProgress("train", log_only) if settings.log else None  # --log-file gets plain lines
+
+            def update(step: int, total: int, info: dict[str, float]) -> None:
+                bar.update(task, completed=step, total=total, info=describe(info))
+                if logged is not None:
+                    logged(step, total, describe(info))
+
+            yield update
 
     return manager()

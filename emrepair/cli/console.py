@@ -8,15 +8,18 @@ never wrapped. ``configure`` applies ``--quiet``, ``--verbose`` and ``--log-file
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
 from rich.console import Console
+from rich.control import Control
 from rich.text import Text
 
 ProgressCallback = Callable[[int, int], None]
+PIPE_WIDTH = 200  # columns for tables when stdout/stderr is a file or a pipe (COLUMNS overrides)
 
 
 @dataclass
@@ -36,12 +39,16 @@ class CliConsole(Console):
     """A Rich console without markup or highlighting that does not wrap off a terminal and copies to --log-file."""
 
     def print(self, *objects: Any, **kwargs: Any) -> None:  # noqa: A003 - Console's own name
-        """Print as Rich does (soft-wrapped when not a terminal) and append the same text to the log file."""
+        """Print as Rich does (soft-wrapped and tables up to PIPE_WIDTH wide when not a terminal) and append the
+        same text to the log file."""
+        if "COLUMNS" not in os.environ:
+            self._width = None if self.is_terminal else PIPE_WIDTH
         if not self.is_terminal:
             kwargs["soft_wrap"] = True
         super().print(*objects, **kwargs)
-        if settings.log is not None:
-            settings.log.print(*objects, **{**kwargs, "soft_wrap": True})
+        shown = [o for o in objects if not isinstance(o, Control)]  # a live display's cursor moves stay out
+        if settings.log is not None and shown:
+            settings.log.print(*shown, **{**kwargs, "soft_wrap": True})
             settings.log.file.flush()
 
 
@@ -94,6 +101,13 @@ def error(message: str) -> None:
     err_console.print(styled(("error:", "red"), " ", message))
 
 
+def log_only(message: str) -> None:
+    """Append a line to the --log-file only (the plain twin of a progress bar drawn on the terminal)."""
+    if settings.log is not None:
+        settings.log.print(message)
+        settings.log.file.flush()
+
+
 def result(*objects: Any) -> None:
     """Print a result (a table or a summary line) on stdout."""
     out_console.print(*objects)
@@ -133,9 +147,12 @@ def progress_bars(enabled: bool = True) -> Iterator[Callable[[str], ProgressCall
 
         def add(description: str, every_percent: float | None = 5.0) -> ProgressCallback:
             task = progress.add_task(description, total=None)
+            logged = PlainProgress(description, log_only, every_percent=every_percent) if settings.log else None
 
-            def update(done: int, total: int) -> None:
+            def update(done: int, total: int, *extra: str) -> None:
                 progress.update(task, completed=done, total=total)
+                if logged is not None:  # the bar is not text: --log-file gets plain lines
+                    logged(done, total, *extra)
 
             return update
 
