@@ -106,18 +106,27 @@ def test_fifo_zarr_chunk_is_refused(tmp_path: Path, zarr_format: int) -> None:
 
 def test_sparse_zarr_warns_and_reads_unwritten_sections_without_the_store(tmp_path: Path) -> None:
     path = tmp_path / "sparse.zarr"
-    arr = zarr.open_array(str(path), mode="w", shape=(200_000, 8, 8), chunks=(1, 8, 8), dtype="uint16",
-                          fill_value=7)
-    arr[3] = 5
-    with pytest.warns(InputWarning, match="only 1 of the 200000 chunks"):
+    arr = zarr.open_array(str(path), mode="w", shape=(2_000, 8, 8), chunks=(1, 8, 8), dtype="uint16", fill_value=7)
+    arr[3:40] = 5
+    with pytest.warns(InputWarning, match="only 37 of the 2000 chunks"):
         vol = open_volume(path)
     with vol:
         unwritten = vol.unwritten_sections()
-        assert len(unwritten) == 199_999 and 3 not in unwritten
-        assert (vol.read_section(3) == 5).all()
-        assert (vol.read_section(150_000) == 7).all() and vol.read_section(0).dtype == np.uint16
+        assert len(unwritten) == 1_963 and 3 not in unwritten and 39 not in unwritten and 40 in unwritten
+        assert (vol.read_section(40) == 7).all()
+        vol._array = None  # after one fill section, unwritten sections never touch the store
+        assert (vol.read_section(1_500) == 7).all() and vol.read_section(0).dtype == np.uint16
+        assert (vol.read_region(slice(100, 103), slice(1, 4), slice(None)) == 7).all()
+    with open_volume(path) as vol:
         region = vol.read_region(slice(2, 5), slice(1, 4), slice(None))
-        assert np.array_equal(region, arr[2:5, 1:4, :])
+        assert np.array_equal(region, arr[2:5, 1:4, :]) and (vol.read_section(3) == 5).all()
+
+
+def test_declared_shape_far_beyond_the_stored_chunks_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "empty.zarr"
+    arr = zarr.open_array(str(path), mode="w", shape=(200_000, 8, 8), chunks=(1, 8, 8), dtype="uint8")
+    arr[3] = 5
+    refused(path, "declares 200000 sections but only 1 hold any data .*sections 3-3")
 
 
 def test_dense_zarr_has_no_warning(tmp_path: Path, recwarn: pytest.WarningsRecorder) -> None:

@@ -25,6 +25,11 @@ METADATA_FILES = {"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"}
 MAX_INDEXED_FILES = 2_000_000
 # Below this fraction of written chunks the volume gets a warning: its declared shape is mostly empty.
 SPARSE_WARNING_FRACTION = 0.5
+# A store whose declared sections are almost all unwritten (fewer than this fraction hold data, and more than
+# SPARSE_REFUSE_SECTIONS are empty) has a wrong shape in its metadata, or was never filled: it is refused rather
+# than "repaired" into a stack of synthetic sections.
+SPARSE_REFUSE_FRACTION = 0.01
+SPARSE_REFUSE_SECTIONS = 1000
 
 
 def refuse_special(path: Path, what: str) -> None:
@@ -79,6 +84,17 @@ class ChunkIndex:
     def fraction(self) -> float:
         """Share of the declared chunks that are stored."""
         return self.written / self.total if self.total else 1.0
+
+    def check_plausible(self, n_sections: int, where: str) -> None:
+        """Refuse a store whose declared sections are almost all unwritten (see SPARSE_REFUSE_FRACTION)."""
+        empty = len(self.unwritten_sections(n_sections))
+        held = n_sections - empty
+        if empty > SPARSE_REFUSE_SECTIONS and held < SPARSE_REFUSE_FRACTION * n_sections:
+            first = sorted(self.written_z)[:3]
+            shown = ", ".join(f"{z * self.depth}-{min(n_sections, (z + 1) * self.depth) - 1}" for z in first)
+            raise InputError(f"{where}: its metadata declares {n_sections} sections but only {held} hold any data "
+                             f"(sections {shown or 'none'}{', ...' if len(self.written_z) > 3 else ''}); the "
+                             f"declared shape is probably wrong, or the store was never filled")
 
     def unwritten_sections(self, n_sections: int) -> list[int]:
         """Sections whose whole chunk layer is unwritten, so that they read as the fill value."""

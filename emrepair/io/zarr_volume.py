@@ -88,6 +88,8 @@ class ZarrVolume(SectionVolume):
         grid = tuple(int(c) for c in (getattr(array, "shards", None) or array.chunks))
         array_dir = container / name if name else container
         self.chunk_index: ChunkIndex | None = build_chunk_index(array_dir, tuple(array.shape), grid, lead, where)
+        if self.chunk_index is not None:
+            self.chunk_index.check_plausible(shape[0], where)
         self._unwritten = frozenset(self.chunk_index.unwritten_sections(shape[0])) if self.chunk_index else frozenset()
         self._fill: Any = None
         self.notes: list[str] = []
