@@ -1,6 +1,8 @@
-"""Malformed inputs never give a traceback or a hang: `info` and `detect` exit 0, or 1/2 with one `error:` line.
+"""Malformed inputs never give a traceback, a hang, raw exception text or a changed input: `info`, `detect`, `fix`
+and `upsample-z` exit 0, or 1/2 with one `error:` line of emrepair's own.
 
-The generator lives in benchmarks/fuzz_inputs.py (which runs many more cases); CI runs 200 of them.
+The generator lives in benchmarks/fuzz_inputs.py and benchmarks/fuzz_cases.py (the benchmark runs many more cases);
+here every category runs ten times, seeded, with info and detect on each input and fix or upsample-z in turn.
 """
 
 from __future__ import annotations
@@ -29,15 +31,48 @@ def _fuzz_module():
     return module
 
 
-def test_200_bad_inputs_fail_cleanly(tmp_path: Path) -> None:
+def test_every_category_fails_cleanly(tmp_path: Path) -> None:
     fuzz = _fuzz_module()
-    problems = []
-    for what, path in fuzz.generate(tmp_path, 200, seed=7):
-        for command in ("info", "detect"):
-            problem = fuzz.check_case(path, command, limit_s=10.0)
-            if problem:
-                problems.append(f"{command} {what} {path.name}: {problem}")
-    assert not problems, "\n".join(problems[:10])
+    cases = 10 * len(fuzz.makers(tmp_path, {}, np.random.default_rng(0)))  # ten of each category
+    failures, lines, ran = fuzz.run_cases(tmp_path / "run", cases, seed=7, limit_s=20.0, rotate=True)
+    assert ran == 3 * cases
+    summary = {kind: failures[kind] for kind in fuzz.FAILURE_KINDS}
+    assert sum(summary.values()) == 0, f"{summary}\n" + "\n".join(lines[:10])
+
+
+def test_the_judge_catches_each_failure_kind(tmp_path: Path) -> None:
+    fuzz = _fuzz_module()
+    case = fuzz.Case("x", tmp_path / "in.h5")
+    named = fuzz.Case("folder entry", tmp_path / "secs", must_fail=True, names="s1.png")
+
+    def result(code: int, stderr: str, tb: str | None = None) -> dict:
+        return {"exit_code": code, "stderr": stderr, "traceback": tb}
+
+    assert fuzz.judge(case, None) == "hang"
+    assert fuzz.judge(case, result(1, "", "Traceback ...")) == "traceback"
+    assert fuzz.judge(case, result(1, "error: internal error in `emrepair info` on x: KeyError: 'a'")) == "internal"
+    assert fuzz.judge(case, result(1, "error: AttributeError: 'str' object has no attribute 'get'")) == "raw"
+    assert fuzz.judge(case, result(1, "error: unpack requires a buffer of 4 bytes")) == "raw"
+    assert fuzz.judge(case, result(1, "error: cannot read section 2: bad")) == "raw"  # does not name the input
+    assert fuzz.judge(case, result(2, "Usage: emrepair fix\n╭─ Error ─╮\n│ bad │")) == "multiline"
+    assert fuzz.judge(case, result(3, "error: x")) == "exit"
+    assert fuzz.judge(named, result(0, "")) == "silent"
+    assert fuzz.judge(named, result(1, "error: secs: section file s2.png is a FIFO")) == "unnamed"
+    assert fuzz.judge(named, result(1, "error: secs: section file s1.png is a FIFO")) is None
+    assert fuzz.judge(case, result(1, "warning: sparse\nerror: in.h5: corrupt compressed data (Error -3)")) is None
+    assert fuzz.judge(case, result(0, "")) is None
+
+
+def test_a_hung_command_is_killed_and_the_worker_restarts(tmp_path: Path) -> None:
+    fuzz = _fuzz_module()
+    worker = fuzz.Worker()
+    try:
+        assert worker.run(["models"], limit_s=0.001) is None  # far too short: counted as a hang, worker killed
+        assert worker.proc is None
+        again = worker.run(["--version"], limit_s=60.0)
+        assert again is not None and again["exit_code"] == 0
+    finally:
+        worker.close()
 
 
 def _zarr_with_meta(path: Path, change: dict) -> Path:
