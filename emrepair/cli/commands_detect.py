@@ -9,7 +9,7 @@ import typer
 
 from emrepair.cli.errors import handle_errors
 from emrepair.cli.lost_options import MinLostOpt, MissingFractionOpt, NoiseAutocorrOpt, detect_config
-from emrepair.cli.options import DatasetOpt, JsonOpt, LevelOpt, NoProgressOpt, is_stdout
+from emrepair.cli.options import DatasetOpt, JsonOpt, LevelOpt, NoProgressOpt, SkipUnreadableOpt, is_stdout
 
 
 @handle_errors
@@ -17,6 +17,7 @@ def detect(
     path: Annotated[str, typer.Argument(help="Volume to inspect.")],
     dataset: DatasetOpt = None,
     level: LevelOpt = None,
+    skip_unreadable: SkipUnreadableOpt = False,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write the JSON report here ('-': on stdout, instead of the table).")] = None,
     masks: Annotated[Optional[str], typer.Option("--masks", help="Write a uint8 label volume (1 missing, 2 fold, 3 lost region of a partly lost section).")] = None,
     preview: Annotated[Optional[Path], typer.Option("--preview", help="Write one PNG per defective section here.")] = None,
@@ -41,7 +42,8 @@ def detect(
     to_stdout = is_stdout(report)
     check_output_free(masks, overwrite)
     with progress_bar("detect", enabled=not no_progress) as progress:
-        result = run_detect(path, dataset=dataset, level=level, report_path=None if to_stdout else report,
+        result = run_detect(path, dataset=dataset, level=level, skip_unreadable=skip_unreadable,
+                            report_path=None if to_stdout else report,
                             masks_path=masks, preview_dir=preview, config=config or DetectConfig(), overwrite=overwrite,
                             progress=progress)
     if as_json or to_stdout:

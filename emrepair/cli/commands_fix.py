@@ -26,6 +26,7 @@ def fix(
     save_report: opt.SaveReportOpt = None,
     dataset: opt.DatasetOpt = None,
     level: opt.LevelOpt = None,
+    skip_unreadable: opt.SkipUnreadableOpt = False,
     tile_size: opt.TileSizeOpt = None,
     overlap: opt.OverlapOpt = None,
     blend: opt.BlendOpt = "gaussian",

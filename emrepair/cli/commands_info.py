@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from emrepair.cli.errors import handle_errors
-from emrepair.cli.options import DatasetOpt, JsonOpt, LevelOpt
+from emrepair.cli.options import DatasetOpt, JsonOpt, LevelOpt, SkipUnreadableOpt
 
 
 @handle_errors
@@ -16,13 +16,14 @@ def info(
     path: Annotated[str, typer.Argument(help="Volume: .h5[/dataset], .zarr, .ome.zarr, .tif, or a folder of sections.")],
     dataset: DatasetOpt = None,
     level: LevelOpt = None,
+    skip_unreadable: SkipUnreadableOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Show format, shape, dtype, chunks and voxel size of a volume, its licence, and which sections emrepair made."""
     from emrepair.cli.render import render_info
     from emrepair.io import open_volume
 
-    with open_volume(path, dataset=dataset, level=level) as vol:
+    with open_volume(path, dataset=dataset, level=level, skip_unreadable=skip_unreadable) as vol:
         summary = vol.info.to_dict()
         attrs = vol.info.attrs
     for key in ("license", "source"):

@@ -24,6 +24,7 @@ def upsample_z(
     save_report: opt.SaveReportOpt = None,
     dataset: opt.DatasetOpt = None,
     level: opt.LevelOpt = None,
+    skip_unreadable: opt.SkipUnreadableOpt = False,
     tile_size: opt.TileSizeOpt = None,
     overlap: opt.OverlapOpt = None,
     blend: opt.BlendOpt = "gaussian",

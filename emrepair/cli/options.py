@@ -9,6 +9,7 @@ import typer
 
 DatasetOpt = Annotated[Optional[str], typer.Option("--dataset", help="Dataset or array path inside an HDF5/Zarr container.")]
 LevelOpt = Annotated[Optional[int], typer.Option("--level", help="OME-Zarr multiscale level (default 0).", min=0)]
+SkipUnreadableOpt = Annotated[bool, typer.Option("--skip-unreadable", help="Folder inputs: leave out section files that cannot be read (dangling links, FIFOs, damaged headers), with a warning naming them; later sections then move up by one. Without it such a file is an error.")]
 NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")]
@@ -50,6 +51,7 @@ def run_option_fields(params: dict[str, Any]) -> dict[str, Any]:
         "summary_path": str(save_report) if save_report and not is_stdout(save_report) else None,
         "part": parse_part(part) if part is not None else None,
         **{field: params[name] for name, field in RUN_FIELDS.items()},
+        "skip_unreadable": bool(params.get("skip_unreadable", False)),
     }
 
 

@@ -33,7 +33,8 @@ class OutputSession(WorkerSession):
             if self.loaded is not None:
                 vol, models = self.loaded
             else:
-                vol = stack.enter_context(open_volume(job.input_path, dataset=opts.dataset, level=opts.level))
+                vol = stack.enter_context(open_volume(job.input_path, dataset=opts.dataset, level=opts.level,
+                                                          skip_unreadable=opts.skip_unreadable))
                 models = self._load(vol, worker_device(job, worker_id))
             writer = reopen_partial(job.output, job.output_temp, **job.create_kwargs(vol, labels=False))
             stack.callback(writer.release)

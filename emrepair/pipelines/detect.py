@@ -16,6 +16,7 @@ _PANEL_SIDE = 512  # long side of each panel of a preview picture
 
 
 def run_detect(input_path: str | Path, *, dataset: str | None = None, level: int | None = None,
+               skip_unreadable: bool = False,
                report_path: str | Path | None = None, masks_path: str | Path | None = None,
                preview_dir: str | Path | None = None, config: DetectConfig = DetectConfig(),
                overwrite: bool = False, progress: ProgressCallback | None = None) -> DetectionReport:
@@ -28,6 +29,7 @@ def run_detect(input_path: str | Path, *, dataset: str | None = None, level: int
         preview_dir: write ``z{z:05d}_{kind}.png`` per defective section: the section between its
             neighbours, the fold band tinted red and its lines drawn in green.
         overwrite: replace existing outputs (only ones emrepair wrote: see emrepair.io.output_guard).
+        skip_unreadable: for a folder input, leave out unreadable section files with a warning (see open_volume).
 
     Every output is checked against the input and the others before any pixel is read.
     """
@@ -35,7 +37,7 @@ def run_detect(input_path: str | Path, *, dataset: str | None = None, level: int
     from emrepair.io.output_guard import guard_outputs, target, write_json
     from emrepair.pipelines.provenance import base_record
 
-    with open_volume(input_path, dataset=dataset, level=level) as vol:
+    with open_volume(input_path, dataset=dataset, level=level, skip_unreadable=skip_unreadable) as vol:
         guard_outputs([input_path, vol.info.path], [target("--report", report_path, "json"),
                                                      target("--masks", masks_path, "volume"),
                                                      target("--preview", preview_dir, "preview")], overwrite)

@@ -232,7 +232,8 @@ def run_fix(
     if not options.dry_run and not output_path:
         raise OutputError("an output path is required (-o OUT), unless --dry-run")
     _check_share_options(options, output_path)
-    with open_volume(input_path, dataset=options.dataset, level=options.level) as vol:
+    with open_volume(input_path, dataset=options.dataset, level=options.level,
+                     skip_unreadable=options.skip_unreadable) as vol:
         guard_run([input_path, vol.info.path], output_path, options)  # before any pixel is read
         device = resolve_device_noting(options.device, note)
         model_name = auto_fix_model(options.model, vol.info.voxel_size, device.type, note)
@@ -447,7 +448,8 @@ def _commit_if_complete(job: FixJob, blocks: list[Any], state: Any, provenance: 
 
     def commit() -> None:
         opts = job.options
-        with open_volume(job.input_path, dataset=opts.dataset, level=opts.level) as vol:
+        with open_volume(job.input_path, dataset=opts.dataset, level=opts.level,
+                         skip_unreadable=opts.skip_unreadable) as vol:
             commit_outputs(job, vol, provenance)
 
     outputs = [f for f in (job.output, job.masks) if f]

@@ -83,7 +83,8 @@ def run_fix_in_place(path: str, options: Any, *, progress: ProgressCallback | No
     # A complete earlier backup (--continue) is restored first, so the plan is made from the original input.
     earlier = None if options.dry_run else settle_backup(path, options.dataset, options.level, options.continue_run)
 
-    with open_volume(path, dataset=options.dataset, level=options.level) as vol:
+    with open_volume(path, dataset=options.dataset, level=options.level,
+                     skip_unreadable=options.skip_unreadable) as vol:
         check_in_place_format(vol.info)
         resolved = resolve_device_noting(options.device, note)
         model_name = auto_fix_model(options.model, vol.info.voxel_size, resolved.type, note)

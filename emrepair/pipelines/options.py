@@ -9,6 +9,19 @@ if TYPE_CHECKING:
     from emrepair.pipelines.plan import RepairRun
 
 
+def _usage(message: str) -> Exception:
+    from emrepair.errors import UsageError
+
+    return UsageError(message)
+
+
+def check_positive(**values: int | None) -> None:
+    """Raise a one-line UsageError for any given (non-None) value below 1, naming it as an option."""
+    for name, value in values.items():
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise _usage(f"--{name.replace('_', '-')} must be a whole number of at least 1, not {value!r}")
+
+
 @dataclass
 class EngineOptions:
     """How sections go through the network: tiles, blending, batching, device and precision.
@@ -22,6 +35,11 @@ class EngineOptions:
     batch_size: int = 4
     device: str = "auto"
     precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_positive(tile_size=self.tile_size, batch_size=self.batch_size)
+        if self.overlap is not None and self.overlap < 0:
+            raise _usage(f"--overlap must be 0 or more, not {self.overlap}")
 
     def engine_config(self, device: str | None = None) -> Any:
         """The :class:`~emrepair.engine.EngineConfig` for these options (``device`` overrides the spec)."""
@@ -49,6 +67,13 @@ class RunOptions(EngineOptions):
     part: tuple[int, int] | None = None
     workers: int = 1
     executor: str = "auto"
+    skip_unreadable: bool = False  # folder inputs: leave out unreadable section files, with a warning
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive(workers=self.workers)
+        if self.level is not None and self.level < 0:
+            raise _usage(f"--level must be 0 or more, not {self.level}")
     detect_config: Any = None  # emrepair.detect.DetectConfig for a fresh detection run (None: the defaults)
 
 

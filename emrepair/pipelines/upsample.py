@@ -112,7 +112,8 @@ def run_upsample(
 
     if not options.dry_run and not output_path:
         raise OutputError("an output path is required (-o OUT), unless --dry-run")
-    with open_volume(input_path, dataset=options.dataset, level=options.level) as vol:
+    with open_volume(input_path, dataset=options.dataset, level=options.level,
+                     skip_unreadable=options.skip_unreadable) as vol:
         return upsample_volume(vol, output_path, options, input_name=str(input_path), progress=progress,
                                tile_progress=tile_progress, detect_progress=detect_progress, warn=warn)
 
