@@ -169,3 +169,20 @@ def test_incomplete_backup_is_cleared_only_when_the_input_is_unchanged(tmp_path:
     assert undone.exit_code == 0, undone.output
     assert not folder.exists()
     np.testing.assert_array_equal(read_all(src), data)
+
+
+def test_interrupted_backup_leaves_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from emrepair.pipelines.fix import FixOptions
+    from emrepair.pipelines.inplace import run_fix_in_place
+
+    data = textured_stack(8, 32)
+    src = write_zarr(tmp_path / "in.zarr", data)
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_fix_in_place(src, FixOptions(model="linear", sections=[2], device="cpu"))
+    assert not backup_dir_for(src).exists()
+    np.testing.assert_array_equal(read_all(src), data)

@@ -64,10 +64,11 @@ def settle_backup(path: str, dataset: str | None, level: int | None, continue_ru
 
 def run_fix_in_place(path: str, options: Any, *, progress: ProgressCallback | None = None,
                      tile_progress: ProgressCallback | None = None, warn: WarnCallback | None = None) -> Any:
-    """Repair ``path`` in place after backing up every section to be replaced; returns a FixResult.
+    """Repair ``path`` in place after backing up every chunk to be written (complete, synced); returns a FixResult.
 
-    ``options.continue_run`` finishes an interrupted in-place repair with its existing backup (rewriting the
-    repaired sections is idempotent: they are made only from good sections, which are never changed).
+    ``options.continue_run`` finishes an interrupted in-place repair: a complete backup is restored first and the
+    repair planned and written again from the original input; an incomplete one is cleared after checking the
+    input. A write error (a full disk) is an OutputError that names the complete backup and both ways out.
     """
     from emrepair.engine import estimate_memory
     from emrepair.io import open_volume

@@ -101,7 +101,10 @@ def write_backup(vol: Any, sections: list[int], folder: Path, files: list[Path] 
     covered = covered_sections(vol.info, sections)
     check_free_space(folder.parent, _backup_bytes(vol, covered, files), "the backup")
     try:
-        folder.mkdir()
+        folder.mkdir()  # never an existing folder: that one is not ours to remove below
+    except OSError as exc:
+        raise OutputError(f"cannot create the backup {folder}: {one_line(exc)}; the input was not changed") from exc
+    try:
         intent = {"version": VERSION, "input": vol.info.path, "format": vol.info.format,
                   "dataset": vol.info.dataset, "shape": list(vol.shape), "dtype": str(vol.dtype),
                   "sections": sections, "saved": covered,
@@ -125,8 +128,10 @@ def write_backup(vol: Any, sections: list[int], folder: Path, files: list[Path] 
         _write_json(folder / MANIFEST, manifest)
         fsync_path(folder)
         return manifest
-    except OSError as exc:
+    except BaseException as exc:  # a full disk, Ctrl-C: the input is untouched, so no backup is left behind
         shutil.rmtree(folder, ignore_errors=True)
+        if not isinstance(exc, OSError):
+            raise
         reason = one_line(short_write_as_enospc(exc))
         raise OutputError(f"cannot write the backup {folder}: {reason}; the input was not changed") from exc
 
