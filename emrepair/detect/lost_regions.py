@@ -144,13 +144,21 @@ def _correlation(sums: dict[str, np.ndarray], n: float, other: str) -> np.ndarra
     return np.where(denom > 1e-9, cov / np.maximum(denom, 1e-12), 1.0)
 
 
-def _line_autocorr(values: np.ndarray, axis: int) -> np.ndarray:
-    """Lag-1 autocorrelation along each row (axis 1) or column (axis 0), and each line's standard deviation."""
+def _noisy_lines(values: np.ndarray, axis: int, cell: int, config: DetectConfig, global_std: float) -> np.ndarray:
+    """Rows (axis 1) or columns (axis 0) that are noise along ``lost_stripe_cover`` of their length: lag-1
+    autocorrelation below ``lost_noise_autocorr`` and tissue-like contrast in segments of four cells."""
     lines = values if axis == 1 else values.T
-    centred = lines - lines.mean(axis=1, keepdims=True)
-    a, b = centred[:, :-1], centred[:, 1:]
-    denom = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
-    return np.where(denom > 1e-9, (a * b).sum(axis=1) / np.maximum(denom, 1e-12), 1.0), lines.std(axis=1)
+    seg = 4 * cell
+    count = lines.shape[1] // seg
+    if count < 1:
+        return np.zeros(lines.shape[0], bool)
+    parts = lines[:, : count * seg].reshape(lines.shape[0], count, seg).astype(np.float64)
+    centred = parts - parts.mean(axis=2, keepdims=True)
+    a, b = centred[:, :, :-1], centred[:, :, 1:]
+    denom = np.sqrt((a * a).sum(axis=2) * (b * b).sum(axis=2))
+    autocorr = np.where(denom > 1e-9, (a * b).sum(axis=2) / np.maximum(denom, 1e-12), 1.0)
+    noisy = (autocorr < config.lost_noise_autocorr) & (parts.std(axis=2) >= config.lost_noise_std * global_std)
+    return noisy.mean(axis=1) >= config.lost_stripe_cover
 
 
 def _stripe_cells(values: np.ndarray, cell: int, grid: tuple[int, int], config: DetectConfig) -> np.ndarray:
@@ -165,11 +173,7 @@ def _stripe_cells(values: np.ndarray, cell: int, grid: tuple[int, int], config: 
         return out
     gh, gw = grid
     global_std = float(sample.std())
-    noisy = []
-    for axis in (1, 0):
-        autocorr, std = _line_autocorr(values, axis)
-        noisy.append((autocorr < config.lost_noise_autocorr) & (std >= config.lost_noise_std * global_std))
-    found = [(noisy[0], noisy[1])]
+    found = [(_noisy_lines(values, 1, cell, config, global_std), _noisy_lines(values, 0, cell, config, global_std))]
     for extreme in (values <= dark, values >= bright):
         found.append((extreme.mean(axis=1) >= config.lost_stripe_cover,
                       extreme.mean(axis=0) >= config.lost_stripe_cover))
@@ -248,11 +252,12 @@ def is_torn_edge(band: np.ndarray, regions: LostRegions) -> bool:
     cells = cv2.resize(band.astype(np.float32), (grid[1], grid[0]), interpolation=cv2.INTER_AREA) > 0.5
     area = int(cells.sum())
     lost = regions.core if regions.core is not None else regions.cells
-    if area == 0 or (cells & lost).sum() < 0.5 * area:
+    if area == 0 or (cells & lost).sum() < 0.25 * area:
         return False
     # width and length of the band in cells, from its area and its distance transform
     inside = cv2.distanceTransform(np.pad(cells, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
     width = max(1.0, 2.0 * float(inside.max()))
     length = area / width
-    ring = (cv2.dilate(cells.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) & ~cells
+    # the tissue just outside the band: on both sides along its length for a fold
+    ring = (cv2.dilate(cells.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) & ~cells & ~regions.cells
     return float(ring.sum()) / (4.0 * length) < 0.75

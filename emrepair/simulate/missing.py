@@ -1,4 +1,5 @@
-"""Synthetic missing sections: what a lost, blank, overexposed, noisy or torn section looks like."""
+"""Synthetic missing and partly lost sections: what a lost, blank, overexposed, noisy or torn section looks like,
+and a section that lost only a region (torn from a border, a hole, a dropout stripe)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import numpy as np
 from emrepair.simulate.intensity import cast_like, intensity_range
 
 MISSING_KINDS = ("blank", "constant", "saturated", "noise", "tear")
+PARTIAL_FILLS = ("black", "white", "constant", "noise")
+PARTIAL_SHAPES = ("border", "hole", "stripe")
 
 
 def simulate_missing(section: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
@@ -56,3 +59,51 @@ def tear_mask(shape: tuple[int, int], rng: np.random.Generator, lost: tuple[floa
     score = across + edge
     threshold = np.quantile(score, 1.0 - rng.uniform(*lost))
     return score > threshold
+
+
+def partial_mask(shape: tuple[int, int], where: str, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """A bool mask of about ``fraction`` of the section: ``border`` beyond a wavy torn edge, ``hole`` an irregular
+    blob inside, ``stripe`` a band of full rows or columns."""
+    h, w = shape
+    if where == "border":
+        return tear_mask(shape, rng, (fraction, fraction))
+    if where == "hole":
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        cy, cx = rng.uniform(0.3, 0.7) * h, rng.uniform(0.3, 0.7) * w
+        angle = np.arctan2(yy - cy, xx - cx)
+        wobble = 1.0 + sum(rng.uniform(0.0, 0.15) * np.sin(k * angle + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5))
+        radius = np.hypot((yy - cy) * rng.uniform(0.7, 1.3), xx - cx) / wobble
+        return radius <= np.quantile(radius, fraction)
+    if where == "stripe":
+        vertical = bool(rng.integers(2))
+        side = w if vertical else h
+        width = max(1, int(round(fraction * side)))
+        start = int(rng.integers(0, side - width + 1))
+        mask = np.zeros(shape, bool)
+        if vertical:
+            mask[:, start:start + width] = True
+        else:
+            mask[start:start + width] = True
+        return mask
+    raise ValueError(f"unknown region shape {where!r}; expected one of {PARTIAL_SHAPES}")
+
+
+def simulate_partial(section: np.ndarray, fill: str, where: str, fraction: float,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A copy of ``section`` that lost about ``fraction`` of its area, and the bool mask of the lost pixels.
+
+    ``fill``: ``black``, ``white`` (as for blank and saturated sections), ``constant`` (the median) or ``noise``
+    (independent Gaussian noise with the section's mean and standard deviation); ``where``: see ``partial_mask``.
+    """
+    if section.ndim != 2:
+        raise ValueError(f"expected a 2-D section, got shape {section.shape}")
+    if fill not in PARTIAL_FILLS:
+        raise ValueError(f"unknown fill {fill!r}; expected one of {PARTIAL_FILLS}")
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"the lost fraction must be in (0, 1), not {fraction}")
+    mask = partial_mask(section.shape, where, fraction, rng)
+    kind = {"black": "blank", "white": "saturated", "constant": "constant", "noise": "noise"}[fill]
+    lost = simulate_missing(section, kind, rng)
+    out = section.copy()
+    out[mask] = lost[mask]
+    return out, mask
