@@ -221,3 +221,33 @@ def test_zarr_metadata_as_fifo_is_refused(tmp_path: Path) -> None:
     refused(path, "FIFO")
     meta = json.loads((path / ".zarray").read_text())
     assert meta["shape"] == [2, 4, 4]  # the input is untouched
+
+
+def test_sparse_hdf5_warns_and_an_empty_declared_shape_is_refused(tmp_path: Path) -> None:
+    with h5py.File(tmp_path / "sparse.h5", "w") as f:
+        f.create_dataset("raw", shape=(100, 8, 8), chunks=(1, 8, 8), dtype="uint8")[5:20] = 3
+        f.create_dataset("empty", shape=(200_000, 8, 8), chunks=(1, 8, 8), dtype="uint8")[7] = 3
+        f["dense"] = np.ones((4, 8, 8), np.uint8)
+    with pytest.warns(InputWarning, match="only 15 of the 100 chunks"):
+        open_volume(tmp_path / "sparse.h5", dataset="raw").close()
+    refused(tmp_path / "sparse.h5", "declares 200000 sections but only 1 hold any data", dataset="empty")
+    with open_volume(tmp_path / "sparse.h5", dataset="dense") as vol:
+        assert vol.chunk_index is None and vol.read_section(3).sum() == 64
+
+
+def test_masks_and_label_images_are_sparse_by_nature(tmp_path: Path, recwarn: pytest.WarningsRecorder) -> None:
+    from emrepair.io import create_output
+
+    like = open_volume(_ome(tmp_path, [{"datasets": [{"path": "0"}]}])).info
+    with create_output(tmp_path / "mask.zarr", like=like, shape=(3000, 8, 8), labels=True) as w:
+        w.write_section(5, np.ones((8, 8), np.uint8))
+        w.set_attrs({"emrepair": {"command": "detect"}})
+    with open_volume(tmp_path / "mask.zarr") as vol:  # 2999 empty sections, yet neither refused nor warned about
+        assert vol.shape[0] == 3000 and int(vol.read_section(5).sum()) == 64
+    g = zarr.open_group(str(tmp_path / "lab.zarr"), mode="w", zarr_format=2)
+    g.create_array("0", shape=(3000, 8, 8), chunks=(1, 8, 8), dtype="uint8")[7] = 2
+    g.attrs["multiscales"] = [{"datasets": [{"path": "0"}]}]
+    g.attrs["image-label"] = {}
+    with open_volume(tmp_path / "lab.zarr") as vol:
+        assert vol.unwritten_sections()[:3] == [0, 1, 2]
+    assert not [w for w in recwarn if issubclass(w.category, InputWarning)]

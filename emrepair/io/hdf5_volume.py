@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import math
+import warnings
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
-from emrepair.errors import InputError
+from emrepair.errors import InputError, InputWarning
 from emrepair.io.base import VolumeInfo
 from emrepair.io.metadata import carried_value, voxel_size_or_none
 from emrepair.io.section_volume import SectionVolume, check_dtype, check_volume_shape, one_line
+from emrepair.io.zarr_store import SPARSE_WARNING_FRACTION, ChunkIndex
+
+# Indexing more allocated chunks than this takes seconds; beyond it the index is not built.
+MAX_INDEXED_CHUNKS = 200_000
 
 # Attributes that describe the layout and are re-derived on write rather than carried over.
 _LAYOUT_ATTRS = {"resolution", "DIMENSION_LIST"}
@@ -42,6 +48,19 @@ def pick_dataset(names_shapes: list[tuple[str, tuple[int, ...]]], where: str) ->
     if not three_d:
         raise InputError(f"{where}: no 3-D dataset found (has {listing})")
     raise InputError(f"{where}: holds several 3-D datasets, choose one with --dataset: {', '.join(three_d)}")
+
+
+def hdf5_chunk_index(ds: h5py.Dataset) -> ChunkIndex | None:
+    """Which chunks of a chunked 3-D dataset are allocated (from the chunk B-tree, no pixels read); None for
+    contiguous datasets and for very many chunks."""
+    if ds.chunks is None or len(ds.shape) != 3:
+        return None
+    count = ds.id.get_num_chunks()
+    if count > MAX_INDEXED_CHUNKS:
+        return None
+    total = math.prod(math.ceil(s / c) for s, c in zip(ds.shape, ds.chunks))
+    layers = frozenset(int(ds.id.get_chunk_info(i).chunk_offset[0]) // ds.chunks[0] for i in range(count))
+    return ChunkIndex(count, total, layers, int(ds.chunks[0]))
 
 
 class HDF5Volume(SectionVolume):
@@ -76,6 +95,16 @@ class HDF5Volume(SectionVolume):
                 compression=obj.compression,
                 attrs=self._carried_attrs(obj),
             )
+            # emrepair's own outputs (masks above all) are complete and sparse by nature: not judged
+            self.chunk_index = None if "emrepair" in self.info.attrs else hdf5_chunk_index(obj)
+            if self.chunk_index is not None:
+                self.chunk_index.check_plausible(shape[0], f"{where}/{name}")
+                if self.chunk_index.fraction < SPARSE_WARNING_FRACTION:
+                    idx = self.chunk_index
+                    warnings.warn(f"{where}/{name}: only {idx.written} of the {idx.total} chunks its shape {shape} "
+                                  f"declares are stored ({100 * idx.fraction:.1f} %); "
+                                  f"{len(idx.unwritten_sections(shape[0]))} sections were never written and read "
+                                  f"as the fill value", InputWarning, stacklevel=3)
         except InputError:
             self._file.close()
             raise

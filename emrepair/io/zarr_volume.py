@@ -88,13 +88,17 @@ class ZarrVolume(SectionVolume):
         grid = tuple(int(c) for c in (getattr(array, "shards", None) or array.chunks))
         array_dir = container / name if name else container
         self.chunk_index: ChunkIndex | None = build_chunk_index(array_dir, tuple(array.shape), grid, lead, where)
-        if self.chunk_index is not None:
+        # Label volumes and emrepair's own (complete) outputs are sparse by nature: zero chunks are not stored.
+        sparse_by_nature = "emrepair" in attrs or _is_label_image(root)
+        if self.chunk_index is not None and not sparse_by_nature:
             self.chunk_index.check_plausible(shape[0], where)
         self._unwritten = frozenset(self.chunk_index.unwritten_sections(shape[0])) if self.chunk_index else frozenset()
         self._fill: Any = None
         self.notes: list[str] = []
-        if self.chunk_index is not None and self.chunk_index.fraction < SPARSE_WARNING_FRACTION:
+        sparse = self.chunk_index is not None and self.chunk_index.fraction < SPARSE_WARNING_FRACTION
+        if sparse and not sparse_by_nature:
             idx = self.chunk_index
+            assert idx is not None
             self.notes.append(
                 f"{where}: only {idx.written} of the {idx.total} chunks its shape {shape} declares are stored "
                 f"({100 * idx.fraction:.1f} %); {len(self._unwritten)} sections were never written and read as "
@@ -180,6 +184,12 @@ class ZarrVolume(SectionVolume):
         if all(s.step in (None, 1) for s in (z, y, x)):
             return self._array[self._lead + (z, y, x)]
         return super()._read_region(z, y, x)
+
+
+def _is_label_image(root: Any) -> bool:
+    """Whether the store is an OME-NGFF label image (0.4 top-level or 0.5 under "ome")."""
+    attrs = dict(root.attrs)
+    return "image-label" in attrs or "image-label" in (attrs.get("ome") or {})
 
 
 def _carried(attrs: dict[str, Any]) -> dict[str, Any]:
