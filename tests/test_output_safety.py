@@ -98,7 +98,7 @@ def test_reports_and_previews_never_touch_the_input(tmp_path: Path, source: str)
                 "--save-report", str(report), "--overwrite", "--no-progress"), "is the input")
     assert report.read_text() == report_before
     report.unlink()
-    refused(cli("detect", source, "--masks", f"{source}/masks.zarr", "--no-progress"))
+    refused(cli("detect", source, "--masks", f"{source}/masks.zarr", "--no-progress"), "inside the input")
     assert digest(Path(source)) == zarr_before
     folder = tmp_path / "sections"
     folder.mkdir()

@@ -39,7 +39,10 @@ def detect(
     from emrepair.detect import DetectConfig
 
     config = detect_config(min_lost_fraction, missing_fraction, noise_autocorr)
+    from emrepair.io.output_guard import guard_outputs, target
+
     to_stdout = is_stdout(report)
+    guard_outputs([path], [target("--masks", masks, may_exist=True)], overwrite=False)  # the input before "exists"
     check_output_free(masks, overwrite)
     with progress_bar("detect", enabled=not no_progress) as progress:
         result = run_detect(path, dataset=dataset, level=level, skip_unreadable=skip_unreadable,

@@ -85,8 +85,13 @@ def fix(
 def check_outputs(params: dict[str, Any]) -> None:
     """Refuse existing -o and --masks outputs of a blockwise run (fix, upsample-z) before any work; a resumed
     (--continue) run or a share (--part) finds its own partial output instead."""
+    from emrepair.io.output_guard import guard_outputs, target
+
     if params["continue_run"] or params["part"] is not None or params["dry_run"]:
         return
+    # The input, overlaps and links first: "output exists (use --overwrite)" must never be said of the input.
+    guard_outputs([params["path"]], [target("-o", params["output"], may_exist=True),
+                                     target("--masks", params["masks"], may_exist=True)], overwrite=False)
     for path in (params["output"], params["masks"]):
         opt.check_output_free(path, params["overwrite"])
 
