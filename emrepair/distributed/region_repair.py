@@ -115,8 +115,9 @@ class RegionFuser:
 
     def fuse(self, z: int, geometry: dict[str, Any] | None, own: np.ndarray, synth: np.ndarray, ys: slice,
              xs: slice, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
-        """``own`` with ``synth`` fused into section ``z``'s lost region within window (ys, xs), and the
-        changed pixels; None when the section has no region (it is then replaced whole)."""
+        """``own`` with ``synth`` fused into section ``z``'s lost region within window (ys, xs), and the mask of
+        the region and its seam (the pixels it may change); None when the section has no region (it is then
+        replaced whole)."""
         region = self.region(z, geometry)
         if region is None:
             return None
@@ -124,4 +125,4 @@ class RegionFuser:
             raise ValueError(f"the lost region of section {z} was found in a {region.shape} section, "
                              f"not {tuple(shape)}")
         weights, distance = seam_weights(region, ys, xs, shape, self.seam)
-        return fuse_region(own, synth, weights, distance, self.seam)
+        return fuse_region(own, synth, weights, distance, self.seam)[0], weights > 0

@@ -204,16 +204,21 @@ class BlockWriter:
         shape = tuple(self.vol.shape[1:])
         for i in regional:
             z = job.zs[i]
-            own = images[i] if repairer is not default else read_window(self.vol, z, job.ys, job.xs)
+            original = read_window(self.vol, z, job.ys, job.xs)
+            own = images[i] if repairer is not default else original
             fused = self.fuser.fuse(z, job.run.folds[z], own, synthesized[i], job.ys, job.xs, shape)
             if fused is None:
                 continue
-            out[i], region_changed = fused
-            labels = np.zeros(region_changed.shape, np.uint8)
+            out[i], seam = fused
+            labels = np.zeros(seam.shape, np.uint8)
             if repairer is not default:
                 kept = changed.get(z)
                 labels[kept if kept is not None else slice(None)] = KIND_LABELS.get(job.run.kinds[z], 1)
-            labels[region_changed] = KIND_LABELS["partial"]
+            differs = out[i] != original
+            if original.dtype.kind == "f":
+                differs &= ~(np.isnan(out[i]) & np.isnan(original))
+            labels[seam & differs] = KIND_LABELS["partial"]
+            labels[~differs] = 0
             changed[z] = labels
         return out
 
