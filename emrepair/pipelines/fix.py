@@ -382,7 +382,8 @@ def _prepare(vol: Any, output_path: str, options: FixOptions, result: FixResult,
                                        temp_path=partial_path(final), chunks=chunks, attrs={"emrepair": provenance})
                 chunks = writer.chunks  # the label output follows the image's chunking, so blocks fit both
                 writer.release()
-            record = {"version": 1, "run_id": record["run_id"], "fingerprint": fingerprint, "fields": fields, "chunks": list(chunks or ()),
+            record = {"version": 1, "run_id": record["run_id"], "fingerprint": fingerprint, "fields": fields,
+                      "chunks": list(chunks or ()),
                       "runs": [run_to_dict(r) for r in runs], "provenance": provenance}
             state.save(record)
         except BaseException:

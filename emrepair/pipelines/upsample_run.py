@@ -99,7 +99,8 @@ def prepare_run(vol: Any, output_path: str, options: Any, fields: dict[str, Any]
                                        attrs=attrs)
                 chunks = writer.chunks  # the masks follow the output's chunking, so blocks fit both
                 writer.release()
-            record = {"version": 1, "run_id": fresh["run_id"], "fingerprint": fingerprint, "fields": fields, "chunks": list(chunks or ()),
+            record = {"version": 1, "run_id": fresh["run_id"], "fingerprint": fingerprint, "fields": fields,
+                      "chunks": list(chunks or ()),
                       "runs": [run_to_dict(r) for r in runs], "provenance": attrs["emrepair"]}
             state.save(record)
         except BaseException:
