@@ -34,6 +34,8 @@ class DetectConfig:
         lost_stripe_level: stripe pixels lie within this fraction of the way from the section's black (or
             white) end to its median.
         lost_stripe_cover: a row or column is a dropout stripe when at least this fraction of it does.
+        lost_smooth_std: an area near the black or white end (``lost_stripe_level``) is lost when its
+            standard deviation is below this fraction of the section's.
         lost_min_region: lost components smaller than this fraction of the section are ignored.
 
     Folds:
@@ -67,6 +69,7 @@ class DetectConfig:
     lost_noise_std: float = 0.75
     lost_stripe_level: float = 0.2
     lost_stripe_cover: float = 0.85
+    lost_smooth_std: float = 0.15
     lost_min_region: float = 0.005
 
     fold_min_width_px: float = 5.0

@@ -3,7 +3,9 @@
 A section is cut into square cells of ``config.flat_block_px`` pixels. A cell is lost when it is
 
 * flat: its standard deviation is below ``flat_tolerance`` of the section's 1-99 % range (black, white,
-  constant or saturated fill, and what lies beyond a torn edge), or mostly non-finite;
+  constant or saturated fill, and what lies beyond a torn edge), or mostly non-finite, or its neighbourhood lies
+  near the section's black or white end (``lost_stripe_level``) with little contrast (``lost_smooth_std`` of
+  the section's standard deviation): an empty film or a saturated detector with a little noise;
 * noise: its neighbourhood (3 x 3 cells) has no spatial correlation (lag-1 autocorrelation below
   ``lost_noise_autocorr``) although its contrast is tissue-like (standard deviation at least
   ``lost_noise_std`` of the section's): EM texture is correlated from pixel to pixel, shot noise in a light
@@ -222,6 +224,11 @@ def find_lost_regions(values: np.ndarray, nonfinite: np.ndarray | None, config: 
     global_std = float(sample.std())
     noise = (autocorr < config.lost_noise_autocorr) & (wstd >= config.lost_noise_std * global_std) & ~flat
     stripe = _stripe_cells(values, cell, grid, config)
+    # nearly black or white and nearly flat (a dark film or a saturated detector with a little noise)
+    p0, p100 = (float(v) for v in np.percentile(values[::2, ::2], [0.0, 100.0]))
+    extreme = ((wmean <= p0 + config.lost_stripe_level * (median - p0))
+               | (wmean >= p100 - config.lost_stripe_level * (p100 - median)))
+    flat |= extreme & (wstd < config.lost_smooth_std * global_std)
     lost = flat | noise | stripe
     fractions = {"flat": float(flat.mean()), "noise": float(noise.mean()), "stripe": float(stripe.mean())}
     if exclude is not None and exclude.any():

@@ -77,6 +77,8 @@ def run_demo(out_dir: str | Path, *, overwrite: bool = True, model: str = "auto"
         for z, t in zip(run.sections, run.positions()):
             if z in fold_repaired:
                 summary.method[z] = f"{result.fold_model} (fold-aware)"
+            if "region" in run.folds.get(z, {}):
+                summary.method[z] = f"{result.model} in the lost region only (the intact part kept)"
             if run.one_sided:
                 continue
             linear = (1 - t) * raw[run.left].astype(np.float64) + t * raw[run.right].astype(np.float64)
