@@ -50,7 +50,7 @@ def test_checkpoint_gives_shape_and_untouched_originals(tmp_path: Path, checkpoi
     result = upsample_volume(ArrayVolume(data, (30.0, 4.0, 4.0)), str(out),
                              UpsampleOptions(factor=3, model=checkpoint, repair=False, device="cpu"))
     up = read_all(out)
-    assert result.model == "gan3d" and up.shape == (13, 40, 40) and up.dtype == np.uint8
+    assert result.model == "gan3d.pt (gan3d)" and up.shape == (13, 40, 40) and up.dtype == np.uint8  # named by its file
     np.testing.assert_array_equal(up[::3], data)
     linear = (2 * data[:-1].astype(np.float64) + data[1:]) / 3
     assert np.abs(up[1::3] - linear).max() > 2  # the network adds something to linear interpolation
