@@ -88,6 +88,8 @@ def test_reports_and_previews_never_touch_the_input(tmp_path: Path, source: str)
     refused(cli("upsample-z", str(h5), "-o", str(tmp_path / "u.zarr"), "--factor", "2", "--no-repair", "--model",
                 "linear", "--save-report", str(h5), "--no-progress"), "is the input")
     refused(cli("detect", f"{h5}/raw", "--report", str(h5), "--no-progress"), "is the input")
+    refused(cli("fix", str(h5), "--in-place", "--sections", "2", "--model", "linear", "--save-report", str(h5),
+                "--no-progress"), "is the input")
     assert digest(h5) == before
     zarr_before = digest(Path(source))
     refused(fix(source, tmp_path / "o.zarr", "--save-report", f"{source}/zarr.json"), "inside the input")

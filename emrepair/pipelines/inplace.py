@@ -9,7 +9,6 @@ which both clear once they have checked the input unchanged.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -81,6 +80,12 @@ def run_fix_in_place(path: str, options: Any, *, progress: ProgressCallback | No
         raise UsageError("--in-place runs in one process; use -o with --part or --workers")
     started = time.perf_counter()
     note = Notes(warn)
+    from emrepair.io.output_guard import guard_outputs, target
+    from emrepair.pipelines.block_session import save_summary
+
+    # --save-report must not be the input (or lie inside it) nor replace a file without --overwrite (issue #23).
+    guard_outputs([path, options.report_path], [target("--save-report", options.summary_path, "json")],
+                  options.overwrite)
     # A complete earlier backup (--continue) is restored first, so the plan is made from the original input.
     earlier = None if options.dry_run else settle_backup(path, options.dataset, options.level, options.continue_run)
 
@@ -120,8 +125,7 @@ def run_fix_in_place(path: str, options: Any, *, progress: ProgressCallback | No
             raise OutputError(f"{exc}; the backup {folder} is complete: `emrepair fix --undo {path}` restores the "
                               f"input, or rerun with --continue once the cause is fixed") from exc
     result.seconds = time.perf_counter() - started
-    if options.summary_path:
-        Path(options.summary_path).write_text(json.dumps(result.to_dict(), indent=2))
+    save_summary(options, result)
     return result
 
 
