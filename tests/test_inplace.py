@@ -120,6 +120,23 @@ def test_torn_chunk_is_rewritten_whole_by_undo_and_continue(tmp_path: Path) -> N
             np.testing.assert_array_equal(read_all(src), read_all(fixed))
 
 
+def test_torn_edge_chunk_is_rewritten_without_being_read(tmp_path: Path) -> None:
+    """HDF5 reads a chunk at the volume's edge before writing it: a torn one is reset first, then restored."""
+    data = textured_stack(10, 24, "uint16")
+    data[8] = 0
+    with h5py.File(tmp_path / "in.h5", "w") as f:
+        f.create_dataset("raw", data=data, chunks=(4, 16, 16), compression="gzip", shuffle=True)
+    src = str(tmp_path / "in.h5")
+    assert cli("fix", src, "--in-place", "--sections", "8", "--model", "linear", "--no-progress").exit_code == 0
+    with h5py.File(src, "r+") as f:
+        for offset in ((8, 16, 16), (8, 0, 0)):  # partial in z, and in z and both y, x
+            f["raw"].id.write_direct_chunk(offset, b"torn" * 10)
+    assert cli("fix", src, "--undo").exit_code == 0
+    np.testing.assert_array_equal(read_all(src), data)
+    with h5py.File(src) as f:  # every chunk stored compressed again
+        assert {f["raw"].id.get_chunk_info(i).filter_mask for i in range(f["raw"].id.get_num_chunks())} == {0}
+
+
 def test_continue_after_a_partial_write_plans_from_the_restored_input(tmp_path: Path) -> None:
     """Killed between two repaired runs, without --sections: detection alone would no longer see the first."""
     from emrepair.pipelines.fix import FixOptions

@@ -28,7 +28,9 @@ import numpy as np
 from emrepair.errors import InputError, OutputError
 from emrepair.io.section_volume import one_line
 from emrepair.io.space import check_free_space, short_write_as_enospc
-from emrepair.io.writers.inplace import InPlaceWriter, crash_point, fsync_path, storage_block
+from emrepair.io.writers.inplace import (
+    InPlaceWriter, crash_point, fsync_path, reset_unreadable_chunks, storage_block,
+)
 
 MANIFEST = "manifest.json"
 INTENT = "intent.json"
@@ -197,6 +199,11 @@ def remove_backup(folder: Path) -> None:
 def restore_backup(manifest: dict[str, Any], folder: Path, info: Any, files: list[Path] | None) -> None:
     """Write every saved section back into the input, each storage chunk whole (TIFF folders: the original files)."""
     saved = [int(z) for z in manifest.get("saved", manifest["sections"])]
+    if files is None and int(manifest.get("version", 1)) >= 2 and saved:
+        try:
+            reset_unreadable_chunks(info, saved)
+        except (OSError, KeyError) as exc:
+            raise OutputError(f"cannot restore {info.path}: {one_line(exc)}; the backup is kept") from exc
     writer = InPlaceWriter(info, files)
     try:
         if files is not None:

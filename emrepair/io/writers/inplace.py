@@ -68,6 +68,33 @@ def storage_block(info: VolumeInfo) -> tuple[int, int, int]:
     return tuple(max(1, min(int(c), int(n))) for c, n in zip(info.chunks, info.shape))  # type: ignore[return-value]
 
 
+def reset_unreadable_chunks(info: VolumeInfo, sections: list[int]) -> int:
+    """Replace every HDF5 chunk in the chunk slabs of ``sections`` that cannot be decoded (torn by a kill) by raw
+    zeros stored with its filters marked skipped, so that rewriting it need not read it (HDF5 reads an edge chunk
+    before it writes one); returns how many. Only for slabs about to be rewritten whole from a backup. Other
+    formats have nothing to do (Zarr replaces chunk files by a rename)."""
+    if info.format != "hdf5" or not info.chunks:
+        return 0
+    import h5py
+
+    block = storage_block(info)
+    reset = 0
+    with h5py.File(info.path, "r+") as f:
+        ds = f[info.dataset]
+        skip_all = (1 << ds.id.get_create_plist().get_nfilters()) - 1
+        zeros = np.zeros(block, dtype=ds.dtype).tobytes()
+        for zc in sorted({z - z % block[0] for z in sections}):
+            for yc in range(0, int(info.shape[1]), block[1]):
+                for xc in range(0, int(info.shape[2]), block[2]):
+                    try:
+                        ds[zc:zc + block[0], yc:yc + block[1], xc:xc + block[2]]
+                    except OSError:
+                        crash_point()
+                        ds.id.write_direct_chunk((zc, yc, xc), zeros, filter_mask=skip_all)
+                        reset += 1
+    return reset
+
+
 def check_in_place_format(info: VolumeInfo) -> None:
     """Raise UsageError unless the volume's format can be repaired in place."""
     if info.format not in IN_PLACE_FORMATS:
