@@ -96,7 +96,7 @@ def provenance_of(path: Path) -> dict[str, Any] | None:
     try:
         with open_volume(path) as vol:
             record = vol.info.attrs.get("emrepair")
-    except (InputError, OSError, ValueError):
+    except Exception:  # noqa: BLE001 - whatever cannot be read as an emrepair volume is not one
         return None
     return record if isinstance(record, dict) else None
 
