@@ -132,3 +132,28 @@ def test_daisy_1_and_2_are_driven_by_their_own_api(version: str, monkeypatch: py
         assert calls["run"] == {"progress": False, "summary": False}  # no tqdm bar, no summary on stdout
     else:
         assert task["num_workers"] == 2 and calls["run"] == {}
+
+
+def test_models_info_and_provenance_name_the_weights_licence(tmp_path: Path) -> None:
+    from emrepair.models.licence import data_terms
+    from emrepair.models.registry import REGISTRY
+
+    assert data_terms("isbi2012_train.h5, neuroproof_medulla_train1.h5").startswith("non-commercial research use")
+    assert data_terms(["neuroproof_medulla_train1.h5"]).startswith("attribution required")
+    assert data_terms("my_lab_stack.h5") is None and data_terms(None) is None
+    rows = {row["name"]: row for row in json.loads(run("models", "--json").stdout)}
+    assert rows["linear"]["licence"] is None
+    if not REGISTRY["flowunet"].has_weights():
+        pytest.skip("flowunet weights are not present")
+    assert rows["flowunet"]["licence"].startswith("non-commercial research use")
+    assert "non-commercial research use" in run("models").stdout
+    path = stack_h5(tmp_path)
+    for model, out in (("flowunet", "f.zarr"), ("linear", "l.zarr")):
+        result = run("fix", str(path), "-o", str(tmp_path / out), "--model", model, "--sections", "3",
+                     "--fold-model", "none", "--device", "cpu", "--no-progress")
+        assert result.exit_code == 0, result.output
+    shown = json.loads(run("info", str(tmp_path / "f.zarr"), "--json").stdout)
+    assert shown["emrepair"]["weights_licence"].startswith("flowunet: non-commercial research use")
+    assert shown["weights_licence"] == shown["emrepair"]["weights_licence"]
+    assert "weights licence" in run("info", str(tmp_path / "f.zarr")).stdout
+    assert json.loads(run("info", str(tmp_path / "l.zarr"), "--json").stdout)["weights_licence"] is None

@@ -37,6 +37,7 @@ def info(
             provenance = None
     if isinstance(provenance, dict):
         summary["emrepair"] = provenance
+        summary["weights_licence"] = weights_licence_of(provenance)
     if as_json:
         from emrepair.cli.console import echo_json
 
@@ -50,6 +51,7 @@ def models(
 ) -> None:
     """List the repair models, whether trained weights are present, and what they were trained on."""
     from emrepair.cli.render import render_models
+    from emrepair.models.licence import data_terms
     from emrepair.models import list_models
     from emrepair.pipelines.fix import DEFAULT_FOLD_MODEL
     from emrepair.pipelines.model_choice import GRID_MODEL, default_model_name
@@ -59,7 +61,8 @@ def models(
         {"name": s.name, "kind": s.kind, "grid": hasattr(s.cls, "fill_grid"), "learned": s.learned,
          "weights": s.has_weights(),
          "default": s.name in defaults and s.has_weights(),
-         "trained_on": s.trained_on(), "description": s.description}
+         "trained_on": s.trained_on(), "licence": data_terms(s.trained_on()) if s.has_weights() else None,
+         "description": s.description}
         for s in list_models(kind=None)
     ]
     if as_json:
@@ -68,3 +71,13 @@ def models(
         echo_json(json.dumps(rows, indent=2))
     else:
         render_models(rows)
+
+
+def weights_licence_of(provenance: dict) -> str | None:
+    """The licence terms of the weights an emrepair output was made with: as its provenance records them, or
+    (outputs from before they were recorded) from the shipped weights' SHA-256s; None for weights of one's own."""
+    from emrepair.models.licence import shipped_weights_terms
+
+    if provenance.get("weights_licence"):
+        return str(provenance["weights_licence"])
+    return shipped_weights_terms(provenance.get("weights_sha256"), provenance.get("fold_weights_sha256"))

@@ -37,6 +37,8 @@ def render_info(summary: dict[str, Any]) -> None:
                 table.add_row(label, value if isinstance(value, str) else _ranges(value))
         if provenance.get("model"):
             table.add_row("model", str(provenance["model"]))
+        if summary.get("weights_licence"):
+            table.add_row("weights licence", str(summary["weights_licence"]))
     show(table)
 
 
@@ -54,7 +56,7 @@ def _ranges(values: list[int]) -> str:
 def render_models(rows: list[dict[str, Any]]) -> None:
     """Print the model registry as a table."""
     table = Table(title="emrepair models")
-    for col in ("name", "repairs", "weights", "trained on", "description"):
+    for col in ("name", "repairs", "weights", "trained on", "licence", "description"):
         table.add_column(col)
     uses = {"interpolation": "--model", "fold": "--fold-model", "volume": "upsample-z"}
     for row in rows:
@@ -63,8 +65,10 @@ def render_models(rows: list[dict[str, Any]]) -> None:
         use = uses.get(row.get("kind", "interpolation"), row.get("kind", ""))
         if row.get("grid"):  # a grid model also repairs missing sections of FIB-SEM-like stacks
             use += ", --model (FIB-SEM)"
-        table.add_row(name, use, weights,
-                      row.get("trained_on") or "-", row.get("description") or "")
+        licence = (row.get("licence") or "-").split(" (training data")[0]  # the full terms are in --json
+        table.add_row(name, use, weights, row.get("trained_on") or "-",
+                      styled((licence, "yellow")) if licence.startswith("non-commercial") else licence,
+                      row.get("description") or "")
     show(table)
 
 
