@@ -157,3 +157,19 @@ def test_models_info_and_provenance_name_the_weights_licence(tmp_path: Path) -> 
     assert shown["weights_licence"] == shown["emrepair"]["weights_licence"]
     assert "weights licence" in run("info", str(tmp_path / "f.zarr")).stdout
     assert json.loads(run("info", str(tmp_path / "l.zarr"), "--json").stdout)["weights_licence"] is None
+
+
+def test_upsample_dry_run_estimates_time_and_warns_on_isotropic_stacks(tmp_path: Path) -> None:
+    from helpers import smooth_stack, write_h5
+
+    iso = write_h5(tmp_path / "iso.h5", smooth_stack(6, 64), resolution=(10.0, 10.0, 10.0))
+    dry = run("upsample-z", iso, "--factor", "2", "--dry-run", "--model", "linear", "--no-repair", "--no-progress")
+    assert dry.exit_code == 0, dry.output
+    assert "already isotropic" in dry.stderr and "estimated time ~" in dry.stdout
+    record = json.loads(run("upsample-z", iso, "--factor", "2", "--dry-run", "--model", "linear", "--no-repair",
+                            "--json", "--no-progress").stdout)
+    assert record["estimated_seconds"] is not None and record["estimated_seconds"] >= 0
+    aniso = stack_h5(tmp_path)  # 40 nm sections of 4 nm pixels
+    plain = run("upsample-z", str(aniso), "--factor", "2", "--dry-run", "--model", "linear", "--no-repair",
+                "--no-progress")
+    assert plain.exit_code == 0 and "isotropic" not in plain.stderr

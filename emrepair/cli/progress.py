@@ -54,7 +54,7 @@ class PlainProgress:
     def __call__(self, done: int, total: int, extra: str = "") -> None:
         """Record progress; print a line when the next 5 % step is reached or 30 s have passed."""
         now = self.clock()
-        if done < self._last_done:  # a new count (the next section's tiles)
+        if done < self._last_done or (done == 0 and self._last_done < 0):  # a (new) count starts: time from here
             self._count_start_done, self._count_start_time, self._last_step = 0, now, 0
         if done == self._last_done:
             return

@@ -142,6 +142,12 @@ def render_upsample(result: Any) -> None:
          f"~{result.memory_estimate_bytes / 2**20:.0f} MiB per batch, ~{result.host_memory_bytes / 2**20:.0f} MiB "
          "host memory per pair" + ("" if result.dry_run else f"; {result.seconds:.1f} s")),
     ]
+    estimate = getattr(result, "estimated_seconds", None)
+    if result.dry_run and estimate is not None:
+        from emrepair.cli.progress import format_duration
+
+        lines.append(f"estimated time ~{format_duration(estimate)} on {result.device} (one tile timed; "
+                     "excludes repairs and I/O)")
     for line in lines:
         show(line)
 

@@ -58,6 +58,7 @@ class UpsampleResult(RunResult):
     host_memory_bytes: int
     repair_model: str | None = None
     already_complete: bool = False  # --continue / --part found the output finished by this very run
+    estimated_seconds: float | None = None  # a dry run's estimate from one timed tile (upsample_estimate)
 
     repaired_input = RunResult.repaired_sections  # input z of every section replaced by the repair step
 
@@ -94,6 +95,7 @@ class UpsampleResult(RunResult):
             "host_memory_bytes": self.host_memory_bytes, "seconds": round(self.seconds, 3),
             "warnings": self.warnings, "repair_model": self.repair_model, "complete": self.complete,
             "already_complete": self.already_complete, "blocks": self.blocks_dict(),
+            "estimated_seconds": None if self.estimated_seconds is None else round(self.estimated_seconds, 1),
         }
 
 
@@ -147,6 +149,7 @@ def upsample_volume(
     from emrepair.pipelines.block_session import guard_run, save_summary
     from emrepair.pipelines.sections import repair_targets
     from emrepair.pipelines.model_choice import default_upsample_model
+    from emrepair.pipelines.upsample_estimate import estimate_seconds, isotropy_note
     from emrepair.pipelines.upsample_models import load_upsampler
     from emrepair.runstate import check_share_targets
 
@@ -156,6 +159,9 @@ def upsample_volume(
     depth, height, width = vol.shape
     check_depth(depth)
     factor = resolve_factor(options.factor, options.target_z, vol.info.voxel_size)
+    isotropic = isotropy_note(vol.info.voxel_size, factor.factor)
+    if isotropic:
+        note(isotropic)
     name = input_name if input_name is not None else vol.info.path
     if not options.dry_run:
         if not output_path:
@@ -195,6 +201,7 @@ def upsample_volume(
 
     if options.dry_run:
         result.runs = plan()
+        result.estimated_seconds = estimate_seconds(vol, upsampler, factor.factor)
     else:
         assert output_path is not None
         _write(vol, output_path, upsampler, result, options, model_name, plan, progress, tile_progress, note)
