@@ -197,3 +197,28 @@ def test_log_file_gets_plain_lines_while_a_terminal_shows_bars(tmp_path: Path, m
                   "--device", "cpu", "--log-file", str(log))
     assert trained.exit_code == 0, trained.output
     assert "train: 2/2 (100%)" in log.read_text() and "wrote " in log.read_text()
+
+
+@pytest.mark.parametrize("unit", [None, "micrometer"])
+def test_info_lists_ome_levels_with_their_stated_units(tmp_path: Path, unit: str | None) -> None:
+    import numpy as np
+    import zarr
+
+    group = zarr.open_group(str(tmp_path / "img.ome.zarr"), mode="w", zarr_format=2)
+    group.create_array("0", data=np.full((4, 64, 64), 7, np.uint8), chunks=(1, 64, 64))
+    group.create_array("1", data=np.full((4, 32, 32), 7, np.uint8), chunks=(1, 32, 32))
+    axes = [{"name": n, "type": "space", **({"unit": unit} if unit else {})} for n in "zyx"]
+    group.attrs["multiscales"] = [{"version": "0.4", "axes": axes, "datasets": [
+        {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [0.04, 0.004, 0.004]}]},
+        {"path": "1", "coordinateTransformations": [{"type": "scale", "scale": [0.04, 0.008, 0.008]}]}]}]
+    shown = run("info", str(tmp_path / "img.ome.zarr"), "--json")
+    assert shown.exit_code == 0, shown.output
+    levels = json.loads(shown.stdout)["levels"]
+    assert [lv["path"] for lv in levels] == ["0", "1"] and levels[1]["shape"] == [4, 32, 32]
+    assert levels[1]["scale"] == [0.04, 0.008, 0.008] and levels[0]["units"] == [unit] * 3
+    table = run("info", str(tmp_path / "img.ome.zarr")).stdout
+    assert "1: 4 x 32 x 32, scale 0.04 x 0.008 x 0.008" in table
+    if unit:
+        assert "0.008 micrometer" in table
+    else:
+        assert "no unit in the metadata" in table

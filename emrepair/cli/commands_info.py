@@ -26,6 +26,10 @@ def info(
     with open_volume(path, dataset=dataset, level=level, skip_unreadable=skip_unreadable) as vol:
         summary = vol.info.to_dict()
         attrs = vol.info.attrs
+    if summary["format"] == "ome-zarr":
+        from emrepair.cli.info_levels import ome_levels_summary
+
+        summary["levels"] = ome_levels_summary(summary["path"])
     for key in ("license", "source"):
         if key in attrs:
             summary[key] = str(attrs[key])

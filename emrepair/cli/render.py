@@ -23,6 +23,12 @@ def render_info(summary: dict[str, Any]) -> None:
         elif isinstance(value, list):
             value = " x ".join(str(v) for v in value)
         table.add_row(key, "-" if value is None else str(value))
+    if summary.get("levels"):
+        from emrepair.cli.info_levels import describe_level
+
+        table.add_row("levels", "\n".join(describe_level(level) for level in summary["levels"]))
+        if all(not u for u in summary["levels"][0].get("units") or [None]) and summary.get("voxel_size"):
+            table.add_row("", "the metadata gives no unit; voxel_size reads the scale as nm")
     for key in ("license", "source"):
         if key in summary:
             table.add_row(key, summary[key])
