@@ -14,7 +14,7 @@ from emrepair.cli.options import DatasetOpt, JsonOpt, LevelOpt, NoProgressOpt, S
 
 @handle_errors
 def detect(
-    path: Annotated[str, typer.Argument(help="Volume to inspect.")],
+    path: Annotated[str, typer.Argument(metavar="PATH", help="Volume to inspect.")],
     dataset: DatasetOpt = None,
     level: LevelOpt = None,
     skip_unreadable: SkipUnreadableOpt = False,

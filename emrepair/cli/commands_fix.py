@@ -16,7 +16,7 @@ from emrepair.cli.lost_options import MinLostOpt, MissingFractionOpt, NoiseAutoc
 
 @handle_errors
 def fix(
-    path: Annotated[str, typer.Argument(help="Volume to repair (never modified, unless --in-place).")],
+    path: Annotated[str, typer.Argument(metavar="PATH", help="Volume to repair (never modified, unless --in-place).")],
     output: Annotated[Optional[str], typer.Option("-o", "--output", help="Repaired volume to write; its format follows the extension.")] = None,
     model: opt.ModelOpt = "auto",
     fold_model: Annotated[str, typer.Option("--fold-model", help="Fold-aware model for folded sections (keeps their real pixels away from the band); 'auto' is sff when its weights are present, 'none' interpolates folded sections whole.")] = "auto",

@@ -13,7 +13,7 @@ from emrepair.cli.options import DatasetOpt, JsonOpt, LevelOpt, SkipUnreadableOp
 
 @handle_errors
 def info(
-    path: Annotated[str, typer.Argument(help="Volume: .h5[/dataset], .zarr, .ome.zarr, .tif, or a folder of sections.")],
+    path: Annotated[str, typer.Argument(metavar="PATH", help="Volume: .h5[/dataset], .zarr, .ome.zarr, .tif, or a folder of sections.")],
     dataset: DatasetOpt = None,
     level: LevelOpt = None,
     skip_unreadable: SkipUnreadableOpt = False,

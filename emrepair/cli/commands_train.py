@@ -19,7 +19,7 @@ NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="Hide progres
 
 @handle_errors
 def eval_command(
-    path: Annotated[str, typer.Argument(help="Stack with good sections to drop and repair (never modified).")],
+    path: Annotated[str, typer.Argument(metavar="PATH", help="Stack with good sections to drop and repair (never modified).")],
     model: Annotated[Optional[list[str]], typer.Option("--model", help="Model name, checkpoint path, or auto (what fix --model auto picks for this stack); repeat for several. linear and flow are always added.")] = None,
     gap: Annotated[int, typer.Option("--gap", min=1, help="Drop runs of K consecutive sections, predicted at t = j/(K+1).")] = 1,
     decimate: Annotated[int, typer.Option("--decimate", min=1, help="Isotropic stacks: neighbours D sections away (10 nm FIB-SEM with 4 -> 40 nm).")] = 1,
@@ -101,7 +101,7 @@ def _parse_model_options(items: list[str]) -> dict[str, Any]:
 
 @handle_errors
 def train_command(
-    inputs: Annotated[list[str], typer.Argument(help="Stacks to learn from (their good sections).")],
+    inputs: Annotated[list[str], typer.Argument(metavar="STACK", help="Stacks to learn from (their good sections).")],
     output: Annotated[str, typer.Option("-o", "--output", help="Checkpoint to write (best by validation PSNR).")],
     model: Annotated[str, typer.Option("--model", help="Architecture to train: flowunet (the default model of fix), ssan, dan, tsain, gan, or gan3d / reslice (z super-resolution, isotropic stacks only).")] = "flowunet",
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Optimiser steps in total (default 1000 unless --epochs).")] = None,

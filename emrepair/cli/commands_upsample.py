@@ -12,7 +12,7 @@ from emrepair.cli.errors import handle_errors
 
 @handle_errors
 def upsample_z(
-    path: Annotated[str, typer.Argument(help="Anisotropic volume to upsample (never modified).")],
+    path: Annotated[str, typer.Argument(metavar="PATH", help="Anisotropic volume to upsample (never modified).")],
     output: Annotated[Optional[str], typer.Option("-o", "--output", help="Upsampled volume to write; its format follows the extension.")] = None,
     factor: Annotated[Optional[int], typer.Option("--factor", help="Sections per original interval (integer >= 2): factor - 1 are synthesized between each pair.")] = None,
     target_z: Annotated[Optional[float], typer.Option("--target-z", help="Wanted z spacing in nm; the factor is the input z spacing / target, rounded.")] = None,
