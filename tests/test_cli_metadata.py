@@ -70,3 +70,28 @@ def test_zarr_list_attributes_become_hdf5_arrays(tmp_path: Path) -> None:
         assert list(ds.attrs["offset"]) == [0, 16, 16]
         assert [str(v) for v in ds.attrs["axis_names"]] == ["z", "y", "x"]
         assert json.loads(ds.attrs["extra"]) == {"nested": [1, "a"]}  # structured values: JSON text
+
+
+def test_upsample_rescales_spacing_attributes(tmp_path: Path) -> None:
+    path = stack_h5(tmp_path, voxel_size=np.array([40, 4, 4], dtype=np.int32),
+                    element_size_um=np.array([0.04, 0.004, 0.004]), offset=np.array([1000, 0, 0], dtype=np.int64))
+    result = run("upsample-z", str(path), "-o", str(tmp_path / "u.h5"), "--factor", "2", "--model", "linear",
+                 "--no-repair", "--no-progress")
+    assert result.exit_code == 0, result.output
+    with h5py.File(tmp_path / "u.h5", "r") as f:
+        ds = f[next(iter(f.keys()))]
+        assert ds.attrs["voxel_size"].dtype == np.int32 and list(ds.attrs["voxel_size"]) == [20, 4, 4]
+        assert np.allclose(ds.attrs["element_size_um"], [0.02, 0.004, 0.004])
+        assert list(ds.attrs["offset"]) == [1000, 0, 0]  # a world position, not a spacing: kept as it was
+        assert list(ds.attrs["resolution"]) == [20.0, 4.0, 4.0]
+
+
+def test_rescale_spacing_keeps_types() -> None:
+    from emrepair.io.metadata import rescale_spacing
+
+    attrs = {"voxel_size": [40, 4, 4], "other": [40, 4, 4]}
+    assert rescale_spacing(attrs, (40.0, 4.0, 4.0), (40.0, 4.0, 4.0)) is attrs
+    assert rescale_spacing(attrs, None, (10.0, 4.0, 4.0)) is attrs
+    out = rescale_spacing(attrs, (40.0, 4.0, 4.0), (15.0, 4.0, 4.0))
+    assert out == {"voxel_size": [15, 4, 4], "other": [40, 4, 4]}
+    assert rescale_spacing(attrs, (40.0, 4.0, 4.0), (13.3, 4.0, 4.0))["voxel_size"] == [13.3, 4.0, 4.0]

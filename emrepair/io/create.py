@@ -10,6 +10,7 @@ import numpy as np
 
 from emrepair.errors import OutputError
 from emrepair.io.base import SUPPORTED_DTYPES, VolumeInfo
+from emrepair.io.metadata import rescale_spacing
 from emrepair.io.output_guard import made_by_emrepair
 from emrepair.io.paths import HDF5_SUFFIXES, TIFF_SUFFIXES
 from emrepair.io.section_volume import SLAB_CACHE_BYTES
@@ -133,7 +134,7 @@ def create_output(
         compression=like.compression,
         dataset=dataset,
         labels=labels,
-        attrs={**like.attrs, **(attrs or {})},
+        attrs=rescale_spacing({**like.attrs, **(attrs or {})}, like.voxel_size, voxel_size),
         temp_path=Path(temp_path) if temp_path is not None else None,
         resume=resume,
     )

@@ -121,3 +121,36 @@ def hdf5_attr_value(value: Any) -> Any:
         if arr is not None and arr.dtype.kind == "U":
             return np.array([str(v) for v in arr.ravel()], dtype=h5py.string_dtype()).reshape(arr.shape)
     return json.dumps(to_jsonable(value))
+
+
+# Carried attributes that restate the voxel size (z, y, x) in their own units: funlib/daisy ``voxel_size``,
+# ilastik ``element_size_um``; rescaled when an output's voxel size differs from the input's (upsample-z).
+SPACING_ATTRS = ("voxel_size", "element_size_um")
+
+
+def rescale_spacing(attrs: dict[str, Any], old: tuple[float, float, float] | None,
+                    new: tuple[float, float, float] | None) -> dict[str, Any]:
+    """``attrs`` with each SPACING_ATTRS value of three numbers scaled by ``new / old`` per axis, keeping its type
+    (an int array stays an int array when the scaled values are whole numbers); unchanged when either voxel size
+    is unknown or they are equal."""
+    if old is None or new is None or tuple(old) == tuple(new):
+        return attrs
+    ratio = np.asarray(new, dtype=float) / np.asarray(old, dtype=float)
+    out = dict(attrs)
+    for key in SPACING_ATTRS:
+        value = attrs.get(key)
+        try:
+            arr = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            continue
+        if value is None or arr.shape != (3,):
+            continue
+        scaled = arr * ratio
+        whole = bool(np.all(np.isclose(scaled, np.round(scaled))))
+        if isinstance(value, np.ndarray):
+            out[key] = (np.round(scaled).astype(value.dtype) if value.dtype.kind in "iu" and whole
+                        else scaled.astype(value.dtype if value.dtype.kind == "f" else np.float64))
+        else:
+            integers = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
+            out[key] = [int(round(v)) for v in scaled] if integers and whole else [tidy_size(v) for v in scaled]
+    return out
