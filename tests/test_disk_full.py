@@ -218,3 +218,26 @@ def test_resumed_output_counts_what_it_holds(tmp_path: Path, monkeypatch: pytest
     check_output_space(tmp_path / "out.tif", "tiff", (1, 1000, 1000), "uint8", partial=partial)  # fits
     with pytest.raises(OutputError, match="needs about"):
         check_output_space(tmp_path / "out.tif", "tiff", (1, 1000, 1000), "uint8")
+
+
+@pytest.mark.parametrize("name", ["out.h5", "out.zarr", "outdir"])
+def test_full_disk_at_commit_keeps_the_output_resumable(tmp_path: Path, name: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    data = textured_stack(14, 32)
+    src = write_h5(tmp_path / "in.h5", data)
+    reference = tmp_path / f"ref-{name}"
+    run_fix(src, str(reference), options())
+    cls = WRITERS[name]
+    real_finish = cls._finish
+
+    def failing(self: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cls, "_finish", failing)
+    out = tmp_path / name
+    with pytest.raises(OutputError, match="No space left on device"):
+        run_fix(src, str(out), options())
+    assert not out.exists() and any(p.name.startswith(f".{name}") for p in tmp_path.iterdir())
+    monkeypatch.setattr(cls, "_finish", real_finish)
+    run_fix(src, str(out), options(continue_run=True))
+    np.testing.assert_array_equal(read_all(out), read_all(reference))

@@ -186,6 +186,10 @@ class VolumeWriter:
         try:
             self._guard("finish", self._finish)
             self._guard("move into place", self._move)
+        except OutputError:  # a full disk while finishing: the data are written, keep them for a resumed writer
+            self._state = "released"
+            self._close()
+            raise
         except BaseException:
             self.abort()
             raise
