@@ -136,8 +136,11 @@ class HDF5Writer(VolumeWriter):
 
         self._h5.call(attrs)  # with the reserve still held: a full disk here leaves a resumable file
         self._h5.reserve.release()
-        self._h5.call(self._h5.file.close)
-        self._h5.file = None
+        file, self._h5.file = self._h5.file, None
+        try:
+            file.close()  # everything is flushed already; never retried (closing a failed file twice crashes)
+        except (OSError, RuntimeError) as exc:
+            raise h5_os_error(exc) from exc
 
     def _close(self) -> None:
         if getattr(self, "_h5", None) is not None:
