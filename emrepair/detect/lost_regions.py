@@ -4,14 +4,16 @@ A section is cut into square cells of ``config.flat_block_px`` pixels. A cell is
 
 * flat: its standard deviation is below ``flat_tolerance`` of the section's 1-99 % range (black, white,
   constant or saturated fill, and what lies beyond a torn edge), or mostly non-finite, or its neighbourhood lies
-  near the section's black or white end (``lost_stripe_level``) with little contrast (``lost_smooth_std`` of
-  the section's standard deviation): an empty film or a saturated detector with a little noise;
+  near the section's black end (``lost_stripe_level``) or in the top 2 % of an integer range, with little
+  contrast (``lost_smooth_std`` of the section's standard deviation): an empty film or a saturated detector with
+  a little noise;
 * noise: its neighbourhood (3 x 3 cells) has no spatial correlation (lag-1 autocorrelation below
   ``lost_noise_autocorr``) although its contrast is tissue-like (standard deviation at least
   ``lost_noise_std`` of the section's): EM texture is correlated from pixel to pixel, shot noise in a light
   lumen is weak, and a detector dropout filled with noise is neither;
-* stripe: it lies on a full row or column (``lost_stripe_cover`` of its pixels) near the section's black or
-  white end, as a beam or detector dropout leaves.
+* stripe: a full row or column (``lost_stripe_cover`` of its pixels) near the section's black or white end, or
+  noise along its whole length, as a beam or detector dropout leaves; stripes are kept as rows and columns at
+  full resolution, not as cells.
 
 Lost cells are closed (holes of one cell filled), components smaller than ``lost_min_region`` of the section
 are dropped, and the rest is grown by one cell so that the cells a region's edge crosses belong to it (the
@@ -46,6 +48,8 @@ class LostRegions:
         shape: the section's (height, width).
         fractions: lost fraction of the section by cause (``LOST_KINDS``), before clean-up; overlapping.
         core: the cells found lost before the region was grown by one cell (None: the same as ``cells``).
+        rows, cols: bool masks (height,) and (width,) of whole lost rows and columns (dropout stripes), found at
+            full resolution; None when there are none.
     """
 
     cells: np.ndarray
@@ -53,36 +57,54 @@ class LostRegions:
     shape: tuple[int, int]
     fractions: dict[str, float]
     core: np.ndarray | None = None
+    rows: np.ndarray | None = None
+    cols: np.ndarray | None = None
+
+    def any(self) -> bool:
+        """Whether anything is lost."""
+        return bool(self.cells.any() or (self.rows is not None and self.rows.any())
+                    or (self.cols is not None and self.cols.any()))
 
     @property
     def fraction(self) -> float:
         """Estimated fraction of the section's area that is lost: halfway between the cells found lost and
-        the region grown by one cell (the cells an edge crosses are partly lost)."""
-        if not self.cells.any():
+        the region grown by one cell (the cells an edge crosses are partly lost); stripes count exactly."""
+        if not self.any():
             return 0.0
         grown = float(self.mask().mean())
         if self.core is None:
             return grown
-        core = float(cells_to_mask(self.core, self.cell, self.shape).mean())
-        return 0.5 * (core + grown)
+        core = LostRegions(self.core, self.cell, self.shape, {}, None, self.rows, self.cols)
+        return 0.5 * (float(core.mask().mean()) + grown)
 
     def mask(self, shape: tuple[int, int] | None = None) -> np.ndarray:
         """Bool mask of the lost pixels at ``shape`` (default the section's own)."""
-        return cells_to_mask(self.cells, self.cell, self.shape, shape)
+        full = self.window(slice(0, self.shape[0]), slice(0, self.shape[1]))
+        if shape is not None and tuple(shape) != tuple(self.shape):
+            full = cv2.resize(full.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+        return full
 
     def window(self, ys: slice, xs: slice) -> np.ndarray:
         """Bool mask of the lost pixels in rows ``ys`` and columns ``xs`` of the section (full resolution)."""
         gh, gw = self.cells.shape
         rows = np.minimum(np.arange(ys.start, ys.stop) // self.cell, gh - 1)
         cols = np.minimum(np.arange(xs.start, xs.stop) // self.cell, gw - 1)
-        return self.cells[rows[:, None], cols[None, :]]
+        out = self.cells[rows[:, None], cols[None, :]]
+        if self.rows is not None:
+            out |= self.rows[ys][:, None]
+        if self.cols is not None:
+            out |= self.cols[xs][None, :]
+        return out
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form: cell, grid and the cells packed, zlib-compressed and base64-encoded."""
-        packed = np.packbits(self.cells.astype(bool), axis=None)
-        return {"cell": int(self.cell), "grid": [int(s) for s in self.cells.shape],
-                "shape": [int(s) for s in self.shape],
-                "cells": base64.b64encode(zlib.compress(packed.tobytes(), 9)).decode("ascii")}
+        """JSON form: cell, grid and the cells (and stripe rows / columns) packed, compressed, base64-encoded."""
+        out = {"cell": int(self.cell), "grid": [int(s) for s in self.cells.shape],
+               "shape": [int(s) for s in self.shape], "cells": _pack(self.cells)}
+        for name in ("rows", "cols"):
+            lines = getattr(self, name)
+            if lines is not None and lines.any():
+                out[name] = _pack(lines)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "LostRegions":
@@ -91,27 +113,26 @@ class LostRegions:
         shape = tuple(int(s) for s in data["shape"])
         if len(grid) != 2 or len(shape) != 2 or min(grid) < 1:
             raise ValueError(f"bad region grid {list(grid)}")
-        try:
-            raw = np.frombuffer(zlib.decompress(base64.b64decode(data["cells"])), np.uint8)
-        except zlib.error as exc:
-            raise ValueError(f"region cells are corrupt: {exc}") from exc
-        bits = np.unpackbits(raw)[: grid[0] * grid[1]]
-        if bits.size != grid[0] * grid[1]:
-            raise ValueError("region cells are truncated")
-        return cls(bits.reshape(grid).astype(bool), int(data["cell"]), shape, {})
+        cells = _unpack(data["cells"], grid[0] * grid[1]).reshape(grid)
+        lines = [_unpack(data[name], n) if name in data else None for name, n in (("rows", shape[0]), ("cols", shape[1]))]
+        return cls(cells, int(data["cell"]), shape, {}, None, *lines)
 
 
-def cells_to_mask(cells: np.ndarray, cell: int, section_shape: tuple[int, int],
-                  shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Bool pixel mask of ``cells`` (side ``cell`` px in a section of ``section_shape``), resized to ``shape``."""
-    h, w = section_shape
-    gh, gw = cells.shape
-    rows = np.minimum(np.arange(h) // cell, gh - 1)
-    cols = np.minimum(np.arange(w) // cell, gw - 1)
-    full = cells[rows[:, None], cols[None, :]]
-    if shape is not None and tuple(shape) != (h, w):
-        full = cv2.resize(full.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
-    return full
+def _pack(bits: np.ndarray) -> str:
+    """Bool array -> packed bits, zlib, base64 text."""
+    return base64.b64encode(zlib.compress(np.packbits(bits.astype(bool), axis=None).tobytes(), 9)).decode("ascii")
+
+
+def _unpack(text: str, size: int) -> np.ndarray:
+    """Inverse of ``_pack`` for ``size`` bits; ValueError when corrupt or short."""
+    try:
+        raw = np.frombuffer(zlib.decompress(base64.b64decode(text)), np.uint8)
+    except zlib.error as exc:
+        raise ValueError(f"region cells are corrupt: {exc}") from exc
+    bits = np.unpackbits(raw)[:size]
+    if bits.size != size:
+        raise ValueError("region cells are truncated")
+    return bits.astype(bool)
 
 
 def _cell_sums(values: np.ndarray, cell: int) -> dict[str, np.ndarray]:
@@ -163,40 +184,28 @@ def _noisy_lines(values: np.ndarray, axis: int, cell: int, config: DetectConfig,
     return noisy.mean(axis=1) >= config.lost_stripe_cover
 
 
-def _stripe_cells(values: np.ndarray, cell: int, grid: tuple[int, int], config: DetectConfig) -> np.ndarray:
-    """Cells on rows or columns that lie, nearly all along, at the section's black or white end, or that
-    are noise along their whole length (a dropout filled with detector noise)."""
-    sample = values[::2, ::2]
-    lo, median, hi = (float(v) for v in np.percentile(sample, [0.0, 50.0, 100.0]))
-    dark = lo + config.lost_stripe_level * (median - lo)
-    bright = hi - config.lost_stripe_level * (hi - median)
-    out = np.zeros(grid, bool)
-    if not hi > lo:
-        return out
-    gh, gw = grid
-    global_std = float(sample.std())
-    found = [(_noisy_lines(values, 1, cell, config, global_std), _noisy_lines(values, 0, cell, config, global_std))]
-    for extreme in (values <= dark, values >= bright):
-        found.append((extreme.mean(axis=1) >= config.lost_stripe_cover,
-                      extreme.mean(axis=0) >= config.lost_stripe_cover))
-    for rows, cols in found:
-        for line, axis_len, axis in ((rows, gh, 0), (cols, gw, 1)):
-            if not line.any():
-                continue
-            per_cell = line[: axis_len * cell].reshape(axis_len, cell).mean(axis=1) >= 0.5
-            if axis == 0:
-                out |= per_cell[:, None]
-            else:
-                out |= per_cell[None, :]
-    return out
+def _stripe_lines(values: np.ndarray, cell: int, config: DetectConfig, median: float,
+                  global_std: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns that lie, nearly all along, at the section's black or white end (measured from the
+    tissue's ``median``), or that are noise along their whole length; grown by a pixel each side."""
+    lo, hi = float(values.min()), float(values.max())
+    rows, cols = _noisy_lines(values, 1, cell, config, global_std), _noisy_lines(values, 0, cell, config, global_std)
+    if hi > lo:
+        for extreme in (values <= lo + config.lost_stripe_level * (median - lo),
+                        values >= hi - config.lost_stripe_level * (hi - median)):
+            rows |= extreme.mean(axis=1) >= config.lost_stripe_cover
+            cols |= extreme.mean(axis=0) >= config.lost_stripe_cover
+    grow = lambda line: np.convolve(line.astype(np.uint8), np.ones(3, np.uint8), mode="same") > 0  # noqa: E731
+    return grow(rows), grow(cols)
 
 
 def find_lost_regions(values: np.ndarray, nonfinite: np.ndarray | None, config: DetectConfig,
-                      exclude: np.ndarray | None = None) -> LostRegions:
+                      exclude: np.ndarray | None = None, saturation: float | None = None) -> LostRegions:
     """The lost regions of a cleaned float32 section (see ``section_stats.clean_section``).
 
     ``exclude`` is a bool pixel mask (any resolution) of areas known to be something else (a fold band): never
-    lost.
+    lost. ``saturation``: for integer data, the level above which a smooth area is a saturated detector (see
+    ``saturation_level``).
     """
     h, w = values.shape
     cell = max(2, int(config.flat_block_px))
@@ -223,21 +232,40 @@ def find_lost_regions(values: np.ndarray, nonfinite: np.ndarray | None, config: 
     wstd = np.sqrt(np.clip(windowed["xx"] / n_win - wmean * wmean, 0.0, None))
     global_std = float(sample.std())
     noise = (autocorr < config.lost_noise_autocorr) & (wstd >= config.lost_noise_std * global_std) & ~flat
-    stripe = _stripe_cells(values, cell, grid, config)
-    # nearly black or white and nearly flat (a dark film or a saturated detector with a little noise)
-    p0, p100 = (float(v) for v in np.percentile(values[::2, ::2], [0.0, 100.0]))
-    extreme = ((wmean <= p0 + config.lost_stripe_level * (median - p0))
-               | (wmean >= p100 - config.lost_stripe_level * (p100 - median)))
-    flat |= extreme & (wstd < config.lost_smooth_std * global_std)
-    lost = flat | noise | stripe
-    fractions = {"flat": float(flat.mean()), "noise": float(noise.mean()), "stripe": float(stripe.mean())}
+    smooth = wstd < config.lost_smooth_std * global_std
+    tissue_median = float(np.median(wmean[~smooth])) if (~smooth).any() else median
+    rows, cols = _stripe_lines(values, cell, config, tissue_median, global_std)
+    # nearly black and nearly flat (an empty film with a little noise), or saturated with a little noise (light
+    # lumens are smooth too, but not at the top of the integer range)
+    extreme = wmean <= float(values.min()) + config.lost_stripe_level * (tissue_median - float(values.min()))
+    if saturation is not None:
+        extreme |= wmean >= saturation
+    flat |= extreme & smooth
     if exclude is not None and exclude.any():
         excluded = cv2.resize(exclude.astype(np.uint8), (grid[1], grid[0]), interpolation=cv2.INTER_AREA) > 0
         excluded = cv2.dilate(excluded.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-        lost &= ~excluded
-    core = _clean_cells(lost, config)
+        flat &= ~excluded
+        noise &= ~excluded
+        band = cv2.resize(exclude.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+        rows &= band.mean(axis=1) < 0.5
+        cols &= band.mean(axis=0) < 0.5
+    stripe_area = 1.0 - (1.0 - rows.mean()) * (1.0 - cols.mean())
+    if stripe_area < config.lost_min_region:
+        rows, cols, stripe_area = np.zeros_like(rows), np.zeros_like(cols), 0.0
+    fractions = {"flat": float(flat.mean()), "noise": float(noise.mean()), "stripe": float(stripe_area)}
+    core = _clean_cells(flat | noise, config)
     grown = cv2.dilate(core.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0 if core.any() else core
-    return LostRegions(grown, cell, (h, w), fractions, core)
+    return LostRegions(grown, cell, (h, w), fractions, core, rows if rows.any() else None,
+                       cols if cols.any() else None)
+
+
+def saturation_level(dtype: np.dtype) -> float | None:
+    """The top 2 % of an integer dtype's range (None for floats, whose range says nothing)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "ui":
+        return None
+    info = np.iinfo(dtype)
+    return float(info.max) - 0.02 * (float(info.max) - float(info.min))
 
 
 def _clean_cells(lost: np.ndarray, config: DetectConfig) -> np.ndarray:
@@ -253,18 +281,36 @@ def _clean_cells(lost: np.ndarray, config: DetectConfig) -> np.ndarray:
 
 
 def is_torn_edge(band: np.ndarray, regions: LostRegions) -> bool:
-    """Whether a dark band (a fold candidate; bool mask at any resolution) is rather the lost part beyond a torn
-    edge: mostly lost cells, with tissue on one side only (a fold has the section on both sides of its band)."""
+    """Whether a dark band (a fold candidate; bool mask at any resolution) is rather lost tissue: mostly lost
+    cells, with tissue on one side only (beyond a torn edge; a fold has the section on both sides of its band),
+    made of whole rows or columns (a dropout stripe; folds run at any angle), or part of a lost area more than
+    twice its size."""
     grid = regions.cells.shape
     cells = cv2.resize(band.astype(np.float32), (grid[1], grid[0]), interpolation=cv2.INTER_AREA) > 0.5
     area = int(cells.sum())
     lost = regions.core if regions.core is not None else regions.cells
+    if regions.rows is not None or regions.cols is not None:  # stripes too, at the cells' resolution
+        lines = LostRegions(np.zeros_like(lost), regions.cell, regions.shape, {}, None, regions.rows, regions.cols)
+        lost = lost | (cv2.resize(lines.mask().astype(np.float32), (grid[1], grid[0]),
+                                  interpolation=cv2.INTER_AREA) > 0.5)
     if area == 0 or (cells & lost).sum() < 0.25 * area:
         return False
+    full_rows = cells[cells.mean(axis=1) >= 0.85].sum() if cells.shape[1] else 0
+    full_cols = cells[:, cells.mean(axis=0) >= 0.85].sum() if cells.shape[0] else 0
+    if (cells & lost).sum() >= 0.5 * area and max(full_rows, full_cols) >= 0.6 * area:
+        return True
+    # lost area reaching far beyond the band (twice its size) is not explained by it
+    count, labels = cv2.connectedComponents(lost.astype(np.uint8), connectivity=8)
+    touching = np.unique(labels[cells & lost])
+    if count > 1 and np.isin(labels, touching[touching > 0]).sum() > 2 * area:
+        return True
     # width and length of the band in cells, from its area and its distance transform
     inside = cv2.distanceTransform(np.pad(cells, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
     width = max(1.0, 2.0 * float(inside.max()))
     length = area / width
+    # a wide band only partly on lost cells straddles the edge of a lost area (a fold is dark all across)
+    if width >= 3 and (cells & lost).sum() < 0.85 * area:
+        return True
     # the tissue just outside the band: on both sides along its length for a fold
-    ring = (cv2.dilate(cells.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) & ~cells & ~regions.cells
+    ring = (cv2.dilate(cells.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) & ~cells & ~lost
     return float(ring.sum()) / (4.0 * length) < 0.75

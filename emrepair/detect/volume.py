@@ -10,7 +10,7 @@ import numpy as np
 
 from emrepair.detect.config import DetectConfig
 from emrepair.detect.fold_detect import FoldFinding, find_folds
-from emrepair.detect.lost_regions import LostRegions, find_lost_regions, is_torn_edge
+from emrepair.detect.lost_regions import LostRegions, find_lost_regions, is_torn_edge, saturation_level
 from emrepair.detect.report import Defect, DetectionReport
 from emrepair.detect.section_stats import SectionStats, clean_section, half_size, missing_score, section_stats
 from emrepair.detect.similarity import shift_tolerant_ncc, small_normalised
@@ -43,7 +43,8 @@ def _analyse(section: np.ndarray, z: int, config: DetectConfig) -> _Pending:
     values, nonfinite = clean_section(section)
     half = half_size(values)
     stats = section_stats(values, nonfinite, config, half)
-    regions = find_lost_regions(values, nonfinite, config)
+    saturation = saturation_level(section.dtype)
+    regions = find_lost_regions(values, nonfinite, config, saturation=saturation)
     score = missing_score(stats, config, regions=regions.fraction)
     folds: list[FoldFinding] = []
     small = None
@@ -60,12 +61,13 @@ def _analyse(section: np.ndarray, z: int, config: DetectConfig) -> _Pending:
                 small = small_normalised(half, config.analysis_side)
             else:
                 folds = []
-    if folds and regions.cells.any():
+    if folds and regions.any():
         # a dark band of lost cells with tissue on one side only is a torn edge, not a fold
         folds = [f for f in folds if not is_torn_edge(_band_mask([f], values.shape), regions)]
         score = missing_score(stats, config, regions=regions.fraction)
-    if folds and regions.cells.any():  # what a fold band explains is not lost
-        regions = find_lost_regions(values, nonfinite, config, exclude=_band_mask(folds, values.shape))
+    if folds and regions.any():  # what a fold band explains is not lost
+        regions = find_lost_regions(values, nonfinite, config, exclude=_band_mask(folds, values.shape),
+                                    saturation=saturation)
     partial = score <= config.missing_threshold and regions.fraction >= config.min_lost_fraction
     if partial:
         small = None  # a partly lost section says little about its neighbours' similarity
