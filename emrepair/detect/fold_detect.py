@@ -1,53 +1,67 @@
-"""Find support-film folds in one section: dark, long, straight or slightly curved bands.
+"""Find support-film folds in one section: dark, long, straight or gently curved bands crossing it.
 
-Candidates come from a probabilistic Hough transform of the section's darkest pixels at a reduced scale
-(as Huang et al. detect folds); each is then followed along its chord with perpendicular profiles, which
-rejects membranes, mitochondria and dark blobs (they are not dark along most of a long line with a
-consistent width), and refined at full resolution.
+Candidates come from probabilistic Hough transforms of the section's darkest pixels (as Huang et al.
+detect folds), in three passes over the section's darkness against its local tissue (see
+``fold_scales``): thin near-black lines at full resolution, dark bands at the working scale and faint bands
+on a coarse copy. Each candidate is followed along its chord with perpendicular profiles (joining broken
+pieces, following curves), refined at full resolution and kept when it is dark against the tissue on both
+sides along most of a stretch that crosses the section; membranes, mitochondria, dark blobs and short
+streaks fail one of these. Its band is then segmented from the pixels (``fold_mask``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from emrepair.detect.config import DetectConfig
 from emrepair.detect.fold_geometry import FoldCurve, chord_through, realign
-from emrepair.detect.fold_trace import Trace, trace_band
+from emrepair.detect.fold_mask import segment_band, union_mask
+from emrepair.detect.fold_scales import FoldPass, TissueLevel, fold_passes
+from emrepair.detect.fold_trace import Trace, screen_band, trace_band
 
-_MAX_CANDIDATES = 8
+_MAX_CANDIDATES = 6
+_MAX_GAP = 0.15  # broken folds: pieces are joined over gaps of up to this fraction of the chord
 
 
 @dataclass
 class FoldFinding:
-    """One fold in full-resolution pixels: centre curve, width, score and the measures behind the score."""
+    """One fold in full-resolution pixels: centre curve, width, score, the measures behind the score and
+    its band mask (bool, the section's shape; None when not segmented)."""
 
     curve: FoldCurve
     width_px: float
     score: float
     coverage: float
     band_ratio: float
+    mask: np.ndarray | None = field(default=None, repr=False)
+    kind: str = "dark"
+    contrast: float = 1.0
+    width_spread: float = 0.0
+    span: float = 1.0
+    level_spread: float = 0.0
 
 
 def working_factor(config: DetectConfig) -> int:
-    """Downsampling factor at which the narrowest fold is still about 2.5 pixels wide."""
+    """Downsampling factor at which the narrowest fold of the dark pass is still about 2.5 pixels wide."""
     return max(1, int(config.fold_min_width_px // 2.5))
 
 
-def _candidate_segments(ratio: np.ndarray, config: DetectConfig) -> np.ndarray:
-    """Hough segments (N, 4) of x0, y0, x1, y1 over the darkest pixels, longest first."""
+def _candidate_segments(ratio: np.ndarray, spec: FoldPass) -> np.ndarray:
+    """Hough segments (N, 4) of x0, y0, x1, y1 over the pass's dark pixels, longest first."""
     h, w = ratio.shape
     side = min(h, w)
-    dark = (ratio < config.fold_dark_ratio).astype(np.uint8)
+    dark = (ratio < spec.dark).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(dark, connectivity=8)
     extent = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
-    keep = (extent >= 0.2 * side).astype(np.uint8)
+    keep = (extent >= spec.min_extent * side).astype(np.uint8)
     keep[0] = 0
     dark = keep[labels] * np.uint8(255)
-    segments = cv2.HoughLinesP(dark, 1, np.pi / 180, threshold=max(10, int(0.15 * side)),
-                               minLineLength=max(8, int(0.25 * side)), maxLineGap=max(3, int(0.03 * side)))
+    votes, shortest = spec.hough
+    segments = cv2.HoughLinesP(dark, 1, np.pi / 180, threshold=max(10, int(votes * side)),
+                               minLineLength=max(8, int(shortest * side)), maxLineGap=max(3, int(0.03 * side)))
     if segments is None:
         return np.zeros((0, 4), np.float32)
     segments = segments.reshape(-1, 4).astype(np.float32)
@@ -55,28 +69,37 @@ def _candidate_segments(ratio: np.ndarray, config: DetectConfig) -> np.ndarray:
     return segments[np.argsort(-lengths)]
 
 
-def _trace_candidate(ratio: np.ndarray, segment: np.ndarray, config: DetectConfig, factor: int) -> Trace | None:
-    """Follow one Hough segment at the working scale."""
+def _trace_candidate(ratio: np.ndarray, segment: np.ndarray, spec: FoldPass, config: DetectConfig) -> Trace | None:
+    """Follow one Hough segment at the pass's scale."""
+    f = spec.factor
     p0, p1 = segment[:2].astype(np.float64), segment[2:].astype(np.float64)
     tangent = (p1 - p0) / max(np.linalg.norm(p1 - p0), 1e-9)
     chord = chord_through(p0, tangent, ratio.shape)
     if chord is None:
         return None
     origin, length = chord
-    # the Hough line lies on the band: its offset from the chord through p0 is zero
+    tol = int(max(2, 0.03 * length))  # a gently curved fold stays this close to its chord
     curve = FoldCurve(origin, tangent, (0.0, 0.0, 0.0), 0.0, length)
-    half = int(config.fold_max_width_px / factor / 2 + 0.06 * length + 3)
-    widths = (0.4 * config.fold_min_width_px / factor, config.fold_max_width_px / factor)
-    first = trace_band(ratio, curve, length, half, tol=3.0, edge_ratio=config.fold_edge_ratio, width_range=widths)
+    half = int(spec.widths[1] / f / 2 + 0.06 * length + 3)
+    widths = (spec.widths[0] / f, spec.widths[1] / f)
+    # a quick look first: most candidates in tissue end here
+    coverage, span = screen_band(ratio, curve, length, half, tol + 1, spec.edge, widths, _MAX_GAP)
+    if coverage < 0.6 or span < 0.75:
+        return None
+    first = trace_band(ratio, curve, length, half, tol=float(tol + 1), edge_ratio=spec.edge, width_range=widths,
+                       passes=2, max_gap=_MAX_GAP, consistent=spec.consistent)
     if first is None:
         return None
+    if abs(first.curve.coeffs[1]) < 0.02 and abs(first.curve.coeffs[2]) * length < 0.05 and first.span > 0.9:
+        return first  # already along the band's own chord
     # the Hough segment may cross a wide band at an angle: trace again along the band's own chord
     aligned = realign(first.curve, ratio.shape)
     if aligned is None:
         return None
     curve, length = aligned
     half = int(first.width / 2 + _bow(curve, length) + 6)
-    return trace_band(ratio, curve, length, half, tol=3.0, edge_ratio=config.fold_edge_ratio, width_range=widths)
+    return trace_band(ratio, curve, length, half, tol=3.0, edge_ratio=spec.edge, width_range=widths,
+                      max_gap=_MAX_GAP, consistent=spec.consistent)
 
 
 def _bow(curve: FoldCurve, length: float) -> float:
@@ -85,24 +108,26 @@ def _bow(curve: FoldCurve, length: float) -> float:
     return float(np.abs(curve.offset(s)).max())
 
 
-def _refine(full_ratio: np.ndarray, coarse: Trace, config: DetectConfig, factor: int) -> Trace | None:
-    """Re-trace a working-scale band on the full-resolution section for exact centre and width."""
-    aligned = realign(coarse.curve.scaled(factor), full_ratio.shape)
+def _refine(full_ratio: np.ndarray, coarse: Trace, spec: FoldPass) -> tuple[Trace, float] | None:
+    """Re-trace a band on the full-resolution section for its exact centre and width; with the chord."""
+    f = spec.factor
+    aligned = realign(coarse.curve.scaled(f) if f > 1 else coarse.curve, full_ratio.shape)
     if aligned is None:
         return None
     start, length = aligned
-    half = int(coarse.width * factor / 2 + _bow(start, length) + 3 * factor + 3)
-    widths = (0.4 * config.fold_min_width_px, config.fold_max_width_px * 1.2)
-    return trace_band(full_ratio, start, length, half, tol=2.0 * factor, edge_ratio=config.fold_edge_ratio,
-                      width_range=widths, passes=2)
+    half = int(coarse.width * f / 2 + _bow(start, length) + 3 * f + 3)
+    trace = trace_band(full_ratio, start, length, half, tol=2.0 * f, edge_ratio=spec.edge,
+                       width_range=spec.widths, passes=2, max_gap=_MAX_GAP, consistent=spec.consistent)
+    return None if trace is None else (trace, length)
 
 
 def _score(trace: Trace, length_fraction: float, config: DetectConfig) -> float:
-    """Fold score in [0, 1]: coverage of a long band, times how dark it is, times how long."""
-    darkness = np.clip((0.6 - trace.band_ratio) / 0.35, 0.0, 1.0)
+    """Fold score in [0, 1]: coverage of a long band, times how much darker than its sides, times length."""
+    darkness = np.clip((trace.contrast - 0.15) / 0.2, 0.0, 1.0)
     length = np.clip(length_fraction / config.fold_min_length, 0.0, 1.0)
     consistency = np.clip(1.5 - trace.width_spread, 0.0, 1.0)
-    return float(trace.coverage * darkness * length * consistency)
+    coverage = np.clip(trace.coverage / config.fold_min_coverage, 0.0, 1.0)
+    return float(coverage * darkness * length * consistency)
 
 
 def _same_band(a: FoldCurve, b: FoldCurve, width: float) -> bool:
@@ -114,45 +139,68 @@ def _same_band(a: FoldCurve, b: FoldCurve, width: float) -> bool:
     return bool(np.median(np.abs(across - a.offset(along))) < max(width, 3.0))
 
 
+def _accept(trace: Trace, shape: tuple[int, int], spec: FoldPass, config: DetectConfig) -> float:
+    """The fold score of a full-resolution trace found by pass ``spec``, or 0 when it is not a fold."""
+    length_fraction = (trace.curve.s1 - trace.curve.s0) / min(shape)
+    if length_fraction < config.fold_min_length or trace.span < config.fold_min_span:
+        return 0.0
+    if trace.coverage < max(config.fold_min_coverage_broken, spec.min_coverage):
+        return 0.0
+    if trace.coverage < config.fold_min_coverage and trace.width_spread > 0.5:
+        return 0.0  # broken pieces of one fold have one width; a chain of membranes does not
+    if trace.contrast < config.fold_min_contrast:
+        return 0.0
+    score = _score(trace, length_fraction, config)
+    return score if score >= config.fold_threshold else 0.0
+
+
 def find_folds(values: np.ndarray, black: float, median: float, config: DetectConfig,
                half: np.ndarray | None = None) -> list[FoldFinding]:
     """All folds in a cleaned float32 section whose intensities are measured above ``black``.
 
-    ``half`` may pass the section already area-averaged 2x2, reused when the working factor is 2.
+    ``half`` (the section area-averaged 2x2) is accepted for compatibility; the passes build their own
+    images from the section's darkness against its local tissue.
     """
     if values.ndim != 2:
         raise ValueError(f"expected a 2-D section, got shape {values.shape}")
     h, w = values.shape
     if min(h, w) < 32 or median - black <= 0:
         return []
-    factor = working_factor(config)
-    gain = np.float32(1.0 / (median - black))
-    full_ratio = (values - np.float32(black)) * gain
-    ratio = full_ratio
-    if factor == 2 and half is not None:
-        ratio = (half - np.float32(black)) * gain
-    elif factor > 1:
-        ratio = cv2.resize(full_ratio, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
+    tissue = TissueLevel(values, black, median)
     found: list[FoldFinding] = []
-    for segment in _candidate_segments(ratio, config)[:_MAX_CANDIDATES]:
-        if any(_same_band(f.curve.scaled(1.0 / factor), _segment_curve(segment), f.width_px / factor) for f in found):
-            continue
-        coarse = _trace_candidate(ratio, segment, config, factor)
-        if coarse is None or coarse.coverage < config.fold_min_coverage:
-            continue
-        fine = _refine(full_ratio, coarse, config, factor) if factor > 1 else coarse
-        if fine is None:
-            continue
-        length_fraction = (fine.curve.s1 - fine.curve.s0) / min(h, w)
-        if length_fraction < config.fold_min_length:
-            continue
-        score = _score(fine, length_fraction, config)
-        if score < config.fold_threshold or fine.coverage < config.fold_min_coverage:
-            continue
-        if any(_same_band(f.curve, fine.curve, f.width_px) for f in found):
-            continue
-        found.append(FoldFinding(fine.curve, fine.width, score, fine.coverage, fine.band_ratio))
+    for spec in fold_passes((h, w), config.fold_min_width_px, config.fold_max_width_px):
+        ratio = tissue.at(spec)
+        f = spec.factor
+        tried: list[FoldCurve] = []
+        for segment in _candidate_segments(ratio, spec)[:_MAX_CANDIDATES]:
+            seg = _segment_curve(segment)
+            if any(_same_band(fd.curve.scaled(1.0 / f), seg, fd.width_px / f) for fd in found):
+                continue
+            if any(_same_band(t, seg, 3.0) for t in tried):  # the same line as a candidate already followed
+                continue
+            tried.append(seg)
+            coarse = _trace_candidate(ratio, segment, spec, config)
+            if coarse is None or coarse.coverage < config.fold_min_coverage_broken:
+                continue
+            full_ratio = tissue.full()
+            refined = _refine(full_ratio, coarse, spec)
+            if refined is None:
+                continue
+            fine, chord = refined
+            score = _accept(fine, (h, w), spec, config)
+            if score <= 0 or any(_same_band(fd.curve, fine.curve, fd.width_px) for fd in found):
+                continue
+            mask = segment_band(full_ratio, fine.curve, fine.width, fine.band_ratio, fine.side_ratio, chord)
+            found.append(FoldFinding(fine.curve, fine.width, score, fine.coverage, fine.band_ratio, mask, spec.name,
+                                     fine.contrast, fine.width_spread, fine.span, fine.level_spread))
     return found
+
+
+def fold_band_mask(folds: list[FoldFinding], shape: tuple[int, int], max_side: int) -> np.ndarray:
+    """Union of the folds' band masks (segmented from the pixels; a fold without one is drawn from its
+    curve and width), at most ``max_side`` on the long side. Called by ``detect.volume``."""
+    masks = [f.mask if f.mask is not None else f.curve.band_mask(shape, f.width_px) for f in folds]
+    return union_mask(masks, shape, max_side)
 
 
 def _segment_curve(segment: np.ndarray) -> FoldCurve:

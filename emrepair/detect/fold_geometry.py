@@ -1,4 +1,4 @@
-"""A fold's centre curve: a parabola over a chord, in (along, across) chord coordinates."""
+"""A fold's centre curve: a parabola over a chord plus a piecewise-linear meander, in chord coordinates."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import numpy as np
 
 @dataclass
 class FoldCurve:
-    """Centre line ``across = c0 + c1 * s + c2 * s**2`` for ``s`` in [s0, s1] along a chord from ``origin``.
+    """Centre line ``across = c0 + c1 * s + c2 * s**2 (+ meander(s))`` for ``s`` in [s0, s1] along a chord
+    from ``origin``.
 
     ``origin`` is (x, y); ``tangent``/``normal`` are unit (x, y) vectors; all lengths in the pixels of the
-    image the curve was fitted in.
+    image the curve was fitted in. ``detail``, when set, is (knot positions, offsets) of a piecewise-linear
+    meander added to the parabola (a fold that wanders more than a parabola bends).
     """
 
     origin: np.ndarray
@@ -21,6 +23,7 @@ class FoldCurve:
     coeffs: tuple[float, float, float]
     s0: float
     s1: float
+    detail: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def normal(self) -> np.ndarray:
@@ -30,7 +33,10 @@ class FoldCurve:
     def offset(self, s: np.ndarray) -> np.ndarray:
         """Across-chord offset of the centre at positions ``s``."""
         c0, c1, c2 = self.coeffs
-        return c0 + c1 * s + c2 * s * s
+        out = c0 + c1 * s + c2 * s * s
+        if self.detail is not None:
+            out = out + np.interp(s, self.detail[0], self.detail[1])
+        return out
 
     def points(self, s: np.ndarray) -> np.ndarray:
         """(N, 2) image (x, y) points of the centre at positions ``s``."""
@@ -41,14 +47,17 @@ class FoldCurve:
         """The same curve in an image ``factor`` times larger (pixel centres kept aligned)."""
         shift = (factor - 1) / 2  # pixel centre i in the small image sits at i*factor + shift
         c0, c1, c2 = self.coeffs
+        detail = None if self.detail is None else (self.detail[0] * factor, self.detail[1] * factor)
         return FoldCurve(self.origin * factor + shift, self.tangent.copy(), (c0 * factor, c1, c2 / factor),
-                         self.s0 * factor, self.s1 * factor)
+                         self.s0 * factor, self.s1 * factor, detail)
 
     def segments(self, width: float) -> list[list[float]]:
         """The curve as [[x0, y0, x1, y1], ...]: one segment when nearly straight, else four."""
         c2 = self.coeffs[2]
         bow = abs(c2) * (self.s1 - self.s0) ** 2 / 4
         pieces = 1 if bow < max(1.0, width / 4) else 4
+        if self.detail is not None and np.abs(self.detail[1]).max() >= max(1.0, width / 4):
+            pieces = 8
         s = np.linspace(self.s0, self.s1, pieces + 1)
         pts = self.points(s)
         return [[round(float(v), 1) for v in (*pts[i], *pts[i + 1])] for i in range(pieces)]
@@ -69,7 +78,7 @@ def realign(curve: FoldCurve, shape: tuple[int, int]) -> tuple[FoldCurve, float]
 
     Returns the curve (with s0/s1 in the new frame) and the new chord's length inside the image.
     """
-    s = np.linspace(curve.s0, curve.s1, 32)
+    s = np.linspace(curve.s0, curve.s1, 64 if curve.detail is not None else 32)
     pts = curve.points(s)
     direction = pts[-1] - pts[0]
     norm = float(np.linalg.norm(direction))
@@ -84,7 +93,13 @@ def realign(curve: FoldCurve, shape: tuple[int, int]) -> tuple[FoldCurve, float]
     along = rel @ tangent
     across = rel @ np.array([-tangent[1], tangent[0]])
     c2, c1, c0 = np.polyfit(along, across, 2)
-    return FoldCurve(origin, tangent, (float(c0), float(c1), float(c2)), float(along[0]), float(along[-1])), length
+    detail = None
+    if curve.detail is not None:
+        residual = across - (c0 + c1 * along + c2 * along * along)
+        order = np.argsort(along)
+        detail = (along[order], residual[order])
+    return FoldCurve(origin, tangent, (float(c0), float(c1), float(c2)), float(along.min()), float(along.max()),
+                     detail), length
 
 
 def chord_through(point: np.ndarray, tangent: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, float] | None:

@@ -22,6 +22,9 @@ class Trace:
         coverage: fraction of positions in [s0, s1] where a band of consistent width sits on the curve.
         band_ratio: median darkness of the band's centre relative to the section's median.
         width_spread: inter-quartile range of the widths divided by the median width.
+        side_ratio: median level of the tissue just beside the band (the darker of its two sides).
+        span: length of the stretch [s0, s1] as a fraction of the chord traced.
+        level_spread: inter-quartile range of the band's centre level along it, over the side level.
     """
 
     curve: FoldCurve
@@ -29,6 +32,14 @@ class Trace:
     coverage: float
     band_ratio: float
     width_spread: float
+    side_ratio: float = 1.0
+    span: float = 1.0
+    level_spread: float = 0.0
+
+    @property
+    def contrast(self) -> float:
+        """How much darker the band is than the tissue beside it (0 = not at all, 1 = black)."""
+        return float(1.0 - self.band_ratio / max(self.side_ratio, 1e-6))
 
 
 def _runs_at(dark: np.ndarray, pick: np.ndarray, profiles: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -50,21 +61,56 @@ def _runs_at(dark: np.ndarray, pick: np.ndarray, profiles: np.ndarray, threshold
     return lc - frac_l, rc + frac_r, valid
 
 
-def _fit(s: np.ndarray, c: np.ndarray, span: float) -> tuple[float, float, float]:
-    """Robust polynomial fit of centre offsets: quadratic when the points span most of the chord."""
+def _quad(coeffs: tuple[float, float, float], s: np.ndarray) -> np.ndarray:
+    return coeffs[0] + coeffs[1] * s + coeffs[2] * s * s
+
+
+def _evaluate(fit: tuple[tuple[float, float, float], tuple[np.ndarray, np.ndarray] | None], s: np.ndarray) -> np.ndarray:
+    """Centre offsets of a (coeffs, detail) fit at positions ``s``."""
+    coeffs, detail = fit
+    out = _quad(coeffs, s)
+    return out if detail is None else out + np.interp(s, detail[0], detail[1])
+
+
+def _meander(s: np.ndarray, residual: np.ndarray, span: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Piecewise-linear knots (every tenth of the chord, at least 16 px) through the mean residuals, their
+    size bounded as a gently curved fold's is (3 % of the chord + 2 px); None when below a pixel."""
+    step = max(16.0, span / 10)
+    knots = np.arange(0.0, span + step, step)
+    which = np.clip(np.rint(s / step).astype(int), 0, knots.size - 1)
+    counts = np.bincount(which, minlength=knots.size)
+    sums = np.bincount(which, weights=residual, minlength=knots.size)
+    ok = counts >= 3
+    values = np.where(ok, sums / np.maximum(counts, 1), 0.0)
+    if ok.sum() < 2:
+        return None
+    values = np.interp(knots, knots[ok], values[ok])
+    bound = 0.03 * span + 2.0
+    values = np.clip(values, -bound, bound)
+    return (knots, values) if np.abs(values).max() >= 1.0 else None
+
+
+def _fit(s: np.ndarray, c: np.ndarray, span: float):
+    """Robust fit of centre offsets: a quadratic (when the points span most of the chord) plus a bounded
+    piecewise-linear meander; returns (coeffs, detail or None)."""
     degree = 2 if (s.max() - s.min()) > 0.5 * span and s.size >= 8 else 1
     keep = np.ones(s.size, bool)
-    coeffs = np.zeros(3)
-    for _ in range(3):
-        fit = np.polyfit(s[keep], c[keep], degree)
+    fit: tuple = ((0.0, 0.0, 0.0), None)
+    for round_ in range(3):
+        poly = np.polyfit(s[keep], c[keep], degree)
         coeffs = np.zeros(3)
-        coeffs[: degree + 1] = fit[::-1]
-        residual = np.abs(c - (coeffs[0] + coeffs[1] * s + coeffs[2] * s * s))
+        coeffs[: degree + 1] = poly[::-1]
+        coeffs = (float(coeffs[0]), float(coeffs[1]), float(coeffs[2]))
+        detail = None
+        if round_ > 0 and degree == 2 and keep.sum() >= 16:
+            detail = _meander(s[keep], c[keep] - _quad(coeffs, s[keep]), span)
+        fit = (coeffs, detail)
+        residual = np.abs(c - _evaluate(fit, s))
         new_keep = residual < max(1.5, 2.5 * float(np.median(residual[keep])))
-        if new_keep.sum() < degree + 2 or np.array_equal(new_keep, keep):
+        if new_keep.sum() < degree + 2 or (round_ > 0 and np.array_equal(new_keep, keep)):
             break
         keep = new_keep
-    return float(coeffs[0]), float(coeffs[1]), float(coeffs[2])
+    return fit
 
 
 def _longest_stretch(covered: np.ndarray, max_gap: int) -> tuple[int, int]:
@@ -79,17 +125,14 @@ def _longest_stretch(covered: np.ndarray, max_gap: int) -> tuple[int, int]:
     return int(where[starts[best]]), int(where[ends[best]])
 
 
-def trace_band(ratio: np.ndarray, curve: FoldCurve, chord_length: float, half: int, tol: float,
-               edge_ratio: float, width_range: tuple[float, float], passes: int = 3) -> Trace | None:
-    """Follow a dark band near ``curve`` across ``ratio`` (intensity / median, black = 0).
-
-    Profiles ``2 * half + 1`` samples long are taken perpendicular to the chord at up to 256 positions along
-    it; at each, the dark run (below ``edge_ratio``) nearest the predicted centre (within ``tol``) gives a
-    centre and a width. The centre curve is refitted after each pass. Returns None when nothing is found.
-    """
-    if ratio.ndim != 2:
-        raise ValueError(f"expected a 2-D image, got shape {ratio.shape}")
-    count = int(min(256, max(16, chord_length)))
+def screen_band(ratio: np.ndarray, curve: FoldCurve, chord_length: float, half: int, tol: float,
+                edge_ratio: float, width_range: tuple[float, float], max_gap: float,
+                min_contrast: float = 0.25) -> tuple[float, float]:
+    """A quick look along a candidate's chord at 48 positions, before it is followed: the share of the
+    longest stretch (gaps up to ``max_gap`` joined) with a dark run of a fold's width within ``tol`` of the
+    chord that is ``min_contrast`` darker than both its sides, and that stretch's span as a fraction of the
+    chord."""
+    count = int(min(48, max(16, chord_length)))
     s = np.linspace(0.0, chord_length, count, dtype=np.float32)
     o = np.arange(-half, half + 1, dtype=np.float32)
     t, n = curve.tangent.astype(np.float32), curve.normal.astype(np.float32)
@@ -98,10 +141,53 @@ def trace_band(ratio: np.ndarray, curve: FoldCurve, chord_length: float, half: i
     profiles = cv2.remap(ratio, base_x.astype(np.float32), base_y.astype(np.float32), cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_CONSTANT, borderValue=_OUTSIDE)
     dark = profiles < edge_ratio
-    coeffs = curve.coeffs
+    distance = np.broadcast_to(np.abs(o)[None, :], dark.shape)
+    candidates = np.where(dark & (distance <= tol), distance, np.inf)
+    pick = candidates.argmin(axis=1)
+    found = np.isfinite(candidates[np.arange(count), pick])
+    left, right, bounded = _runs_at(dark, pick, profiles, edge_ratio)
+    width = right - left
+    valid = found & bounded & (width >= width_range[0]) & (width <= width_range[1])
+    if valid.sum() < 4:
+        return 0.0, 0.0
+    rows = np.flatnonzero(valid)
+    sides = _side_levels(profiles, rows, left[rows], right[rows], float(np.median(width[rows])))
+    centres = profiles[rows, np.clip(np.rint((left[rows] + right[rows]) / 2).astype(int), 0, o.size - 1)]
+    valid[rows] = ~(centres >= (1 - min_contrast) * sides)
+    first, last = _longest_stretch(valid, max_gap=max(1, int(count * max_gap)))
+    if first < 0:
+        return 0.0, 0.0
+    return float(valid[first:last + 1].mean()), float((s[last] - s[first]) / max(chord_length, 1e-6))
+
+
+def trace_band(ratio: np.ndarray, curve: FoldCurve, chord_length: float, half: int, tol: float,
+               edge_ratio: float, width_range: tuple[float, float], passes: int = 3,
+               max_gap: float = 1 / 30, min_contrast: float = 0.25, samples: int = 256,
+               consistent: bool = False) -> Trace | None:
+    """Follow a dark band near ``curve`` across ``ratio`` (intensity / median, black = 0).
+
+    Profiles ``2 * half + 1`` samples long are taken perpendicular to the chord at up to ``samples`` positions along
+    it; at each, the dark run (below ``edge_ratio``) nearest the predicted centre (within ``tol``) gives a
+    centre and a width. The centre curve is refitted after each pass. Broken bands are joined over gaps of
+    up to ``max_gap`` of the chord; a position is covered only where the band is at least ``min_contrast``
+    darker than the tissue on both sides (and, when ``consistent``, within half to twice the median width).
+    Returns None when nothing is found.
+    """
+    if ratio.ndim != 2:
+        raise ValueError(f"expected a 2-D image, got shape {ratio.shape}")
+    count = int(min(samples, max(16, chord_length)))
+    s = np.linspace(0.0, chord_length, count, dtype=np.float32)
+    o = np.arange(-half, half + 1, dtype=np.float32)
+    t, n = curve.tangent.astype(np.float32), curve.normal.astype(np.float32)
+    base_x = curve.origin[0] + s[:, None] * t[0] + o[None, :] * n[0]
+    base_y = curve.origin[1] + s[:, None] * t[1] + o[None, :] * n[1]
+    profiles = cv2.remap(ratio, base_x.astype(np.float32), base_y.astype(np.float32), cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=_OUTSIDE)
+    dark = profiles < edge_ratio
+    fit = (curve.coeffs, curve.detail)
     centre = width = valid = None
     for _ in range(passes):
-        predicted = coeffs[0] + coeffs[1] * s + coeffs[2] * s * s + half
+        predicted = _evaluate(fit, s) + half
         distance = np.abs(np.arange(o.size)[None, :] - predicted[:, None])
         candidates = np.where(dark & (distance <= tol), distance, np.inf)
         pick = candidates.argmin(axis=1)
@@ -112,10 +198,13 @@ def trace_band(ratio: np.ndarray, curve: FoldCurve, chord_length: float, half: i
         valid = found & bounded & (width >= width_range[0]) & (width <= width_range[1])
         if valid.sum() < max(4, count // 10):
             return None
-        coeffs = _fit(s[valid], centre[valid], chord_length)
-    fitted = coeffs[0] + coeffs[1] * s + coeffs[2] * s * s
-    covered = valid & (np.abs(centre - fitted) <= max(1.5, 0.25 * float(np.median(width[valid]))))
-    first, last = _longest_stretch(covered, max_gap=max(2, count // 30))
+        fit = _fit(s[valid], centre[valid], chord_length)
+    fitted = _evaluate(fit, s)
+    typical = float(np.median(width[valid]))
+    covered = valid & (np.abs(centre - fitted) <= max(1.5, 0.25 * typical))
+    if consistent:  # one band, not a chain of other things
+        covered &= (width >= 0.5 * typical) & (width <= 2.0 * typical)
+    first, last = _longest_stretch(covered, max_gap=max(2, int(count * max_gap)))
     if first < 0 or last - first < 3:
         return None
     stretch = covered[first:last + 1]
@@ -123,10 +212,39 @@ def trace_band(ratio: np.ndarray, curve: FoldCurve, chord_length: float, half: i
     rows = np.arange(first, last + 1)[stretch]
     cols = np.clip(np.rint(fitted[rows] + half).astype(int), 0, o.size - 1)
     q25, q50, q75 = np.percentile(widths, [25, 50, 75])
+    sides = _side_levels(profiles, rows, left[rows], right[rows], q50)
+    centres = profiles[rows, cols]
+    # a position counts only where the band is darker than the tissue on both sides of it
+    against = ~(centres >= (1 - min_contrast) * sides)
+    known = sides[np.isfinite(sides)]
+    side = float(np.median(known)) if known.size else 1.0
     return Trace(
-        curve=FoldCurve(curve.origin.copy(), curve.tangent.copy(), coeffs, float(s[first]), float(s[last])),
+        curve=FoldCurve(curve.origin.copy(), curve.tangent.copy(), fit[0], float(s[first]), float(s[last]), fit[1]),
         width=float(q50),
-        coverage=float(stretch.mean()),
-        band_ratio=float(np.median(profiles[rows, cols])),
+        coverage=float(against.sum() / stretch.size),
+        band_ratio=float(np.median(centres)),
         width_spread=float((q75 - q25) / max(q50, 1e-6)),
+        side_ratio=side,
+        span=float((s[last] - s[first]) / max(chord_length, 1e-6)),
+        level_spread=float(np.subtract(*np.percentile(centres, [75, 25])) / max(side, 1e-6)),
     )
+
+
+def _side_levels(profiles: np.ndarray, rows: np.ndarray, left: np.ndarray, right: np.ndarray,
+                 width: float) -> np.ndarray:
+    """Tissue level beside the band per row: the median of samples 2 to 2 + max(3, width) beyond each edge,
+    the darker side (a side outside the image is ignored; NaN where both are)."""
+    m = profiles.shape[1]
+    k = np.arange(2, 2 + max(3, int(round(width))))
+    cols_l = np.floor(left)[:, None].astype(int) - k[None, :]
+    cols_r = np.ceil(right)[:, None].astype(int) + k[None, :]
+    levels = []
+    for cols in (cols_l, cols_r):
+        inside = (cols >= 0) & (cols < m)
+        vals = profiles[rows[:, None], np.clip(cols, 0, m - 1)]
+        ok = inside & (vals < _OUTSIDE - 1e-3)
+        ordered = np.sort(np.where(ok, vals, np.inf), axis=1)
+        n = ok.sum(axis=1)
+        mid = ordered[np.arange(rows.size), np.maximum(n - 1, 0) // 2]
+        levels.append(np.where(n > 0, mid, np.nan))
+    return np.fmin(levels[0], levels[1])

@@ -1,0 +1,112 @@
+"""The images fold detection works on: darkness against the local tissue, at the scales of its passes.
+
+A fold is judged against the tissue beside it, not against the section's global median: the tissue level
+is a smooth map, estimated from the pixels that are not much darker than their surroundings (two rounds of
+normalised convolution on a coarse grid), so a darker region, uneven illumination or a box of changed
+contrast does not look like a fold and a faint band on dim tissue still does. Each detection pass looks at
+this ratio (1 = the local tissue, 0 = black) at its own scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FoldPass:
+    """One detection pass.
+
+    Attributes:
+        name: what the pass is for (``thin``, ``dark`` or ``faint``).
+        factor: downsampling factor of the image the Hough transform and first trace see.
+        pool: ``area`` (averaging) or ``min`` (keeps lines narrower than the factor dark).
+        dark: Hough input pixels are darker than this ratio to the local tissue.
+        edge: a profile is inside the band where it is darker than this.
+        min_extent: dark components shorter than this fraction of the shorter side are not Hough input.
+        widths: (narrowest, widest) band accepted, in full-resolution pixels.
+        min_coverage: share of its stretch along which a band found by this pass must be dark (0: the
+            detector's ``fold_min_coverage_broken``).
+        consistent: count a position only where the band is half to twice its median width.
+        hough: (votes, shortest segment) of the Hough transform, as fractions of the shorter side.
+    """
+
+    name: str
+    factor: int
+    pool: str
+    dark: float
+    edge: float
+    min_extent: float
+    widths: tuple[float, float]
+    min_coverage: float = 0.0
+    consistent: bool = False
+    hough: tuple[float, float] = (0.15, 0.25)
+
+
+def fold_passes(shape: tuple[int, int], min_width: float, max_width: float) -> list[FoldPass]:
+    """The passes for a section of ``shape``: near-black lines and bands (down to 2 px wide) on a copy
+    min-pooled 2x (full resolution on sections up to 300 px), and faint bands on a coarse averaged copy."""
+    side = min(shape)
+    dark_factor = 2 if side > 300 else 1
+    faint_factor = max(2, min(8, side // 128))
+    return [
+        FoldPass("dark", dark_factor, "min", 0.3, 0.5, 0.1, (1.2, max_width * 1.2)),
+        # faint bands look most like chains of membranes and long dark organelles: they must be unbroken
+        FoldPass("faint", faint_factor, "area", 0.72, 0.8, 0.2, (max(4.0, 0.8 * min_width), max_width * 1.2),
+                 min_coverage=0.75, consistent=True, hough=(0.4, 0.5)),
+    ]
+
+
+class TissueLevel:
+    """A section's intensities over the local tissue level, at any scale.
+
+    The level is a smooth map estimated on a coarse copy from the pixels that are not much darker than
+    their surroundings (two rounds of normalised convolution), so darker regions, uneven illumination and
+    boxes of changed contrast are divided out while a band, even a faint one, stays darker than 1.
+    """
+
+    def __init__(self, values: np.ndarray, black: float, median: float):
+        h, w = values.shape
+        self.shape = (h, w)
+        scale = max(float(median - black), 1e-12)
+        self.unit = (values - np.float32(black)) * np.float32(1.0 / scale)
+        sigma_px = max(40.0, 0.08 * min(h, w))
+        step = max(1, int(sigma_px // 8))  # the level is estimated on a copy with 8 pixels per sigma
+        small = self.unit if step == 1 else cv2.resize(self.unit, (max(1, w // step), max(1, h // step)),
+                                                       interpolation=cv2.INTER_AREA)
+        sigma = sigma_px / step
+        level = _blur(small, (small > 0.3).astype(np.float32), sigma)
+        level = _blur(small, (small > 0.8 * level).astype(np.float32), sigma)
+        # where no tissue is close (a section almost all band), fall back to the section's median
+        self.level = np.where(level > 0.05, level, 1.0).astype(np.float32)
+        self._full: np.ndarray | None = None
+
+    def _divide(self, image: np.ndarray) -> np.ndarray:
+        level = cv2.resize(self.level, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+        return (image / level).astype(np.float32)
+
+    def full(self) -> np.ndarray:
+        """(H, W) float32 ratio at full resolution (computed once, when first asked for)."""
+        if self._full is None:
+            self._full = self._divide(self.unit)
+        return self._full
+
+    def at(self, spec: FoldPass) -> np.ndarray:
+        """The ratio image a pass works on: area-averaged or min-pooled by its factor."""
+        f = spec.factor
+        if f == 1:
+            return self.full()
+        h, w = self.shape
+        if spec.pool == "min":
+            eroded = cv2.erode(self.unit, np.ones((f, f), np.uint8), anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
+            return self._divide(np.ascontiguousarray(eroded[: h // f * f: f, : w // f * f: f]))
+        return self._divide(cv2.resize(self.unit, (w // f, h // f), interpolation=cv2.INTER_AREA))
+
+
+def _blur(values: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:
+    """Normalised Gaussian convolution of ``values`` with ``weights``."""
+    num = cv2.GaussianBlur(values * weights, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    den = cv2.GaussianBlur(weights, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    return num / np.maximum(den, 1e-3)
