@@ -278,39 +278,3 @@ def _clean_cells(lost: np.ndarray, config: DetectConfig) -> np.ndarray:
     keep = np.zeros(count, bool)
     keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= config.lost_min_region * lost.size
     return keep[labels]
-
-
-def is_torn_edge(band: np.ndarray, regions: LostRegions) -> bool:
-    """Whether a dark band (a fold candidate; bool mask at any resolution) is rather lost tissue: mostly lost
-    cells, with tissue on one side only (beyond a torn edge; a fold has the section on both sides of its band),
-    made of whole rows or columns (a dropout stripe; folds run at any angle), or part of a lost area more than
-    twice its size."""
-    grid = regions.cells.shape
-    cells = cv2.resize(band.astype(np.float32), (grid[1], grid[0]), interpolation=cv2.INTER_AREA) > 0.5
-    area = int(cells.sum())
-    lost = regions.core if regions.core is not None else regions.cells
-    if regions.rows is not None or regions.cols is not None:  # stripes too, at the cells' resolution
-        lines = LostRegions(np.zeros_like(lost), regions.cell, regions.shape, {}, None, regions.rows, regions.cols)
-        lost = lost | (cv2.resize(lines.mask().astype(np.float32), (grid[1], grid[0]),
-                                  interpolation=cv2.INTER_AREA) > 0.5)
-    if area == 0 or (cells & lost).sum() < 0.25 * area:
-        return False
-    full_rows = cells[cells.mean(axis=1) >= 0.85].sum() if cells.shape[1] else 0
-    full_cols = cells[:, cells.mean(axis=0) >= 0.85].sum() if cells.shape[0] else 0
-    if (cells & lost).sum() >= 0.5 * area and max(full_rows, full_cols) >= 0.6 * area:
-        return True
-    # lost area reaching far beyond the band (twice its size) is not explained by it
-    count, labels = cv2.connectedComponents(lost.astype(np.uint8), connectivity=8)
-    touching = np.unique(labels[cells & lost])
-    if count > 1 and np.isin(labels, touching[touching > 0]).sum() > 2 * area:
-        return True
-    # width and length of the band in cells, from its area and its distance transform
-    inside = cv2.distanceTransform(np.pad(cells, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
-    width = max(1.0, 2.0 * float(inside.max()))
-    length = area / width
-    # a wide band only partly on lost cells straddles the edge of a lost area (a fold is dark all across)
-    if width >= 3 and (cells & lost).sum() < 0.85 * area:
-        return True
-    # the tissue just outside the band: on both sides along its length for a fold
-    ring = (cv2.dilate(cells.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) & ~cells & ~lost
-    return float(ring.sum()) / (4.0 * length) < 0.75

@@ -9,8 +9,9 @@ from typing import Any, Callable
 import numpy as np
 
 from emrepair.detect.config import DetectConfig
-from emrepair.detect.fold_detect import FoldFinding, find_folds
-from emrepair.detect.lost_regions import LostRegions, find_lost_regions, is_torn_edge, saturation_level
+from emrepair.detect.fold_detect import FoldFinding, find_folds, fold_band_mask
+from emrepair.detect.lost_or_fold import is_lost_not_fold
+from emrepair.detect.lost_regions import LostRegions, find_lost_regions, saturation_level
 from emrepair.detect.report import Defect, DetectionReport
 from emrepair.detect.section_stats import SectionStats, clean_section, half_size, missing_score, section_stats
 from emrepair.detect.similarity import shift_tolerant_ncc, small_normalised
@@ -62,8 +63,8 @@ def _analyse(section: np.ndarray, z: int, config: DetectConfig) -> _Pending:
             else:
                 folds = []
     if folds and regions.any():
-        # a dark band of lost cells with tissue on one side only is a torn edge, not a fold
-        folds = [f for f in folds if not is_torn_edge(_band_mask([f], values.shape), regions)]
+        # a dark band along a torn edge, on a dropout stripe or inside a larger lost area is no fold
+        folds = [f for f in folds if not is_lost_not_fold(_band_mask([f], values.shape), regions)]
         score = missing_score(stats, config, regions=regions.fraction)
     if folds and regions.any():  # what a fold band explains is not lost
         regions = find_lost_regions(values, nonfinite, config, exclude=_band_mask(folds, values.shape),
@@ -84,14 +85,8 @@ def _neighbour_score(item: _Pending, typical: float | None, config: DetectConfig
 
 
 def _band_mask(folds: list[FoldFinding], shape: tuple[int, int]) -> np.ndarray:
-    """Union of the fold bands, at most _MASK_MAX_SIDE on the long side."""
-    scale = min(1.0, _MASK_MAX_SIDE / max(shape))
-    small_shape = (max(1, int(round(shape[0] * scale))), max(1, int(round(shape[1] * scale))))
-    mask = np.zeros(small_shape, bool)
-    for fold in folds:
-        curve = fold.curve.scaled(scale) if scale < 1 else fold.curve
-        mask |= curve.band_mask(small_shape, fold.width_px * scale)
-    return mask
+    """Union of the fold bands (segmented from the pixels), at most _MASK_MAX_SIDE on the long side."""
+    return fold_band_mask(folds, shape, _MASK_MAX_SIDE)
 
 
 def _finalise(item: _Pending, typical: float | None, config: DetectConfig, report: DetectionReport,
