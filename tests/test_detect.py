@@ -12,6 +12,7 @@ from emrepair.detect import KIND_LABELS, DetectConfig, DetectionReport, detect_v
 from emrepair.errors import InputError
 from emrepair.io import ArrayVolume
 from emrepair.simulate import MISSING_KINDS, FoldParams, simulate_fold, simulate_missing
+from emrepair.simulate.fold_b import FoldBParams, simulate_fold_b
 
 
 def tissue(depth: int, size: int = 128, dtype: type = np.uint8, seed: int = 0) -> np.ndarray:
@@ -100,6 +101,72 @@ def test_dark_blobs_and_short_dark_lines_are_not_folds() -> None:
     cv2.line(vol[1], (10, 200), (80, 185), 0, 3)  # black and straight, but under 40 % of the side
     report = detect_volume(ArrayVolume(vol))
     assert report.defects == []
+
+
+def family_b(section: np.ndarray, seed: int, **overrides: object) -> "object":
+    """One family-B fold with every optional feature off unless ``overrides`` turns it on."""
+    base = dict(two_folds_prob=0.0, edge_prob=0.0, knot_prob=0.0, broken_prob=0.0, washout_prob=0.0,
+                rect_prob=0.0, jpeg_prob=0.0, meander=0.0)
+    base.update(overrides)
+    return simulate_fold_b(section, np.random.default_rng(seed), FoldBParams(**base))
+
+
+def fold_found(vol: np.ndarray, z: int, band: np.ndarray, min_iou: float) -> object:
+    """Detect, check that exactly section ``z`` is a fold with a band mask of at least ``min_iou``."""
+    report = detect_volume(ArrayVolume(vol))
+    assert [(d.z, d.kind) for d in report.defects] == [(z, "fold")]
+    assert iou(report.mask(z, band.shape) == KIND_LABELS["fold"], band) >= min_iou
+    return report
+
+
+def test_thin_near_black_line_is_found_at_full_resolution() -> None:
+    vol = tissue(3, size=256)
+    fold = family_b(vol[1], 1, kind_probs=(1.0, 0.0, 0.0), thin_width=(3.0, 3.0))
+    vol[1] = fold.image
+    report = fold_found(vol, 1, fold.band_mask, 0.5)
+    assert 1.5 <= report.defects[0].width_px <= 5.0
+
+
+def test_faint_band_is_judged_against_the_tissue_beside_it() -> None:
+    vol = tissue(3, size=256)
+    fold = family_b(vol[1], 2, kind_probs=(0.0, 0.0, 1.0), faint_width=(20.0, 20.0), faint_darkness=(0.5, 0.5))
+    vol[1] = fold.image
+    fold_found(vol, 1, fold.band_mask, 0.6)
+    # the same band on a section whose left half is dimmed to 60 %: still a fold, and the dim half is not
+    dim = tissue(3, size=256, seed=1)
+    dim[1] = (dim[1] * np.where(np.arange(256) < 128, 0.6, 1.0)[None, :]).astype(np.uint8)
+    fold = family_b(dim[1], 2, kind_probs=(0.0, 0.0, 1.0), faint_width=(20.0, 20.0), faint_darkness=(0.5, 0.5))
+    dim[1] = fold.image
+    fold_found(dim, 1, fold.band_mask, 0.5)
+
+
+def test_broken_fold_is_one_fold_and_its_mask_follows_ragged_edges() -> None:
+    vol = tissue(3, size=256)
+    fold = family_b(vol[1], 4, kind_probs=(0.0, 1.0, 0.0), wide_width=(24.0, 24.0), broken_prob=1.0)
+    vol[1] = fold.image
+    assert "broken" in fold.folds[0].features
+    report = fold_found(vol, 1, fold.band_mask, 0.7)
+    lines = report.defects[0].lines
+    assert sum(np.hypot(l[2] - l[0], l[3] - l[1]) for l in lines) > 0.8 * min(256, 256)
+
+
+def test_two_folds_and_a_fold_along_the_border() -> None:
+    vol = tissue(3, size=256)
+    a = family_b(vol[1], 5, kind_probs=(0.0, 1.0, 0.0), wide_width=(14.0, 14.0))
+    b = family_b(a.image, 2, kind_probs=(0.0, 1.0, 0.0), wide_width=(10.0, 10.0), edge_prob=1.0)
+    assert not (a.band_mask & b.band_mask).any()
+    vol[1] = b.image
+    band = a.band_mask | b.band_mask
+    report = fold_found(vol, 1, band, 0.6)
+    mask = report.mask(1, band.shape) == KIND_LABELS["fold"]
+    for one in (a.band_mask, b.band_mask):  # each band is covered, not just the darker one
+        assert (mask & one).sum() > 0.6 * one.sum()
+
+
+def test_a_straight_dark_line_ending_inside_the_section_is_not_a_fold() -> None:
+    vol = tissue(3, size=256)
+    cv2.line(vol[1], (0, 100), (150, 110), 0, 4)  # black, straight, 60 % of the side, then it ends
+    assert detect_volume(ArrayVolume(vol)).defects == []
 
 
 @pytest.mark.parametrize("depth", [1, 2])

@@ -103,3 +103,52 @@ def test_simulators_are_deterministic_with_a_seed() -> None:
         simulate_missing(section, "tear", np.random.default_rng(3)),
         simulate_missing(section, "tear", np.random.default_rng(3)),
     )
+
+
+def test_family_b_keeps_dtype_shape_and_is_seeded() -> None:
+    from emrepair.simulate.fold_b import simulate_fold_b
+
+    for dtype in (np.uint8, np.uint16, np.float32):
+        section = _texture(dtype, (160, 192))
+        a = simulate_fold_b(section, np.random.default_rng(3))
+        b = simulate_fold_b(section, np.random.default_rng(3))
+        assert a.image.dtype == section.dtype and a.image.shape == section.shape
+        assert a.band_mask.shape == section.shape and a.band_mask.any()
+        assert a.displacement.shape == (2, 160, 192) and a.displacement.dtype == np.float32
+        np.testing.assert_array_equal(a.image, b.image)
+        np.testing.assert_array_equal(a.band_mask, b.band_mask)
+        assert not (a.pulled_mask & a.band_mask).any()
+
+
+@pytest.mark.parametrize("kind, width, darkness", [("thin", (2.0, 4.5), (0.88, 0.98)),
+                                                   ("faint", (6.0, 40.0), (0.3, 0.6))])
+def test_family_b_kinds_have_their_widths_and_darkness(kind: str, width: tuple, darkness: tuple) -> None:
+    from emrepair.simulate.fold_b import FoldBParams, simulate_fold_b
+
+    probs = {"thin": (1.0, 0.0, 0.0), "faint": (0.0, 0.0, 1.0)}[kind]
+    params = FoldBParams(kind_probs=probs, two_folds_prob=0.0, knot_prob=0.0, broken_prob=0.0, washout_prob=0.0,
+                         rect_prob=0.0, jpeg_prob=0.0, edge_prob=0.0)
+    section = np.full((200, 200), 160, np.uint8)
+    for seed in range(4):
+        fold = simulate_fold_b(section, np.random.default_rng(seed), params)
+        info = fold.folds[0]
+        assert info.kind == kind and width[0] <= info.width_px <= width[1]
+        assert darkness[0] <= info.darkness <= darkness[1]
+        # the band is as much darker than the flat section as its darkness says (grain aside)
+        level = float(np.median(fold.image[fold.band_mask]))
+        assert level == pytest.approx(160 * (1 - info.darkness), abs=12)
+        x0, y0, x1, y1 = info.chord
+        assert np.hypot(x1 - x0, y1 - y0) >= 0.6 * 200
+
+
+def test_family_b_makes_two_folds_broken_bands_and_knots() -> None:
+    from emrepair.simulate.fold_b import FoldBParams, simulate_fold_b
+
+    section = _texture(np.uint8, (256, 256))
+    params = FoldBParams(two_folds_prob=1.0, broken_prob=1.0, knot_prob=1.0, kind_probs=(1.0, 0.0, 0.0))
+    fold = simulate_fold_b(section, np.random.default_rng(0), params)
+    assert len(fold.folds) == 2
+    assert all("broken" in f.features and "knot" in f.features for f in fold.folds)
+    # tissue beside the band is pulled toward it: displacement is largest next to the band
+    magnitude = np.hypot(*fold.displacement)
+    assert magnitude[fold.pulled_mask].max() > 0.5 and fold.pulled_mask.sum() > fold.band_mask.sum()
