@@ -40,6 +40,14 @@ def is_lost_not_fold(band: np.ndarray, regions: LostRegions) -> bool:
     # a wide band only partly on lost cells straddles the edge of a lost area (a fold is dark all across)
     if width >= 3 and (cells & lost).sum() < 0.85 * area:
         return True
+    # a band lying along the section's border (a torn corner or side) touches the border about as much as tissue
+    tissue = ~cells & ~lost
+    padded, open_ = np.pad(cells, 1), np.pad(tissue, 1)
+    tissue_edges = sum(int((padded[1:-1, 1:-1] & np.roll(open_, shift, axis)[1:-1, 1:-1]).sum())
+                       for shift, axis in ((1, 0), (-1, 0), (1, 1), (-1, 1)))
+    border_edges = int(cells[0].sum() + cells[-1].sum() + cells[:, 0].sum() + cells[:, -1].sum())
+    if border_edges >= 0.5 * tissue_edges:
+        return True
     # the tissue just outside the band: on both sides along its length for a fold
-    ring = (cv2.dilate(cells.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) & ~cells & ~lost
+    ring = (cv2.dilate(cells.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) & tissue
     return float(ring.sum()) / (4.0 * length) < 0.75
