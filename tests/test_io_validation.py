@@ -251,3 +251,30 @@ def test_masks_and_label_images_are_sparse_by_nature(tmp_path: Path, recwarn: py
     with open_volume(tmp_path / "lab.zarr") as vol:
         assert vol.unwritten_sections()[:3] == [0, 1, 2]
     assert not [w for w in recwarn if issubclass(w.category, InputWarning)]
+
+
+@pytest.mark.parametrize("fmt", ["zarr", "h5"])
+def test_huge_declared_sections_with_nothing_stored_are_refused(tmp_path: Path, fmt: str) -> None:
+    shape, chunks = (4, 200_000, 200_000), (1, 1000, 1000)  # 160 GB declared, one 1 MB chunk stored
+    if fmt == "zarr":
+        path = tmp_path / "big.zarr"
+        zarr.open_array(str(path), mode="w", shape=shape, chunks=chunks, dtype="uint8")[0, :1000, :1000] = 9
+    else:
+        path = tmp_path / "big.h5"
+        with h5py.File(path, "w") as f:
+            f.create_dataset("raw", shape=shape, chunks=chunks, dtype="uint8")[0, :1000, :1000] = 9
+    refused(path, r"declares a 4 x 200000 x 200000 volume \(149.0 GiB\) but only 1 of its 160000 chunks")
+
+
+def test_a_section_bigger_than_memory_is_named_not_out_of_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from emrepair.io import section_volume
+
+    with h5py.File(tmp_path / "v.h5", "w") as f:
+        f["raw"] = np.ones((3, 64, 64), np.uint16)
+    monkeypatch.setattr(section_volume, "physical_memory", lambda: 4096)  # a machine with 4 KiB of memory
+    with open_volume(tmp_path / "v.h5") as vol:
+        with pytest.raises(InputError, match=r"section 1 of .*v.h5: it needs 8192 bytes, more than this machine's 4096 bytes"):
+            vol.read_section(1)
+        assert vol.read_region(slice(0, 1), slice(0, 8), slice(0, 8)).sum() == 64  # small regions still read
+        with pytest.raises(InputError, match="region of .*more than this machine"):
+            vol.read_region(slice(0, 3), slice(None), slice(None))

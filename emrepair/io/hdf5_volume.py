@@ -98,7 +98,7 @@ class HDF5Volume(SectionVolume):
             # emrepair's own outputs (masks above all) are complete and sparse by nature: not judged
             self.chunk_index = None if "emrepair" in self.info.attrs else hdf5_chunk_index(obj)
             if self.chunk_index is not None:
-                self.chunk_index.check_plausible(shape[0], f"{where}/{name}")
+                self.chunk_index.check_plausible(shape, dtype.itemsize, f"{where}/{name}")
                 if self.chunk_index.fraction < SPARSE_WARNING_FRACTION:
                     idx = self.chunk_index
                     warnings.warn(f"{where}/{name}: only {idx.written} of the {idx.total} chunks its shape {shape} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 import zlib
 from typing import Any, Callable, Iterator, TypeVar
@@ -65,12 +66,37 @@ DECODE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def guarded_read(where: str, read: Callable[[], T]) -> T:
-    """Run ``read`` and turn decoder errors from a damaged file into InputError naming ``where`` and the fault."""
+def physical_memory() -> int | None:
+    """This machine's RAM in bytes, or None when the OS does not say."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def size_text(nbytes: int) -> str:
+    """A byte count for messages: ``3.2 GiB``, ``12.0 MiB`` or ``512 bytes``."""
+    if nbytes >= 2**30:
+        return f"{nbytes / 2**30:.1f} GiB"
+    return f"{nbytes / 2**20:.1f} MiB" if nbytes >= 2**20 else f"{nbytes} bytes"
+
+
+def guarded_read(where: str, read: Callable[[], T], nbytes: int = 0) -> T:
+    """Run ``read`` and turn decoder errors from a damaged file into InputError naming ``where`` and the fault.
+
+    ``nbytes`` (what the read decodes) is checked against the machine's memory first, so that a section too big
+    to hold is named as such rather than ending in a bare "out of memory".
+    """
+    ram = physical_memory()
+    if ram is not None and nbytes > ram:
+        raise InputError(f"cannot read {where}: it needs {size_text(nbytes)}, more than this machine's "
+                         f"{size_text(ram)} of memory (is the declared shape right?)")
     try:
         return read()
     except InputError:
         raise
+    except MemoryError:
+        raise InputError(f"cannot read {where}: not enough memory for its {size_text(nbytes)}") from None
     except DECODE_ERRORS as exc:
         raise InputError(f"cannot read {where}: {describe_decode_error(exc)}") from exc
 
@@ -133,8 +159,9 @@ class SectionVolume:
         """Return section ``z`` as a new (y, x) array of the stored dtype; only that section is read."""
         zi = self._index(z)
         depth = slab_depth(self.info)
+        plane = self.shape[1] * self.shape[2] * self.dtype.itemsize
         if depth == 1:
-            arr = guarded_read(f"section {zi} of {self.info.path}", lambda: self._read_section(zi))
+            arr = guarded_read(f"section {zi} of {self.info.path}", lambda: self._read_section(zi), plane)
             return np.ascontiguousarray(arr, dtype=self.dtype)
         z0 = zi - zi % depth
         if self._slab is None or self._slab[0] != z0:
@@ -143,6 +170,7 @@ class SectionVolume:
             block = guarded_read(
                 f"sections {z0}-{min(z0 + depth, len(self)) - 1} of {self.info.path}",
                 lambda: self._read_region(slice(z0, min(z0 + depth, len(self))), full, full),
+                plane * depth,
             )
             self._slab = (z0, np.asarray(block))
         return np.array(self._slab[1][zi - z0], dtype=self.dtype)
@@ -152,7 +180,9 @@ class SectionVolume:
         for s in (z, y, x):
             if not isinstance(s, slice):
                 raise TypeError(f"read_region takes three slices, got {s!r}")
-        arr = guarded_read(f"region of {self.info.path}", lambda: self._read_region(z, y, x))
+        size = [len(range(*s.indices(n))) for s, n in zip((z, y, x), self.shape)]
+        arr = guarded_read(f"region of {self.info.path}", lambda: self._read_region(z, y, x),
+                           size[0] * size[1] * size[2] * self.dtype.itemsize)
         return np.ascontiguousarray(arr, dtype=self.dtype)
 
     def _read_section(self, z: int) -> np.ndarray:

@@ -30,6 +30,9 @@ SPARSE_WARNING_FRACTION = 0.5
 # than "repaired" into a stack of synthetic sections.
 SPARSE_REFUSE_FRACTION = 0.01
 SPARSE_REFUSE_SECTIONS = 1000
+# Likewise a declared volume over this size of which fewer than SPARSE_REFUSE_FRACTION of the chunks are stored
+# (huge declared sections): reading one would allocate gigabytes of fill value.
+SPARSE_REFUSE_BYTES = 1 << 30
 
 
 def refuse_special(path: Path, what: str) -> None:
@@ -85,8 +88,15 @@ class ChunkIndex:
         """Share of the declared chunks that are stored."""
         return self.written / self.total if self.total else 1.0
 
-    def check_plausible(self, n_sections: int, where: str) -> None:
-        """Refuse a store whose declared sections are almost all unwritten (see SPARSE_REFUSE_FRACTION)."""
+    def check_plausible(self, shape: tuple[int, int, int], itemsize: int, where: str) -> None:
+        """Refuse a store whose declared sections are almost all unwritten, or whose declared size is far beyond
+        the chunks stored (see SPARSE_REFUSE_FRACTION)."""
+        n_sections = shape[0]
+        declared = math.prod(shape) * itemsize
+        if declared > SPARSE_REFUSE_BYTES and self.fraction < SPARSE_REFUSE_FRACTION:
+            raise InputError(f"{where}: its metadata declares a {' x '.join(map(str, shape))} volume "
+                             f"({declared / 2**30:.1f} GiB) but only {self.written} of its {self.total} chunks are "
+                             f"stored; the declared shape is probably wrong, or the store was never filled")
         empty = len(self.unwritten_sections(n_sections))
         held = n_sections - empty
         if empty > SPARSE_REFUSE_SECTIONS and held < SPARSE_REFUSE_FRACTION * n_sections:

@@ -91,7 +91,7 @@ class ZarrVolume(SectionVolume):
         # Label volumes and emrepair's own (complete) outputs are sparse by nature: zero chunks are not stored.
         sparse_by_nature = "emrepair" in attrs or _is_label_image(root)
         if self.chunk_index is not None and not sparse_by_nature:
-            self.chunk_index.check_plausible(shape[0], where)
+            self.chunk_index.check_plausible(shape, dtype.itemsize, where)
         self._unwritten = frozenset(self.chunk_index.unwritten_sections(shape[0])) if self.chunk_index else frozenset()
         self._fill: Any = None
         self.notes: list[str] = []
