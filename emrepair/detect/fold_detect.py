@@ -83,11 +83,12 @@ def _trace_candidate(ratio: np.ndarray, segment: np.ndarray, spec: FoldPass, con
     half = int(spec.widths[1] / f / 2 + 0.06 * length + 3)
     widths = (spec.widths[0] / f, spec.widths[1] / f)
     # a quick look first: most candidates in tissue end here
-    coverage, span = screen_band(ratio, curve, length, half, tol + 1, spec.edge, widths, _MAX_GAP)
+    coverage, span = screen_band(ratio, curve, length, half, tol + 1, spec.edge, widths, _MAX_GAP,
+                                 smooth=spec.smooth)
     if coverage < 0.6 or span < 0.75:
         return None
     first = trace_band(ratio, curve, length, half, tol=float(tol + 1), edge_ratio=spec.edge, width_range=widths,
-                       passes=2, max_gap=_MAX_GAP, consistent=spec.consistent)
+                       passes=2, max_gap=_MAX_GAP, consistent=spec.consistent, smooth=spec.smooth)
     if first is None:
         return None
     if abs(first.curve.coeffs[1]) < 0.02 and abs(first.curve.coeffs[2]) * length < 0.05 and first.span > 0.9:
@@ -99,7 +100,7 @@ def _trace_candidate(ratio: np.ndarray, segment: np.ndarray, spec: FoldPass, con
     curve, length = aligned
     half = int(first.width / 2 + _bow(curve, length) + 6)
     return trace_band(ratio, curve, length, half, tol=3.0, edge_ratio=spec.edge, width_range=widths,
-                      max_gap=_MAX_GAP, consistent=spec.consistent)
+                      max_gap=_MAX_GAP, consistent=spec.consistent, smooth=spec.smooth)
 
 
 def _bow(curve: FoldCurve, length: float) -> float:
@@ -117,7 +118,7 @@ def _refine(full_ratio: np.ndarray, coarse: Trace, spec: FoldPass) -> tuple[Trac
     start, length = aligned
     half = int(coarse.width * f / 2 + _bow(start, length) + 3 * f + 3)
     trace = trace_band(full_ratio, start, length, half, tol=2.0 * f, edge_ratio=spec.edge,
-                       width_range=spec.widths, passes=2, max_gap=_MAX_GAP, consistent=spec.consistent)
+                       width_range=spec.widths, passes=2, max_gap=_MAX_GAP, consistent=spec.consistent, smooth=spec.smooth)
     return None if trace is None else (trace, length)
 
 

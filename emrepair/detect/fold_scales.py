@@ -31,6 +31,7 @@ class FoldPass:
             detector's ``fold_min_coverage_broken``).
         consistent: count a position only where the band is half to twice its median width.
         hough: (votes, shortest segment) of the Hough transform, as fractions of the shorter side.
+        smooth: neighbouring profiles (of 256 along the chord) averaged before a band is looked for.
     """
 
     name: str
@@ -43,6 +44,7 @@ class FoldPass:
     min_coverage: float = 0.0
     consistent: bool = False
     hough: tuple[float, float] = (0.15, 0.25)
+    smooth: int = 1
 
 
 def fold_passes(shape: tuple[int, int], min_width: float, max_width: float) -> list[FoldPass]:
@@ -55,7 +57,7 @@ def fold_passes(shape: tuple[int, int], min_width: float, max_width: float) -> l
         FoldPass("dark", dark_factor, "min", 0.3, 0.5, 0.1, (1.2, max_width * 1.2)),
         # faint bands look most like chains of membranes and long dark organelles: they must be unbroken
         FoldPass("faint", faint_factor, "area", 0.72, 0.8, 0.2, (max(4.0, 0.8 * min_width), max_width * 1.2),
-                 min_coverage=0.75, consistent=True, hough=(0.4, 0.5)),
+                 min_coverage=0.75, consistent=True, hough=(0.4, 0.5), smooth=7),
     ]
 
 

@@ -127,7 +127,7 @@ def _longest_stretch(covered: np.ndarray, max_gap: int) -> tuple[int, int]:
 
 def screen_band(ratio: np.ndarray, curve: FoldCurve, chord_length: float, half: int, tol: float,
                 edge_ratio: float, width_range: tuple[float, float], max_gap: float,
-                min_contrast: float = 0.25) -> tuple[float, float]:
+                min_contrast: float = 0.25, smooth: int = 1) -> tuple[float, float]:
     """A quick look along a candidate's chord at 48 positions, before it is followed: the share of the
     longest stretch (gaps up to ``max_gap`` joined) with a dark run of a fold's width within ``tol`` of the
     chord that is ``min_contrast`` darker than both its sides, and that stretch's span as a fraction of the
@@ -140,6 +140,8 @@ def screen_band(ratio: np.ndarray, curve: FoldCurve, chord_length: float, half: 
     base_y = curve.origin[1] + s[:, None] * t[1] + o[None, :] * n[1]
     profiles = cv2.remap(ratio, base_x.astype(np.float32), base_y.astype(np.float32), cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_CONSTANT, borderValue=_OUTSIDE)
+    if smooth > 1:
+        profiles = cv2.blur(profiles, (1, max(1, smooth // 4) | 1), borderType=cv2.BORDER_REPLICATE)
     dark = profiles < edge_ratio
     distance = np.broadcast_to(np.abs(o)[None, :], dark.shape)
     candidates = np.where(dark & (distance <= tol), distance, np.inf)
@@ -163,7 +165,7 @@ def screen_band(ratio: np.ndarray, curve: FoldCurve, chord_length: float, half: 
 def trace_band(ratio: np.ndarray, curve: FoldCurve, chord_length: float, half: int, tol: float,
                edge_ratio: float, width_range: tuple[float, float], passes: int = 3,
                max_gap: float = 1 / 30, min_contrast: float = 0.25, samples: int = 256,
-               consistent: bool = False) -> Trace | None:
+               consistent: bool = False, smooth: int = 1) -> Trace | None:
     """Follow a dark band near ``curve`` across ``ratio`` (intensity / median, black = 0).
 
     Profiles ``2 * half + 1`` samples long are taken perpendicular to the chord at up to ``samples`` positions along
@@ -171,7 +173,8 @@ def trace_band(ratio: np.ndarray, curve: FoldCurve, chord_length: float, half: i
     centre and a width. The centre curve is refitted after each pass. Broken bands are joined over gaps of
     up to ``max_gap`` of the chord; a position is covered only where the band is at least ``min_contrast``
     darker than the tissue on both sides (and, when ``consistent``, within half to twice the median width).
-    Returns None when nothing is found.
+    ``smooth`` > 1 averages that many neighbouring profiles first (a faint band is alike along its length,
+    what crosses it is not). Returns None when nothing is found.
     """
     if ratio.ndim != 2:
         raise ValueError(f"expected a 2-D image, got shape {ratio.shape}")
@@ -183,6 +186,8 @@ def trace_band(ratio: np.ndarray, curve: FoldCurve, chord_length: float, half: i
     base_y = curve.origin[1] + s[:, None] * t[1] + o[None, :] * n[1]
     profiles = cv2.remap(ratio, base_x.astype(np.float32), base_y.astype(np.float32), cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_CONSTANT, borderValue=_OUTSIDE)
+    if smooth > 1:
+        profiles = cv2.blur(profiles, (1, smooth), borderType=cv2.BORDER_REPLICATE)
     dark = profiles < edge_ratio
     fit = (curve.coeffs, curve.detail)
     centre = width = valid = None
