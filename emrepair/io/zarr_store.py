@@ -21,7 +21,7 @@ from emrepair.errors import InputError
 from emrepair.io.paths import special_kind
 
 METADATA_FILES = {"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"}
-# Listing costs about 10 us a file (2-core CPU); beyond this many the index is not built (reads stay guarded).
+# Listing takes time per file; beyond this many files the index is not built (reads stay guarded).
 MAX_INDEXED_FILES = 500_000
 # Below this fraction of written chunks the volume gets a warning: its declared shape is mostly empty.
 SPARSE_WARNING_FRACTION = 0.5
