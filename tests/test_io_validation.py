@@ -278,3 +278,25 @@ def test_a_section_bigger_than_memory_is_named_not_out_of_memory(tmp_path: Path,
         assert vol.read_region(slice(0, 1), slice(0, 8), slice(0, 8)).sum() == 64  # small regions still read
         with pytest.raises(InputError, match="region of .*more than this machine"):
             vol.read_region(slice(0, 3), slice(None), slice(None))
+
+
+def test_detect_reads_one_never_written_section_for_all(tmp_path: Path) -> None:
+    from emrepair.detect import DetectConfig, detect_volume
+
+    path = tmp_path / "gappy.zarr"
+    arr = zarr.open_array(str(path), mode="w", shape=(60, 32, 32), chunks=(1, 32, 32), dtype="uint8")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:32, 0:32]
+    for z in range(0, 60, 3):  # two of every three sections never written
+        arr[z] = (100 + 50 * np.sin(xx / 4 + 0.1 * z) + 30 * np.cos(yy / 5) + rng.normal(0, 3, (32, 32))).astype(np.uint8)
+    with pytest.warns(InputWarning):
+        vol = open_volume(path)
+    reads = []
+    original = vol._read_section
+    vol._read_section = lambda z: reads.append(z) or original(z)
+    with vol:
+        report = detect_volume(vol, DetectConfig())
+    assert len(reads) == 21  # the 20 written sections and one never-written one
+    missing = {d.z for d in report.defects if d.kind == "missing"}
+    assert {z for z in range(60) if z % 3} <= missing
+    assert [s["z"] for s in report.sections] == list(range(60))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -144,8 +144,15 @@ def detect_volume(vol: Any, config: DetectConfig = DetectConfig(), progress: Pro
     def typical() -> float | None:
         return float(np.median(good_sims)) if len(good_sims) >= config.neighbour_min_pairs else None
 
+    # never-written sections (from the reader's chunk index) all hold the fill value: one analysis serves them all
+    fill = set(getattr(vol, "unwritten_sections", list)())
+    fill_item: _Pending | None = None
     for z in range(depth):
-        item = _analyse(vol.read_section(z), z, config)
+        if z in fill and fill_item is not None:
+            item = replace(fill_item, z=z, sim_prev=None, sim_next=None)
+        else:
+            item = _analyse(vol.read_section(z), z, config)
+            fill_item = item if z in fill else fill_item
         if window:
             prev = window[-1]
             if prev.small is not None and item.small is not None:
