@@ -119,7 +119,7 @@ def _sections(data: Path):
 def run_detect_bench(data: Path, seed: int) -> None:
     """Recall per fill, shape and area fraction; found = reported partial (or missing above 90 %) with IoU >= 0.5."""
     rng = np.random.default_rng(seed)
-    rows: list[tuple[str, str, float, bool, bool, float]] = []
+    rows: list[tuple[str, str, float, bool, bool, float, float]] = []
     combos = [(f, s) for f in FILLS for s in SHAPES]
     i = 0
     for name, z, section in _sections(data):
@@ -132,18 +132,20 @@ def run_detect_bench(data: Path, seed: int) -> None:
             found_mask = report.mask(0) == KIND_LABELS["partial"] if "partial" in kinds else report.mask(0) > 0
             overlap = float((found_mask & lost).sum() / max(1, (found_mask | lost).sum()))
             flagged = "partial" in kinds or "missing" in kinds
-            rows.append((fill, shape, fraction, flagged, flagged and overlap >= 0.5, overlap))
+            covered = float(found_mask[lost].mean()) if flagged else 0.0
+            rows.append((fill, shape, fraction, flagged, flagged and overlap >= 0.5, overlap, covered))
     print(f"{len(rows)} damaged held-out sections (seed {seed})")
     for label, key in (("fraction", 2), ("fill", 0), ("shape", 1)):
         groups: dict = defaultdict(list)
         for row in rows:
             groups[row[key]].append(row)
-        print(f"\nby {label}: flagged / found (IoU >= 0.5) / mean IoU")
+        print(f"\nby {label}: flagged / found (IoU >= 0.5) / mean IoU / lost pixels inside the region (mean, min)")
         for value, group in groups.items():
             flagged = np.mean([r[3] for r in group])
             found = np.mean([r[4] for r in group])
             print(f"  {value!s:>9}: n={len(group):3d}  {100 * flagged:5.1f} %  {100 * found:5.1f} %  "
-                  f"{np.mean([r[5] for r in group]):.2f}")
+                  f"{np.mean([r[5] for r in group]):.2f}  {np.mean([r[6] for r in group]):.3f} "
+                  f"{np.min([r[6] for r in group]):.3f}")
     for fraction in FRACTIONS:
         misses = [(r[0], r[1]) for r in rows if r[2] == fraction and not r[4]]
         if misses:

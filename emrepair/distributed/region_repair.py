@@ -2,7 +2,8 @@
 
 The section's own pixels are kept everywhere farther than ``seam`` pixels from the region, bit for bit. Inside
 the region the synthesized section (the same model and neighbours as for a missing section) is used, with its
-mean matched to the section's own pixels beyond the seam; across the seam the two are blended with a smooth weight falling from 1 at the region's edge to 0 at ``seam`` pixels from it.
+mean matched to the section's own pixels beyond the seam; across the seam the two are blended with a smooth weight
+falling from 1 (up to 8 px from the region) to 0 at ``seam`` pixels from it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from emrepair.detect.lost_regions import LostRegions
 
 SEAM_PX = 16  # width of the blend between the synthesized region and the section's own pixels
 RING_PX = 48  # context beyond the seam read around a window, so that distances to the region are exact
+PLATEAU_PX = 8  # the first pixels of the seam are synthesized fully: they catch lost pixels just past a region cell
+_DEAD_ZONE = 0.1
 
 
 def region_of(geometry: dict[str, Any] | None) -> LostRegions | None:
@@ -29,7 +32,8 @@ def seam_weights(region: LostRegions, ys: slice, xs: slice, shape: tuple[int, in
                  seam: int = SEAM_PX) -> tuple[np.ndarray, np.ndarray]:
     """Blend weights of the synthesized pixels in window (ys, xs) and each pixel's distance to the region.
 
-    The weight is 1 in the region, falls smoothly to 0 at ``seam`` px from it and is exactly 0 beyond; the
+    The weight is 1 in the region and up to ``PLATEAU_PX`` (at most half the seam) beyond it, falls smoothly to
+    0 at ``seam`` px from it and is exactly 0 beyond; the
     distance is exact up to ``seam + RING_PX`` (the window is widened by that much before measuring).
     """
     height, width = shape
@@ -43,7 +47,8 @@ def seam_weights(region: LostRegions, ys: slice, xs: slice, shape: tuple[int, in
     outside = (~lost).astype(np.uint8)
     distance = cv2.distanceTransform(outside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     distance = distance[ys.start - wy.start: ys.stop - wy.start, xs.start - wx.start: xs.stop - wx.start]
-    ramp = np.clip(1.0 - distance / float(max(seam, 1)), 0.0, 1.0)
+    plateau = min(PLATEAU_PX, seam // 2)
+    ramp = np.clip(1.0 - np.maximum(distance - plateau, 0.0) / float(max(seam - plateau, 1)), 0.0, 1.0)
     weights = ramp * ramp * (3.0 - 2.0 * ramp)  # smoothstep: no kink at either end of the seam
     weights[distance >= seam] = 0.0
     return weights.astype(np.float32), distance
@@ -54,13 +59,16 @@ def match_contrast(synth: np.ndarray, own: np.ndarray, ring: np.ndarray) -> tupl
 
     The offset matches the means over the section's own pixels beyond the seam; the gain stays 1: a gain from
     the two images' spreads (pixel-level, or of 8-px local means) cost 0.4-0.9 dB in the lost region, because a
-    synthesized section is smoother than a real one (benchmarks/bench_partial.py repair). Fewer than 64 usable
-    pixels mean no change.
+    synthesized section is smoother than a real one (benchmarks/bench_partial.py repair). An offset under
+    ``_DEAD_ZONE`` of the own pixels' standard deviation, or fewer than 64 usable pixels, mean no change.
     """
     usable = ring & np.isfinite(own) & np.isfinite(synth)
     if usable.sum() < 64:
         return 1.0, 0.0
-    return 1.0, float(own[usable].astype(np.float64).mean() - synth[usable].astype(np.float64).mean())
+    o = own[usable].astype(np.float64)
+    offset = float(o.mean() - synth[usable].astype(np.float64).mean())
+    # a small difference is the two images' structure, not a change of level: correcting it cost up to 0.3 dB
+    return 1.0, offset if abs(offset) > _DEAD_ZONE * float(o.std()) else 0.0
 
 
 def fuse_region(own: np.ndarray, synth: np.ndarray, weights: np.ndarray, distance: np.ndarray,
