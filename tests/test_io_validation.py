@@ -1,5 +1,5 @@
 """Inputs are validated before pixels are read: special files refused at once, folders exact, OME-NGFF metadata
-checked against its schema, sparse Zarr stores indexed, decoder errors named; every message is one line."""
+checked against its schema, decoder errors named; every message is one line (sparse stores: test_io_sparse.py)."""
 
 from __future__ import annotations
 
