@@ -185,7 +185,7 @@ def run_repair_bench(data: Path, seed: int, model: str) -> None:
     cases = [("isbi2012_train.h5", z, 1) for z in (7, 12, 17, 22)] + [("vnc_stack1.h5", z, 1) for z in (7, 12, 17)]
     cases += [("cremi_train_crop.h5", z, 1) for z in (5, 13, 21)] + [("sbem_cdeep3m_val_v2.h5", z, 1) for z in (2, 5, 8)]
     cases += [("neuroproof_medulla_train2.h5", z, 4) for z in (100, 150, 200)]  # 40 nm: neighbours 4 apart
-    scores: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    scores: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     kept, total, skipped = 0, 0, []
     for i, (name, z, step) in enumerate(cases):
         with h5py.File(data / name, "r") as f:
@@ -220,14 +220,16 @@ def run_repair_bench(data: Path, seed: int, model: str) -> None:
         total += 1
         kept += int(np.array_equal(outputs["region"][far], stack[1][far]))
         for label, image in outputs.items():
-            scores[label].append(_region_scores(image, truth, lost))
+            section_psnr = _region_scores(image, truth, np.ones_like(lost))[0]
+            scores[label].append((*_region_scores(image, truth, lost), section_psnr))
         line = ", ".join(f"{k} {scores[k][-1][0]:.2f}" for k in outputs)
         print(f"{name} z={z} {fill} {shape} {fraction:.0%}: region PSNR {line}")
     print(f"\n{total} repaired sections ({len(skipped)} skipped: {skipped})")
     print(f"pixels >= {SEAM} px from the region bit-identical: {kept} of {total} sections")
     for label, values in scores.items():
         arr = np.array(values)
-        print(f"  {label:>14}: region PSNR {arr[:, 0].mean():.2f} dB, region SSIM {arr[:, 1].mean():.3f}")
+        print(f"  {label:>14}: region PSNR {arr[:, 0].mean():.2f} dB, region SSIM {arr[:, 1].mean():.3f}, "
+              f"whole-section PSNR {arr[:, 2].mean():.2f} dB")
     gain = np.array(scores["region"])[:, 0] - np.array(scores["whole"])[:, 0]
     print(f"region - whole ({model}) per section: min {gain.min():+.2f}, mean {gain.mean():+.2f} dB")
 
