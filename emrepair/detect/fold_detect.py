@@ -140,6 +140,13 @@ def _same_band(a: FoldCurve, b: FoldCurve, width: float) -> bool:
     return bool(np.median(np.abs(across - a.offset(along))) < max(width, 3.0))
 
 
+def _promising(coarse: Trace, spec: FoldPass, config: DetectConfig) -> bool:
+    """Whether a working-scale trace may pass ``_accept`` at full resolution (with some slack), so that it
+    is worth refining."""
+    return (coarse.coverage >= max(config.fold_min_coverage_broken, spec.min_coverage) - 0.1
+            and coarse.span >= config.fold_min_span - 0.15 and coarse.contrast >= 0.8 * config.fold_min_contrast)
+
+
 def _accept(trace: Trace, shape: tuple[int, int], spec: FoldPass, config: DetectConfig) -> float:
     """The fold score of a full-resolution trace found by pass ``spec``, or 0 when it is not a fold."""
     length_fraction = (trace.curve.s1 - trace.curve.s0) / min(shape)
@@ -181,7 +188,7 @@ def find_folds(values: np.ndarray, black: float, median: float, config: DetectCo
                 continue
             tried.append(seg)
             coarse = _trace_candidate(ratio, segment, spec, config)
-            if coarse is None or coarse.coverage < config.fold_min_coverage_broken:
+            if coarse is None or not _promising(coarse, spec, config):
                 continue
             full_ratio = tissue.full()
             refined = _refine(full_ratio, coarse, spec)

@@ -54,7 +54,7 @@ def fold_passes(shape: tuple[int, int], min_width: float, max_width: float) -> l
     dark_factor = 2 if side > 300 else 1
     faint_factor = max(2, min(8, side // 128))
     return [
-        FoldPass("dark", dark_factor, "min", 0.3, 0.5, 0.1, (1.2, max_width * 1.2)),
+        FoldPass("dark", dark_factor, "min", 0.3, 0.5, 0.2, (1.2, max_width * 1.2)),
         # faint bands look most like chains of membranes and long dark organelles: they must be unbroken
         FoldPass("faint", faint_factor, "area", 0.72, 0.8, 0.2, (max(4.0, 0.8 * min_width), max_width * 1.2),
                  min_coverage=0.75, consistent=True, hough=(0.4, 0.5), smooth=7),
@@ -102,8 +102,13 @@ class TissueLevel:
             return self.full()
         h, w = self.shape
         if spec.pool == "min":
-            eroded = cv2.erode(self.unit, np.ones((f, f), np.uint8), anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
-            return self._divide(np.ascontiguousarray(eroded[: h // f * f: f, : w // f * f: f]))
+            crop = self.unit[: h // f * f, : w // f * f]
+            pooled = crop[0::f, 0::f].copy()
+            for dy in range(f):
+                for dx in range(f):
+                    if dy or dx:
+                        np.minimum(pooled, crop[dy::f, dx::f], out=pooled)
+            return self._divide(pooled)
         return self._divide(cv2.resize(self.unit, (w // f, h // f), interpolation=cv2.INTER_AREA))
 
 
