@@ -37,9 +37,6 @@ def is_lost_not_fold(band: np.ndarray, regions: LostRegions) -> bool:
     inside = cv2.distanceTransform(np.pad(cells, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
     width = max(1.0, 2.0 * float(inside.max()))
     length = area / width
-    # a wide band only partly on lost cells straddles the edge of a lost area (a fold is dark all across)
-    if width >= 3 and (cells & lost).sum() < 0.85 * area:
-        return True
     # a band lying along the section's border (a torn corner or side) touches the border about as much as tissue
     tissue = ~cells & ~lost
     padded, open_ = np.pad(cells, 1), np.pad(tissue, 1)
