@@ -85,7 +85,7 @@ def _trace_candidate(ratio: np.ndarray, segment: np.ndarray, spec: FoldPass, con
     # a quick look first: most candidates in tissue end here
     coverage, span = screen_band(ratio, curve, length, half, tol + 1, spec.edge, widths, _MAX_GAP,
                                  smooth=spec.smooth)
-    if coverage < 0.6 or span < 0.75:
+    if coverage < 0.6 or span < 0.6:
         return None
     first = trace_band(ratio, curve, length, half, tol=float(tol + 1), edge_ratio=spec.edge, width_range=widths,
                        passes=2, max_gap=_MAX_GAP, consistent=spec.consistent, smooth=spec.smooth)
