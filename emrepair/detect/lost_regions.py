@@ -152,8 +152,8 @@ def _cell_sums(values: np.ndarray, cell: int) -> dict[str, np.ndarray]:
         parts = {"x": x, "xx": x * x, "r": r, "rr": r * r, "xr": x * r, "d": below, "dd": below * below,
                  "xd": x * below}
         i0, n = top // cell, (bottom - top) // cell
-        for name, arr in parts.items():
-            sums[name][i0:i0 + n] = arr.reshape(n, cell, gw, cell).sum(axis=(1, 3))
+        for name, arr in parts.items():  # block means by area resampling (exact for whole cells), times the area
+            sums[name][i0:i0 + n] = cv2.resize(arr, (gw, n), interpolation=cv2.INTER_AREA) * (cell * cell)
     return sums
 
 
@@ -175,7 +175,7 @@ def _noisy_lines(values: np.ndarray, axis: int, cell: int, config: DetectConfig,
     count = lines.shape[1] // seg
     if count < 1:
         return np.zeros(lines.shape[0], bool)
-    parts = lines[:, : count * seg].reshape(lines.shape[0], count, seg).astype(np.float64)
+    parts = lines[:, : count * seg].reshape(lines.shape[0], count, seg).astype(np.float32)
     centred = parts - parts.mean(axis=2, keepdims=True)
     a, b = centred[:, :, :-1], centred[:, :, 1:]
     denom = np.sqrt((a * a).sum(axis=2) * (b * b).sum(axis=2))
