@@ -84,3 +84,18 @@ def test_good_numbers_pass() -> None:
     for cls in (FixOptions, UpsampleOptions):
         with pytest.raises(UsageError, match="--workers"):
             cls(workers=0)
+
+
+def test_a_huge_sections_range_is_refused_before_it_takes_memory() -> None:
+    import tracemalloc
+
+    from emrepair.errors import UsageError
+    from emrepair.pipelines.plan import parse_sections
+
+    tracemalloc.start()
+    with pytest.raises(UsageError, match="more than 1,000,000 sections"):
+        parse_sections("0-30000000")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 10_000_000
+    assert parse_sections("5,9-11") == [5, 9, 10, 11]

@@ -79,6 +79,9 @@ def plan_runs(defects: dict[int, str], depth: int,
     return runs
 
 
+MAX_SECTIONS = 1_000_000  # more than any stack has; a longer list is a typo, refused before it takes memory
+
+
 def parse_sections(text: str) -> list[int]:
     """Parse a section list such as ``"5,9-11"`` into ``[5, 9, 10, 11]``.
 
@@ -94,6 +97,9 @@ def parse_sections(text: str) -> list[int]:
                 lo, hi = int(lo_text), int(hi_text)
                 if lo > hi or lo < 0:
                     raise ValueError
+                if hi - lo + 1 + len(result) > MAX_SECTIONS:
+                    raise UsageError(f"--sections {text!r} names more than {MAX_SECTIONS:,} sections; "
+                                     f"give the sections to repair, not a range beyond the stack")
                 result.update(range(lo, hi + 1))
             else:
                 value = int(part)
