@@ -99,3 +99,13 @@ def test_a_huge_sections_range_is_refused_before_it_takes_memory() -> None:
     tracemalloc.stop()
     assert peak < 10_000_000
     assert parse_sections("5,9-11") == [5, 9, 10, 11]
+
+
+def test_a_huge_factor_is_a_usage_error() -> None:
+    from emrepair.pipelines.upsample_plan import resolve_factor
+
+    with pytest.raises(UsageError, match="from 2 to 64"):
+        resolve_factor(10**9, None, (40.0, 4.0, 4.0))
+    with pytest.raises(UsageError, match="above the largest"):
+        resolve_factor(None, 0.001, (40.0, 4.0, 4.0))
+    assert resolve_factor(4, None, (40.0, 4.0, 4.0)).factor == 4

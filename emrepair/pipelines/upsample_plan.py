@@ -40,6 +40,9 @@ class UpsampleFactor:
         return text
 
 
+MAX_FACTOR = 64  # finer than any section spacing asks for (50 nm sections to 4 nm pixels is 12.5)
+
+
 def resolve_factor(factor: int | None, target_z: float | None,
                    voxel_size: tuple[float, float, float] | None) -> UpsampleFactor:
     """Choose the integer factor from ``--factor`` or ``--target-z`` (exactly one must be given).
@@ -47,15 +50,15 @@ def resolve_factor(factor: int | None, target_z: float | None,
     ``--target-z`` rounds the input z spacing / target to the nearest integer.
 
     Raises:
-        UsageError: neither or both given, a non-positive target, or a factor below 2.
+        UsageError: neither or both given, a non-positive target, or a factor below 2 or above MAX_FACTOR.
         InputError: ``--target-z`` on a volume whose voxel size is unknown.
     """
     z_nm = _known_z(voxel_size)
     if (factor is None) == (target_z is None):
         raise UsageError("give exactly one of --factor N or --target-z NM")
     if factor is not None:
-        if factor < 2:
-            raise UsageError(f"--factor must be an integer of at least 2, got {factor}")
+        if factor < 2 or factor > MAX_FACTOR:
+            raise UsageError(f"--factor must be an integer from 2 to {MAX_FACTOR}, got {factor}")
         return UpsampleFactor(factor, z_nm)
     assert target_z is not None
     if not math.isfinite(target_z) or target_z <= 0:
@@ -66,6 +69,9 @@ def resolve_factor(factor: int | None, target_z: float | None,
     if derived < 2:
         raise UsageError(f"--target-z {target_z:g} nm from a z spacing of {z_nm:g} nm gives factor {derived}; "
                          f"upsampling needs a target of at most {z_nm / 1.5:g} nm")
+    if derived > MAX_FACTOR:
+        raise UsageError(f"--target-z {target_z:g} nm from a z spacing of {z_nm:g} nm gives factor {derived}, "
+                         f"above the largest, {MAX_FACTOR}")
     return UpsampleFactor(derived, z_nm, float(target_z))
 
 
