@@ -54,8 +54,33 @@ app.command("demo")(demo)
 
 
 def main() -> None:
-    """Entry point of the ``emrepair`` console script."""
-    app()
+    """Entry point of the ``emrepair`` console script.
+
+    Click's usage errors (a bad number, an unknown option) print as one ``error:`` line with a pointer to the
+    command's help, not the usage block, and exit 2.
+    """
+    import sys
+
+    # Typer 0.29 carries its own copy of Click: take the exception classes from Typer's, whichever it is.
+    usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+    click_exception = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+    try:
+        code = app(standalone_mode=False)
+    except usage_error as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare `emrepair`: the help, as before
+            exc.show()
+            sys.exit(exc.exit_code)
+        where = exc.ctx.command_path if exc.ctx is not None else "emrepair"
+        message = " ".join(exc.format_message().split())
+        print(f"error: {message} (see '{where} -h')", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except click_exception as exc:
+        print(f"error: {' '.join(exc.format_message().split())}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
