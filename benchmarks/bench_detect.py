@@ -168,7 +168,8 @@ def main() -> None:
                 raw = f["raw"][:]
             folds_s = folds_alone(raw, {}, {}, alone["clean"], [])
             alone_s += folds_s
-            line = (f"{path.name:30s} {str(raw.shape):16s} clean flags {len(clean.defects)}  read {read_s * 1e3:7.1f} ms  "
+            line = (f"{path.name:30s} {str(raw.shape):16s} clean flags {len(clean.defects)}  "
+                    f"read {read_s * 1e3:7.1f} ms  "
                     f"detect {detect_s * 1e3:7.1f} ms ({detect_s / read_s:4.1f}x)  find_folds {folds_s / read_s:4.1f}x")
             for family in args.family:
                 if family == "A":

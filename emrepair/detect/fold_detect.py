@@ -118,7 +118,8 @@ def _refine(full_ratio: np.ndarray, coarse: Trace, spec: FoldPass) -> tuple[Trac
     start, length = aligned
     half = int(coarse.width * f / 2 + _bow(start, length) + 3 * f + 3)
     trace = trace_band(full_ratio, start, length, half, tol=2.0 * f, edge_ratio=spec.edge,
-                       width_range=spec.widths, passes=2, max_gap=_MAX_GAP, consistent=spec.consistent, smooth=spec.smooth)
+                       width_range=spec.widths, passes=2, max_gap=_MAX_GAP, consistent=spec.consistent,
+                       smooth=spec.smooth)
     return None if trace is None else (trace, length)
 
 

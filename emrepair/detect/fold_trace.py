@@ -62,10 +62,12 @@ def _runs_at(dark: np.ndarray, pick: np.ndarray, profiles: np.ndarray, threshold
 
 
 def _quad(coeffs: tuple[float, float, float], s: np.ndarray) -> np.ndarray:
+    """The parabola of ``coeffs`` at positions ``s``."""
     return coeffs[0] + coeffs[1] * s + coeffs[2] * s * s
 
 
-def _evaluate(fit: tuple[tuple[float, float, float], tuple[np.ndarray, np.ndarray] | None], s: np.ndarray) -> np.ndarray:
+def _evaluate(fit: tuple[tuple[float, float, float], tuple[np.ndarray, np.ndarray] | None],
+              s: np.ndarray) -> np.ndarray:
     """Centre offsets of a (coeffs, detail) fit at positions ``s``."""
     coeffs, detail = fit
     out = _quad(coeffs, s)
