@@ -63,6 +63,18 @@ def settle_backup(path: str, dataset: str | None, level: int | None, continue_ru
 
 def run_fix_in_place(path: str, options: Any, *, progress: ProgressCallback | None = None,
                      tile_progress: ProgressCallback | None = None, warn: WarnCallback | None = None) -> Any:
+    """:func:`_run_fix_in_place` holding the input's in-place lock (one in-place run or undo at a time)."""
+    from emrepair.io.paths import locate
+    from emrepair.pipelines.inplace_lock import in_place_lock
+
+    if options.dry_run:
+        return _run_fix_in_place(path, options, progress=progress, tile_progress=tile_progress, warn=warn)
+    with in_place_lock(locate(path, options.dataset).container):
+        return _run_fix_in_place(path, options, progress=progress, tile_progress=tile_progress, warn=warn)
+
+
+def _run_fix_in_place(path: str, options: Any, *, progress: ProgressCallback | None = None,
+                      tile_progress: ProgressCallback | None = None, warn: WarnCallback | None = None) -> Any:
     """Repair ``path`` in place after backing up every chunk to be written (complete, synced); returns a FixResult.
 
     ``options.continue_run`` finishes an interrupted in-place repair: a complete backup is restored first and the
@@ -157,6 +169,15 @@ def _write_in_place(vol: Any, runs: list[Any], sections: list[int], repairers: A
 
 
 def undo_in_place(path: str, dataset: str | None = None, level: int | None = None) -> list[int]:
+    """:func:`_undo_in_place` holding the input's in-place lock (one in-place run or undo at a time)."""
+    from emrepair.io.paths import locate
+    from emrepair.pipelines.inplace_lock import in_place_lock
+
+    with in_place_lock(locate(path, dataset).container):
+        return _undo_in_place(path, dataset, level)
+
+
+def _undo_in_place(path: str, dataset: str | None = None, level: int | None = None) -> list[int]:
     """Restore the input from the backup of an in-place repair of ``path``, check it, then delete the backup.
 
     Returns the repaired sections that were put back; an incomplete backup (the run stopped before writing) is
