@@ -41,6 +41,9 @@ class _DaisyWorker:
     def __call__(self) -> None:
         import daisy
 
+        from emrepair.distributed.executor import die_with_parent
+
+        die_with_parent()  # a daisy worker ends with the run that spawned it, killed or not
         client = daisy.Client()
         worker_id = int(daisy.Context.from_env()["worker_id"])
         with self.setup(worker_id) as process:
