@@ -125,7 +125,7 @@ def create_output(
         "hdf5": HDF5Writer, "ome-zarr": OmeZarrWriter, "zarr": ZarrWriter,
         "tiff": TiffStackWriter, "image-folder": TiffFolderWriter,
     }[fmt]
-    return writer_cls(
+    writer = writer_cls(
         path=target,
         shape=out_shape,  # type: ignore[arg-type]
         dtype=out_dtype,
@@ -138,3 +138,5 @@ def create_output(
         temp_path=Path(temp_path) if temp_path is not None else None,
         resume=resume,
     )
+    writer.replace_existing = overwrite  # without --overwrite, commit never replaces what appeared meanwhile
+    return writer

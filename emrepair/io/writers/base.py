@@ -3,6 +3,7 @@ provenance attributes, and an atomic ``commit`` (or ``abort``) that moves it int
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -82,9 +83,35 @@ def remove_path(path: Path) -> None:
         path.unlink()
 
 
-def move_into_place(temp: Path, final: Path) -> None:
+class OutputTakenError(OutputError):
+    """The final path was taken by something else while the output was written (no --overwrite)."""
+
+
+def move_into_place(temp: Path, final: Path, replace: bool = True) -> None:
     """Replace ``final`` by ``temp``; an existing folder is renamed aside first and deleted only after the swap
-    (put back when the swap fails; a later run's ``recover_leftovers`` handles a kill in between)."""
+    (put back when the swap fails; a later run's ``recover_leftovers`` handles a kill in between).
+
+    With ``replace=False`` (an output created without ``--overwrite``) nothing that appeared at ``final`` while
+    the output was written is replaced: a file is linked into place (which fails when the name exists) and a
+    folder renamed (which fails onto a non-empty one); OutputError then, and ``temp`` stays for the caller."""
+    if not replace:
+        try:
+            if temp.is_dir():
+                if final.exists() or final.is_symlink():
+                    raise FileExistsError(str(final))
+                os.rename(temp, final)
+            else:
+                os.link(temp, final, follow_symlinks=False)
+                os.unlink(temp)
+        except (FileExistsError, IsADirectoryError) as exc:
+            raise OutputTakenError(f"output exists: {final} appeared while this run wrote it (another run?); it was "
+                              f"not replaced") from exc
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            raise OutputTakenError(f"output exists: {final} appeared while this run wrote it (another run?); it was "
+                              f"not replaced") from exc
+        return
     if final.is_dir() and not final.is_symlink():
         aside = final.with_name(f".{final.name}.old-emrepair-{owner_tag()}")
         remove_path(aside)
@@ -132,6 +159,8 @@ class VolumeWriter:
         self.labels = labels
         self.attrs: dict[str, Any] = dict(attrs)
         self._state = "open"
+        # False for an output created without --overwrite: commit then never replaces what appeared meanwhile.
+        self.replace_existing = True
         self.resumed = bool(resume and (self.temp_path.exists() or self.temp_path.is_symlink()))
         if self.resumed:
             # Reopen a temporary output left by an interrupted run; a failure leaves it untouched.
@@ -186,6 +215,9 @@ class VolumeWriter:
         try:
             self._guard("finish", self._finish)
             self._guard("move into place", self._move)
+        except OutputTakenError:  # another run's output is there: this one is not kept
+            self.abort()
+            raise
         except OutputError:  # a full disk while finishing: the data are written, keep them for a resumed writer
             self._state = "released"
             self._close()
@@ -256,7 +288,7 @@ class VolumeWriter:
         return [self.temp_path]
 
     def _move(self) -> None:
-        move_into_place(self.temp_path, self.path)
+        move_into_place(self.temp_path, self.path, replace=self.replace_existing)
 
     # -- helpers ----------------------------------------------------------------------------------------------
 

@@ -104,7 +104,7 @@ class TiffStackWriter(VolumeWriter):
         return [self.temp_path, self._sidecar_temp] if hasattr(self, "_sidecar_temp") else [self.temp_path]
 
     def _move(self) -> None:
-        move_into_place(self.temp_path, self.path)
+        move_into_place(self.temp_path, self.path, replace=self.replace_existing)
         os.replace(self._sidecar_temp, sidecar_path(self.path))
 
 
