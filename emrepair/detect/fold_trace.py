@@ -127,6 +127,20 @@ def _longest_stretch(covered: np.ndarray, max_gap: int) -> tuple[int, int]:
     return int(where[starts[best]]), int(where[ends[best]])
 
 
+def _profiles(ratio: np.ndarray, curve: FoldCurve, chord_length: float, half: int,
+              count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``count`` profiles of ``ratio`` across the chord, ``2 * half + 1`` samples each: (positions along the
+    chord, offsets across it, the (count, 2 * half + 1) profiles; outside the image reads as ``_OUTSIDE``)."""
+    s = np.linspace(0.0, chord_length, count, dtype=np.float32)
+    o = np.arange(-half, half + 1, dtype=np.float32)
+    t, n = curve.tangent.astype(np.float32), curve.normal.astype(np.float32)
+    base_x = curve.origin[0] + s[:, None] * t[0] + o[None, :] * n[0]
+    base_y = curve.origin[1] + s[:, None] * t[1] + o[None, :] * n[1]
+    profiles = cv2.remap(ratio, base_x.astype(np.float32), base_y.astype(np.float32), cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=_OUTSIDE)
+    return s, o, profiles
+
+
 def screen_band(ratio: np.ndarray, curve: FoldCurve, chord_length: float, half: int, tol: float,
                 edge_ratio: float, width_range: tuple[float, float], max_gap: float,
                 min_contrast: float = 0.25, smooth: int = 1) -> tuple[float, float]:
@@ -135,13 +149,7 @@ def screen_band(ratio: np.ndarray, curve: FoldCurve, chord_length: float, half: 
     chord that is ``min_contrast`` darker than both its sides, and that stretch's span as a fraction of the
     chord."""
     count = int(min(48, max(16, chord_length)))
-    s = np.linspace(0.0, chord_length, count, dtype=np.float32)
-    o = np.arange(-half, half + 1, dtype=np.float32)
-    t, n = curve.tangent.astype(np.float32), curve.normal.astype(np.float32)
-    base_x = curve.origin[0] + s[:, None] * t[0] + o[None, :] * n[0]
-    base_y = curve.origin[1] + s[:, None] * t[1] + o[None, :] * n[1]
-    profiles = cv2.remap(ratio, base_x.astype(np.float32), base_y.astype(np.float32), cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=_OUTSIDE)
+    s, o, profiles = _profiles(ratio, curve, chord_length, half, count)
     if smooth > 1:
         profiles = cv2.blur(profiles, (1, max(1, smooth // 4) | 1), borderType=cv2.BORDER_REPLICATE)
     dark = profiles < edge_ratio
@@ -181,13 +189,7 @@ def trace_band(ratio: np.ndarray, curve: FoldCurve, chord_length: float, half: i
     if ratio.ndim != 2:
         raise ValueError(f"expected a 2-D image, got shape {ratio.shape}")
     count = int(min(samples, max(16, chord_length)))
-    s = np.linspace(0.0, chord_length, count, dtype=np.float32)
-    o = np.arange(-half, half + 1, dtype=np.float32)
-    t, n = curve.tangent.astype(np.float32), curve.normal.astype(np.float32)
-    base_x = curve.origin[0] + s[:, None] * t[0] + o[None, :] * n[0]
-    base_y = curve.origin[1] + s[:, None] * t[1] + o[None, :] * n[1]
-    profiles = cv2.remap(ratio, base_x.astype(np.float32), base_y.astype(np.float32), cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=_OUTSIDE)
+    s, o, profiles = _profiles(ratio, curve, chord_length, half, count)
     if smooth > 1:
         profiles = cv2.blur(profiles, (1, smooth), borderType=cv2.BORDER_REPLICATE)
     dark = profiles < edge_ratio
