@@ -30,7 +30,7 @@ class _DropAbandonedTasks(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         text = str(record.msg)
         return not text.startswith(("Task was destroyed but it is pending", "_GatheringFuture exception was never",
-                                    "Future exception was never retrieved"))
+                                    "Future exception was never retrieved", "Task exception was never retrieved"))
 
 
 def quiet_abandoned_writes() -> None:
