@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +76,39 @@ def assert_trains_from_linear(model: Any, a: Any, b: Any, t: Any, tolerance: flo
     out.square().mean().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
     return out
+
+
+def refused_to_open(path: Path, match: str, **kwargs: Any) -> str:
+    """Open ``path``, expect a one-line InputError matching ``match``; return its text."""
+    import pytest
+
+    from emrepair.errors import InputError
+
+    with pytest.raises(InputError, match=match) as info:
+        open_volume(path, **kwargs)
+    assert "\n" not in str(info.value)
+    return str(info.value)
+
+
+def ome_image(tmp_path: Path, multiscales: object) -> Path:
+    """A 3 x 8 x 8 Zarr v2 OME image whose ``multiscales`` metadata is given as is (valid or not)."""
+    path = tmp_path / "img.ome.zarr"
+    g = zarr.open_group(str(path), mode="w", zarr_format=2)
+    g.create_array("0", shape=(3, 8, 8), dtype="uint8")[:] = 1
+    g.attrs["multiscales"] = multiscales
+    return path
+
+
+@contextlib.contextmanager
+def fail_after(seconds: int) -> Iterator[None]:
+    """Fail with TimeoutError, rather than hang the suite, when the block runs longer (something blocks on a FIFO)."""
+    def alarm(signum: int, frame: object) -> None:
+        raise TimeoutError(f"blocked for {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -15,20 +14,14 @@ from emrepair.errors import UsageError
 from emrepair.io import open_volume
 from emrepair.pipelines.options import EngineOptions, RunOptions
 
-from helpers import smooth_stack
+from helpers import fail_after, smooth_stack
 
 
 @pytest.fixture(autouse=True)
 def no_hang():
     """Fail rather than hang when something blocks on the FIFO."""
-    def alarm(signum, frame):
-        raise TimeoutError("blocked for 60 s")
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.alarm(60)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
+    with fail_after(60):
+        yield
 
 
 def folder_with_fifo(tmp_path: Path) -> Path:

@@ -11,24 +11,9 @@ import numpy as np
 import pytest
 import zarr
 
-from emrepair.errors import InputError, InputWarning
+from emrepair.errors import InputWarning
 from emrepair.io import open_volume
-
-
-def refused(path: Path, match: str, **kwargs: object) -> str:
-    """Open ``path``, expect a one-line InputError matching ``match``; return its text."""
-    with pytest.raises(InputError, match=match) as info:
-        open_volume(path, **kwargs)
-    assert "\n" not in str(info.value)
-    return str(info.value)
-
-
-def _ome(tmp_path: Path, multiscales: object) -> Path:
-    path = tmp_path / "img.ome.zarr"
-    g = zarr.open_group(str(path), mode="w", zarr_format=2)
-    g.create_array("0", shape=(3, 8, 8), dtype="uint8")[:] = 1
-    g.attrs["multiscales"] = multiscales
-    return path
+from helpers import ome_image, refused_to_open
 
 
 def test_sparse_zarr_warns_and_reads_unwritten_sections_without_the_store(tmp_path: Path) -> None:
@@ -53,7 +38,7 @@ def test_declared_shape_far_beyond_the_stored_chunks_is_refused(tmp_path: Path) 
     path = tmp_path / "empty.zarr"
     arr = zarr.open_array(str(path), mode="w", shape=(200_000, 8, 8), chunks=(1, 8, 8), dtype="uint8")
     arr[3] = 5
-    refused(path, "declares 200000 sections but only 1 hold any data .*sections 3-3")
+    refused_to_open(path, "declares 200000 sections but only 1 hold any data .*sections 3-3")
 
 
 def test_dense_zarr_has_no_warning(tmp_path: Path, recwarn: pytest.WarningsRecorder) -> None:
@@ -71,7 +56,7 @@ def test_sparse_hdf5_warns_and_an_empty_declared_shape_is_refused(tmp_path: Path
         f["dense"] = np.ones((4, 8, 8), np.uint8)
     with pytest.warns(InputWarning, match="only 15 of the 100 chunks"):
         open_volume(tmp_path / "sparse.h5", dataset="raw").close()
-    refused(tmp_path / "sparse.h5", "declares 200000 sections but only 1 hold any data", dataset="empty")
+    refused_to_open(tmp_path / "sparse.h5", "declares 200000 sections but only 1 hold any data", dataset="empty")
     with open_volume(tmp_path / "sparse.h5", dataset="dense") as vol:
         assert vol.chunk_index is None and vol.read_section(3).sum() == 64
 
@@ -79,7 +64,7 @@ def test_sparse_hdf5_warns_and_an_empty_declared_shape_is_refused(tmp_path: Path
 def test_masks_and_label_images_are_sparse_by_nature(tmp_path: Path, recwarn: pytest.WarningsRecorder) -> None:
     from emrepair.io import create_output
 
-    like = open_volume(_ome(tmp_path, [{"datasets": [{"path": "0"}]}])).info
+    like = open_volume(ome_image(tmp_path, [{"datasets": [{"path": "0"}]}])).info
     with create_output(tmp_path / "mask.zarr", like=like, shape=(3000, 8, 8), labels=True) as w:
         w.write_section(5, np.ones((8, 8), np.uint8))
         w.set_attrs({"emrepair": {"command": "detect"}})
@@ -104,7 +89,7 @@ def test_huge_declared_sections_with_nothing_stored_are_refused(tmp_path: Path, 
         path = tmp_path / "big.h5"
         with h5py.File(path, "w") as f:
             f.create_dataset("raw", shape=shape, chunks=chunks, dtype="uint8")[0, :1000, :1000] = 9
-    refused(path, r"declares a 4 x 200000 x 200000 volume \(149.0 GiB\) but only 1 of its 160000 chunks")
+    refused_to_open(path, r"declares a 4 x 200000 x 200000 volume \(149.0 GiB\) but only 1 of its 160000 chunks")
 
 
 def test_detect_reads_one_never_written_section_for_all(tmp_path: Path) -> None:

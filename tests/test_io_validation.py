@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from pathlib import Path
 
 import h5py
@@ -16,27 +15,14 @@ import zarr
 
 from emrepair.errors import InputError, InputWarning
 from emrepair.io import open_volume
+from helpers import fail_after, ome_image, refused_to_open
 
 
 @pytest.fixture(autouse=True)
 def no_hang():
     """Fail (rather than hang the suite) when something blocks on a FIFO."""
-    def alarm(signum, frame):
-        raise TimeoutError("blocked for 20 s")
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.alarm(20)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
-
-
-def refused(path: Path, match: str, **kwargs: object) -> str:
-    """Open ``path``, expect a one-line InputError matching ``match``; return its text."""
-    with pytest.raises(InputError, match=match) as info:
-        open_volume(path, **kwargs)
-    assert "\n" not in str(info.value)
-    return str(info.value)
+    with fail_after(20):
+        yield
 
 
 def section_folder(path: Path, n: int = 4) -> Path:
@@ -63,7 +49,7 @@ def test_folder_entry_that_cannot_be_read_is_named(tmp_path: Path, kind: str, ma
      "device": lambda: entry.symlink_to("/dev/zero"),
      "folder": lambda: entry.mkdir(),
      "garbage": lambda: entry.write_bytes(b"II*\x00" + b"\x01" * 3)}[kind]()
-    text = refused(folder, match)
+    text = refused_to_open(folder, match)
     assert "z=2" in text and "--skip-unreadable" in text
     with pytest.warns(InputWarning, match="s1b.tif"):
         vol = open_volume(folder, skip_unreadable=True)
@@ -83,14 +69,14 @@ def test_hidden_and_other_files_are_not_sections(tmp_path: Path) -> None:
 def test_fifo_inputs_are_refused_at_once(tmp_path: Path) -> None:
     for name in ("v.tif", "v.h5", "v.raw"):
         os.mkfifo(tmp_path / name)
-        refused(tmp_path / name, "FIFO")
+        refused_to_open(tmp_path / name, "FIFO")
     (tmp_path / "zero.h5").symlink_to("/dev/zero")
-    refused(tmp_path / "zero.h5", "device")
+    refused_to_open(tmp_path / "zero.h5", "device")
 
 
 def test_dangling_link_input(tmp_path: Path) -> None:
     (tmp_path / "v.h5").symlink_to(tmp_path / "elsewhere.h5")
-    refused(tmp_path / "v.h5", "dangling")
+    refused_to_open(tmp_path / "v.h5", "dangling")
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
@@ -101,15 +87,7 @@ def test_fifo_zarr_chunk_is_refused(tmp_path: Path, zarr_format: int) -> None:
     chunk = next(p for p in sorted(path.rglob("*")) if p.is_file() and p.name not in (".zarray", ".zattrs", "zarr.json"))
     chunk.unlink()
     os.mkfifo(chunk)
-    refused(path, "FIFO")
-
-
-def _ome(tmp_path: Path, multiscales: object) -> Path:
-    path = tmp_path / "img.ome.zarr"
-    g = zarr.open_group(str(path), mode="w", zarr_format=2)
-    g.create_array("0", shape=(3, 8, 8), dtype="uint8")[:] = 1
-    g.attrs["multiscales"] = multiscales
-    return path
+    refused_to_open(path, "FIFO")
 
 
 @pytest.mark.parametrize("multiscales, field", [
@@ -123,14 +101,14 @@ def _ome(tmp_path: Path, multiscales: object) -> Path:
     ([], "empty list"),
 ])
 def test_malformed_ome_metadata_names_the_field(tmp_path: Path, multiscales: object, field: str) -> None:
-    text = refused(_ome(tmp_path, multiscales), "malformed OME-NGFF metadata")
+    text = refused_to_open(ome_image(tmp_path, multiscales), "malformed OME-NGFF metadata")
     assert __import__("re").search(field, text), text
 
 
 def test_valid_ome_metadata_still_reads(tmp_path: Path) -> None:
     ms = [{"version": "0.4", "axes": [{"name": n, "type": "space", "unit": "nanometer"} for n in "zyx"],
            "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [40, 4, 4]}]}]}]
-    with open_volume(_ome(tmp_path, ms)) as vol:
+    with open_volume(ome_image(tmp_path, ms)) as vol:
         assert vol.info.voxel_size == (40.0, 4.0, 4.0) and vol.info.format == "ome-zarr"
 
 
@@ -177,7 +155,7 @@ def test_permission_errors_are_input_errors(tmp_path: Path, monkeypatch: pytest.
         vol.read_section(1)
     folder = section_folder(tmp_path / "secs", 2)
     monkeypatch.setattr(os, "scandir", lambda p: denied())
-    refused(folder, "cannot list folder")
+    refused_to_open(folder, "cannot list folder")
 
 
 def test_zarr_metadata_as_fifo_is_refused(tmp_path: Path) -> None:
@@ -185,7 +163,7 @@ def test_zarr_metadata_as_fifo_is_refused(tmp_path: Path) -> None:
     zarr.open_array(str(path), mode="w", shape=(2, 4, 4), dtype="uint8", zarr_format=2)[:] = 1
     (path / ".zattrs").unlink(missing_ok=True)
     os.mkfifo(path / ".zattrs")
-    refused(path, "FIFO")
+    refused_to_open(path, "FIFO")
     meta = json.loads((path / ".zarray").read_text())
     assert meta["shape"] == [2, 4, 4]  # the input is untouched
 
