@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from emrepair.simulate.intensity import cast_like, intensity_range
+from emrepair.simulate.intensity import cast_like, finite_source, intensity_range, restore_nonfinite
 
 
 @dataclass(frozen=True)
@@ -129,12 +129,7 @@ def simulate_fold(section: np.ndarray, rng: np.random.Generator, params: FoldPar
     dx = (side * magnitude * dir_x / norm).astype(np.float32)
     dy = (side * magnitude * dir_y / norm).astype(np.float32)
 
-    source = section
-    nonfinite = None
-    if section.dtype.kind == "f":
-        nonfinite = ~np.isfinite(section)
-        if nonfinite.any():
-            source = np.where(nonfinite, black, section).astype(section.dtype)
+    source, nonfinite = finite_source(section, black)
     warped = cv2.remap(source, xx + dx, yy + dy, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     values = warped.astype(np.float32)
 
@@ -149,8 +144,7 @@ def simulate_fold(section: np.ndarray, rng: np.random.Generator, params: FoldPar
     band = distance < width / 2
     values[band] = black + (values[band] - black) * np.float32(1 - darkness)
     image = cast_like(values, section)
-    if nonfinite is not None and nonfinite.any():
-        image[nonfinite & ~band] = section[nonfinite & ~band]
+    restore_nonfinite(image, section, nonfinite, band)
     return FoldResult(
         image=image,
         band_mask=band,

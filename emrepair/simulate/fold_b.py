@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from emrepair.simulate.fold import FoldResult
-from emrepair.simulate.intensity import cast_like, intensity_range
+from emrepair.simulate.intensity import cast_like, finite_source, intensity_range, restore_nonfinite
 
 FOLD_B_KINDS = ("thin", "wide", "faint")
 
@@ -213,12 +213,7 @@ def simulate_fold_b(section: np.ndarray, rng: np.random.Generator, params: FoldB
         dark = 1 - (1 - dark) * (1 - weight)
         displacement += pull
         band |= mask
-    source = section
-    nonfinite = None
-    if section.dtype.kind == "f":
-        nonfinite = ~np.isfinite(section)
-        if nonfinite.any():
-            source = np.where(nonfinite, black, section).astype(section.dtype)
+    source, nonfinite = finite_source(section, black)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     values = cv2.remap(source.astype(np.float32), xx + displacement[1], yy + displacement[0],
                        interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
@@ -235,8 +230,7 @@ def simulate_fold_b(section: np.ndarray, rng: np.random.Generator, params: FoldB
         ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
         if ok:
             image = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
-    if nonfinite is not None and nonfinite.any():
-        image[nonfinite & ~band] = section[nonfinite & ~band]
+    restore_nonfinite(image, section, nonfinite, band)
     pulled = (np.hypot(displacement[0], displacement[1]) >= 0.5) & ~band
     first = folds[0][3]
     return FoldBResult(image=image, band_mask=band, displacement=displacement, line=first.chord,

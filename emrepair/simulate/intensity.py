@@ -30,3 +30,21 @@ def cast_like(values: np.ndarray, like: np.ndarray) -> np.ndarray:
         info = np.iinfo(like.dtype)
         return np.clip(np.rint(values), info.min, info.max).astype(like.dtype)
     return values.astype(like.dtype)
+
+
+def finite_source(section: np.ndarray, black: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """``section`` with non-finite pixels (NaN/inf in float stacks) set to ``black``, so warps can sample it, and
+    the mask of those pixels (None when there are none)."""
+    if section.dtype.kind != "f":
+        return section, None
+    nonfinite = ~np.isfinite(section)
+    if not nonfinite.any():
+        return section, None
+    return np.where(nonfinite, black, section).astype(section.dtype), nonfinite
+
+
+def restore_nonfinite(image: np.ndarray, section: np.ndarray, nonfinite: np.ndarray | None,
+                      band: np.ndarray) -> None:
+    """Put ``section``'s non-finite pixels back into ``image`` outside the fold ``band`` (in place)."""
+    if nonfinite is not None:
+        image[nonfinite & ~band] = section[nonfinite & ~band]
