@@ -93,24 +93,21 @@ def move_into_place(temp: Path, final: Path, replace: bool = True) -> None:
 
     With ``replace=False`` (an output created without ``--overwrite``) nothing that appeared at ``final`` while
     the output was written is replaced: a file is linked into place (which fails when the name exists) and a
-    folder renamed (which fails onto a non-empty one); OutputError then, and ``temp`` stays for the caller."""
+    folder renamed (which fails onto a non-empty one); OutputTakenError then (``commit`` removes ``temp``)."""
     if not replace:
         try:
             if temp.is_dir():
                 if final.exists() or final.is_symlink():
-                    raise FileExistsError(str(final))
+                    raise FileExistsError(errno.EEXIST, "File exists", str(final))
                 os.rename(temp, final)
             else:
                 os.link(temp, final, follow_symlinks=False)
                 os.unlink(temp)
-        except (FileExistsError, IsADirectoryError) as exc:
-            raise OutputTakenError(f"output exists: {final} appeared while this run wrote it (another run?); it was "
-                              f"not replaced") from exc
-        except OSError as exc:
-            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+        except OSError as exc:  # FileExistsError, IsADirectoryError, or a non-empty folder in the way
+            if exc.errno not in (errno.EEXIST, errno.EISDIR, errno.ENOTEMPTY):
                 raise
             raise OutputTakenError(f"output exists: {final} appeared while this run wrote it (another run?); it was "
-                              f"not replaced") from exc
+                                   f"not replaced") from exc
         return
     if final.is_dir() and not final.is_symlink():
         aside = final.with_name(f".{final.name}.old-emrepair-{owner_tag()}")
