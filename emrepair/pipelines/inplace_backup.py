@@ -31,6 +31,7 @@ from emrepair.io.space import check_free_space, short_write_as_enospc
 from emrepair.io.writers.inplace import (
     InPlaceWriter, crash_point, fsync_path, reset_unreadable_chunks, storage_block,
 )
+from emrepair.pipelines.provenance import sha256_of
 
 MANIFEST = "manifest.json"
 INTENT = "intent.json"
@@ -67,7 +68,7 @@ def backup_name(z: int, files: list[Path] | None) -> str:
 def input_digest(vol: Any, z: int, files: list[Path] | None) -> str:
     """sha256 of section ``z`` of the input as it is now: its file's bytes (folders) or its pixels."""
     try:
-        return sha256_bytes(files[z].read_bytes()) if files is not None else section_digest(vol.read_section(z))
+        return sha256_of(files[z]) if files is not None else section_digest(vol.read_section(z))
     except OSError as exc:
         raise InputError(f"cannot read section {z} of {vol.info.path}: {one_line(exc)}") from exc
 
@@ -124,7 +125,7 @@ def write_backup(vol: Any, sections: list[int], folder: Path, files: list[Path] 
                 with open(path, "wb") as fh:
                     np.save(fh, vol.read_section(z))
             fsync_path(path)
-            digests[str(z)] = sha256_bytes(path.read_bytes())
+            digests[str(z)] = sha256_of(path)
         fsync_path(folder)
         manifest = {**intent, "sha256": digests}
         _write_json(folder / MANIFEST, manifest)
@@ -148,10 +149,10 @@ def load_backup(folder: Path, vol: Any) -> dict[str, Any]:
     for z in manifest.get("saved", manifest["sections"]):
         file = folder / backup_file_name(manifest, int(z))
         try:
-            raw = file.read_bytes()
+            digest = sha256_of(file)
         except OSError as exc:
             raise InputError(f"cannot read the backup {file}: {one_line(exc)}") from exc
-        if sha256_bytes(raw) != manifest["sha256"].get(str(z)):
+        if digest != manifest["sha256"].get(str(z)):
             raise InputError(f"the backup {file} is damaged (checksum mismatch); nothing was restored")
     return manifest
 
