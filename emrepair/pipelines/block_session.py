@@ -152,14 +152,20 @@ def discard(state: Any, finals: list[str | None]) -> None:
         state.reset()  # the writers' lock stays: this process still holds it
 
 
-def run_of(final: str | Path | None) -> str | None:
-    """The run id in the emrepair provenance of the volume at ``final``, or None."""
+def _run_record(final: str | Path | None) -> dict[str, Any] | None:
+    """The ``run`` entry ({id, fingerprint}) of the emrepair provenance of the volume at ``final``, or None."""
     from emrepair.io.output_guard import provenance_of
 
     if not final or not Path(final).exists():
         return None
     run = (provenance_of(Path(final)) or {}).get("run")
-    return run.get("id") if isinstance(run, dict) else None
+    return run if isinstance(run, dict) else None
+
+
+def run_of(final: str | Path | None) -> str | None:
+    """The run id in the emrepair provenance of the volume at ``final``, or None."""
+    run = _run_record(final)
+    return run.get("id") if run is not None else None
 
 
 def stamp_run(record: dict[str, Any], provenance: dict[str, Any], fingerprint: str) -> None:
@@ -174,13 +180,12 @@ def already_complete(state: Any, finals: list[str | None], fingerprint: str, opt
     """Whether the outputs are already the complete result of this very run, which ``--continue`` and ``--part``
     then accept as done. A run whose commit moved every output into place but was killed before removing its
     progress folder is recognised by the run id in the outputs' provenance, and its folder removed."""
-    from emrepair.io.output_guard import provenance_of
-
     outputs = [f for f in finals if f]
+    runs = {f: _run_record(f) for f in outputs}  # each output's provenance is read once
     if state.exists():
         record = state.load() or {}
         run_id = record.get("run_id")
-        if not run_id or any(partial_path(f).exists() or run_of(f) != run_id for f in outputs):
+        if not run_id or any(partial_path(f).exists() or (runs[f] or {}).get("id") != run_id for f in outputs):
             return False
         with state.lock():
             state.reset()  # the commit was done; only its cleanup was cut short
@@ -189,11 +194,7 @@ def already_complete(state: Any, finals: list[str | None], fingerprint: str, opt
                 state.remove()
     if not (options.continue_run or options.part):
         return False
-    for final in outputs:
-        run = (provenance_of(Path(final)) or {}).get("run") if Path(final).exists() else None
-        if not isinstance(run, dict) or run.get("fingerprint") != fingerprint:
-            return False
-    return True
+    return all((runs[f] or {}).get("fingerprint") == fingerprint for f in outputs)
 
 
 def guard_run(inputs: list[str | None], output: str | None, options: Any) -> None:

@@ -104,7 +104,7 @@ class ProgressDir:
     def _join(self, fd: int, output: str, part: tuple[int, int] | None, note: Callable[[str], None] | None) -> None:
         alone = _flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         writers = self._writers()
-        stale = [w for w in writers if owner_gone(f"{w.get('host_tag', '')}-{w.get('pid', '')}")]
+        stale = [w for w in writers if owner_gone(Path(w["file"]).stem)]  # entries are named <host>-<pid>.json
         live = [w for w in writers if w not in stale] if alone is not True else []
         for w in writers if alone is True else stale:
             with contextlib.suppress(OSError):
@@ -118,7 +118,7 @@ class ProgressDir:
                                   " one output takes one run at a time: wait for it to end, or stop it")
         if alone is not None:
             _flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # a held exclusive lock becomes shared; shares join it
-        entry = {"pid": os.getpid(), "host": socket.gethostname(), "host_tag": owner_tag().rpartition("-")[0],
+        entry = {"pid": os.getpid(), "host": socket.gethostname(),
                  "part": list(part) if part else None, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
         with _os_errors(f"write {self.path}"):
             (self.path / "writers" / f"{owner_tag()}.json").write_text(json.dumps(entry))
