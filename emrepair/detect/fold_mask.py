@@ -15,7 +15,7 @@ import numpy as np
 from emrepair.detect.fold_geometry import FoldCurve
 
 
-def _frame(curve: FoldCurve, shape: tuple[int, int], box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _frame(curve: FoldCurve, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Along-chord and across-centre coordinates of the pixels of ``box`` (y0, y1, x0, x1)."""
     y0, y1, x0, x1 = box
     yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
@@ -51,7 +51,7 @@ def segment_band(ratio: np.ndarray, curve: FoldCurve, width: float, band_ratio: 
     y0, y1, x0, x1 = box
     if y1 <= y0 or x1 <= x0:
         return np.zeros((h, w), bool)
-    along, across = _frame(curve, (h, w), box)
+    along, across = _frame(curve, box)
     crop = ratio[y0:y1, x0:x1]
     if width >= 6:
         crop = cv2.blur(crop, (3, 3))

@@ -54,21 +54,21 @@ def seam_weights(region: LostRegions, ys: slice, xs: slice, shape: tuple[int, in
     return weights.astype(np.float32), distance
 
 
-def match_contrast(synth: np.ndarray, own: np.ndarray, ring: np.ndarray) -> tuple[float, float]:
-    """Gain and offset that bring the synthesized pixels to the section's own level over ``ring``.
+def match_contrast(synth: np.ndarray, own: np.ndarray, ring: np.ndarray) -> float:
+    """The offset that brings the synthesized pixels to the section's own level over ``ring``.
 
-    The offset matches the means over the section's own pixels beyond the seam; the gain stays 1: a gain from
+    The offset matches the means over the section's own pixels beyond the seam; there is no gain: a gain from
     the two images' spreads (pixel-level, or of 8-px local means) cost 0.4-0.9 dB in the lost region, because a
     synthesized section is smoother than a real one (benchmarks/bench_partial.py repair). An offset under
     ``_DEAD_ZONE`` of the own pixels' standard deviation, or fewer than 64 usable pixels, mean no change.
     """
     usable = ring & np.isfinite(own) & np.isfinite(synth)
     if usable.sum() < 64:
-        return 1.0, 0.0
+        return 0.0
     o = own[usable].astype(np.float64)
     offset = float(o.mean() - synth[usable].astype(np.float64).mean())
     # a small difference is the two images' structure, not a change of level: correcting it cost up to 0.3 dB
-    return 1.0, offset if abs(offset) > _DEAD_ZONE * float(o.std()) else 0.0
+    return offset if abs(offset) > _DEAD_ZONE * float(o.std()) else 0.0
 
 
 def fuse_region(own: np.ndarray, synth: np.ndarray, weights: np.ndarray, distance: np.ndarray,
@@ -78,13 +78,13 @@ def fuse_region(own: np.ndarray, synth: np.ndarray, weights: np.ndarray, distanc
     ``own`` and ``synth`` are of the stored dtype; pixels with weight 0 are copied from ``own`` untouched.
     """
     ring = distance >= seam  # every own pixel beyond the seam (in the window)
-    gain, offset = match_contrast(synth, own, ring)
+    offset = match_contrast(synth, own, ring)
     touched = weights > 0
     out = own.copy()
     if not touched.any():
         return out, touched
     w = weights[touched].astype(np.float64)
-    s = gain * synth[touched].astype(np.float64) + offset
+    s = synth[touched].astype(np.float64) + offset
     o = own[touched].astype(np.float64)
     blended = np.where(np.isfinite(o), w * s + (1.0 - w) * o, s)
     if np.dtype(own.dtype).kind in "ui":

@@ -10,6 +10,7 @@ import numpy as np
 
 from emrepair.detect import KIND_LABELS
 from emrepair.distributed.blocks import Block, slabs_of
+from emrepair.distributed.region_repair import RegionFuser
 from emrepair.io.base import Volume
 from emrepair.pipelines.intensity import IntensityMap
 from emrepair.pipelines.plan import RepairRun
@@ -138,8 +139,6 @@ class BlockWriter:
         self.tile_progress = tile_progress
         self.unusable = frozenset(unusable)
         self._intensity: dict[int, IntensityMap] = {}
-        from emrepair.distributed.region_repair import RegionFuser
-
         self.fuser = RegionFuser()
 
     def repairer_for(self, run: RepairRun) -> RunRepairer:
