@@ -31,6 +31,7 @@ class _Pending:
     small: np.ndarray | None
     folds: list[FoldFinding]
     regions: LostRegions | None = None
+    band: np.ndarray | None = None  # union of the folds' band masks (_band_mask), made once
     sim_prev: float | None = None
     sim_next: float | None = None
 
@@ -66,13 +67,13 @@ def _analyse(section: np.ndarray, z: int, config: DetectConfig) -> _Pending:
         # a dark band along a torn edge, on a dropout stripe or inside a larger lost area is no fold
         folds = [f for f in folds if not is_lost_not_fold(_band_mask([f], values.shape), regions)]
         score = missing_score(stats, config, regions=regions.fraction)
-    if folds and regions.any():  # what a fold band explains is not lost
-        regions = find_lost_regions(values, nonfinite, config, exclude=_band_mask(folds, values.shape),
-                                    saturation=saturation)
+    band = _band_mask(folds, values.shape) if folds else None
+    if band is not None and regions.any():  # what a fold band explains is not lost
+        regions = find_lost_regions(values, nonfinite, config, exclude=band, saturation=saturation)
     partial = score <= config.missing_threshold and regions.fraction >= config.min_lost_fraction
     if partial:
         small = None  # a partly lost section says little about its neighbours' similarity
-    return _Pending(z, stats, score, small, folds, regions if partial else None)
+    return _Pending(z, stats, score, small, folds, regions if partial else None, band)
 
 
 def _neighbour_score(item: _Pending, typical: float | None, config: DetectConfig) -> float:
@@ -102,7 +103,7 @@ def _finalise(item: _Pending, typical: float | None, config: DetectConfig, repor
         lines = [line for f in item.folds for line in f.curve.segments(f.width_px)]
         width = float(np.median([f.width_px for f in item.folds]))
         report.defects.append(Defect(item.z, "fold", fold_score, lines, round(width, 1)))
-        report.band_masks[item.z] = _band_mask(item.folds, shape)
+        report.band_masks[item.z] = item.band if item.band is not None else _band_mask(item.folds, shape)
     partial = 0.0
     if missing <= config.missing_threshold and item.regions is not None:
         partial = item.regions.fraction
