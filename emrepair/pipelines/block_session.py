@@ -168,12 +168,19 @@ def run_of(final: str | Path | None) -> str | None:
     return run.get("id") if run is not None else None
 
 
-def stamp_run(record: dict[str, Any], provenance: dict[str, Any], fingerprint: str) -> None:
-    """Give a new run its id, in the run record and in the provenance its outputs will carry."""
+def stamp_run(provenance: dict[str, Any], fingerprint: str) -> str:
+    """A new run's id, also written into the provenance its outputs will carry; the caller puts it in the run
+    record."""
     import uuid
 
-    record["run_id"] = uuid.uuid4().hex
-    provenance["run"] = {"id": record["run_id"], "fingerprint": fingerprint}
+    run_id = uuid.uuid4().hex
+    provenance["run"] = {"id": run_id, "fingerprint": fingerprint}
+    return run_id
+
+
+def outputs_are_run(job: Any) -> bool:
+    """Whether every output of ``job`` (image and masks) in place carries ``job.run_id``: its commit was done."""
+    return all(run_of(f) == job.run_id for f in (job.output, job.masks) if f)
 
 
 def already_complete(state: Any, finals: list[str | None], fingerprint: str, options: Any) -> bool:

@@ -24,8 +24,8 @@ from emrepair.pipelines.block_session import (
     guard_run,
     keeping_finished_blocks,
     partial_path,
+    outputs_are_run,
     pending_blocks,
-    run_of,
     save_summary,
     stamp_run,
 )
@@ -373,8 +373,7 @@ def _prepare(vol: Any, output_path: str, options: FixOptions, result: FixResult,
         try:
             runs = _plan(vol, options)
             provenance = _provenance(result, runs, engine, options, vol.shape[1:])
-            record: dict[str, Any] = {}
-            stamp_run(record, provenance, fingerprint)
+            run_id = stamp_run(provenance, fingerprint)
             chunks = None
             for final in filter(None, (output_path, options.masks_path)):
                 labels = final != output_path
@@ -382,7 +381,7 @@ def _prepare(vol: Any, output_path: str, options: FixOptions, result: FixResult,
                                        temp_path=partial_path(final), chunks=chunks, attrs={"emrepair": provenance})
                 chunks = writer.chunks  # the label output follows the image's chunking, so blocks fit both
                 writer.release()
-            record = {"version": 1, "run_id": record["run_id"], "fingerprint": fingerprint, "fields": fields,
+            record = {"version": 1, "run_id": run_id, "fingerprint": fingerprint, "fields": fields,
                       "chunks": list(chunks or ()),
                       "runs": [run_to_dict(r) for r in runs], "provenance": provenance}
             state.save(record)
@@ -456,9 +455,8 @@ def _commit_if_complete(job: FixJob, blocks: list[Any], state: Any, provenance: 
                          skip_unreadable=opts.skip_unreadable) as vol:
             commit_outputs(job, vol, provenance)
 
-    outputs = [f for f in (job.output, job.masks) if f]
     return commit_when_complete(state, [(b.start, b.stop) for b in blocks], commit, job.run_id,
-                                lambda: all(run_of(f) == job.run_id for f in outputs))
+                                lambda: outputs_are_run(job))
 
 
 def run_to_dict(run: RepairRun) -> dict[str, Any]:

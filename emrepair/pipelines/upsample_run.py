@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from emrepair.pipelines.block_session import (OutputSession, commit_outputs, discard, earlier_record, partial_path,
-                                              run_of, stamp_run)
+                                              outputs_are_run, stamp_run)
 from emrepair.pipelines.plan import RepairRun
 
 ProgressCallback = Callable[[int, int], None]
@@ -88,8 +88,7 @@ def prepare_run(vol: Any, output_path: str, options: Any, fields: dict[str, Any]
         try:
             runs = plan()
             attrs = {"emrepair": provenance(runs)}
-            fresh: dict[str, Any] = {}
-            stamp_run(fresh, attrs["emrepair"], fingerprint)
+            run_id = stamp_run(attrs["emrepair"], fingerprint)
             chunks = None
             for final in filter(None, (output_path, options.masks_path)):
                 labels = final != output_path
@@ -99,7 +98,7 @@ def prepare_run(vol: Any, output_path: str, options: Any, fields: dict[str, Any]
                                        attrs=attrs)
                 chunks = writer.chunks  # the masks follow the output's chunking, so blocks fit both
                 writer.release()
-            record = {"version": 1, "run_id": fresh["run_id"], "fingerprint": fingerprint, "fields": fields,
+            record = {"version": 1, "run_id": run_id, "fingerprint": fingerprint, "fields": fields,
                       "chunks": list(chunks or ()),
                       "runs": [run_to_dict(r) for r in runs], "provenance": attrs["emrepair"]}
             state.save(record)
@@ -154,7 +153,6 @@ def commit_if_complete(job: UpsampleJob, vol: Any, blocks: list[Any], provenance
     from emrepair.runstate import ProgressDir, commit_when_complete
 
     state = ProgressDir(Path(job.progress_path))
-    outputs = [f for f in (job.output, job.masks) if f]
     return commit_when_complete(state, [(b.start, b.stop) for b in blocks],
                                 lambda: commit_outputs(job, vol, provenance), job.run_id,
-                                lambda: all(run_of(f) == job.run_id for f in outputs))
+                                lambda: outputs_are_run(job))
