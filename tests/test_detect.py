@@ -28,7 +28,7 @@ def tissue(depth: int, size: int = 128, dtype: type = np.uint8, seed: int = 0) -
     return (stack * np.iinfo(dtype).max).astype(dtype)
 
 
-def straight_fold(section: np.ndarray, seed: int = 3, width: int = 12) -> "object":
+def straight_fold(section: np.ndarray, seed: int = 3, width: int = 12) -> object:
     """A straight, pure-black fold of a fixed width."""
     params = FoldParams(line_width=(width, width), darkness=(0.95, 0.95), curvature_prob=0.0, contrast_box_prob=0.0)
     return simulate_fold(section, np.random.default_rng(seed), params)
@@ -103,10 +103,10 @@ def test_dark_blobs_and_short_dark_lines_are_not_folds() -> None:
     assert report.defects == []
 
 
-def family_b(section: np.ndarray, seed: int, **overrides: object) -> "object":
+def family_b(section: np.ndarray, seed: int, **overrides: object) -> object:
     """One family-B fold with every optional feature off unless ``overrides`` turns it on."""
-    base = dict(two_folds_prob=0.0, edge_prob=0.0, knot_prob=0.0, broken_prob=0.0, washout_prob=0.0,
-                rect_prob=0.0, jpeg_prob=0.0, meander=0.0)
+    base = {"two_folds_prob": 0.0, "edge_prob": 0.0, "knot_prob": 0.0, "broken_prob": 0.0, "washout_prob": 0.0,
+                "rect_prob": 0.0, "jpeg_prob": 0.0, "meander": 0.0}
     base.update(overrides)
     return simulate_fold_b(section, np.random.default_rng(seed), FoldBParams(**base))
 
@@ -259,3 +259,13 @@ def test_loading_a_bad_report_is_an_input_error(tmp_path) -> None:
         DetectionReport.load(bad)
     with pytest.raises(InputError):
         DetectionReport.load(tmp_path / "absent.json")
+
+
+def test_a_wide_fold_across_a_corner_is_a_fold_and_a_torn_corner_is_not() -> None:
+    vol = tissue(3, size=200)[:, :100, :]  # a small section, as the gala FIB-SEM stacks are
+    cv2.line(vol[1], (-10, 60), (100, 120), 0, 24)  # a black band cutting off the bottom-left corner
+    report = detect_volume(ArrayVolume(vol))
+    assert [(d.z, d.kind) for d in report.defects] == [(1, "fold")]
+    torn = tissue(3, size=200, seed=2)[:, :100, :]
+    cv2.fillPoly(torn[1], [np.array([(0, 40), (0, 99), (150, 99)])], 0)  # black up to the border: torn off
+    assert all(d.kind != "fold" for d in detect_volume(ArrayVolume(torn)).defects)

@@ -33,6 +33,8 @@ def is_lost_not_fold(band: np.ndarray, regions: LostRegions) -> bool:
     touching = np.unique(labels[cells & lost])
     if count > 1 and np.isin(labels, touching[touching > 0]).sum() > 2 * area:
         return True
+    if _tissue_on_both_sides(band, regions):
+        return False  # a band with tissue beyond it (a fold across a corner), not the edge of a torn part
     # width and length of the band in cells, from its area and its distance transform
     inside = cv2.distanceTransform(np.pad(cells, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
     width = max(1.0, 2.0 * float(inside.max()))
@@ -48,3 +50,16 @@ def is_lost_not_fold(band: np.ndarray, regions: LostRegions) -> bool:
     # the tissue just outside the band: on both sides along its length for a fold
     ring = (cv2.dilate(cells.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) & tissue
     return float(ring.sum()) / (4.0 * length) < 0.75
+
+
+def _tissue_on_both_sides(band: np.ndarray, regions: LostRegions, min_share: float = 0.002) -> bool:
+    """Whether the tissue outside ``band`` (pixels neither in the band, grown by 2 px, nor in the lost cells
+    found before growth) falls into at least two pieces of ``min_share`` of the section each: the band
+    separates tissue from tissue, as a fold does even across a corner; a torn part has nothing beyond it."""
+    core = regions.core if regions.core is not None else regions.cells
+    lost = cv2.resize(core.astype(np.uint8), band.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
+    tissue = ~(cv2.dilate(band.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) & ~lost
+    count, _, stats, _ = cv2.connectedComponentsWithStats(tissue.astype(np.uint8), connectivity=4)
+    if count < 3:
+        return False
+    return int(np.sort(stats[1:, cv2.CC_STAT_AREA])[-2]) >= min_share * band.size
