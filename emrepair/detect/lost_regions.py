@@ -107,7 +107,7 @@ class LostRegions:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "LostRegions":
+    def from_dict(cls, data: dict[str, Any]) -> LostRegions:
         """Inverse of ``to_dict``; raises ValueError or KeyError on a malformed document."""
         grid = tuple(int(s) for s in data["grid"])
         shape = tuple(int(s) for s in data["shape"])
@@ -135,25 +135,85 @@ def _unpack(text: str, size: int) -> np.ndarray:
     return bits.astype(bool)
 
 
-def _cell_sums(values: np.ndarray, cell: int) -> dict[str, np.ndarray]:
-    """Per-cell sums of the pixels, their squares and their products with the right and lower neighbours."""
+def _exact_f32(values: np.ndarray, integer: bool, extremes: tuple[float, float]) -> bool:
+    """Whether float32 sums of the pixels, their squares and products over a cell are exact (so they equal the
+    float64 ones bit for bit): integer pixels no larger than 2**12 in magnitude."""
+    return integer and max(abs(extremes[0]), abs(extremes[1])) <= 4096.0
+
+
+def _cell_sums(values: np.ndarray, cell: int, exact_f32: bool = False) -> dict[str, np.ndarray]:
+    """Per-cell sums of the pixels, their squares and their products with the right and lower neighbours.
+
+    The section's last column (of whole cells) is its own right neighbour, and its last row its own lower one
+    when the cells reach the bottom. ``exact_f32``: the pixels are small integers (``_exact_f32``), summed
+    exactly in float32 by whole rows and columns; else float64 by area resampling (exact for whole cells).
+    """
+    if exact_f32:
+        return _cell_sums_exact(values, cell)
     h, w = values.shape
     gh, gw = max(1, h // cell), max(1, w // cell)
+    width = gw * cell
     names = ("x", "xx", "r", "rr", "xr", "d", "dd", "xd")
     sums = {name: np.zeros((gh, gw), np.float64) for name in names}
     step = _STRIP_CELLS * cell
     for top in range(0, gh * cell, step):
         bottom = min(top + step, gh * cell)
-        x = values[top:bottom, : gw * cell].astype(np.float64)
-        below = values[top + 1: bottom + 1, : gw * cell].astype(np.float64)
-        if below.shape[0] < x.shape[0]:  # the section's last row is its own lower neighbour
-            below = np.concatenate([below, x[-1:]], axis=0)
-        r = np.concatenate([x[:, 1:], x[:, -1:]], axis=1)
-        parts = {"x": x, "xx": x * x, "r": r, "rr": r * r, "xr": x * r, "d": below, "dd": below * below,
-                 "xd": x * below}
+        # the strip with its lower neighbour row and its own last column repeated on the right
+        a = np.empty((bottom - top + 1, width + 1), np.float64)
+        a[:-1, :width] = values[top:bottom, :width]
+        a[-1, :width] = values[bottom if bottom < h else bottom - 1, :width]
+        a[:, width] = a[:, width - 1]
+        sq = a * a
+        x, r, d = a[:-1, :width], a[:-1, 1:], a[1:, :width]
+        parts = {"x": x, "xx": sq[:-1, :width], "r": r, "rr": sq[:-1, 1:], "xr": x * r,
+                 "d": d, "dd": sq[1:, :width], "xd": x * d}
         i0, n = top // cell, (bottom - top) // cell
-        for name, arr in parts.items():  # block means by area resampling (exact for whole cells), times the area
+        for name, arr in parts.items():
             sums[name][i0:i0 + n] = cv2.resize(arr, (gw, n), interpolation=cv2.INTER_AREA) * (cell * cell)
+    return sums
+
+
+def _block(arr: np.ndarray, cell: int) -> np.ndarray:
+    """Sums of a (n * cell, gw * cell) float32 array over its cells, float64 (exact for small integers)."""
+    n, width = arr.shape[0] // cell, arr.shape[1]
+    cols = arr.reshape(n, cell, width).sum(axis=1)
+    return cols.reshape(n, width // cell, cell).sum(axis=2).astype(np.float64)
+
+
+def _cell_sums_exact(values: np.ndarray, cell: int) -> dict[str, np.ndarray]:
+    """``_cell_sums`` for small integer pixels: the neighbour-shifted sums follow from each cell's sums by
+    swapping its first column (row) for the one beyond it, so only the two products need their own pass."""
+    h, w = values.shape
+    gh, gw = max(1, h // cell), max(1, w // cell)
+    width = gw * cell
+    names = ("x", "xx", "r", "rr", "xr", "d", "dd", "xd")
+    sums = {name: np.zeros((gh, gw), np.float64) for name in names}
+    step = _STRIP_CELLS * cell
+    first = np.arange(gw) * cell
+    beyond = np.minimum(first + cell, width - 1)  # the last column is its own right neighbour
+    for top in range(0, gh * cell, step):
+        bottom = min(top + step, gh * cell)
+        i0, n = top // cell, (bottom - top) // cell
+        x = values[top:bottom, :width]
+        below_row = values[bottom if bottom < h else bottom - 1, :width]
+        sq = x * x
+        xr = np.empty_like(x)
+        np.multiply(x[:, :-1], x[:, 1:], out=xr[:, :-1])
+        xr[:, -1] = sq[:, -1]
+        xd = np.empty_like(x)
+        np.multiply(x[:-1], x[1:], out=xd[:-1])
+        xd[-1] = x[-1] * below_row
+        for (own, right, lower), arr, row_after in ((("x", "r", "d"), x, below_row),
+                                                    (("xx", "rr", "dd"), sq, below_row * below_row)):
+            cols = arr.reshape(n, cell, width).sum(axis=1).astype(np.float64)  # per cell row, per column
+            total = cols.reshape(n, gw, cell).sum(axis=2)
+            sums[own][i0:i0 + n] = total
+            sums[right][i0:i0 + n] = total - cols[:, first] + cols[:, beyond]
+            lines = arr[::cell].reshape(n, gw, cell).sum(axis=2).astype(np.float64)  # each cell's first row
+            after = np.concatenate([lines[1:], row_after.reshape(1, gw, cell).sum(axis=2).astype(np.float64)])
+            sums[lower][i0:i0 + n] = total - lines + after
+        sums["xr"][i0:i0 + n] = _block(xr, cell)
+        sums["xd"][i0:i0 + n] = _block(xd, cell)
     return sums
 
 
@@ -167,57 +227,111 @@ def _correlation(sums: dict[str, np.ndarray], n: float, other: str) -> np.ndarra
     return np.where(denom > 1e-9, cov / np.maximum(denom, 1e-12), 1.0)
 
 
-def _noisy_lines(values: np.ndarray, axis: int, cell: int, config: DetectConfig, global_std: float) -> np.ndarray:
+def _segment_sums(arr: np.ndarray, axis: int, seg: int, count: int) -> np.ndarray:
+    """Sums of ``arr`` over ``count`` consecutive segments of ``seg`` pixels along ``axis`` (float64, shape
+    (lines, count))."""
+    if axis == 1:  # area resampling along rows; summing whole rows along columns (far faster there)
+        return cv2.resize(arr, (count, arr.shape[0]), interpolation=cv2.INTER_AREA).astype(np.float64) * seg
+    return arr.reshape(count, seg, arr.shape[1]).sum(axis=1).T.astype(np.float64)
+
+
+def _noisy_lines(values: np.ndarray, squares: np.ndarray, axis: int, cell: int, config: DetectConfig,
+                 global_std: float, dtype: type) -> np.ndarray:
     """Rows (axis 1) or columns (axis 0) that are noise along ``lost_stripe_cover`` of their length: lag-1
-    autocorrelation below ``lost_noise_autocorr`` and tissue-like contrast in segments of four cells."""
-    lines = values if axis == 1 else values.T
+    autocorrelation below ``lost_noise_autocorr`` and tissue-like contrast in segments of four cells.
+
+    Each segment's autocorrelation (centred on the segment's mean) comes from its sums of pixels, squares and
+    lag-1 products, so the section is never copied or transposed; ``squares`` is ``values ** 2``.
+    """
     seg = 4 * cell
-    count = lines.shape[1] // seg
+    count = values.shape[axis] // seg
+    lines = values.shape[1 - axis]
     if count < 1:
-        return np.zeros(lines.shape[0], bool)
-    parts = lines[:, : count * seg].reshape(lines.shape[0], count, seg).astype(np.float32)
-    centred = parts - parts.mean(axis=2, keepdims=True)
-    a, b = centred[:, :, :-1], centred[:, :, 1:]
-    denom = np.sqrt((a * a).sum(axis=2) * (b * b).sum(axis=2))
-    autocorr = np.where(denom > 1e-9, (a * b).sum(axis=2) / np.maximum(denom, 1e-12), 1.0)
-    noisy = (autocorr < config.lost_noise_autocorr) & (parts.std(axis=2) >= config.lost_noise_std * global_std)
+        return np.zeros(lines, bool)
+    span = count * seg
+    x = (values[:, :span] if axis == 1 else values[:span]).astype(dtype, copy=False)
+    lag = np.zeros(x.shape, dtype)  # x_k * x_(k+1) within the span; the last one (k = span - 1) stays 0
+    if axis == 1:
+        np.multiply(x[:, :-1], x[:, 1:], out=lag[:, :-1])
+        first, last = x[:, ::seg], x[:, seg - 1::seg]
+        cross = lag[:, seg - 1::seg]
+        sq = squares[:, :span]
+    else:
+        np.multiply(x[:-1], x[1:], out=lag[:-1])
+        first, last, cross = x[::seg].T, x[seg - 1::seg].T, lag[seg - 1::seg].T
+        sq = squares[:span]
+    first, last = first.astype(np.float64), last.astype(np.float64)
+    s1 = _segment_sums(x, axis, seg, count)
+    s2 = _segment_sums(sq.astype(dtype, copy=False), axis, seg, count)
+    pairs = _segment_sums(lag, axis, seg, count) - cross.astype(np.float64)
+    mean = s1 / seg
+    sum_a, sum_b = s1 - last, s1 - first  # the pixels with a right (lower) neighbour, and those with a left one
+    tail = (seg - 1) * mean * mean
+    cov = pairs - mean * (sum_a + sum_b) + tail
+    var_a = (s2 - last * last) - 2 * mean * sum_a + tail
+    var_b = (s2 - first * first) - 2 * mean * sum_b + tail
+    denom = np.sqrt(np.clip(var_a * var_b, 0.0, None))
+    autocorr = np.where(denom > 1e-9, cov / np.maximum(denom, 1e-12), 1.0)
+    std = np.sqrt(np.clip(s2 / seg - mean * mean, 0.0, None))
+    noisy = (autocorr < config.lost_noise_autocorr) & (std >= config.lost_noise_std * global_std)
     return noisy.mean(axis=1) >= config.lost_stripe_cover
 
 
-def _stripe_lines(values: np.ndarray, cell: int, config: DetectConfig, median: float,
-                  global_std: float) -> tuple[np.ndarray, np.ndarray]:
+def _stripe_lines(values: np.ndarray, cell: int, config: DetectConfig, median: float, global_std: float,
+                  extremes: tuple[float, float], dtype: type) -> tuple[np.ndarray, np.ndarray]:
     """Rows and columns that lie, nearly all along, at the section's black or white end (measured from the
-    tissue's ``median``), or that are noise along their whole length; grown by a pixel each side."""
-    lo, hi = float(values.min()), float(values.max())
-    rows, cols = _noisy_lines(values, 1, cell, config, global_std), _noisy_lines(values, 0, cell, config, global_std)
+    tissue's ``median``), or that are noise along their whole length; grown by a pixel each side.
+    ``extremes``: the section's minimum and maximum."""
+    lo, hi = extremes
+    squares = values.astype(dtype, copy=False) ** 2
+    rows = _noisy_lines(values, squares, 1, cell, config, global_std, dtype)
+    cols = _noisy_lines(values, squares, 0, cell, config, global_std, dtype)
     if hi > lo:
+        h, w = values.shape
         for extreme in (values <= lo + config.lost_stripe_level * (median - lo),
                         values >= hi - config.lost_stripe_level * (hi - median)):
-            rows |= extreme.mean(axis=1) >= config.lost_stripe_cover
-            cols |= extreme.mean(axis=0) >= config.lost_stripe_cover
-    grow = lambda line: np.convolve(line.astype(np.uint8), np.ones(3, np.uint8), mode="same") > 0  # noqa: E731
+            rows |= np.count_nonzero(extreme, axis=1) / w >= config.lost_stripe_cover
+            cols |= np.count_nonzero(extreme, axis=0) / h >= config.lost_stripe_cover
+    grow = lambda line: np.convolve(line.astype(np.uint8), np.ones(3, np.uint8), mode="same") > 0
     return grow(rows), grow(cols)
 
 
-def find_lost_regions(values: np.ndarray, nonfinite: np.ndarray | None, config: DetectConfig,
-                      exclude: np.ndarray | None = None, saturation: float | None = None) -> LostRegions:
-    """The lost regions of a cleaned float32 section (see ``section_stats.clean_section``).
+@dataclass
+class LostMeasure:
+    """What ``measure_lost`` found before anything is excluded: lost cells by cause and stripe lines."""
 
-    ``exclude`` is a bool pixel mask (any resolution) of areas known to be something else (a fold band): never
-    lost. ``saturation``: for integer data, the level above which a smooth area is a saturated detector (see
-    ``saturation_level``).
+    shape: tuple[int, int]
+    cell: int
+    flat: np.ndarray | None  # None: the section is too small for cells
+    noise: np.ndarray | None = None
+    rows: np.ndarray | None = None
+    cols: np.ndarray | None = None
+
+
+def measure_lost(values: np.ndarray, nonfinite: np.ndarray | None, config: DetectConfig,
+                 saturation: float | None = None, integer: bool = False,
+                 levels: tuple[float, float, float] | None = None) -> LostMeasure:
+    """The measuring stage of ``find_lost_regions``: flat and noise cells and stripe lines of a cleaned float32
+    section, nothing excluded yet (``lost_from`` finishes, once per exclusion).
+
+    ``integer``: the pixels are integers (the section's dtype is), which lets small ones be summed in float32
+    exactly. ``levels``: the 1, 50 and 99 % percentiles of ``values[::4, ::4]`` when already known
+    (``SectionStats.levels``).
     """
     h, w = values.shape
     cell = max(2, int(config.flat_block_px))
     if h < 2 * cell or w < 2 * cell:
-        return LostRegions(np.zeros((1, 1), bool), max(h, w, 1), (h, w), {k: 0.0 for k in LOST_KINDS})
-    sums = _cell_sums(values, cell)
+        return LostMeasure((h, w), max(h, w, 1), None)
+    vmin, vmax, _, _ = cv2.minMaxLoc(values)
+    extremes = (float(vmin), float(vmax))
+    exact = _exact_f32(values, integer, extremes)
+    sums = _cell_sums(values, cell, exact)
     grid = sums["x"].shape
     n_cell = float(cell * cell)
     mean = sums["x"] / n_cell
     std = np.sqrt(np.clip(sums["xx"] / n_cell - mean * mean, 0.0, None))
     sample = values[::4, ::4]
-    lo, median, hi = (float(v) for v in np.percentile(sample, [1, 50, 99]))
+    lo, median, hi = levels if levels is not None else (float(v) for v in np.percentile(sample, [1, 50, 99]))
     scale = max(hi - lo, 1e-6 * max(1.0, abs(median)))
     tolerance = max(config.flat_tolerance * scale, 1e-3 * abs(median))
     flat = std < tolerance
@@ -234,29 +348,54 @@ def find_lost_regions(values: np.ndarray, nonfinite: np.ndarray | None, config: 
     noise = (autocorr < config.lost_noise_autocorr) & (wstd >= config.lost_noise_std * global_std) & ~flat
     smooth = wstd < config.lost_smooth_std * global_std
     tissue_median = float(np.median(wmean[~smooth])) if (~smooth).any() else median
-    rows, cols = _stripe_lines(values, cell, config, tissue_median, global_std)
+    rows, cols = _stripe_lines(values, cell, config, tissue_median, global_std, extremes,
+                               np.float32 if exact else np.float64)
     # nearly black and nearly flat (an empty film with a little noise), or saturated with a little noise (light
     # lumens are smooth too, but not at the top of the integer range)
-    extreme = wmean <= float(values.min()) + config.lost_stripe_level * (tissue_median - float(values.min()))
+    extreme = wmean <= extremes[0] + config.lost_stripe_level * (tissue_median - extremes[0])
     if saturation is not None:
         extreme |= wmean >= saturation
     flat |= extreme & smooth
+    return LostMeasure((h, w), cell, flat, noise, rows, cols)
+
+
+def lost_from(measure: LostMeasure, config: DetectConfig, exclude: np.ndarray | None = None) -> LostRegions:
+    """The excluding stage of ``find_lost_regions``: ``exclude`` (a bool pixel mask at any resolution, e.g. a
+    fold band) is never lost; small components are dropped and the region grown (see the module docstring)."""
+    h, w = measure.shape
+    if measure.flat is None:
+        return LostRegions(np.zeros((1, 1), bool), measure.cell, (h, w), {k: 0.0 for k in LOST_KINDS})
+    flat, noise, rows, cols = measure.flat, measure.noise, measure.rows, measure.cols
+    grid = flat.shape
     if exclude is not None and exclude.any():
         excluded = cv2.resize(exclude.astype(np.uint8), (grid[1], grid[0]), interpolation=cv2.INTER_AREA) > 0
         excluded = cv2.dilate(excluded.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-        flat &= ~excluded
-        noise &= ~excluded
+        flat = flat & ~excluded
+        noise = noise & ~excluded
         band = cv2.resize(exclude.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
-        rows &= band.mean(axis=1) < 0.5
-        cols &= band.mean(axis=0) < 0.5
+        rows = rows & (band.mean(axis=1) < 0.5)
+        cols = cols & (band.mean(axis=0) < 0.5)
     stripe_area = 1.0 - (1.0 - rows.mean()) * (1.0 - cols.mean())
     if stripe_area < config.lost_min_region:
         rows, cols, stripe_area = np.zeros_like(rows), np.zeros_like(cols), 0.0
     fractions = {"flat": float(flat.mean()), "noise": float(noise.mean()), "stripe": float(stripe_area)}
     core = _clean_cells(flat | noise, config)
     grown = cv2.dilate(core.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0 if core.any() else core
-    return LostRegions(grown, cell, (h, w), fractions, core, rows if rows.any() else None,
+    return LostRegions(grown, measure.cell, (h, w), fractions, core, rows if rows.any() else None,
                        cols if cols.any() else None)
+
+
+def find_lost_regions(values: np.ndarray, nonfinite: np.ndarray | None, config: DetectConfig,
+                      exclude: np.ndarray | None = None, saturation: float | None = None,
+                      integer: bool = False) -> LostRegions:
+    """The lost regions of a cleaned float32 section (see ``section_stats.clean_section``).
+
+    ``exclude`` is a bool pixel mask (any resolution) of areas known to be something else (a fold band): never
+    lost. ``saturation``: for integer data, the level above which a smooth area is a saturated detector (see
+    ``saturation_level``). ``integer``: see ``measure_lost``. To try several exclusions, measure once
+    (``measure_lost``) and call ``lost_from`` for each.
+    """
+    return lost_from(measure_lost(values, nonfinite, config, saturation, integer), config, exclude)
 
 
 def saturation_level(dtype: np.dtype) -> float | None:

@@ -20,6 +20,8 @@ class SectionStats:
         nonfinite_fraction: fraction of NaN / inf pixels.
         lost_fraction: fraction of the section that is flat (textureless) or non-finite.
         autocorr: lag-1 horizontal autocorrelation (EM ≈ 0.8-0.95, pure noise ≈ 0).
+        levels: the 1, 50 and 99 % percentiles of every fourth pixel (``values[::4, ::4]``), shared with the
+            lost-region search.
     """
 
     black: float
@@ -27,6 +29,7 @@ class SectionStats:
     nonfinite_fraction: float
     lost_fraction: float
     autocorr: float
+    levels: tuple[float, float, float] | None = None
 
 
 def clean_section(section: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -87,7 +90,7 @@ def section_stats(values: np.ndarray, nonfinite: np.ndarray | None, config: Dete
         left, right = left - left.mean(), right - right.mean()
         denom = float(np.sqrt((left * left).sum() * (right * right).sum()))
         autocorr = float((left * right).sum() / denom) if denom > 0 else 0.0
-    return SectionStats(black, median, nonfinite_fraction, lost_fraction, autocorr)
+    return SectionStats(black, median, nonfinite_fraction, lost_fraction, autocorr, (lo, median, hi))
 
 
 def missing_score(stats: SectionStats, config: DetectConfig, explained: float = 0.0,

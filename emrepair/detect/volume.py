@@ -11,7 +11,7 @@ import numpy as np
 from emrepair.detect.config import DetectConfig
 from emrepair.detect.fold_detect import FoldFinding, find_folds, fold_band_mask
 from emrepair.detect.lost_or_fold import is_lost_not_fold
-from emrepair.detect.lost_regions import LostRegions, find_lost_regions, saturation_level
+from emrepair.detect.lost_regions import LostRegions, lost_from, measure_lost, saturation_level
 from emrepair.detect.report import Defect, DetectionReport
 from emrepair.detect.section_stats import SectionStats, clean_section, half_size, missing_score, section_stats
 from emrepair.detect.similarity import shift_tolerant_ncc, small_normalised
@@ -45,8 +45,10 @@ def _analyse(section: np.ndarray, z: int, config: DetectConfig) -> _Pending:
     values, nonfinite = clean_section(section)
     half = half_size(values)
     stats = section_stats(values, nonfinite, config, half)
-    saturation = saturation_level(section.dtype)
-    regions = find_lost_regions(values, nonfinite, config, saturation=saturation)
+    # measured once; a fold band found below is excluded without measuring again
+    measured = measure_lost(values, nonfinite, config, saturation=saturation_level(section.dtype),
+                            integer=section.dtype.kind in "ui", levels=stats.levels)
+    regions = lost_from(measured, config)
     score = missing_score(stats, config, regions=regions.fraction)
     folds: list[FoldFinding] = []
     small = None
@@ -69,7 +71,7 @@ def _analyse(section: np.ndarray, z: int, config: DetectConfig) -> _Pending:
         score = missing_score(stats, config, regions=regions.fraction)
     band = _band_mask(folds, values.shape) if folds else None
     if band is not None and regions.any():  # what a fold band explains is not lost
-        regions = find_lost_regions(values, nonfinite, config, exclude=band, saturation=saturation)
+        regions = lost_from(measured, config, exclude=band)
     partial = score <= config.missing_threshold and regions.fraction >= config.min_lost_fraction
     if partial:
         small = None  # a partly lost section says little about its neighbours' similarity
@@ -131,7 +133,7 @@ def detect_volume(vol: Any, config: DetectConfig = DetectConfig(), progress: Pro
     of the section, pure noise, or (in stacks whose neighbours are reliably alike) unlike both neighbours. A volume
     of one constant value therefore has every section missing. Folds: see ``find_folds``. Fewer than
     ``neighbour_min_pairs + 1`` good sections disable the neighbour cue; everything else works from one
-    section up. Partial: lost regions (``find_lost_regions``) over at least ``min_lost_fraction`` of a section
+    section up. Partial: lost regions (``lost_regions.find_lost_regions``) over at least ``min_lost_fraction`` of a section
     that is not missing, reported beside its fold if it has one.
     """
     shape = tuple(int(s) for s in vol.shape)
