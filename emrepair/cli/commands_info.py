@@ -27,9 +27,10 @@ def info(
         summary = vol.info.to_dict()
         attrs = vol.info.attrs
     if summary["format"] == "ome-zarr":
-        from emrepair.cli.info_levels import ome_levels_summary
+        from emrepair.cli.info_levels import ome_labels_summary, ome_levels_summary
 
         summary["levels"] = ome_levels_summary(summary["path"])
+        summary["labels"] = ome_labels_summary(summary["path"])
     for key in ("license", "source"):
         if key in attrs:
             summary[key] = str(attrs[key])
@@ -48,6 +49,11 @@ def info(
         echo_json(json.dumps(summary, indent=2))
     else:
         render_info(summary)
+        if summary.get("labels"):
+            from emrepair.cli.console import result
+            from emrepair.cli.info_levels import describe_labels
+
+            result(describe_labels(summary["labels"]))
 
 @handle_errors
 def models(

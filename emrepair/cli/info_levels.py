@@ -1,4 +1,5 @@
-"""`emrepair info` on OME-Zarr: every multiscale level, with its scale in the units the metadata states."""
+"""`emrepair info` on OME-Zarr: every multiscale level, with its scale in the units the metadata states, and the
+label images of its ``labels`` group with the names of their values."""
 
 from __future__ import annotations
 
@@ -59,3 +60,38 @@ def describe_level(level: dict[str, Any]) -> str:
         else:
             text += ", scale " + " x ".join(f"{v:g} {u or '(no unit)'}" for v, u in zip(scale, units))
     return text
+
+
+def ome_labels_summary(path: str) -> list[dict[str, Any]] | None:
+    """The label images listed by the ``labels`` group of the OME-Zarr image at ``path``:
+    ``[{"name", "levels", "values": {value: class name}}]`` (values from ``image-label.properties``); None when it
+    has no labels group or it cannot be read."""
+    import zarr
+
+    try:
+        group = zarr.open_group(str(path), mode="r")
+        if "labels" not in group:
+            return None
+        attrs = dict(group["labels"].attrs)
+        names = (attrs.get("ome") or attrs).get("labels") or []
+        found = []
+        for name in names:
+            image = dict(group[f"labels/{name}"].attrs)
+            ome = image.get("ome") or image
+            multiscales = ome.get("multiscales") or [{}]
+            props = (ome.get("image-label") or {}).get("properties") or []
+            found.append({"name": str(name), "levels": len(multiscales[0].get("datasets") or []),
+                          "values": {str(p.get("label-value")): p.get("class") for p in props if isinstance(p, dict)}})
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, zarr.errors.GroupNotFoundError):
+        return None
+    return found or None
+
+
+def describe_labels(labels: list[dict[str, Any]]) -> str:
+    """``'labels/synthetic: 3 levels; 0 original, 1 missing, 2 fold band, 3 partial'``, one line per label image."""
+    lines = []
+    for entry in labels:
+        values = ", ".join(f"{v} {name}" for v, name in entry.get("values", {}).items())
+        lines.append(f"labels/{entry['name']}: {entry['levels']} level{'s' if entry['levels'] != 1 else ''}"
+                     + (f"; {values}" if values else ""))
+    return "\n".join(lines)

@@ -90,12 +90,15 @@ def create_output(
     chunks: tuple[int, int, int] | None = None,
     temp_path: str | Path | None = None,
     resume: bool = False,
+    label_values: dict[int, Any] | None = None,
 ) -> VolumeWriter:
     """Start writing a volume shaped like ``like`` (an input's VolumeInfo) to ``path``, under a temporary name.
 
-    The format follows the path: ``.h5``/``.hdf5``, ``.zarr``, ``.ome.zarr`` (OME-Zarr 0.5), ``.tif``/``.tiff``
-    (ImageJ stack), anything else a folder of ``z00000.tif``... Chunks, compression, voxel size and ``like.attrs``
-    carry over unless overridden; ``labels=True`` writes uint8 labels (an OME-Zarr image-label for ``.ome.zarr``).
+    The format follows the path: ``.h5``/``.hdf5``, ``.zarr``, ``.ome.zarr`` (OME-Zarr 0.5 with a 2x in-plane
+    pyramid made at commit), ``.tif``/``.tiff`` (ImageJ stack), anything else a folder of ``z00000.tif``... Chunks,
+    compression, voxel size and ``like.attrs`` carry over unless overridden; ``labels=True`` writes uint8 labels
+    (for ``.ome.zarr`` an image-label whose colours and names come from ``label_values``, value -> LabelValue of
+    ``emrepair.io.ome_labels``, default ``DETECT_LABELS``).
     Call ``commit()`` to move the result into place, or use the writer as a context manager.
 
     ``chunks`` overrides the chunk shape (clipped like the input's). ``temp_path`` names the temporary output
@@ -139,4 +142,6 @@ def create_output(
         resume=resume,
     )
     writer.replace_existing = overwrite  # without --overwrite, commit never replaces what appeared meanwhile
+    if isinstance(writer, OmeZarrWriter) and labels:
+        writer.label_values = dict(label_values) if label_values is not None else None
     return writer

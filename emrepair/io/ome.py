@@ -1,5 +1,5 @@
 """OME-NGFF (OME-Zarr) multiscales metadata: reading 0.4/0.5 (validated against a small typed schema) and
-building 0.5 for output."""
+building 0.5 for output (a 2x in-plane pyramid; the label metadata is in ``ome_labels``)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from emrepair.io.metadata import tidy_size, unit_to_nm
 NGFF_VERSION = "0.5"
 # Key in a multiscales entry's optional "metadata" dict marking the scale as a placeholder (voxel size unknown).
 UNKNOWN_VOXEL_FLAG = "emrepair_voxel_size_known"
+# Output pyramids: 2x in-plane levels while the next level's larger in-plane side is at least this many pixels.
+PYRAMID_MIN_PX = 256
+PYRAMID_MAX_LEVELS = 12
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class Transform(_Loose):
 
     type: str
     scale: list[float] | None = None
+    translation: list[float] | None = None
 
 
 class Dataset(_Loose):
@@ -131,13 +135,40 @@ def ome_levels(multiscale: Multiscale, where: str) -> list[OmeLevel]:
     return levels
 
 
-def build_multiscales(voxel_size: tuple[float, float, float] | None, name: str, path: str = "0") -> dict[str, Any]:
-    """An NGFF 0.5 ``multiscales`` entry with one level, axes z, y, x in nanometres (scale 1 when unknown)."""
-    scale = list(voxel_size) if voxel_size else [1.0, 1.0, 1.0]
+def pyramid_shapes(shape: tuple[int, int, int], min_px: int | None = None) -> list[tuple[int, int, int]]:
+    """The (z, y, x) shape of every level of an output pyramid: level 0 is ``shape``, each next level halves y and
+    x (rounding up; z unchanged) while its larger in-plane side stays at least ``min_px`` (``PYRAMID_MIN_PX``), so
+    the smallest level is about 256-511 px across; at most ``PYRAMID_MAX_LEVELS`` levels."""
+    limit = PYRAMID_MIN_PX if min_px is None else min_px
+    shapes = [tuple(int(s) for s in shape)]
+    while len(shapes) < PYRAMID_MAX_LEVELS:
+        z, y, x = shapes[-1]
+        nxt = (z, (y + 1) // 2, (x + 1) // 2)
+        if max(nxt[1], nxt[2]) < limit or (y, x) == nxt[1:]:
+            break
+        shapes.append(nxt)
+    return shapes  # type: ignore[return-value]
+
+
+def build_multiscales(voxel_size: tuple[float, float, float] | None, name: str, path: str = "0",
+                      levels: int = 1) -> dict[str, Any]:
+    """An NGFF 0.5 ``multiscales`` entry with ``levels`` levels named "0", "1", ... (``path`` for a single level),
+    axes z, y, x in nanometres (scale 1 when unknown). Level k has scale (z, 2^k y, 2^k x) and a translation of
+    (2^k - 1) / 2 pixels of level 0 in y and x: its pixels are means (or maxima) of 2^k x 2^k blocks, centred
+    there."""
+    base = list(voxel_size) if voxel_size else [1.0, 1.0, 1.0]
+    datasets = []
+    for k in range(levels):
+        f = 2 ** k
+        transforms: list[dict[str, Any]] = [{"type": "scale", "scale": [base[0], base[1] * f, base[2] * f]}]
+        if k:
+            transforms.append({"type": "translation",
+                               "translation": [0.0, base[1] * (f - 1) / 2, base[2] * (f - 1) / 2]})
+        datasets.append({"path": path if levels == 1 else str(k), "coordinateTransformations": transforms})
     entry: dict[str, Any] = {
         "name": name,
         "axes": [{"name": n, "type": "space", "unit": "nanometer"} for n in ("z", "y", "x")],
-        "datasets": [{"path": path, "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
+        "datasets": datasets,
     }
     if voxel_size is None:
         entry["metadata"] = {UNKNOWN_VOXEL_FLAG: False}

@@ -113,7 +113,9 @@ def partial_path(final: str | Path) -> Path:
 
 
 def commit_outputs(job: Any, vol: Any, provenance: dict[str, Any]) -> None:
-    """Reopen the job's partial outputs (masks first), stamp the provenance and move them into place."""
+    """Reopen the job's partial outputs (masks first), stamp the provenance and move them into place. An
+    ``.ome.zarr`` output with masks also gets them as its label image ``labels/synthetic`` (copied from the
+    committed masks while the output is finished, before it is moved into place)."""
     from emrepair.runstate import reopen_partial
 
     for final, temp in ((job.masks, job.masks_temp), (job.output, job.output_temp)):
@@ -121,9 +123,24 @@ def commit_outputs(job: Any, vol: Any, provenance: dict[str, Any]) -> None:
                 run_of(final) == (getattr(job, "run_id", None) or "-"):
             continue  # moved into place already by this run's commit, cut short before its cleanup
         if final and temp:
-            writer = reopen_partial(final, temp, **job.create_kwargs(vol, labels=final != job.output))
+            labels = final != job.output
+            writer = reopen_partial(final, temp, **job.create_kwargs(vol, labels=labels))
             writer.set_attrs({"emrepair": provenance})
-            writer.commit()
+            with contextlib.ExitStack() as stack:
+                if not labels and job.masks and hasattr(writer, "embed_labels"):
+                    stack.callback(writer.release)  # an error before the commit keeps the partial output
+                    _embed_masks(stack, writer, job, vol)
+                writer.commit()
+
+
+def _embed_masks(stack: contextlib.ExitStack, writer: Any, job: Any, vol: Any) -> None:
+    """Have the OME-Zarr ``writer`` copy the committed masks of ``job`` into its ``labels/`` at commit."""
+    from emrepair.io import open_volume
+    from emrepair.io.ome_labels import EMBEDDED_LABELS_NAME
+
+    masks = stack.enter_context(open_volume(job.masks))
+    values = job.create_kwargs(vol, labels=True).get("label_values")
+    writer.embed_labels(EMBEDDED_LABELS_NAME, masks, values)
 
 
 def earlier_record(state: Any, options: Any, output_path: str, fingerprint: str,

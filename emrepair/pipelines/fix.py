@@ -110,7 +110,10 @@ class FixJob:
 
     def create_kwargs(self, vol: Any, labels: bool) -> dict[str, Any]:
         """Arguments of ``create_output`` (besides path, overwrite and temp_path) for the output or the masks."""
-        return {"like": vol.info, "labels": labels, "chunks": self.chunks}
+        from emrepair.io.ome_labels import FIX_LABELS
+
+        return {"like": vol.info, "labels": labels, "chunks": self.chunks,
+                "label_values": FIX_LABELS if labels else None}
 
 
 def build_repairers(options: FixOptions, model_name: str, device: str, shape: tuple[int, int],
@@ -365,6 +368,7 @@ def _prepare(vol: Any, output_path: str, options: FixOptions, result: FixResult,
              fingerprint: str, fields: dict[str, Any]) -> tuple[dict[str, Any], list[RepairRun]]:
     """Create the outputs and the run record once (under the lock), or check and reuse an earlier run's."""
     from emrepair.io import create_output
+    from emrepair.io.ome_labels import FIX_LABELS
 
     with state.lock():
         record = earlier_record(state, options, output_path, fingerprint, fields)
@@ -378,7 +382,8 @@ def _prepare(vol: Any, output_path: str, options: FixOptions, result: FixResult,
             for final in filter(None, (output_path, options.masks_path)):
                 labels = final != output_path
                 writer = create_output(final, like=vol.info, overwrite=options.overwrite, labels=labels,
-                                       temp_path=partial_path(final), chunks=chunks, attrs={"emrepair": provenance})
+                                       temp_path=partial_path(final), chunks=chunks, attrs={"emrepair": provenance},
+                                       label_values=FIX_LABELS if labels else None)
                 chunks = writer.chunks  # the label output follows the image's chunking, so blocks fit both
                 writer.release()
             record = {"version": 1, "run_id": run_id, "fingerprint": fingerprint, "fields": fields,

@@ -44,8 +44,11 @@ class UpsampleJob:
 
     def create_kwargs(self, vol: Any, labels: bool) -> dict[str, Any]:
         """Arguments of ``create_output`` (besides path, overwrite and temp_path) for the output or the masks."""
+        from emrepair.io.ome_labels import UPSAMPLE_LABELS
+
         return {"like": vol.info, "shape": self.shape, "voxel_size": self.voxel_size, "chunks": self.chunks,
-                "labels": labels, "dtype": np.uint8 if labels else None}
+                "labels": labels, "dtype": np.uint8 if labels else None,
+                "label_values": UPSAMPLE_LABELS if labels else None}
 
 
 def fingerprint_fields(vol: Any, input_path: str, output_path: str, options: Any, factor: int, model_name: str,
@@ -76,6 +79,7 @@ def prepare_run(vol: Any, output_path: str, options: Any, fields: dict[str, Any]
     ``plan()`` finds the repair runs (detection) only for a new run; ``provenance(runs)`` makes the record.
     """
     from emrepair.io import create_output
+    from emrepair.io.ome_labels import UPSAMPLE_LABELS
     from emrepair.pipelines.fix import run_from_dict, run_to_dict
     from emrepair.runstate import ProgressDir, progress_dir_for, run_fingerprint
 
@@ -95,7 +99,7 @@ def prepare_run(vol: Any, output_path: str, options: Any, fields: dict[str, Any]
                 writer = create_output(final, like=vol.info, shape=out_shape, voxel_size=voxel_size,
                                        dtype=np.uint8 if labels else None, labels=labels,
                                        overwrite=options.overwrite, temp_path=partial_path(final), chunks=chunks,
-                                       attrs=attrs)
+                                       attrs=attrs, label_values=UPSAMPLE_LABELS if labels else None)
                 chunks = writer.chunks  # the masks follow the output's chunking, so blocks fit both
                 writer.release()
             record = {"version": 1, "run_id": run_id, "fingerprint": fingerprint, "fields": fields,

@@ -156,6 +156,9 @@ class VolumeWriter:
         self.labels = labels
         self.attrs: dict[str, Any] = dict(attrs)
         self._state = "open"
+        # A named temporary output (a resumable run's partial copy) outlives an interrupted commit: finishing an
+        # OME-Zarr (its pyramid) takes a while, and the data written before it are worth keeping.
+        self.keep_on_interrupt = temp_path is not None
         # False for an output created without --overwrite: commit then never replaces what appeared meanwhile.
         self.replace_existing = True
         self.resumed = bool(resume and (self.temp_path.exists() or self.temp_path.is_symlink()))
@@ -216,6 +219,13 @@ class VolumeWriter:
             self.abort()
             raise
         except OutputError:  # a full disk while finishing: the data are written, keep them for a resumed writer
+            self._state = "released"
+            self._close()
+            raise
+        except KeyboardInterrupt:  # Ctrl-C while finishing: the same for a resumable run's partial output
+            if not self.keep_on_interrupt:
+                self.abort()
+                raise
             self._state = "released"
             self._close()
             raise

@@ -1,4 +1,5 @@
-"""Zarr v3 output: a plain group holding one array, or an OME-Zarr 0.5 image (optionally an image-label)."""
+"""Zarr v3 output: a plain group holding one array, or an OME-Zarr 0.5 image with its pyramid (optionally an
+image-label, or an image with label images inside)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
 
 from emrepair.errors import OutputError
 from emrepair.io.metadata import to_jsonable
-from emrepair.io.ome import NGFF_VERSION, build_multiscales
+from emrepair.io.ome import NGFF_VERSION, build_multiscales, pyramid_shapes
+from emrepair.io.ome_labels import image_label_block, labels_group_attrs
 from emrepair.io.writers.base import VolumeWriter
 
 
@@ -128,18 +130,71 @@ class ZarrWriter(VolumeWriter):
 
 
 class OmeZarrWriter(ZarrWriter):
-    """OME-Zarr 0.5: one level "0", axes z/y/x in nanometre; emrepair attributes sit beside "ome"."""
+    """OME-Zarr 0.5: level "0" written section by section, then at commit the coarser levels of the pyramid
+    (``emrepair.io.ome.pyramid_shapes``), the label images added by ``embed_labels`` under ``labels/`` and the
+    metadata (axes z/y/x in nanometre; emrepair attributes sit beside "ome"). A label output (``labels=True``)
+    is an image-label whose ``label_values`` (value -> LabelValue, default ``DETECT_LABELS``) give its colours
+    and names."""
+
+    label_values: dict[int, Any] | None = None
+
+    def _open(self) -> None:
+        self._embedded: list[tuple[str, Any, dict[int, Any] | None]] = []
+        super()._open()
+
+    def _reopen(self) -> None:
+        self._embedded = []
+        super()._reopen()
 
     def array_name(self) -> str:
-        """The single resolution level."""
+        """Level 0, the full resolution."""
         return "0"
 
+    def embed_labels(self, name: str, source: Any, values: dict[int, Any] | None) -> None:
+        """At commit, copy the label volume ``source`` (open, of this output's shape; e.g. the run's ``--masks``)
+        into ``labels/<name>`` as an image-label of this image (same levels, ``source.image`` = "../../")."""
+        self._check_open()
+        if tuple(int(s) for s in source.shape) != tuple(self.shape):
+            raise OutputError(f"cannot add labels of shape {tuple(source.shape)} to {self.path} of shape {self.shape}")
+        self._embedded.append((name, source, values))
+
+    def _finish(self) -> None:
+        from emrepair.io.writers.pyramid import write_pyramid
+
+        self._flush(lambda z0: True)
+        self._shapes = pyramid_shapes(self.shape)
+        write_pyramid(self._group, self._shapes, self.chunks, zarr_compressor(self.compression), self.labels)
+        self._write_labels()
+        self._write_attrs()
+
+    def _write_labels(self) -> None:
+        from emrepair.io.writers.pyramid import copy_array, write_pyramid
+
+        embedded = self._embedded
+        if "labels" in self._group:
+            del self._group["labels"]  # what an interrupted commit of this output left
+        if not embedded:
+            return
+        labels = self._group.create_group("labels")
+        compressor = zarr_compressor(self.compression)
+        for name, source, values in embedded:
+            image = labels.create_group(name)
+            copy_array(source, image, "0", self.chunks, compressor)
+            write_pyramid(image, self._shapes, self.chunks, compressor, labels=True)
+            image.attrs["ome"] = {
+                "version": NGFF_VERSION,
+                "multiscales": [build_multiscales(self.voxel_size, name=name, levels=len(self._shapes))],
+                "image-label": image_label_block(values, source_image="../../"),
+            }
+        labels.attrs.update(labels_group_attrs([name for name, _, _ in embedded], NGFF_VERSION))
+
     def _write_attrs(self) -> None:
+        name = self.path.name.removesuffix(".ome.zarr")
         ome: dict[str, Any] = {
             "version": NGFF_VERSION,
-            "multiscales": [build_multiscales(self.voxel_size, name=self.path.name.removesuffix(".ome.zarr"))],
+            "multiscales": [build_multiscales(self.voxel_size, name=name, levels=len(self._shapes))],
         }
         if self.labels:
-            ome["image-label"] = {}
+            ome["image-label"] = image_label_block(self.label_values)
         attrs = {k: to_jsonable(v) for k, v in self.attrs.items() if k not in ("ome", "multiscales", "resolution")}
         self._group.attrs.update({"ome": ome, **attrs})
