@@ -65,7 +65,7 @@ def test_tiled_repair_matches_untiled_and_keeps_far_pixels(device: torch.device)
 def test_repair_matches_the_model_on_one_tile() -> None:
     model = scrambled_model()
     folded, left, right, band = sections(64, 64)
-    result = repair_fold_section(model, folded, left, right, band)
+    result = repair_fold_section(model, folded, left, right, band, finish=False)
     with torch.no_grad():
         direct = model(*(torch.from_numpy(x.astype(np.float32))[None, None] for x in (folded, left, right, band)))
     assert np.allclose(result.image, direct[0, 0].numpy(), atol=1e-6)
@@ -77,3 +77,78 @@ def test_no_band_returns_the_section_and_other_models_are_refused() -> None:
     assert np.array_equal(result.image, folded) and not result.changed.any()
     with pytest.raises(UsageError, match="not a fold repair model"):
         repair_fold_section(GANModel(), folded, left, right, band)
+
+
+def tissue(seed: int, h: int = 160, w: int = 160) -> np.ndarray:
+    """A smooth random texture in [0.2, 0.8] (blurred noise)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    x = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), 2.5)
+    x = (x - x.min()) / (x.max() - x.min())
+    return (0.2 + 0.6 * x).astype(np.float32)
+
+
+def folded_tissue(darkness: float, amp: float = 0.0, decay: float = 12.0):
+    """(clean, folded, left, right, band): a horizontal band of rows 70-77 darkened by ``darkness``, the tissue
+    beside it pulled toward it by ``amp * exp(-d / decay)`` px, and neighbours = clean + a little noise."""
+    import cv2
+
+    clean = tissue(1)
+    h, w = clean.shape
+    rng = np.random.default_rng(2)
+    left, right = (np.clip(clean + rng.normal(0, 0.02, clean.shape), 0, 1).astype(np.float32) for _ in range(2))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    band = (yy >= 70) & (yy <= 77)
+    dist = np.where(yy < 70, 70 - yy, np.where(yy > 77, yy - 77, 0)).astype(np.float32)
+    away = np.where(yy < 70, -1.0, 1.0).astype(np.float32)
+    m = amp * np.exp(-dist / decay) * (~band)
+    folded = cv2.remap(clean, xx, yy + away * m, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    folded = np.where(band, folded * (1 - darkness), folded).astype(np.float32)
+    return clean, folded, left, right, band
+
+
+def test_finish_leaves_no_dark_band_and_no_seam() -> None:
+    from emrepair.pipelines.fold_repair import finish_fold_repair
+    from emrepair.pipelines.fold_residue import DARK_PERCENT, dark_residue, seam_contrast
+
+    clean, folded, left, right, band = folded_tissue(0.95)
+    assert dark_residue(folded, left, right, band) > 90  # the fold is darker than the neighbours' darkest
+    image = finish_fold_repair(folded, folded, left, right, band)
+    assert dark_residue(image, left, right, band) <= 2 * DARK_PERCENT
+    assert seam_contrast(image, clean, band) < 3.0  # grey levels of 255
+    assert abs(float(image[band].mean() - clean[band].mean())) < 0.02
+
+
+def test_faint_band_keeps_its_own_tissue() -> None:
+    from emrepair.pipelines.fold_repair import finish_fold_repair
+
+    clean, folded, left, right, band = folded_tissue(0.4)
+    image = finish_fold_repair(folded, folded, left, right, band)
+    fill = mask_and_fill(folded, left, right, band).image
+    error = lambda x: float(np.abs(x[band] - clean[band]).mean())  # noqa: E731
+    assert error(image) < 0.5 * error(fill)  # relit own pixels beat the neighbours' average
+
+
+def test_pulled_tissue_is_pushed_back_and_nothing_far_changes() -> None:
+    from emrepair.pipelines.fold_pull import MOVE_REACH, unpull
+    from emrepair.pipelines.fold_repair import finish_fold_repair
+
+    clean, folded, left, right, band = folded_tissue(0.95, amp=8.0, decay=12.0)
+    _, _, _, pulls = unpull(folded, 0.5 * (left + right), band)
+    assert len(pulls) == 1 and pulls[0].trusted and abs(pulls[0].amp - 8.0) <= 2.0
+    image = finish_fold_repair(folded, folded, left, right, band)
+    beside = binary_dilation(band, iterations=30) & ~binary_dilation(band, iterations=12)
+    error = lambda x: float(np.abs(x[beside] - clean[beside]).mean())  # noqa: E731
+    assert error(image) < 0.5 * error(folded)
+    far = ~binary_dilation(band, structure=np.ones((3, 3)), iterations=MOVE_REACH)
+    assert np.array_equal(image[far], folded[far])
+
+
+def test_unrelated_neighbours_move_nothing() -> None:
+    from emrepair.pipelines.fold_pull import unpull
+
+    clean, folded, _, _, band = folded_tissue(0.95, amp=8.0)
+    other = tissue(7)  # neighbours that do not resemble the section: no pull is trusted
+    image, moved, hidden, pulls = unpull(folded, other, band)
+    assert not any(p.trusted for p in pulls) and not moved.any() and np.array_equal(image, folded)

@@ -17,9 +17,10 @@ from emrepair.distributed.repair import RegionJob, RunRepairer, read_window
 class FoldRepairer:
     """Repairs runs of folded sections with a fold model (kind "fold", e.g. ``sff``).
 
-    Each folded section is repaired from itself, the run's two nearest good sections and its band; the model
-    keeps pixels farther than its reach from the band bit-identical. A section without band geometry, or a run at
-    a stack end, goes to ``fallback`` (whole-section interpolation). ``changed_pixels`` tells the label writer
+    Each folded section is repaired from itself, the run's two nearest good sections and its band; pixels
+    farther than ``reach`` from the band stay bit-identical. A folded first or last section is unfolded from its
+    own pixels and its one neighbour (given as both neighbours), not replaced by a copy of it. A section without
+    band geometry goes to ``fallback`` (whole-section interpolation). ``changed_pixels`` tells the label writer
     which pixels of the last region were synthesized.
     """
 
@@ -30,10 +31,14 @@ class FoldRepairer:
         self.device = device
         self.fallback = fallback
         self.tile_size = tile_size
+        from emrepair.pipelines.fold_pull import MOVE_REACH
+        from emrepair.pipelines.fold_pull import REACH as FIT_REACH
+
         config = model.config
-        # Pixels farther than this from the band come back bit-identical (the model's composition rule).
-        self.reach = int(config.reach) + int(config.transition)
-        self.context = self.reach + int(model.halo)
+        # Pixels farther than this from the band come back bit-identical (the model's composition rule and
+        # the farthest the pushed-back tissue moves); the fit of the pull looks FIT_REACH px beside the band.
+        self.reach = max(int(config.reach) + int(config.transition), MOVE_REACH)
+        self.context = max(self.reach, FIT_REACH) + int(model.halo)
         self._changed: dict[tuple[int, int, int], np.ndarray] = {}
         self._bands: dict[int, np.ndarray] = {}
 
@@ -41,15 +46,18 @@ class FoldRepairer:
         from emrepair.pipelines.fold_repair import repair_fold_section
 
         run = job.run
-        if run.one_sided or any(z not in run.folds for z in job.zs):
+        if any(z not in run.folds for z in job.zs) or (run.left is None and run.right is None):
             return self.fallback(job)
         height, width = job.vol.shape[1:]
         ys = slice(max(0, job.ys.start - self.context), min(height, job.ys.stop + self.context))
         xs = slice(max(0, job.xs.start - self.context), min(width, job.xs.stop + self.context))
         crop = (slice(job.ys.start - ys.start, job.ys.stop - ys.start),
                 slice(job.xs.start - xs.start, job.xs.stop - xs.start))
-        left = job.intensity.to_unit(read_window(job.vol, run.left, ys, xs))
-        right = job.intensity.to_unit(read_window(job.vol, run.right, ys, xs))
+        # at a stack end the one good neighbour stands for both
+        left_z = run.left if run.left is not None else run.right
+        right_z = run.right if run.right is not None else run.left
+        left = job.intensity.to_unit(read_window(job.vol, left_z, ys, xs))
+        right = left if right_z == left_z else job.intensity.to_unit(read_window(job.vol, right_z, ys, xs))
         self._changed.clear()
         out = []
         for z in job.zs:

@@ -75,7 +75,8 @@ def mask_and_fill(folded: np.ndarray, left: np.ndarray, right: np.ndarray, band_
 
 def repair_fold_section(model: nn.Module, folded: np.ndarray, left: np.ndarray, right: np.ndarray,
                         band_mask: np.ndarray, device: str | torch.device = "cpu", tile_size: int | None = None,
-                        overlap: int | None = None, progress: Progress | None = None) -> FoldRepair:
+                        overlap: int | None = None, progress: Progress | None = None, finish: bool = True
+                        ) -> FoldRepair:
     """Repair a folded section with a fold model (``model(folded, left, right, band)``, kind "fold").
 
     The model's pre-composition result (``model.restore``) is computed tile by tile over the
@@ -94,6 +95,9 @@ def repair_fold_section(model: nn.Module, folded: np.ndarray, left: np.ndarray, 
         tile_size: tile side; None runs sections up to 1024 px in one piece, larger ones in 512 tiles.
         overlap: pixels shared by neighbouring tiles; None for the engine's auto overlap.
         progress: called as progress(done_tiles, total_tiles).
+        finish: pass the model's result through :func:`finish_fold_repair` (the pulled tissue pushed back
+            where the neighbours allow a fit, the band filled from its own relit pixels and the neighbours,
+            the band grown into dark pixels beside it); False gives the model's result alone.
 
     Raises:
         UsageError: a model without the fold interface, or a tile size too small for its halo.
@@ -144,7 +148,37 @@ def repair_fold_section(model: nn.Module, folded: np.ndarray, left: np.ndarray, 
     # clamp after composing, as the model's eval-mode forward does; folded pixels are already in [0, 1]
     image = np.clip(np.where(weight > 0, weight * fused_all + (1.0 - weight) * corrected, corrected), 0.0, 1.0)
     image = image.astype(np.float32)
+    if finish:
+        image = finish_fold_repair(folded32, image, left32, right32, band)
     return FoldRepair(image, changed_mask(image, folded32))
+
+
+def finish_fold_repair(folded: np.ndarray, repaired: np.ndarray, left: np.ndarray, right: np.ndarray,
+                       band: np.ndarray) -> np.ndarray:
+    """The last step of a fold repair: no dark band, no seam, the pulled tissue back where it was.
+
+    Where the neighbours' average fits the folded section closely enough beside the band to measure the pull
+    (``fold_pull``), the tissue is pushed back and the model's result is not used; elsewhere the model's result
+    is kept off the band. The band (grown into the dark pixels beside it, plus the strip that pushing back
+    uncovers) is filled by ``fold_fill.fill_band`` from the folded section's own pixels and the neighbours.
+    Only pixels in the band, the grown and uncovered strips, the pushed-back zone or the model's own reach change.
+
+    Args:
+        folded, repaired, left, right: (H, W) float32 in [0, 1]: the folded section, the model's result and
+            the two neighbours (the same section twice for a first or last section).
+        band: (H, W) bool band mask.
+    """
+    from emrepair.pipelines.fold_fill import fill_band, grow_band
+    from emrepair.pipelines.fold_pull import unpull
+
+    if not band.any():
+        return repaired
+    reference = 0.5 * (left + right)
+    pushed, moved, hidden, _ = unpull(folded, reference, band)
+    fill = grow_band(pushed, reference, band | hidden)
+    base = pushed if moved.any() else repaired
+    source = np.where(fill, pushed, base).astype(np.float32)
+    return fill_band(source, reference, fill)
 
 
 def _correct_contrast(model: nn.Module, folded: np.ndarray, left: np.ndarray, right: np.ndarray,

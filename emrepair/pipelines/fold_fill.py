@@ -1,0 +1,96 @@
+"""A fold's band filled without a trace: what is left of the tissue under it, relit, blended with the neighbours.
+
+A fold darkens its band but seldom erases it: under a faint fold most of the tissue is still there, under a dark
+one a trace of it under the film's grain. Per pixel of the band, the section is relit to the neighbours' local
+level (``gain = local mean of the neighbours' average / local mean of the band``) and blended with the
+neighbours' average (brought to the level of the section's own pixels around the band, so the seam shows no
+step) by the weight that minimises the expected error: ``w = e_ref / (e_ref + e_relit)``, where ``e_ref`` is
+how far the neighbours' average is from the section's own pixels beside the band and ``e_relit`` the noise the
+relighting amplifies (measured in the band as the excess of ``(relit - reference)**2`` over ``e_ref``). A faint
+band thus keeps its own tissue, a near-black one takes the neighbours'.
+
+``grow_band`` adds to a reported band the pixels next to it that are still clearly darker than the neighbours
+(a band mask narrower than the dark band would otherwise leave a dark streak beside the repair).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+GROW_PX = 4  # a band mask is grown by at most this many pixels ...
+GROW_RATIO = 0.6  # ... into pixels darker than this share of the neighbours' local level
+FILL_RADIUS = 12  # local statistics of the band are taken over this radius
+RING = (3, 24)  # the section's own pixels this far from the band set the level and the reference's error
+LEVEL_RADIUS = 48
+MAX_GAIN = 60.0
+
+
+def _disk(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def local_mean(values: np.ndarray, mask: np.ndarray, radius: int) -> np.ndarray:
+    """Mean of ``values`` over the ``mask`` pixels within a (2r+1)^2 box of each pixel (0 where none)."""
+    size = (2 * radius + 1, 2 * radius + 1)
+    weight = mask.astype(np.float32)
+    num = cv2.boxFilter(values.astype(np.float32) * weight, -1, size, normalize=False,
+                        borderType=cv2.BORDER_REFLECT)
+    den = cv2.boxFilter(weight, -1, size, normalize=False, borderType=cv2.BORDER_REFLECT)
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0.5)
+
+
+def grow_band(folded: np.ndarray, reference: np.ndarray, band: np.ndarray, max_px: int = GROW_PX,
+              ratio: float = GROW_RATIO) -> np.ndarray:
+    """``band`` plus the pixels connected to it, at most ``max_px`` away, whose 3x3 mean is darker than
+    ``ratio`` times the reference's local (9x9) mean."""
+    everywhere = np.ones(band.shape, bool)
+    dark = local_mean(folded, everywhere, 1) < ratio * local_mean(reference, everywhere, 4)
+    grown = band.copy()
+    step = _disk(1)
+    for _ in range(max_px):
+        nxt = ((cv2.dilate(grown.astype(np.uint8), step) > 0) & dark) | band
+        if np.array_equal(nxt, grown):
+            break
+        grown = nxt
+    return grown
+
+
+def level_reference(folded: np.ndarray, reference: np.ndarray, band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The reference brought to the level of the section's own pixels around the band, and its expected
+    squared error there (both per pixel, smooth over ``LEVEL_RADIUS``)."""
+    near = cv2.dilate(band.astype(np.uint8), _disk(RING[1])) > 0
+    inner = cv2.dilate(band.astype(np.uint8), _disk(RING[0])) > 0
+    ring = near & ~inner
+    if ring.sum() < 64:
+        ring = ~band
+    diff = folded - reference
+    offset = local_mean(diff, ring, LEVEL_RADIUS)
+    leveled = reference + offset
+    error = local_mean((folded - leveled) ** 2, ring, LEVEL_RADIUS)
+    fallback = float(np.mean((folded[ring] - leveled[ring]) ** 2)) if ring.any() else 1e-3
+    error = np.where(error > 0, error, fallback)
+    return leveled.astype(np.float32), np.maximum(error, 1e-5).astype(np.float32)
+
+
+def fill_band(folded: np.ndarray, reference: np.ndarray, band: np.ndarray) -> np.ndarray:
+    """The section with ``band`` filled (see the module docstring); pixels off the band are returned as given.
+
+    Args:
+        folded: (H, W) float32 in [0, 1], the folded section (pulled tissue already pushed back, if any).
+        reference: (H, W) float32, the neighbours' average.
+        band: (H, W) bool, the pixels to fill.
+    """
+    out = folded.astype(np.float32).copy()
+    if not band.any():
+        return out
+    leveled, e_ref = level_reference(out, reference, band)
+    f_mean = local_mean(out, band, FILL_RADIUS)
+    r_mean = local_mean(leveled, band, FILL_RADIUS)
+    gain = np.clip(r_mean / np.maximum(f_mean, 1e-3), 1.0, MAX_GAIN)
+    relit = out * gain
+    e_relit = np.maximum(local_mean((relit - leveled) ** 2, band, FILL_RADIUS) - e_ref, 1e-6)
+    w = e_ref / (e_ref + e_relit)
+    estimate = leveled + w * (relit - leveled)
+    out[band] = np.clip(estimate[band], 0.0, 1.0)
+    return out
