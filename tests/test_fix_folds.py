@@ -55,7 +55,7 @@ def test_fold_model_keeps_pixels_away_from_the_band(tmp_path: Path) -> None:
     assert set(np.unique(labels)) == {0, 2}
     assert changed.mean() < 0.5  # most of the folded section is its own, real pixels
     assert provenance["fold_repaired_sections"] == [13]
-    error = lambda image: np.abs(image.astype(float) - truth[13]).mean()  # noqa: E731
+    error = lambda image: np.abs(image.astype(float) - truth[13]).mean()
     linear = 0.5 * raw[12].astype(float) + 0.5 * raw[14].astype(float)
     assert error(fixed) < 0.5 * error(linear)  # far better than interpolating the whole section
 
@@ -79,3 +79,26 @@ def test_models_of_the_wrong_kind_are_refused(tmp_path: Path) -> None:
         result = runner.invoke(app, ["fix", src, "--sections", "6", "-o", str(tmp_path / "x.h5"), *args])
         assert result.exit_code == 2, result.output
         assert result.stderr.startswith("error:") and "Traceback" not in result.stderr
+
+
+def test_folded_first_section_is_unfolded_not_copied(tmp_path: Path) -> None:
+    with h5py.File(sample_path(), "r") as f:
+        raw, truth = f["raw"][13:], f["truth"][13:]  # the sample's folded section 13 becomes the first
+    src = tmp_path / "first.h5"
+    with h5py.File(src, "w") as f:
+        f["raw"] = raw
+        f["raw"].attrs["resolution"] = [40.0, 10.0, 10.0]
+    report = detect_report(str(src), tmp_path)
+    assert [d["z"] for d in json.loads(report.read_text())["defects"] if d["kind"] == "fold"] == [0]
+    out, masks = tmp_path / "out.h5", tmp_path / "masks.h5"
+    result = runner.invoke(app, ["fix", str(src), "--report", str(report), "-o", str(out), "--masks", str(masks),
+                                 "--model", "linear", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    with h5py.File(out, "r") as f, h5py.File(masks, "r") as m:
+        fixed, labels = f["raw"][0], m["labels"][0]
+    changed = fixed != raw[0]
+    assert changed.any() and changed.mean() < 0.5  # its own pixels are kept away from the band
+    np.testing.assert_array_equal(labels > 0, changed)  # every changed pixel is in the masks
+    assert (fixed == raw[1]).mean() < 0.5  # not a copy of the neighbour
+    error = lambda image: np.abs(image.astype(float) - truth[0]).mean()
+    assert error(fixed) < 0.5 * error(raw[1])

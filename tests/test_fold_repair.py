@@ -110,7 +110,11 @@ def folded_tissue(darkness: float, amp: float = 0.0, decay: float = 12.0):
 
 def test_finish_leaves_no_dark_band_and_no_seam() -> None:
     from emrepair.pipelines.fold_repair import finish_fold_repair
-    from emrepair.pipelines.fold_residue import DARK_PERCENT, dark_residue, seam_contrast
+    from emrepair.pipelines.fold_residue import (
+        DARK_PERCENT,
+        dark_residue,
+        seam_contrast,
+    )
 
     clean, folded, left, right, band = folded_tissue(0.95)
     assert dark_residue(folded, left, right, band) > 90  # the fold is darker than the neighbours' darkest
@@ -126,7 +130,7 @@ def test_faint_band_keeps_its_own_tissue() -> None:
     clean, folded, left, right, band = folded_tissue(0.4)
     image = finish_fold_repair(folded, folded, left, right, band)
     fill = mask_and_fill(folded, left, right, band).image
-    error = lambda x: float(np.abs(x[band] - clean[band]).mean())  # noqa: E731
+    error = lambda x: float(np.abs(x[band] - clean[band]).mean())
     assert error(image) < 0.5 * error(fill)  # relit own pixels beat the neighbours' average
 
 
@@ -139,7 +143,7 @@ def test_pulled_tissue_is_pushed_back_and_nothing_far_changes() -> None:
     assert len(pulls) == 1 and pulls[0].trusted and abs(pulls[0].amp - 8.0) <= 2.0
     image = finish_fold_repair(folded, folded, left, right, band)
     beside = binary_dilation(band, iterations=30) & ~binary_dilation(band, iterations=12)
-    error = lambda x: float(np.abs(x[beside] - clean[beside]).mean())  # noqa: E731
+    error = lambda x: float(np.abs(x[beside] - clean[beside]).mean())
     assert error(image) < 0.5 * error(folded)
     far = ~binary_dilation(band, structure=np.ones((3, 3)), iterations=MOVE_REACH)
     assert np.array_equal(image[far], folded[far])
@@ -148,7 +152,7 @@ def test_pulled_tissue_is_pushed_back_and_nothing_far_changes() -> None:
 def test_unrelated_neighbours_move_nothing() -> None:
     from emrepair.pipelines.fold_pull import unpull
 
-    clean, folded, _, _, band = folded_tissue(0.95, amp=8.0)
+    _clean, folded, _, _, band = folded_tissue(0.95, amp=8.0)
     other = tissue(7)  # neighbours that do not resemble the section: no pull is trusted
-    image, moved, hidden, pulls = unpull(folded, other, band)
+    image, moved, _hidden, pulls = unpull(folded, other, band)
     assert not any(p.trusted for p in pulls) and not moved.any() and np.array_equal(image, folded)
