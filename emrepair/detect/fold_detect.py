@@ -21,9 +21,14 @@ from emrepair.detect.fold_geometry import FoldCurve, chord_through, realign
 from emrepair.detect.fold_mask import segment_band, union_mask
 from emrepair.detect.fold_scales import FoldPass, TissueLevel, fold_passes
 from emrepair.detect.fold_trace import Trace, screen_band, trace_band
+from emrepair.detect.fold_z import ZCue
 
 _MAX_CANDIDATES = 6
 _MAX_GAP = 0.15  # broken folds: pieces are joined over gaps of up to this fraction of the chord
+# with neighbours to compare (the z cue), a band may be broken or faint down to these
+_Z_MIN_COVERAGE = 0.45
+_Z_MIN_SPAN = 0.7
+_Z_MIN_CONTRAST = 0.15
 
 
 @dataclass
@@ -54,7 +59,7 @@ def _candidate_segments(ratio: np.ndarray, spec: FoldPass) -> np.ndarray:
     h, w = ratio.shape
     side = min(h, w)
     dark = (ratio < spec.dark).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(dark, connectivity=8)
+    _count, labels, stats, _ = cv2.connectedComponentsWithStats(dark, connectivity=8)
     extent = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
     keep = (extent >= spec.min_extent * side).astype(np.uint8)
     keep[0] = 0
@@ -141,9 +146,12 @@ def _same_band(a: FoldCurve, b: FoldCurve, width: float) -> bool:
     return bool(np.median(np.abs(across - a.offset(along))) < max(width, 3.0))
 
 
-def _promising(coarse: Trace, spec: FoldPass, config: DetectConfig) -> bool:
-    """Whether a working-scale trace may pass ``_accept`` at full resolution (with some slack), so that it
-    is worth refining."""
+def _promising(coarse: Trace, spec: FoldPass, config: DetectConfig, z: bool = False) -> bool:
+    """Whether a working-scale trace may pass ``_accept`` (``_accept_z`` when ``z``) at full resolution
+    (with some slack), so that it is worth refining."""
+    if z:
+        return (coarse.coverage >= _Z_MIN_COVERAGE - 0.1 and coarse.span >= _Z_MIN_SPAN - 0.15
+                and coarse.contrast >= 0.8 * _Z_MIN_CONTRAST)
     return (coarse.coverage >= max(config.fold_min_coverage_broken, spec.min_coverage) - 0.1
             and coarse.span >= config.fold_min_span - 0.15 and coarse.contrast >= 0.8 * config.fold_min_contrast)
 
@@ -163,12 +171,32 @@ def _accept(trace: Trace, shape: tuple[int, int], spec: FoldPass, config: Detect
     return score if score >= config.fold_threshold else 0.0
 
 
+def _accept_z(trace: Trace, shape: tuple[int, int], cue: ZCue, config: DetectConfig) -> float:
+    """The fold score of a trace that ``_accept`` refused, by the z cue: a band that is faint or broken but
+    long, of one width, and clearly darker than the same place in its neighbours; 0 when not a fold."""
+    length_fraction = (trace.curve.s1 - trace.curve.s0) / min(shape)
+    if length_fraction < config.fold_min_length or trace.span < _Z_MIN_SPAN:
+        return 0.0
+    if trace.coverage < _Z_MIN_COVERAGE or trace.contrast < _Z_MIN_CONTRAST or trace.width_spread > 0.5:
+        return 0.0
+    confirmed, ev = cue.confirms(trace.curve, trace.width)
+    if not confirmed:
+        return 0.0
+    length = np.clip(length_fraction / config.fold_min_length, 0.0, 1.0)
+    score = float(np.clip(ev.coverage / 0.8, 0, 1) * np.clip(ev.excess / 0.15, 0, 1) * length
+                  * np.clip(1.5 - trace.width_spread, 0.0, 1.0))
+    return score if score >= config.fold_threshold else 0.0
+
+
 def find_folds(values: np.ndarray, black: float, median: float, config: DetectConfig,
-               half: np.ndarray | None = None) -> list[FoldFinding]:
+               half: np.ndarray | None = None, neighbours=None) -> list[FoldFinding]:
     """All folds in a cleaned float32 section whose intensities are measured above ``black``.
 
-    ``half`` (the section area-averaged 2x2) is accepted for compatibility; the passes build their own
-    images from the section's darkness against its local tissue.
+    ``neighbours``: the sections before and after (cleaned float32, the same shape; None for one that is
+    missing or absent), for the z cue (``fold_z``): a faint or broken band that the section alone does not
+    prove is a fold when it is clearly darker than the same place in its neighbours. ``half`` (the section
+    area-averaged 2x2) is accepted for compatibility; the passes build their own images from the section's
+    darkness against its local tissue.
     """
     if values.ndim != 2:
         raise ValueError(f"expected a 2-D section, got shape {values.shape}")
@@ -176,6 +204,7 @@ def find_folds(values: np.ndarray, black: float, median: float, config: DetectCo
     if min(h, w) < 32 or median - black <= 0:
         return []
     tissue = TissueLevel(values, black, median)
+    cue = ZCue.build(tissue.unit, neighbours)
     found: list[FoldFinding] = []
     for spec in fold_passes((h, w), config.fold_min_width_px, config.fold_max_width_px):
         ratio = tissue.at(spec)
@@ -189,7 +218,7 @@ def find_folds(values: np.ndarray, black: float, median: float, config: DetectCo
                 continue
             tried.append(seg)
             coarse = _trace_candidate(ratio, segment, spec, config)
-            if coarse is None or not _promising(coarse, spec, config):
+            if coarse is None or not _promising(coarse, spec, config, cue is not None):
                 continue
             full_ratio = tissue.full()
             refined = _refine(full_ratio, coarse, spec)
@@ -197,6 +226,8 @@ def find_folds(values: np.ndarray, black: float, median: float, config: DetectCo
                 continue
             fine, chord = refined
             score = _accept(fine, (h, w), spec, config)
+            if score <= 0 and cue is not None:
+                score = _accept_z(fine, (h, w), cue, config)
             if score <= 0 or any(_same_band(fd.curve, fine.curve, fd.width_px) for fd in found):
                 continue
             mask = segment_band(full_ratio, fine.curve, fine.width, fine.band_ratio, fine.side_ratio, chord)

@@ -1,0 +1,109 @@
+"""The z cue for folds: a fold lies in one section only, so at the same place its neighbours show tissue.
+
+A membrane, a vessel or a long dark process that looks like a faint or broken band persists into the
+sections before and after (at 4-50 nm per section, structures are several sections deep); a support-film
+fold does not. Along a candidate's traced centre, the band's contrast against the tissue beside it (1 - band
+level / side level, per position) is measured in the section and, with the same geometry, in each
+neighbour; the candidate is confirmed where the section's band is clearly darker than the darker of its
+neighbours' at the same place. Contrast is a ratio of nearby samples, so each neighbour's own brightness
+divides out and no tissue level is needed for it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from emrepair.detect.fold_geometry import FoldCurve
+
+_SAMPLES = 64
+
+
+@dataclass(frozen=True)
+class ZEvidence:
+    """How much darker a candidate band is in its section than in its neighbours.
+
+    Attributes:
+        excess: median over positions of the section's band contrast minus the neighbours' largest.
+        coverage: share of positions where that excess is at least half ``ZCue.min_excess``.
+        neighbours: how many neighbours were compared.
+    """
+
+    excess: float
+    coverage: float
+    neighbours: int
+
+
+def band_contrast(image: np.ndarray, curve: FoldCurve, width: float, samples: int = _SAMPLES) -> np.ndarray:
+    """Per position along ``curve`` (``samples`` between s0 and s1): 1 - the band's centre level over the
+    level of the darker of its two sides, sampled in ``image`` (intensities above black); NaN where both
+    sides lie outside the image."""
+    s = np.linspace(curve.s0, curve.s1, samples)
+    centre = curve.points(s)
+    normal = curve.normal
+    core = max(0.5, width / 4)
+    inner = width / 2 + 2.0
+    outer = inner + max(3.0, width)
+    offsets = np.concatenate([np.linspace(-core, core, 3), -np.linspace(inner, outer, 4), np.linspace(inner, outer, 4)])
+    xs = (centre[:, 0:1] + offsets[None, :] * normal[0]).astype(np.float32)
+    ys = (centre[:, 1:2] + offsets[None, :] * normal[1]).astype(np.float32)
+    values = cv2.remap(image, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        left = np.nanmedian(values[:, 3:7], axis=1)
+        right = np.nanmedian(values[:, 7:], axis=1)
+        band = np.nanmean(values[:, :3], axis=1)
+        side = np.fmin(left, right)
+        return 1.0 - band / np.where(side > 1e-6, side, np.nan)
+
+
+class ZCue:
+    """A section and its neighbours (each intensities above its own black), to check candidates against.
+
+    ``min_excess``: the band must be this much more contrasted in the section than in its neighbours.
+    """
+
+    def __init__(self, unit: np.ndarray, neighbours: list[np.ndarray], min_excess: float = 0.1):
+        self.unit = unit
+        self.neighbours = neighbours
+        self.min_excess = min_excess
+
+    @classmethod
+    def build(cls, unit: np.ndarray, neighbours, min_excess: float = 0.1) -> ZCue | None:
+        """A cue from the section (``unit``: intensities over its tissue median, above black) and its
+        neighbours (cleaned float sections of the same shape, or None); None unless both are usable."""
+        if neighbours is None:
+            return None
+        usable = []
+        for nb in neighbours:
+            if nb is None or nb.shape != unit.shape:
+                continue
+            nb = np.asarray(nb, np.float32)
+            black = min(0.0, float(nb.min()))
+            level = float(np.median(nb[::4, ::4])) - black
+            if not np.isfinite(level) or level <= 0:
+                continue
+            usable.append((nb - np.float32(black)) * np.float32(1.0 / level))
+        # one neighbour is too weak a witness: in ssTEM a membrane can leave the next section
+        return cls(unit, usable, min_excess) if len(usable) == 2 else None
+
+    def evidence(self, curve: FoldCurve, width: float) -> ZEvidence:
+        """Compare the band along ``curve`` (full-resolution pixels) in the section and its neighbours."""
+        own = band_contrast(self.unit, curve, width)
+        theirs = np.stack([band_contrast(nb, curve, width) for nb in self.neighbours])
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            excess = own - np.nanmax(theirs, axis=0)
+        known = excess[np.isfinite(excess)]
+        if known.size < _SAMPLES // 4:
+            return ZEvidence(0.0, 0.0, len(self.neighbours))
+        return ZEvidence(float(np.median(known)), float(np.mean(known >= 0.5 * self.min_excess)),
+                         len(self.neighbours))
+
+    def confirms(self, curve: FoldCurve, width: float) -> tuple[bool, ZEvidence]:
+        """Whether the band is a fold by the z cue: clearly darker than in its neighbours along most of it."""
+        ev = self.evidence(curve, width)
+        return ev.excess >= self.min_excess and ev.coverage >= 0.6, ev
