@@ -218,7 +218,10 @@ def test_labels_output(tmp_path: Path) -> None:
         with open_volume(tmp_path / name) as vol:
             assert vol.dtype == np.uint8 and np.array_equal(vol.read_region(slice(None), slice(None), slice(None)), labels)
     ome = json.loads((tmp_path / "mask.ome.zarr" / "zarr.json").read_text())["attributes"]["ome"]
-    assert "image-label" in ome
+    block = ome["image-label"]  # colours and names of the values (detect's by default)
+    values = [p["label-value"] for p in block["properties"]]
+    assert [c["label-value"] for c in block["colors"]] == values and values[:4] == [0, 1, 2, 3]
+    assert block["properties"][3]["class"] == "partial" and block["colors"][0]["rgba"] == [0, 0, 0, 0]
     with h5py.File(tmp_path / "mask.h5", "r") as f:
         assert list(f) == ["labels"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,16 +14,20 @@ from emrepair.cli.options import DatasetOpt, JsonOpt, LevelOpt, SkipUnreadableOp
 
 @handle_errors
 def info(
-    path: Annotated[str, typer.Argument(metavar="PATH", help="Volume: .h5[/dataset], .zarr, .ome.zarr, .tif, or a folder of sections.")],
+    path: Annotated[str, typer.Argument(metavar="PATH", help="Volume: .h5[/dataset], .zarr, .ome.zarr, .tif, or a folder of sections; or a .pt checkpoint.")],
     dataset: DatasetOpt = None,
     level: LevelOpt = None,
     skip_unreadable: SkipUnreadableOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show format, shape, dtype, chunks and voxel size of a volume, its licence, and which sections emrepair made."""
+    """Show format, shape, dtype, chunks and voxel size of a volume, its levels and labels, its licence, and which
+    sections emrepair made; or, for a checkpoint (.pt), its model, training data and licence terms."""
     from emrepair.cli.render import render_info
     from emrepair.io import open_volume
 
+    if Path(path).suffix.lower() in (".pt", ".pth") and Path(path).is_file():
+        _checkpoint_info(path, as_json)
+        return
     with open_volume(path, dataset=dataset, level=level, skip_unreadable=skip_unreadable) as vol:
         summary = vol.info.to_dict()
         attrs = vol.info.attrs
@@ -61,8 +66,8 @@ def models(
 ) -> None:
     """List the repair models, whether trained weights are present, and what they were trained on."""
     from emrepair.cli.render import render_models
-    from emrepair.models.licence import data_terms
     from emrepair.models import list_models
+    from emrepair.models.licence import model_terms
     from emrepair.pipelines.fix import DEFAULT_FOLD_MODEL
     from emrepair.pipelines.model_choice import GRID_MODEL, default_model_name
 
@@ -71,7 +76,7 @@ def models(
         {"name": s.name, "kind": s.kind, "grid": hasattr(s.cls, "fill_grid"), "learned": s.learned,
          "weights": s.has_weights(),
          "default": s.name in defaults and s.has_weights(),
-         "trained_on": s.trained_on(), "licence": data_terms(s.trained_on()) if s.has_weights() else None,
+         "trained_on": s.trained_on(), "licence": model_terms(s.name) if s.has_weights() else None,
          "description": s.description}
         for s in list_models(kind=None)
     ]
@@ -81,6 +86,26 @@ def models(
         echo_json(json.dumps(rows, indent=2))
     else:
         render_models(rows)
+
+
+def _checkpoint_info(path: str, as_json: bool) -> None:
+    """``info`` of a checkpoint file: its model, what it was trained on and from, and the licence terms it
+    inherits (``emrepair.models.licence.checkpoint_terms``)."""
+    from emrepair.cli.console import echo_json, result
+    from emrepair.models.checkpoint import read_checkpoint
+    from emrepair.models.licence import checkpoint_terms
+
+    payload = read_checkpoint(path)
+    meta = payload.get("meta") or {}
+    summary = {"path": str(path), "format": "checkpoint", "model": payload.get("model"),
+               "trained_on": meta.get("trained_on"), "init": (meta.get("config") or {}).get("init"),
+               "steps": meta.get("steps"), "weights_licence": checkpoint_terms(path)}
+    if as_json:
+        echo_json(json.dumps(summary, indent=2, default=str))
+        return
+    for key, value in summary.items():
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+        result(f"{key.replace('_', ' ')}: {'-' if shown is None else shown}")
 
 
 def weights_licence_of(provenance: dict) -> str | None:

@@ -150,6 +150,9 @@ def train_command(
                  f"(linear {best['linear_psnr']:.2f}), SSIM {best['val_ssim']:.4f} (linear {best['linear_ssim']:.4f})")
     show(line)
     show(f"curves {result.curves}; resume state {result.state}")
+    from emrepair.models.licence import checkpoint_terms
+
+    show(f"weights licence: {checkpoint_terms(result.output) or 'unknown'}")
     warn_not_better_than_linear(best, warn)
 
 

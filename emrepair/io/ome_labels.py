@@ -26,12 +26,15 @@ class LabelValue(NamedTuple):
 
 _CLEAR = (0, 0, 0, 0)
 _RED, _ORANGE, _MAGENTA, _CYAN = (230, 25, 25, 200), (255, 160, 0, 200), (200, 0, 200, 200), (0, 180, 255, 160)
+_GREEN, _BLUE = (40, 200, 60, 200), (60, 80, 255, 200)
 
 DETECT_LABELS: dict[int, LabelValue] = {
     0: LabelValue("good", "no defect found", _CLEAR),
     1: LabelValue("missing", "missing section (the whole section)", _RED),
     2: LabelValue("fold band", "pixels in the band of a support-film fold", _ORANGE),
     3: LabelValue("partial", "region lost from a partly missing section", _MAGENTA),
+    4: LabelValue("precipitate", "staining precipitate", _GREEN),
+    5: LabelValue("contrast", "region of changed contrast", _BLUE),
 }
 
 FIX_LABELS: dict[int, LabelValue] = {
@@ -39,6 +42,8 @@ FIX_LABELS: dict[int, LabelValue] = {
     1: LabelValue("missing", "synthetic: the whole missing section was synthesized", _RED),
     2: LabelValue("fold band", "synthetic: pixel of a fold band that was synthesized", _ORANGE),
     3: LabelValue("partial", "synthetic: pixel of a lost region (or its seam) that was synthesized", _MAGENTA),
+    4: LabelValue("precipitate", "synthetic: pixel of a staining precipitate that was synthesized", _GREEN),
+    5: LabelValue("contrast", "synthetic: pixel of a region of changed contrast that was synthesized", _BLUE),
 }
 
 UPSAMPLE_LABELS: dict[int, LabelValue] = {

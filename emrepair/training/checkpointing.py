@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -94,9 +95,12 @@ class Checkpointer:
 def checkpoint_meta(stacks: list[Any], step: int, metrics: dict[str, Any], config: Any, device: torch.device,
                     settings: dict[str, Any]) -> dict[str, Any]:
     """Checkpoint provenance: data, steps, validation metrics, the run's config (``resume`` left out) with the
-    effective ``settings`` (patch size, loss, ...), date and hardware."""
+    effective ``settings`` (patch size, loss, ...), date, hardware, and the licence terms the weights inherit from
+    their ``--init`` weights and training data (``weights_licence``)."""
+    trained_on = [Path(s.path).name for s in stacks]
     return {
-        "trained_on": [Path(s.path).name for s in stacks],
+        "trained_on": trained_on,
+        "weights_licence": _inherited_terms(getattr(config, "init", None), tuple(trained_on)),
         "training_data": [s.describe() for s in stacks],
         "steps": step,
         "metrics": metrics,
@@ -104,3 +108,11 @@ def checkpoint_meta(stacks: list[Any], step: int, metrics: dict[str, Any], confi
         "date": utc_now(),
         "hardware": hardware(device),
     }
+
+
+@functools.lru_cache(maxsize=8)
+def _inherited_terms(init: str | None, trained_on: tuple[str, ...]) -> str:
+    """``inherited_terms`` once per run (every saved checkpoint records the same terms)."""
+    from emrepair.models.licence import inherited_terms
+
+    return inherited_terms(init, list(trained_on))
