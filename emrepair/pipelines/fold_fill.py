@@ -73,6 +73,54 @@ def level_reference(folded: np.ndarray, reference: np.ndarray, band: np.ndarray)
     return leveled.astype(np.float32), np.maximum(error, 1e-5).astype(np.float32)
 
 
+def _paint(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``mask`` inpainted from the pixels around it (OpenCV Telea; its float path is unreliable, so 16-bit)."""
+    as16 = np.rint(np.clip(image, 0.0, 1.0) * 65535.0).astype(np.uint16)
+    return cv2.inpaint(as16, mask.astype(np.uint8), 3, cv2.INPAINT_TELEA).astype(np.float32) / 65535.0
+
+
+def spatial_fill(folded: np.ndarray, band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The band inpainted from the section's own pixels around it, and the expected squared error per band pixel.
+
+    The error is measured, not assumed: copies of the band shifted diagonally by twice its depth plus a margin
+    onto the section's own tissue are inpainted in the same call, and the squared error there, per depth from
+    the mask's edge, is the estimate for band pixels of that depth.
+    """
+    h, w = band.shape
+    depth = cv2.distanceTransform(np.pad(band, 1).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+    lags = int(min(64, max(2, np.ceil(depth.max()))))
+    shift = 2 * lags + 8
+    keep_off = cv2.dilate(band.astype(np.uint8), _disk(4)) > 0
+    test = np.zeros_like(band)
+    test_depth = np.zeros(band.shape, np.float32)
+    for dy in (-shift, shift):
+        for dx in (-shift, shift):
+            moved = np.zeros_like(band)
+            moved_depth = np.zeros(band.shape, np.float32)
+            ys, yd = slice(max(0, dy), h + min(0, dy)), slice(max(0, -dy), h + min(0, -dy))
+            xs, xd = slice(max(0, dx), w + min(0, dx)), slice(max(0, -dx), w + min(0, -dx))
+            moved[ys, xs] = band[yd, xd]
+            moved_depth[ys, xs] = depth[yd, xd]
+            moved &= ~keep_off & ~test
+            test |= moved
+            test_depth = np.where(moved, moved_depth, test_depth)
+    painted = _paint(folded, band | test)
+    index = np.clip(np.ceil(depth), 1, lags).astype(int)
+    error = np.full(lags + 1, np.nan, np.float64)
+    if test.any():
+        sq = ((painted - folded)[test] ** 2).astype(np.float64)
+        bins = np.clip(np.ceil(test_depth[test]), 1, lags).astype(int)
+        sums, counts = np.bincount(bins, sq, lags + 1), np.bincount(bins, None, lags + 1)
+        error = np.divide(sums, counts, out=np.full(lags + 1, np.nan), where=counts >= 16)
+    # unmeasured depths: the deepest measured error (inpainting only gets worse with depth), else none usable
+    valid = np.isfinite(error)
+    error = np.maximum.accumulate(np.where(valid, error, 0.0)) if valid.any() else np.full(lags + 1, 1e3)
+    error[~valid & (np.arange(lags + 1) > np.flatnonzero(valid).max(initial=0))] = 1e3 if not valid.any() else \
+        error[np.flatnonzero(valid).max()]
+    painted = np.where(band, painted, folded)
+    return painted.astype(np.float32), np.maximum(error[index], 1e-6).astype(np.float32)
+
+
 def fill_band(folded: np.ndarray, reference: np.ndarray, band: np.ndarray) -> np.ndarray:
     """The section with ``band`` filled (see the module docstring); pixels off the band are returned as given.
 
@@ -90,7 +138,9 @@ def fill_band(folded: np.ndarray, reference: np.ndarray, band: np.ndarray) -> np
     gain = np.clip(r_mean / np.maximum(f_mean, 1e-3), 1.0, MAX_GAIN)
     relit = out * gain
     e_relit = np.maximum(local_mean((relit - leveled) ** 2, band, FILL_RADIUS) - e_ref, 1e-6)
-    w = e_ref / (e_ref + e_relit)
-    estimate = leveled + w * (relit - leveled)
+    painted, e_paint = spatial_fill(out, band)
+    # inverse-variance blend of the three estimates (their errors taken as independent)
+    w_ref, w_relit, w_paint = 1.0 / e_ref, 1.0 / e_relit, 1.0 / e_paint
+    estimate = (w_ref * leveled + w_relit * relit + w_paint * painted) / (w_ref + w_relit + w_paint)
     out[band] = np.clip(estimate[band], 0.0, 1.0)
     return out
