@@ -25,10 +25,15 @@ from emrepair.detect.fold_z import ZCue
 
 _MAX_CANDIDATES = 6
 _MAX_GAP = 0.15  # broken folds: pieces are joined over gaps of up to this fraction of the chord
-# with neighbours to compare (the z cue), a band may be broken or faint down to these
-_Z_MIN_COVERAGE = 0.45
+# with neighbours to compare (the z cue), a band may be broken or faint down to these; below
+# _Z_FIRM_COVERAGE or above _Z_FIRM_SPREAD it needs the firmer z evidence of _Z_FIRM
+_Z_MIN_COVERAGE = 0.35
 _Z_MIN_SPAN = 0.7
 _Z_MIN_CONTRAST = 0.15
+_Z_MAX_SPREAD = 0.75
+_Z_FIRM_COVERAGE = 0.45
+_Z_FIRM_SPREAD = 0.5
+_Z_FIRM = (0.15, 0.7)  # (excess, z coverage)
 
 
 @dataclass
@@ -65,7 +70,7 @@ def _candidate_segments(ratio: np.ndarray, spec: FoldPass) -> np.ndarray:
     keep[0] = 0
     dark = keep[labels] * np.uint8(255)
     votes, shortest = spec.hough
-    segments = cv2.HoughLinesP(dark, 1, np.pi / 180, threshold=max(10, int(votes * side)),
+    segments = cv2.HoughLinesP(dark, 1, np.pi / 90, threshold=max(10, int(votes * side)),
                                minLineLength=max(8, int(shortest * side)), maxLineGap=max(3, int(0.03 * side)))
     if segments is None:
         return np.zeros((0, 4), np.float32)
@@ -177,14 +182,15 @@ def _accept_z(trace: Trace, shape: tuple[int, int], cue: ZCue, config: DetectCon
     length_fraction = (trace.curve.s1 - trace.curve.s0) / min(shape)
     if length_fraction < config.fold_min_length or trace.span < _Z_MIN_SPAN:
         return 0.0
-    if trace.coverage < _Z_MIN_COVERAGE or trace.contrast < _Z_MIN_CONTRAST or trace.width_spread > 0.5:
+    if trace.coverage < _Z_MIN_COVERAGE or trace.contrast < _Z_MIN_CONTRAST or trace.width_spread > _Z_MAX_SPREAD:
         return 0.0
     confirmed, ev = cue.confirms(trace.curve, trace.width)
+    if trace.coverage < _Z_FIRM_COVERAGE or trace.width_spread > _Z_FIRM_SPREAD:
+        confirmed = ev.excess >= _Z_FIRM[0] and ev.coverage >= _Z_FIRM[1]
     if not confirmed:
         return 0.0
     length = np.clip(length_fraction / config.fold_min_length, 0.0, 1.0)
-    score = float(np.clip(ev.coverage / 0.8, 0, 1) * np.clip(ev.excess / 0.15, 0, 1) * length
-                  * np.clip(1.5 - trace.width_spread, 0.0, 1.0))
+    score = float(np.clip(ev.coverage / 0.8, 0, 1) * np.clip(ev.excess / 0.15, 0, 1) * length)
     return score if score >= config.fold_threshold else 0.0
 
 
