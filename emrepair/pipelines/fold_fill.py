@@ -21,13 +21,23 @@ import numpy as np
 GROW_PX = 4  # a band mask is grown by at most this many pixels ...
 GROW_RATIO = 0.6  # ... into pixels darker than this share of the neighbours' local level
 FILL_RADIUS = 12  # local statistics of the band are taken over this radius
-RING = (3, 24)  # the section's own pixels this far from the band set the level and the reference's error
+RING = (3, 24)  # the section's own pixels this far from the band set the reference's level ...
+ERROR_RING = (32, 64)  # ... and these, beyond most of the pulled tissue, the reference's expected error
 LEVEL_RADIUS = 48
 MAX_GAIN = 60.0
+PAINT_MARGIN = 2
 
 
 def _disk(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def _ring(band: np.ndarray, radii: tuple[int, int]) -> np.ndarray:
+    """Pixels between ``radii[0]`` and ``radii[1]`` px (disks) from the band; all off-band pixels if too few."""
+    near = cv2.dilate(band.astype(np.uint8), _disk(radii[1])) > 0
+    inner = cv2.dilate(band.astype(np.uint8), _disk(radii[0])) > 0
+    ring = near & ~inner
+    return ring if ring.sum() >= 64 else ~band
 
 
 def local_mean(values: np.ndarray, mask: np.ndarray, radius: int) -> np.ndarray:
@@ -57,18 +67,16 @@ def grow_band(folded: np.ndarray, reference: np.ndarray, band: np.ndarray, max_p
 
 
 def level_reference(folded: np.ndarray, reference: np.ndarray, band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The reference brought to the level of the section's own pixels around the band, and its expected
-    squared error there (both per pixel, smooth over ``LEVEL_RADIUS``)."""
-    near = cv2.dilate(band.astype(np.uint8), _disk(RING[1])) > 0
-    inner = cv2.dilate(band.astype(np.uint8), _disk(RING[0])) > 0
-    ring = near & ~inner
-    if ring.sum() < 64:
-        ring = ~band
-    diff = folded - reference
-    offset = local_mean(diff, ring, LEVEL_RADIUS)
-    leveled = reference + offset
-    error = local_mean((folded - leveled) ** 2, ring, LEVEL_RADIUS)
-    fallback = float(np.mean((folded[ring] - leveled[ring]) ** 2)) if ring.any() else 1e-3
+    """The reference brought to the level of the section's own pixels around the band (one offset, with the
+    region fuser's dead zone: ``region_repair.match_contrast``), and its expected squared error per pixel
+    (from own pixels ``ERROR_RING`` px from the band, beyond most of the pulled tissue)."""
+    from emrepair.distributed.region_repair import match_contrast
+
+    ring = _ring(band, RING)
+    leveled = reference + np.float32(match_contrast(reference, folded, ring))
+    far = _ring(band, ERROR_RING)
+    error = local_mean((folded - leveled) ** 2, far, ERROR_RING[1])
+    fallback = float(np.mean((folded[far] - leveled[far]) ** 2)) if far.any() else 1e-3
     error = np.where(error > 0, error, fallback)
     return leveled.astype(np.float32), np.maximum(error, 1e-5).astype(np.float32)
 
@@ -87,6 +95,8 @@ def spatial_fill(folded: np.ndarray, band: np.ndarray) -> tuple[np.ndarray, np.n
     the mask's edge, is the estimate for band pixels of that depth.
     """
     h, w = band.shape
+    # paint from beyond the band's soft, half-dark rim; depths are counted from that wider mask's edge
+    band = cv2.dilate(band.astype(np.uint8), _disk(PAINT_MARGIN)) > 0
     depth = cv2.distanceTransform(np.pad(band, 1).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
     lags = int(min(64, max(2, np.ceil(depth.max()))))
     shift = 2 * lags + 8
@@ -117,7 +127,6 @@ def spatial_fill(folded: np.ndarray, band: np.ndarray) -> tuple[np.ndarray, np.n
     error = np.maximum.accumulate(np.where(valid, error, 0.0)) if valid.any() else np.full(lags + 1, 1e3)
     error[~valid & (np.arange(lags + 1) > np.flatnonzero(valid).max(initial=0))] = 1e3 if not valid.any() else \
         error[np.flatnonzero(valid).max()]
-    painted = np.where(band, painted, folded)
     return painted.astype(np.float32), np.maximum(error[index], 1e-6).astype(np.float32)
 
 

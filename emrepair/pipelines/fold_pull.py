@@ -6,8 +6,9 @@ toward the band at distance ``d`` from it: ``folded(p) = clean(p + m(p) n(p))`` 
 away from the band. ``amp`` and ``decay`` are chosen on a grid as the pair under which the neighbours' average,
 sampled at ``p + m n``, correlates best with the folded section over the pixels beside the band (smoothed a
 little). The fit is used only where the neighbours resemble the folded section closely there (FIB-SEM-like
-stacks, correlation at least ``MIN_NCC``): ssTEM neighbours 50 nm apart correlate too weakly for the fit to be
-trusted (benchmarks/bench_fix_folds.py; docs/models.md).
+stacks, correlation at least ``MIN_NCC``); ssTEM neighbours 50 nm apart correlate too weakly for the fit to be
+trusted (benchmarks/bench_fix_folds.py; docs/models.md). A fit must also close at least ``REL_GAIN`` of the gap
+between that correlation and 1.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ import numpy as np
 AMPS = tuple(float(a) for a in range(25))  # candidate pulls at the band's edge (px)
 DECAYS = (6.0, 12.0, 24.0, 48.0)  # candidate e-folding distances (px)
 REACH = 120  # pixels beside the band that the fit looks at
-MIN_NCC = 0.75  # the neighbours must correlate at least this well with the folded section beside the band
-MIN_GAIN = 0.002  # and the best pull must raise that correlation by at least this much
+MIN_NCC = 0.6  # the neighbours must correlate at least this well with the folded section beside the band
+REL_GAIN = 0.1  # and the best pull must close at least this share of the gap between that correlation and 1
 MIN_SHIFT = 0.25  # pixels moved by less than this stay as they are
 MOVE_REACH = 96  # no pixel farther than this from the band moves (the pull tapers to 0 from TAPER_FROM)
 TAPER_FROM = 64
-_GROUP_GAP = 15  # band pieces closer than this are one fold
+_GROUP_GAP = 49  # band pieces closer than this are one fold (a broken fold still pulls along its gaps)
 _SAMPLES = 200_000
 
 
@@ -40,7 +41,8 @@ class Pull(NamedTuple):
     @property
     def trusted(self) -> bool:
         """Whether the fit is reliable enough to move pixels."""
-        return self.amp > 0 and self.ncc_zero >= MIN_NCC and self.ncc_best - self.ncc_zero >= MIN_GAIN
+        return (self.amp > 0 and self.ncc_zero >= MIN_NCC
+                and self.ncc_best - self.ncc_zero >= REL_GAIN * (1.0 - self.ncc_zero))
 
 
 def _away(band: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
