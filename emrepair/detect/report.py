@@ -14,15 +14,18 @@ from emrepair.detect.fold_geometry import draw_band
 from emrepair.detect.lost_regions import LostRegions
 from emrepair.errors import InputError, OutputError
 
-KIND_LABELS = {"missing": 1, "fold": 2, "partial": 3}
+KIND_LABELS = {"missing": 1, "fold": 2, "partial": 3, "precipitate": 4, "contrast": 5}
+REGION_KINDS = ("partial", "precipitate", "contrast")  # defects that carry a region mask
+_DRAW_ORDER = {"missing": 0, "fold": 1, "contrast": 2, "precipitate": 3, "partial": 4}  # later ones on top
 REPORT_VERSION = 1
 
 
 @dataclass
 class Defect:
     """One defect of a section. ``lines`` ([[x0, y0, x1, y1], ...], full-resolution pixels) and ``width_px``
-    are set for folds only; ``fraction`` (of the section's area) and ``region`` (its lost cells) for partly
-    lost sections (kind ``partial``) only. A section may carry a fold and a partial defect."""
+    are set for folds only; ``fraction`` (of the section's area) and ``region`` (its cells) for the region kinds
+    (``REGION_KINDS``): partly lost sections (``partial``), staining precipitates (``precipitate``) and regional
+    contrast changes (``contrast``). A section may carry a fold and any of the region kinds."""
 
     z: int
     kind: str
@@ -33,12 +36,12 @@ class Defect:
     region: LostRegions | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form: z, kind, score, for folds lines and width_px, for partial sections fraction and region."""
+        """JSON form: z, kind, score, for folds lines and width_px, for the region kinds fraction and region."""
         out: dict[str, Any] = {"z": int(self.z), "kind": self.kind, "score": round(float(self.score), 4)}
         if self.kind == "fold":
             out["lines"] = [[round(float(v), 1) for v in line] for line in (self.lines or [])]
             out["width_px"] = round(float(self.width_px or 0.0), 1)
-        if self.kind == "partial":
+        if self.kind in REGION_KINDS:
             out["fraction"] = round(float(self.fraction or 0.0), 4)
             if self.region is not None:
                 if self.region.fractions:
@@ -84,18 +87,18 @@ class DetectionReport:
     def mask(self, z: int, shape: tuple[int, int] | None = None) -> np.ndarray:
         """uint8 labels for section ``z`` at ``shape`` (default the volume's): 0 good, KIND_LABELS otherwise.
 
-        A missing section is labelled entirely; a fold labels its band only, a partial loss its lost region
-        (drawn over a fold band of the same section).
+        A missing section is labelled entirely; a fold labels its band only, the region kinds their regions
+        (drawn over a fold band of the same section: contrast first, then precipitates, then lost regions).
         """
         shape = tuple(shape) if shape is not None else tuple(self.shape[1:])
         if len(shape) != 2:
             raise ValueError(f"expected a (y, x) shape, got {shape}")
         out = np.zeros(shape, np.uint8)
-        for defect in sorted(self.defects_at(z), key=lambda d: d.kind == "partial"):
+        for defect in sorted(self.defects_at(z), key=lambda d: _DRAW_ORDER.get(d.kind, 0)):
             label = KIND_LABELS.get(defect.kind, 1)
             if defect.kind == "fold":
                 out[self._band(z, defect, shape)] = label
-            elif defect.kind == "partial":
+            elif defect.kind in REGION_KINDS:
                 if defect.region is not None:
                     out[defect.region.mask(shape)] = label
             else:

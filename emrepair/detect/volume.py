@@ -6,12 +6,17 @@ from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
+import cv2
 import numpy as np
 
 from emrepair.detect.config import DetectConfig
+from emrepair.detect.contrast_regions import find_contrast_region
+from emrepair.detect.damage_config import DamageConfig
 from emrepair.detect.fold_detect import FoldFinding, find_folds, fold_band_mask
 from emrepair.detect.lost_or_fold import is_lost_not_fold
 from emrepair.detect.lost_regions import LostRegions, lost_from, measure_lost, saturation_level
+from emrepair.detect.precipitates import Work, find_precipitates, work_copy
+from emrepair.detect.precipitates import candidates as precipitate_candidates
 from emrepair.detect.report import Defect, DetectionReport
 from emrepair.detect.section_stats import SectionStats, clean_section, half_size, missing_score, section_stats
 from emrepair.detect.similarity import shift_tolerant_ncc, small_normalised
@@ -34,9 +39,11 @@ class _Pending:
     band: np.ndarray | None = None  # union of the folds' band masks (_band_mask), made once
     sim_prev: float | None = None
     sim_next: float | None = None
+    work: Work | None = None  # working copy for the damage detectors (only when they run)
+    known: np.ndarray | None = None  # fold band and lost region at the working copy's size: not damage
 
 
-def _analyse(section: np.ndarray, z: int, config: DetectConfig) -> _Pending:
+def _analyse(section: np.ndarray, z: int, config: DetectConfig, damage: DamageConfig | None = None) -> _Pending:
     """Everything one section says about itself: statistics, missing score, folds, small copy."""
     if section.ndim != 2:
         raise InputError(f"section {z} has shape {section.shape}; expected 2-D (y, x)")
@@ -75,7 +82,15 @@ def _analyse(section: np.ndarray, z: int, config: DetectConfig) -> _Pending:
     partial = score <= config.missing_threshold and regions.fraction >= config.min_lost_fraction
     if partial:
         small = None  # a partly lost section says little about its neighbours' similarity
-    return _Pending(z, stats, score, small, folds, regions if partial else None, band)
+    item = _Pending(z, stats, score, small, folds, regions if partial else None, band)
+    if damage is not None and score <= config.missing_threshold:
+        item.work = work_copy(values, stats.black, stats.median, damage.work_side)
+        size = item.work.image.shape
+        known = regions.mask(size) if regions.any() else np.zeros(size, bool)
+        if band is not None:
+            known |= cv2.resize(band.astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_AREA) > 0
+        item.known = known
+    return item
 
 
 def _neighbour_score(item: _Pending, typical: float | None, config: DetectConfig) -> float:
@@ -92,9 +107,38 @@ def _band_mask(folds: list[FoldFinding], shape: tuple[int, int]) -> np.ndarray:
     return fold_band_mask(folds, shape, _MASK_MAX_SIDE)
 
 
+def _damage(item: _Pending, neighbours: list[_Pending], config: DetectConfig, damage: DamageConfig,
+            report: DetectionReport) -> dict[str, float]:
+    """Report the section's staining precipitates and contrast region, judged against its usable neighbours
+    (not missing); their area fractions."""
+    works = [n.work for n in neighbours if n.work is not None and n.self_missing <= config.missing_threshold]
+    fractions = {"precipitate": 0.0, "contrast": 0.0}
+    if item.work is None or not works:
+        return fractions
+    known = item.known
+    # contrast is compared without any dark blob (a precipitate lowers its block's mean), and precipitates are
+    # looked for outside the contrast region (a dimmed membrane turns near-black there)
+    blobs = precipitate_candidates(item.work, damage, known)[0] > 0
+    contrast = find_contrast_region(item.work, works, damage, known | blobs)
+    if contrast is not None:
+        region, change = contrast
+        fractions["contrast"] = region.fraction
+        score = float(np.clip(0.5 + 0.5 * (change - 1.0), 0.5, 1.0))
+        report.defects.append(Defect(item.z, "contrast", score, fraction=round(region.fraction, 4), region=region))
+        known = known | region.mask(known.shape)
+    found = find_precipitates(item.work, works, damage, known)
+    if found is not None:
+        fractions["precipitate"] = found.fraction
+        score = float(np.clip(0.5 + 0.5 * found.fraction / 0.002, 0.5, 1.0))
+        report.defects.append(Defect(item.z, "precipitate", score, fraction=round(found.fraction, 4), region=found))
+    return fractions
+
+
 def _finalise(item: _Pending, typical: float | None, config: DetectConfig, report: DetectionReport,
-              shape: tuple[int, int]) -> None:
-    """Decide the section's defect (missing takes precedence over fold) and record its statistics."""
+              shape: tuple[int, int], damage: DamageConfig | None = None,
+              neighbours: list[_Pending] = ()) -> None:
+    """Decide the section's defect (missing takes precedence over fold) and record its statistics; with
+    ``damage``, also its precipitates and contrast region (against ``neighbours``)."""
     # a fold or a lost region explains why a section differs from its neighbours
     neighbour = 0.0 if item.folds or item.regions is not None else _neighbour_score(item, typical, config)
     missing = max(item.self_missing, neighbour)
@@ -112,6 +156,11 @@ def _finalise(item: _Pending, typical: float | None, config: DetectConfig, repor
         score = float(np.clip(0.5 + (partial - config.min_lost_fraction) / 0.2, 0.5, 1.0))
         report.defects.append(Defect(item.z, "partial", score, fraction=round(partial, 4), region=item.regions))
     stats = item.stats
+    extra = {}
+    if damage is not None:
+        found = _damage(item, list(neighbours), config, damage, report) if missing <= config.missing_threshold \
+            else {"precipitate": 0.0, "contrast": 0.0}
+        extra = {f"{kind}_fraction": round(value, 4) for kind, value in found.items()}
     report.sections.append({
         "z": item.z,
         "median": round(stats.median, 4),
@@ -123,10 +172,12 @@ def _finalise(item: _Pending, typical: float | None, config: DetectConfig, repor
         "missing_score": round(missing, 4),
         "fold_score": round(fold_score, 4),
         "partial_fraction": round(partial, 4),
+        **extra,
     })
 
 
-def detect_volume(vol: Any, config: DetectConfig = DetectConfig(), progress: ProgressCallback | None = None) -> DetectionReport:
+def detect_volume(vol: Any, config: DetectConfig = DetectConfig(), progress: ProgressCallback | None = None,
+                  damage: DamageConfig | None = None) -> DetectionReport:
     """Find missing and folded sections of ``vol`` (an emrepair.io Volume), reading each section once.
 
     Missing: flat (blank, constant, saturated), non-finite or lost in regions over more than ``lost_fraction``
@@ -135,6 +186,11 @@ def detect_volume(vol: Any, config: DetectConfig = DetectConfig(), progress: Pro
     ``neighbour_min_pairs + 1`` good sections disable the neighbour cue; everything else works from one
     section up. Partial: lost regions (``lost_regions.find_lost_regions``) over at least ``min_lost_fraction`` of a section
     that is not missing, reported beside its fold if it has one.
+
+    With ``damage`` (a DamageConfig), staining precipitates (``detect.precipitates``) and regional contrast
+    changes (``detect.contrast_regions``) are reported too, as kinds ``precipitate`` and ``contrast``; they are
+    judged against the neighbours, so a section is decided once both are read. Without it (the default, and
+    what ``emrepair fix`` runs) neither is looked for.
     """
     shape = tuple(int(s) for s in vol.shape)
     if len(shape) != 3:
@@ -143,6 +199,15 @@ def detect_volume(vol: Any, config: DetectConfig = DetectConfig(), progress: Pro
     report = DetectionReport(input=str(getattr(vol.info, "path", "") or ""), shape=shape)
     window: deque[_Pending] = deque()
     good_sims: list[float] = []
+    done: list[_Pending | None] = [None]  # the section decided last: the previous neighbour of the next one
+
+    def finalise() -> None:
+        item = window.popleft()
+        neighbours = [n for n in (done[0], window[0] if window else None) if n is not None]
+        _finalise(item, typical(), config, report, shape[1:], damage, neighbours)
+        if done[0] is not None:
+            done[0].work = done[0].known = None  # no longer needed: keep at most three working copies
+        done[0] = item
 
     def typical() -> float | None:
         return float(np.median(good_sims)) if len(good_sims) >= config.neighbour_min_pairs else None
@@ -154,7 +219,7 @@ def detect_volume(vol: Any, config: DetectConfig = DetectConfig(), progress: Pro
         if z in fill and fill_item is not None:
             item = replace(fill_item, z=z, sim_prev=None, sim_next=None)
         else:
-            item = _analyse(vol.read_section(z), z, config)
+            item = _analyse(vol.read_section(z), z, config, damage)
             fill_item = item if z in fill else fill_item
         if window:
             prev = window[-1]
@@ -164,9 +229,9 @@ def detect_volume(vol: Any, config: DetectConfig = DetectConfig(), progress: Pro
                 good_sims.append(sim)
         window.append(item)
         while len(window) > 1:  # a section is decided once its next neighbour is known
-            _finalise(window.popleft(), typical(), config, report, shape[1:])
+            finalise()
         if progress is not None:
             progress(z + 1, depth)
     while window:
-        _finalise(window.popleft(), typical(), config, report, shape[1:])
+        finalise()
     return report

@@ -1,0 +1,115 @@
+"""Staining precipitates and regional contrast changes: found as their own kinds against the neighbours."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from emrepair.detect import KIND_LABELS, DetectionReport, detect_volume
+from emrepair.detect.damage_config import DamageConfig
+from emrepair.io import ArrayVolume
+from emrepair.simulate.damage import (
+    CONTRAST_MODES,
+    simulate_contrast,
+    simulate_precipitates,
+)
+
+
+def tissue(depth: int = 5, size: int = 192, seed: int = 0) -> np.ndarray:
+    """EM-like stand-in: smooth random texture with a little pixel noise, drifting slowly in z."""
+    rng = np.random.default_rng(seed)
+    base = cv2.GaussianBlur(rng.random((size + 8 * depth, size + 8 * depth)).astype(np.float32), (0, 0), 2.0)
+    base = (base - base.min()) / (base.max() - base.min())
+    stack = np.stack([base[2 * z:2 * z + size, 3 * z:3 * z + size] for z in range(depth)])
+    stack = stack + rng.normal(0, 0.01, stack.shape)
+    return np.clip(255 * (0.3 + 0.5 * stack), 0, 255).astype(np.uint8)
+
+
+def _disc(shape: tuple[int, int], centre: tuple[int, int], radius: int) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    cv2.circle(mask, (centre[1], centre[0]), radius, 1, -1)
+    return mask.astype(bool)
+
+
+def _kinds(report: DetectionReport) -> list[tuple[int, str]]:
+    return [(d.z, d.kind) for d in report.defects]
+
+
+def test_a_dark_blob_on_one_section_is_a_precipitate() -> None:
+    vol = tissue()
+    blob = _disc(vol.shape[1:], (90, 100), 14)
+    rng = np.random.default_rng(1)
+    vol[2][blob] = rng.integers(2, 20, int(blob.sum()))
+    report = detect_volume(ArrayVolume(vol), damage=DamageConfig())
+    assert _kinds(report) == [(2, "precipitate")]
+    found = report.mask(2) == KIND_LABELS["precipitate"]
+    assert found[blob].mean() > 0.9 and found[~blob].mean() < 0.01
+    again = DetectionReport.from_dict(report.to_dict())
+    assert np.array_equal(again.mask(2), report.mask(2))
+
+
+def test_a_dark_blob_that_persists_in_z_is_no_precipitate() -> None:
+    vol = tissue()
+    for z in range(vol.shape[0]):  # the same dark body in every section, drifting like the tissue
+        vol[z][_disc(vol.shape[1:], (90 - 2 * z, 100 - 3 * z), 14)] = 10
+    report = detect_volume(ArrayVolume(vol), damage=DamageConfig())
+    assert "precipitate" not in {d.kind for d in report.defects}
+
+
+def test_a_thin_dark_line_is_no_precipitate() -> None:
+    vol = tissue()
+    cv2.line(vol[2], (20, 40), (170, 60), 5, 3)
+    report = detect_volume(ArrayVolume(vol), damage=DamageConfig())
+    assert "precipitate" not in {d.kind for d in report.defects}
+
+
+@pytest.mark.parametrize("mode", ["dim", "bright"])
+def test_a_dimmed_or_brightened_rectangle_is_a_contrast_region(mode: str) -> None:
+    vol = tissue()
+    result = simulate_contrast(vol[2], np.random.default_rng(3), fraction=0.2, mode=mode)
+    vol[2] = result.image
+    report = detect_volume(ArrayVolume(vol), damage=DamageConfig())
+    assert (2, "contrast") in _kinds(report)
+    assert {z for z, _ in _kinds(report)} == {2}
+    found = report.mask(2) == KIND_LABELS["contrast"]
+    iou = (found & result.mask).sum() / (found | result.mask).sum()
+    assert iou > 0.5
+
+
+def test_clean_tissue_and_a_brighter_section_are_not_flagged() -> None:
+    vol = tissue()
+    vol[3] = np.clip(vol[3].astype(np.int32) + 30, 0, 255).astype(np.uint8)  # the whole section: not regional
+    report = detect_volume(ArrayVolume(vol), damage=DamageConfig())
+    assert _kinds(report) == []
+    assert all(s["precipitate_fraction"] == 0 and s["contrast_fraction"] == 0 for s in report.sections)
+
+
+def test_without_damage_config_neither_is_looked_for() -> None:
+    vol = tissue()
+    vol[2][_disc(vol.shape[1:], (90, 100), 14)] = 5
+    report = detect_volume(ArrayVolume(vol))
+    assert _kinds(report) == []
+    assert "precipitate_fraction" not in report.sections[0]
+
+
+def test_simulators_give_their_truth() -> None:
+    section = tissue(1)[0]
+    rng = np.random.default_rng(0)
+    result = simulate_precipitates(section, rng, count=3)
+    assert result.parts and result.mask.any()
+    assert np.array_equal(result.image[~result.mask], section[~result.mask])
+    blobs = np.any(result.parts, axis=0)
+    assert result.image[blobs].mean() < 0.5 * section[blobs].mean()
+    for mode in CONTRAST_MODES:
+        changed = simulate_contrast(section, rng, fraction=0.15, mode=mode)
+        assert 0.1 < changed.mask.mean() < 0.2
+        assert np.array_equal(changed.image[~cv2.dilate(changed.mask.astype(np.uint8), np.ones((9, 9))).astype(bool)],
+                              section[~cv2.dilate(changed.mask.astype(np.uint8), np.ones((9, 9))).astype(bool)])
+
+
+def test_damage_config_rejects_bad_values() -> None:
+    with pytest.raises(ValueError):
+        DamageConfig(precipitate_dark=1.5)
+    with pytest.raises(ValueError):
+        DamageConfig(contrast_min_change=0.0)
