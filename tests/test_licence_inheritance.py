@@ -63,6 +63,12 @@ def test_fine_tuned_checkpoint_inherits_the_shipped_terms(tmp_path: Path, shippe
     assert run_weights_terms((shipped, file_sha256(shipped_path))).startswith(f"{shipped}: {NON_COMMERCIAL}")
     # and a checkpoint fine-tuned from this one inherits the same terms, nested
     assert model_terms(str(out)) == recorded
+    # fix with it: the output's provenance (shown by info) names those terms
+    fixed = tmp_path / "fixed.zarr"
+    done = run("fix", str(tmp_path / "s.h5"), "-o", str(fixed), "--model", str(out), "--sections", "3",
+               "--fold-model", "none", "--device", "cpu", "--no-progress")
+    assert done.exit_code == 0, done.output
+    assert json.loads(run("info", str(fixed), "--json").stdout)["weights_licence"] == f"ft.pt: {recorded}"
 
 
 def test_models_lists_the_terms_of_the_shipped_weights(shipped: str) -> None:

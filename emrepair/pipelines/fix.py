@@ -398,14 +398,15 @@ def _prepare(vol: Any, output_path: str, options: FixOptions, result: FixResult,
 
 def _provenance(result: FixResult, runs: list[RepairRun], engine: Any, options: FixOptions,
                 shape: tuple[int, int]) -> dict[str, Any]:
-    from emrepair.models.licence import shipped_weights_terms
+    from emrepair.models.licence import run_weights_terms
 
     provenance = base_record("fix", result.input)
     fold_repaired = fold_repaired_sections(runs, result.fold_model)
     provenance.update({
         "model": result.model, "weights_sha256": result.weights_sha256,
         "fold_model": result.fold_model, "fold_weights_sha256": result.fold_weights_sha256,
-        "weights_licence": shipped_weights_terms(result.weights_sha256, result.fold_weights_sha256),
+        "weights_licence": run_weights_terms((options.model, result.weights_sha256),
+                                             (options.fold_model, result.fold_weights_sha256)),
         "synthesized_sections": [z for run in runs for z in run.sections],
         "fold_repaired_sections": fold_repaired,
         "synthesized_pixels": (

@@ -224,12 +224,12 @@ def host_memory_bytes(shape: tuple[int, int], dtype: np.dtype, factor: int) -> i
 
 
 def _provenance(result: UpsampleResult, upsampler: Any, options: UpsampleOptions) -> dict[str, Any]:
-    from emrepair.models.licence import shipped_weights_terms
+    from emrepair.models.licence import run_weights_terms
 
     record = base_record("upsample-z", result.input)
     record.update({
         "model": result.model, "weights_sha256": result.weights_sha256,
-        "weights_licence": shipped_weights_terms(result.weights_sha256),
+        "weights_licence": run_weights_terms((options.model, result.weights_sha256)),
         "factor": result.factor.factor, "t": [round(t, 6) for t in positions(result.factor.factor)],
         "input_shape": list(result.input_shape), "input_voxel_size": (
             list(result.input_voxel_size) if result.input_voxel_size is not None else None),
