@@ -130,13 +130,16 @@ def spatial_fill(folded: np.ndarray, band: np.ndarray) -> tuple[np.ndarray, np.n
     return painted.astype(np.float32), np.maximum(error[index], 1e-6).astype(np.float32)
 
 
-def fill_band(folded: np.ndarray, reference: np.ndarray, band: np.ndarray) -> np.ndarray:
+def fill_band(folded: np.ndarray, reference: np.ndarray, band: np.ndarray, model: np.ndarray | None = None
+              ) -> np.ndarray:
     """The section with ``band`` filled (see the module docstring); pixels off the band are returned as given.
 
     Args:
         folded: (H, W) float32 in [0, 1], the folded section (pulled tissue already pushed back, if any).
         reference: (H, W) float32, the neighbours' average.
         band: (H, W) bool, the pixels to fill.
+        model: (H, W) float32, a fold model's result, a fourth estimate (its error measured like the relit
+            section's: the excess of its squared difference from the reference over the reference's error).
     """
     out = folded.astype(np.float32).copy()
     if not band.any():
@@ -150,6 +153,11 @@ def fill_band(folded: np.ndarray, reference: np.ndarray, band: np.ndarray) -> np
     painted, e_paint = spatial_fill(out, band)
     # inverse-variance blend of the three estimates (their errors taken as independent)
     w_ref, w_relit, w_paint = 1.0 / e_ref, 1.0 / e_relit, 1.0 / e_paint
-    estimate = (w_ref * leveled + w_relit * relit + w_paint * painted) / (w_ref + w_relit + w_paint)
+    total = w_ref * leveled + w_relit * relit + w_paint * painted
+    weights = w_ref + w_relit + w_paint
+    if model is not None:
+        w_model = 1.0 / np.maximum(local_mean((model - leveled) ** 2, band, FILL_RADIUS) - e_ref, 1e-6)
+        total, weights = total + w_model * model, weights + w_model
+    estimate = total / weights
     out[band] = np.clip(estimate[band], 0.0, 1.0)
     return out

@@ -158,9 +158,11 @@ def finish_fold_repair(folded: np.ndarray, repaired: np.ndarray, left: np.ndarra
     """The last step of a fold repair: no dark band, no seam, the pulled tissue back where it was.
 
     Where the neighbours' average fits the folded section closely enough beside the band to measure the pull
-    (``fold_pull``), the tissue is pushed back and the model's result is not used; elsewhere the model's result
-    is kept off the band. The band (grown into the dark pixels beside it, plus the strip that pushing back
-    uncovers) is filled by ``fold_fill.fill_band`` from the folded section's own pixels and the neighbours.
+    (``fold_pull``) and the pushed-back section matches the neighbours better there than the model's result,
+    the tissue is pushed back and the model's result is not used off the band; elsewhere the model's result is
+    kept off the band. The band (grown into the dark pixels beside it, plus the strip that pushing back
+    uncovers) is filled by ``fold_fill.fill_band`` from the folded section's own pixels, the neighbours and the
+    model's result.
     Only pixels in the band, the grown and uncovered strips, the pushed-back zone or the model's own reach change.
 
     Args:
@@ -176,9 +178,23 @@ def finish_fold_repair(folded: np.ndarray, repaired: np.ndarray, left: np.ndarra
     reference = 0.5 * (left + right)
     pushed, moved, hidden, _ = unpull(folded, reference, band)
     fill = grow_band(pushed, reference, band | hidden)
+    if moved.any() and not _better_beside(pushed, repaired, reference, moved & ~fill):
+        pushed, moved, fill = folded, np.zeros_like(moved), grow_band(folded, reference, band)
     base = pushed if moved.any() else repaired
     source = np.where(fill, pushed, base).astype(np.float32)
-    return fill_band(source, reference, fill)
+    return fill_band(source, reference, fill, model=repaired)
+
+
+def _better_beside(pushed: np.ndarray, repaired: np.ndarray, reference: np.ndarray, zone: np.ndarray) -> bool:
+    """Whether the pushed-back section matches the neighbours' average better than the model's result over
+    ``zone`` (correlation of the 2 px-smoothed images)."""
+    import cv2
+
+    if zone.sum() < 256:
+        return False
+    smooth = [cv2.GaussianBlur(x.astype(np.float32), (0, 0), 2.0)[zone] for x in (pushed, repaired, reference)]
+    ncc = [float(np.corrcoef(x, smooth[2])[0, 1]) for x in smooth[:2]]
+    return ncc[0] > ncc[1]
 
 
 def _correct_contrast(model: nn.Module, folded: np.ndarray, left: np.ndarray, right: np.ndarray,
