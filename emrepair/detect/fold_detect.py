@@ -11,7 +11,7 @@ streaks fail one of these. Its band is then segmented from the pixels (``fold_ma
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -34,6 +34,9 @@ _Z_MAX_SPREAD = 0.75
 _Z_FIRM_COVERAGE = 0.45
 _Z_FIRM_SPREAD = 0.5
 _Z_FIRM = (0.15, 0.7)  # (excess, z coverage)
+_Z_VETO = 0.05
+_Z_FAINT_DARK = 0.8  # the faint pass's Hough input with the z cue (0.72 without)
+_Z_FAINT_HOUGH = (0.3, 0.4)
 
 
 @dataclass
@@ -184,14 +187,25 @@ def _accept_z(trace: Trace, shape: tuple[int, int], cue: ZCue, config: DetectCon
         return 0.0
     if trace.coverage < _Z_MIN_COVERAGE or trace.contrast < _Z_MIN_CONTRAST or trace.width_spread > _Z_MAX_SPREAD:
         return 0.0
-    confirmed, ev = cue.confirms(trace.curve, trace.width)
     if trace.coverage < _Z_FIRM_COVERAGE or trace.width_spread > _Z_FIRM_SPREAD:
+        # the least certain: firmer evidence, against the neighbours' band moved across by up to a width too
+        ev = cue.evidence(trace.curve, trace.width, drift=True)
         confirmed = ev.excess >= _Z_FIRM[0] and ev.coverage >= _Z_FIRM[1]
+    else:
+        confirmed, ev = cue.confirms(trace.curve, trace.width)
     if not confirmed:
         return 0.0
     length = np.clip(length_fraction / config.fold_min_length, 0.0, 1.0)
     score = float(np.clip(ev.coverage / 0.8, 0, 1) * np.clip(ev.excess / 0.15, 0, 1) * length)
     return score if score >= config.fold_threshold else 0.0
+
+
+def _not_persisting(trace: Trace, cue: ZCue, strict: bool) -> bool:
+    """Whether a band the section alone accepts is absent from the same place in the neighbours: with
+    ``strict`` (faint bands, which look most like tissue) confirmed by the z cue, else only not clearly
+    present in them (darker than there by at least ``_Z_VETO``)."""
+    confirmed, ev = cue.confirms(trace.curve, trace.width)
+    return confirmed if strict else ev.excess >= _Z_VETO
 
 
 def find_folds(values: np.ndarray, black: float, median: float, config: DetectConfig,
@@ -213,6 +227,8 @@ def find_folds(values: np.ndarray, black: float, median: float, config: DetectCo
     cue = ZCue.build(tissue.unit, neighbours)
     found: list[FoldFinding] = []
     for spec in fold_passes((h, w), config.fold_min_width_px, config.fold_max_width_px):
+        if cue is not None and spec.name == "faint":  # the z cue rejects what persists: look at fainter bands
+            spec = replace(spec, dark=_Z_FAINT_DARK, hough=_Z_FAINT_HOUGH)
         ratio = tissue.at(spec)
         f = spec.factor
         tried: list[FoldCurve] = []
@@ -232,6 +248,8 @@ def find_folds(values: np.ndarray, black: float, median: float, config: DetectCo
                 continue
             fine, chord = refined
             score = _accept(fine, (h, w), spec, config)
+            if score > 0 and cue is not None and not _not_persisting(fine, cue, strict=spec.name == "faint"):
+                continue  # the same band at the same place in the neighbours: tissue, not a fold
             if score <= 0 and cue is not None:
                 score = _accept_z(fine, (h, w), cue, config)
             if score <= 0 or any(_same_band(fd.curve, fine.curve, fd.width_px) for fd in found):

@@ -4,8 +4,9 @@ A membrane, a vessel or a long dark process that looks like a faint or broken ba
 sections before and after (at 4-50 nm per section, structures are several sections deep); a support-film
 fold does not. Along a candidate's traced centre, the band's contrast against the tissue beside it (1 - band
 level / side level, per position) is measured in the section and, with the same geometry, in each
-neighbour; the candidate is confirmed where the section's band is clearly darker than the darker of its
-neighbours' at the same place. Contrast is a ratio of nearby samples, so each neighbour's own brightness
+neighbour at the same place (for the least certain candidates also moved across by up to a width: a
+persisting membrane drifts between sections); the candidate is confirmed where the section's band is
+clearly darker than the darkest of these. Contrast is a ratio of nearby samples, so each neighbour's own brightness
 divides out and no tissue level is needed for it.
 """
 
@@ -27,7 +28,8 @@ class ZEvidence:
     """How much darker a candidate band is in its section than in its neighbours.
 
     Attributes:
-        excess: median over positions of the section's band contrast minus the neighbours' largest.
+        excess: median over positions of the section's band contrast minus the neighbours' largest (at the same
+            place or moved across by up to a width).
         coverage: share of positions where that excess is at least half ``ZCue.min_excess``.
         neighbours: how many neighbours were compared.
     """
@@ -60,6 +62,20 @@ def band_contrast(image: np.ndarray, curve: FoldCurve, width: float, samples: in
         return 1.0 - band / np.where(side > 1e-6, side, np.nan)
 
 
+def _most_contrasted(contrasts: list[np.ndarray]) -> np.ndarray:
+    """Of several per-position contrasts (one band at several shifts), the one with the largest median."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        medians = [np.nanmedian(c) if np.isfinite(c).any() else -np.inf for c in contrasts]
+    return contrasts[int(np.argmax(medians))]
+
+
+def _shifted(curve: FoldCurve, offset: float) -> FoldCurve:
+    """The same curve moved ``offset`` pixels along its chord's normal."""
+    c0, c1, c2 = curve.coeffs
+    return FoldCurve(curve.origin, curve.tangent, (c0 + offset, c1, c2), curve.s0, curve.s1, curve.detail)
+
+
 class ZCue:
     """A section and its neighbours (each intensities above its own black), to check candidates against.
 
@@ -90,10 +106,16 @@ class ZCue:
         # one neighbour is too weak a witness: in ssTEM a membrane can leave the next section
         return cls(unit, usable, min_excess) if len(usable) == 2 else None
 
-    def evidence(self, curve: FoldCurve, width: float) -> ZEvidence:
-        """Compare the band along ``curve`` (full-resolution pixels) in the section and its neighbours."""
+    def evidence(self, curve: FoldCurve, width: float, drift: bool = False) -> ZEvidence:
+        """Compare the band along ``curve`` (full-resolution pixels) in the section and its neighbours; with
+        ``drift``, also with the neighbours' band moved across by up to a width."""
         own = band_contrast(self.unit, curve, width)
-        theirs = np.stack([band_contrast(nb, curve, width) for nb in self.neighbours])
+        # a persisting membrane or process may have moved across the band by up to a width between sections
+        # (a whole band moves together: per neighbour, the shift at which its band is most contrasted)
+        step = max(2.0, 0.5 * width)
+        theirs = np.stack([_most_contrasted([band_contrast(nb, _shifted(curve, k * step), width)
+                                             for k in ((-2, -1, 0, 1, 2) if drift else (-1, 0, 1))])
+                           for nb in self.neighbours])
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             excess = own - np.nanmax(theirs, axis=0)
@@ -103,7 +125,7 @@ class ZCue:
         return ZEvidence(float(np.median(known)), float(np.mean(known >= 0.5 * self.min_excess)),
                          len(self.neighbours))
 
-    def confirms(self, curve: FoldCurve, width: float) -> tuple[bool, ZEvidence]:
+    def confirms(self, curve: FoldCurve, width: float, drift: bool = False) -> tuple[bool, ZEvidence]:
         """Whether the band is a fold by the z cue: clearly darker than in its neighbours along most of it."""
-        ev = self.evidence(curve, width)
+        ev = self.evidence(curve, width, drift)
         return ev.excess >= self.min_excess and ev.coverage >= 0.6, ev
