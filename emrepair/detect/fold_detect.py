@@ -73,7 +73,7 @@ def _candidate_segments(ratio: np.ndarray, spec: FoldPass) -> np.ndarray:
     keep[0] = 0
     dark = keep[labels] * np.uint8(255)
     votes, shortest = spec.hough
-    segments = cv2.HoughLinesP(dark, 1, np.pi / 90, threshold=max(10, int(votes * side)),
+    segments = cv2.HoughLinesP(dark, 1, np.pi / 180, threshold=max(10, int(votes * side)),
                                minLineLength=max(8, int(shortest * side)), maxLineGap=max(3, int(0.03 * side)))
     if segments is None:
         return np.zeros((0, 4), np.float32)
