@@ -77,7 +77,8 @@ def _shifted(curve: FoldCurve, offset: float) -> FoldCurve:
 
 
 class ZCue:
-    """A section and its neighbours (each intensities above its own black), to check candidates against.
+    """A section and its neighbours (each intensities above its own black, at any scale), to check
+    candidates against.
 
     ``min_excess``: the band must be this much more contrasted in the section than in its neighbours.
     """
@@ -97,12 +98,11 @@ class ZCue:
         for nb in neighbours:
             if nb is None or nb.shape != unit.shape:
                 continue
-            nb = np.asarray(nb, np.float32)
-            black = min(0.0, float(nb.min()))
-            level = float(np.median(nb[::4, ::4])) - black
-            if not np.isfinite(level) or level <= 0:
-                continue
-            usable.append((nb - np.float32(black)) * np.float32(1.0 / level))
+            sample = np.asarray(nb[::8, ::8], np.float32)  # contrast is a ratio: only black matters, not scale
+            black = min(0.0, float(sample.min()))
+            if not np.isfinite(sample).all() or float(sample.max()) <= max(black, float(sample.min())):
+                continue  # blank or constant: no witness
+            usable.append(nb if black == 0.0 else np.asarray(nb, np.float32) - np.float32(black))
         # one neighbour is too weak a witness: in ssTEM a membrane can leave the next section
         return cls(unit, usable, min_excess) if len(usable) == 2 else None
 
