@@ -19,7 +19,9 @@ import cv2
 import numpy as np
 
 GROW_PX = 4  # a band mask is grown by at most this many pixels ...
-GROW_RATIO = 0.6  # ... into pixels darker than this share of the neighbours' local level
+GROW_RATIO = 0.6  # ... into pixels darker than this share of the neighbours' local level,
+WIDE_GROW_PX = 40  # and by at most this many more into pixels darker than WIDE_GROW_RATIO of it (a band
+WIDE_GROW_RATIO = 0.4  # reported far narrower than the dark band it lies on)
 FILL_RADIUS = 12  # local statistics of the band are taken over this radius
 RING = (3, 24)  # the section's own pixels this far from the band set the reference's level ...
 ERROR_RING = (32, 64)  # ... and these, beyond most of the pulled tissue, the reference's expected error
@@ -50,8 +52,15 @@ def local_mean(values: np.ndarray, mask: np.ndarray, radius: int) -> np.ndarray:
     return np.divide(num, den, out=np.zeros_like(num), where=den > 0.5)
 
 
-def grow_band(folded: np.ndarray, reference: np.ndarray, band: np.ndarray, max_px: int = GROW_PX,
-              ratio: float = GROW_RATIO) -> np.ndarray:
+def grow_band(folded: np.ndarray, reference: np.ndarray, band: np.ndarray) -> np.ndarray:
+    """``band`` grown by ``GROW_PX`` into dark pixels (``GROW_RATIO``), then by ``WIDE_GROW_PX`` more into very dark
+    ones (``WIDE_GROW_RATIO``); see :func:`grow_dark`."""
+    grown = grow_dark(folded, reference, band, GROW_PX, GROW_RATIO)
+    return grow_dark(folded, reference, grown, WIDE_GROW_PX, WIDE_GROW_RATIO)
+
+
+def grow_dark(folded: np.ndarray, reference: np.ndarray, band: np.ndarray, max_px: int, ratio: float
+              ) -> np.ndarray:
     """``band`` plus the pixels connected to it, at most ``max_px`` away, whose 3x3 mean is darker than
     ``ratio`` times the reference's local (9x9) mean."""
     everywhere = np.ones(band.shape, bool)
