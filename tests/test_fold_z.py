@@ -49,3 +49,32 @@ def test_find_folds_with_neighbours_flags_no_clean_section() -> None:
     sections = [_tissue(s, 256) for s in range(3)]
     assert find_folds(sections[1], 0.0, float(np.median(sections[1])), DetectConfig(),
                       neighbours=(sections[0], sections[2])) == []
+
+
+def _faint_fold(darkness: float, seed: int):
+    """A tissue stack of three and a straight family-A fold of ``darkness`` in its middle section."""
+    from test_detect import tissue  # the EM-like stand-in of the detector tests
+
+    from emrepair.simulate import FoldParams, simulate_fold
+
+    vol = tissue(3, size=256).astype(np.float32)
+    params = FoldParams(line_width=(10, 10), darkness=(darkness, darkness), contrast_box_prob=0.0, curvature_prob=0.0)
+    return vol, simulate_fold(vol[1], np.random.default_rng(seed), params)
+
+
+def test_a_fold_too_faint_for_the_section_alone_is_found_with_its_neighbours() -> None:
+    vol, fold = _faint_fold(0.3, 2)  # only 30 % darker than the tissue
+    image = fold.image.astype(np.float32)
+    median = float(np.median(image))
+    assert find_folds(image, 0.0, median, DetectConfig()) == []
+    found = find_folds(image, 0.0, median, DetectConfig(), neighbours=(vol[0], vol[2]))
+    assert len(found) == 1 and (found[0].mask & fold.band_mask).sum() > 0.5 * fold.band_mask.sum()
+
+
+def test_a_band_that_persists_into_the_neighbours_is_not_a_fold() -> None:
+    vol, fold = _faint_fold(0.5, 4)
+    image = fold.image.astype(np.float32)
+    median = float(np.median(image))
+    assert len(find_folds(image, 0.0, median, DetectConfig(), neighbours=(vol[0], vol[2]))) == 1
+    dim = np.where(fold.band_mask, 0.5, 1.0).astype(np.float32)  # the same dark band in both neighbours
+    assert find_folds(image, 0.0, median, DetectConfig(), neighbours=(vol[0] * dim, vol[2] * dim)) == []
