@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
+from helpers import read_all, write_h5
+from typer.testing import CliRunner
 
+from emrepair.cli.app import app
 from emrepair.detect import KIND_LABELS, DetectionReport, detect_volume
 from emrepair.detect.damage_config import DamageConfig
 from emrepair.io import ArrayVolume
-from emrepair.simulate.damage import (
-    CONTRAST_MODES,
-    simulate_contrast,
-    simulate_precipitates,
-)
+from emrepair.simulate.damage import CONTRAST_MODES, simulate_contrast, simulate_precipitates
+
+runner = CliRunner()
 
 
 def tissue(depth: int = 5, size: int = 192, seed: int = 0) -> np.ndarray:
@@ -113,3 +117,25 @@ def test_damage_config_rejects_bad_values() -> None:
         DamageConfig(precipitate_dark=1.5)
     with pytest.raises(ValueError):
         DamageConfig(contrast_min_change=0.0)
+
+
+def test_cli_reports_masks_and_thresholds(tmp_path: Path) -> None:
+    vol = tissue()
+    blob = _disc(vol.shape[1:], (90, 100), 14)
+    vol[2][blob] = np.random.default_rng(1).integers(2, 20, int(blob.sum()))
+    src = write_h5(tmp_path / "in.h5", vol)
+    result = runner.invoke(app, ["detect", src, "--report", str(tmp_path / "r.json"), "--masks",
+                                 str(tmp_path / "m.h5"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [(d["z"], d["kind"]) for d in report["defects"]] == [(2, "precipitate")]
+    labels = read_all(tmp_path / "m.h5")
+    assert (labels[2][blob] == KIND_LABELS["precipitate"]).mean() > 0.9 and not labels[[0, 1, 3, 4]].any()
+    quiet = runner.invoke(app, ["detect", src, "--no-damage", "--report", "-", "--no-progress"])
+    assert quiet.exit_code == 0 and json.loads(quiet.output)["defects"] == []
+    strict = runner.invoke(app, ["detect", src, "--precipitate-dark", "0.01", "--report", "-", "--no-progress"])
+    assert strict.exit_code == 0
+    assert "precipitate" not in {d["kind"] for d in json.loads(strict.output)["defects"]}
+    for bad in (["--precipitate-dark", "1.5"], ["--no-damage", "--contrast-min-change", "0.3"]):
+        refused = runner.invoke(app, ["detect", src, *bad, "--no-progress"])
+        assert refused.exit_code != 0 and "Traceback" not in refused.output

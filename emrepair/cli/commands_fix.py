@@ -11,7 +11,8 @@ import typer
 
 from emrepair.cli import options as opt
 from emrepair.cli.errors import EXIT_INTERRUPTED, handle_errors
-from emrepair.cli.lost_options import MinLostOpt, MissingFractionOpt, NoiseAutocorrOpt, detect_config
+from emrepair.cli.lost_options import (MinLostOpt, MissingFractionOpt, NoiseAutocorrOpt, RepairPrecipitatesOpt,
+                                       detect_config)
 
 
 @handle_errors
@@ -46,6 +47,7 @@ def fix(
     min_lost_fraction: MinLostOpt = None,
     missing_fraction: MissingFractionOpt = None,
     noise_autocorr: NoiseAutocorrOpt = None,
+    repair_precipitates: RepairPrecipitatesOpt = False,
 ) -> None:
     """Repair every damaged section from its nearest good neighbours into a new volume."""
     params = dict(locals())
@@ -65,7 +67,8 @@ def fix(
     opt.check_device(device)
     check_outputs(params)
     options = FixOptions(model=model, fold_model=fold_model, **opt.run_option_fields(params),
-                         detect_config=detect_config(min_lost_fraction, missing_fraction, noise_autocorr))
+                         detect_config=detect_config(min_lost_fraction, missing_fraction, noise_autocorr),
+                         repair_precipitates=repair_precipitates)
     with block_run_progress(no_progress) as add_bar:
         if in_place:
             from emrepair.pipelines.inplace import run_fix_in_place

@@ -4,6 +4,10 @@ The section's own pixels are kept everywhere farther than ``seam`` pixels from t
 the region the synthesized section (the same model and neighbours as for a missing section) is used, with its
 mean matched to the section's own pixels beyond the seam; across the seam the two are blended with a smooth weight
 falling from 1 (up to 8 px from the region) to 0 at ``seam`` pixels from it.
+
+The same seam serves two other region kinds of the detection report: staining precipitates (fused like a lost
+region, when asked for) and regional contrast changes, whose own pixels are corrected by a gain and offset
+(``correct_contrast``) instead of being replaced.
 """
 
 from __future__ import annotations
@@ -131,3 +135,31 @@ class RegionFuser:
                              f"not {tuple(shape)}")
         weights, distance = seam_weights(region, ys, xs, shape, self.seam)
         return fuse_region(own, synth, weights, distance, self.seam)[0], weights > 0
+
+
+def correct_contrast(own: np.ndarray, reference: np.ndarray, weights: np.ndarray, distance: np.ndarray,
+                     seam: int = SEAM_PX) -> tuple[np.ndarray, np.ndarray]:
+    """``own`` with its contrast region (distance 0) corrected by a gain and offset fitted against
+    ``reference`` (``models.regional_gain.region_gain_fit``), blended across the seam with ``weights``; and the
+    mask of the pixels that changed. Pixels of weight 0 are copied untouched."""
+    from emrepair.models.regional_gain import region_gain_fit
+
+    inside, ring = distance <= 0, distance >= seam
+    usable = np.isfinite(own) & np.isfinite(reference) if own.dtype.kind == "f" else np.ones(own.shape, bool)
+    gain, offset = region_gain_fit(own[inside & usable], reference[inside & usable], own[ring & usable],
+                                   reference[ring & usable])
+    touched = weights > 0
+    out = own.copy()
+    if not touched.any() or (gain == 1.0 and offset == 0.0):
+        return out, np.zeros(own.shape, bool)
+    o = own[touched].astype(np.float64)
+    w = weights[touched].astype(np.float64)
+    blended = o + w * ((gain - 1.0) * o + offset)
+    if np.dtype(own.dtype).kind in "ui":
+        info = np.iinfo(own.dtype)
+        out[touched] = np.clip(np.rint(blended), info.min, info.max).astype(own.dtype)
+    else:
+        out[touched] = blended.astype(own.dtype)
+    changed = np.zeros(own.shape, bool)
+    changed[touched] = out[touched] != own[touched]
+    return out, changed

@@ -10,13 +10,14 @@ import numpy as np
 
 from emrepair.detect import KIND_LABELS
 from emrepair.distributed.blocks import Block, slabs_of
-from emrepair.distributed.region_repair import RegionFuser
+from emrepair.distributed.region_repair import RegionFuser, correct_contrast, seam_weights
 from emrepair.io.base import Volume
 from emrepair.pipelines.intensity import IntensityMap
 from emrepair.pipelines.plan import RepairRun
 
 ProgressCallback = Callable[[int, int], None]
 Region = tuple[slice, slice]
+MARK_KINDS = ("precipitate", "contrast")  # kept as they are unless repaired from their region (see BlockWriter)
 
 
 @dataclass(frozen=True)
@@ -125,11 +126,17 @@ class BlockWriter:
 
     ``repairers`` maps a defect kind to the repairer of runs made only of that kind; ``"default"`` serves the rest.
     ``unusable`` names every section being repaired in the whole run (grid repairers never read them as context).
+
+    Sections of the marking kinds (``MARK_KINDS``) keep their own pixels except in their region: a regional
+    contrast change is corrected there by a gain and offset (``region_repair.correct_contrast``); staining
+    precipitates are synthesized there like a lost region only with ``repair_precipitates`` (off by default).
+    Without a region in their geometry, or with precipitates not to be repaired, they are copied unchanged.
     """
 
     def __init__(self, vol: Volume, writer: Any, masks: Any | None, repairers: Mapping[str, RunRepairer],
                  chunk_z: int, region_size: int | None = None,
-                 tile_progress: ProgressCallback | None = None, unusable: frozenset[int] = frozenset()) -> None:
+                 tile_progress: ProgressCallback | None = None, unusable: frozenset[int] = frozenset(),
+                 repair_precipitates: bool = False) -> None:
         if "default" not in repairers:
             raise ValueError("repairers need a 'default' entry")
         self.vol, self.writer, self.masks = vol, writer, masks
@@ -140,6 +147,7 @@ class BlockWriter:
         self.unusable = frozenset(unusable)
         self._intensity: dict[int, IntensityMap] = {}
         self.fuser = RegionFuser()
+        self.repair_precipitates = bool(repair_precipitates)
 
     def repairer_for(self, run: RepairRun) -> RunRepairer:
         """The repairer for a run (see :func:`repairer_for`)."""
@@ -194,16 +202,29 @@ class BlockWriter:
         The synthesized section is the default repairer's (the one missing sections get); a section the run's
         repairer kept pixels of (a fold) keeps them too. ``changed`` gets a label array for each such section.
         """
-        regional = [i for i, z in enumerate(job.zs) if (job.run.folds.get(z) or {}).get("region") is not None]
+        out = list(images)
+        kinds = job.run.kinds
+        unchanged = set()
+        for i, z in enumerate(job.zs):  # marked sections that are not to change at all
+            has_region = (job.run.folds.get(z) or {}).get("region") is not None
+            if kinds.get(z) in MARK_KINDS and (not has_region or (kinds[z] == "precipitate"
+                                                                  and not self.repair_precipitates)):
+                out[i] = read_window(self.vol, z, job.ys, job.xs)
+                changed[z] = np.zeros(out[i].shape, np.uint8)
+                unchanged.add(z)
+        regional = [i for i, z in enumerate(job.zs) if (job.run.folds.get(z) or {}).get("region") is not None
+                    and z not in unchanged]
         if not regional:
-            return images
+            return out
         default = self.repairers["default"]
         synthesized = images if repairer is default else default(job)
-        out = list(images)
         shape = tuple(self.vol.shape[1:])
         for i in regional:
             z = job.zs[i]
             original = read_window(self.vol, z, job.ys, job.xs)
+            if kinds.get(z) == "contrast":
+                changed[z] = self._correct_contrast(z, job, original, synthesized[i], out, i, shape)
+                continue
             own = images[i] if repairer is not default else original
             fused = self.fuser.fuse(z, job.run.folds[z], own, synthesized[i], job.ys, job.xs, shape)
             if fused is None:
@@ -216,10 +237,21 @@ class BlockWriter:
             differs = out[i] != original
             if original.dtype.kind == "f":
                 differs &= ~(np.isnan(out[i]) & np.isnan(original))
-            labels[seam & differs] = KIND_LABELS["partial"]
+            labels[seam & differs] = KIND_LABELS["precipitate" if kinds.get(z) == "precipitate" else "partial"]
             labels[~differs] = 0
             changed[z] = labels
         return out
+
+    def _correct_contrast(self, z: int, job: RegionJob, original: np.ndarray, reference: np.ndarray,
+                          out: list[np.ndarray], i: int, shape: tuple[int, int]) -> np.ndarray:
+        """Correct section ``z``'s contrast region against ``reference`` (its interpolation from the
+        neighbours) into ``out[i]``; the label array of the pixels that changed."""
+        region = self.fuser.region(z, job.run.folds[z])
+        weights, distance = seam_weights(region, job.ys, job.xs, shape, self.fuser.seam)
+        out[i], differs = correct_contrast(original, reference, weights, distance, self.fuser.seam)
+        labels = np.zeros(original.shape, np.uint8)
+        labels[differs] = KIND_LABELS["contrast"]
+        return labels
 
     def _labels(self, block: Block, s0: int, s1: int, ys: slice, xs: slice,
                 changed: dict[int, np.ndarray]) -> np.ndarray:

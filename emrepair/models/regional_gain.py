@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -99,3 +100,25 @@ class RegionalGain(nn.Module):
 def apply_gain(folded: torch.Tensor, log_gain: torch.Tensor) -> torch.Tensor:
     """``folded * exp(log_gain)`` clamped to [0, 1]; pixels with a zero log gain are returned unchanged."""
     return torch.where(log_gain != 0, (folded * torch.exp(log_gain)).clamp(0.0, 1.0), folded)
+
+
+def region_gain_fit(own_in: np.ndarray, ref_in: np.ndarray, own_out: np.ndarray,
+                    ref_out: np.ndarray) -> tuple[float, float]:
+    """Gain and offset that undo a regional contrast change, from pixels inside and outside the region.
+
+    Outside the region the section relates to ``ref`` (what it should look like: the interpolation of its
+    neighbours) by its mean and spread; the correction ``gain * own + offset`` gives the region the same relation.
+    This is the region-limited counterpart of the network above, which works on folded sections only.
+    Returns (1, 0) when either side has fewer than 64 pixels or no spread.
+    """
+    if min(own_in.size, own_out.size) < 64:
+        return 1.0, 0.0
+    o_in, r_in = own_in.astype(np.float64), ref_in.astype(np.float64)
+    o_out, r_out = own_out.astype(np.float64), ref_out.astype(np.float64)
+    spreads = [float(v.std()) for v in (o_in, r_in, o_out, r_out)]
+    if min(spreads) <= 1e-9:
+        return 1.0, 0.0
+    target_std = spreads[1] * spreads[2] / spreads[3]
+    target_mean = float(r_in.mean()) + (float(o_out.mean()) - float(r_out.mean()))
+    gain = target_std / spreads[0]
+    return gain, target_mean - gain * float(o_in.mean())

@@ -8,7 +8,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from emrepair.detect import DetectConfig, DetectionReport, detect_volume
+from emrepair.detect import KIND_LABELS, DetectConfig, DetectionReport, detect_volume
+from emrepair.detect.damage_config import DamageConfig
+from emrepair.detect.report import REGION_KINDS
 from emrepair.errors import OutputError
 
 ProgressCallback = Callable[[int, int], None]
@@ -19,17 +21,20 @@ def run_detect(input_path: str | Path, *, dataset: str | None = None, level: int
                skip_unreadable: bool = False,
                report_path: str | Path | None = None, masks_path: str | Path | None = None,
                preview_dir: str | Path | None = None, config: DetectConfig = DetectConfig(),
-               overwrite: bool = False, progress: ProgressCallback | None = None) -> DetectionReport:
+               overwrite: bool = False, progress: ProgressCallback | None = None,
+               damage: DamageConfig | None = DamageConfig()) -> DetectionReport:
     """Detect defects in the volume at ``input_path`` and write the requested outputs.
 
     Args:
         report_path: write the JSON report here.
-        masks_path: write a uint8 label volume (0 good, 1 missing, 2 fold band) of the input's shape here,
+        masks_path: write a uint8 label volume (0 good, 1 missing, 2 fold band, 3 lost region, 4 staining
+            precipitate, 5 regional contrast change; ``emrepair.detect.KIND_LABELS``) of the input's shape here,
             section by section; OME-Zarr labels when the path ends in ``.ome.zarr``.
         preview_dir: write ``z{z:05d}_{kind}.png`` per defective section: the section between its
             neighbours, the fold band tinted red and its lines drawn in green.
         overwrite: replace existing outputs (only ones emrepair wrote: see emrepair.io.output_guard).
         skip_unreadable: for a folder input, leave out unreadable section files with a warning (see open_volume).
+        damage: also look for staining precipitates and regional contrast changes (None: not).
 
     Every output is checked against the input and the others before any pixel is read.
     """
@@ -41,7 +46,7 @@ def run_detect(input_path: str | Path, *, dataset: str | None = None, level: int
         guard_outputs([input_path, vol.info.path], [target("--report", report_path, "json"),
                                                      target("--masks", masks_path, "volume"),
                                                      target("--preview", preview_dir, "preview")], overwrite)
-        report = detect_volume(vol, config, progress=progress)
+        report = detect_volume(vol, config, progress=progress, damage=damage)
         report.input = str(input_path)
         if report_path is not None and str(report_path) != "-":
             write_json(report_path, report.to_dict(), overwrite=overwrite)
@@ -57,7 +62,7 @@ def _write_masks(vol: object, report: DetectionReport, masks_path: str | Path, o
     """Stream the label volume, one section at a time."""
     from emrepair.io import create_output
 
-    provenance["labels"] = {"0": "good", "1": "missing", "2": "fold", "3": "partial"}
+    provenance["labels"] = {"0": "good", **{str(v): k for k, v in KIND_LABELS.items()}}
     with create_output(masks_path, like=vol.info, dtype=np.uint8, labels=True, overwrite=overwrite,
                        attrs={"emrepair": provenance}) as writer:
         for z in range(vol.shape[0]):
@@ -107,6 +112,10 @@ def write_previews(vol: object, report: DetectionReport, folder: Path) -> list[P
             for x0, y0, x1, y1 in defect.lines or []:
                 cv2.line(centre, (round(x0 * scale), round(y0 * scale)), (round(x1 * scale), round(y1 * scale)),
                          (0, 255, 0), 1, cv2.LINE_AA)
+        elif defect.kind in REGION_KINDS:  # the region tinted: partial red, precipitate magenta, contrast yellow
+            tint = {"partial": (0, 0, 127), "precipitate": (127, 0, 127), "contrast": (0, 127, 127)}[defect.kind]
+            region = label == KIND_LABELS[defect.kind]
+            centre[region] = (0.5 * centre[region] + np.array(tint)).astype(np.uint8)
         else:
             cv2.rectangle(centre, (0, 0), (centre.shape[1] - 1, centre.shape[0] - 1), (0, 0, 255), 3)
         panels = []

@@ -75,6 +75,7 @@ class RunOptions(EngineOptions):
         if self.level is not None and self.level < 0:
             raise _usage(f"--level must be 0 or more, not {self.level}")
     detect_config: Any = None  # emrepair.detect.DetectConfig for a fresh detection run (None: the defaults)
+    repair_precipitates: bool = False  # fix: synthesize the regions of staining precipitates a report marks
 
 
 @dataclass(kw_only=True)
