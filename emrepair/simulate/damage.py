@@ -71,6 +71,8 @@ def simulate_precipitates(section: np.ndarray, rng: np.random.Generator, count: 
         patch = _shape(side, rng)
         full = np.zeros((h, w), bool)
         ys, xs = slice(max(0, y0), min(h, y0 + 2 * side)), slice(max(0, x0), min(w, x0 + 2 * side))
+        if ys.stop <= ys.start or xs.stop <= xs.start:
+            continue
         full[ys, xs] = patch[ys.start - y0: ys.stop - y0, xs.start - x0: xs.stop - x0]
         if full.sum() < 30:
             continue
