@@ -187,9 +187,11 @@ def finish_fold_repair(folded: np.ndarray, repaired: np.ndarray, left: np.ndarra
 
 def _better_beside(pushed: np.ndarray, repaired: np.ndarray, reference: np.ndarray, zone: np.ndarray) -> bool:
     """Whether the pushed-back section matches the neighbours' average better than the model's result over
-    ``zone`` (correlation of the 2 px-smoothed images)."""
+    ``zone``, less its 6 px next to anything else (correlation of the 2 px-smoothed images)."""
     import cv2
 
+    # the band and the strip it hides stay 6 px away, so that smoothing does not carry them into the zone
+    zone = zone & ~(cv2.dilate((~zone).astype(np.uint8), np.ones((13, 13), np.uint8)) > 0)
     if zone.sum() < 256:
         return False
     smooth = [cv2.GaussianBlur(x.astype(np.float32), (0, 0), 2.0)[zone] for x in (pushed, repaired, reference)]
