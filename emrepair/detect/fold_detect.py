@@ -36,7 +36,6 @@ _Z_FIRM_SPREAD = 0.5
 _Z_FIRM = (0.15, 0.7)  # (excess, z coverage)
 _Z_VETO = 0.05
 _Z_FAINT_DARK = 0.8  # the faint pass's Hough input with the z cue (0.72 without)
-_Z_FAINT_HOUGH = (0.3, 0.4)
 
 
 @dataclass
@@ -228,7 +227,7 @@ def find_folds(values: np.ndarray, black: float, median: float, config: DetectCo
     found: list[FoldFinding] = []
     for spec in fold_passes((h, w), config.fold_min_width_px, config.fold_max_width_px):
         if cue is not None and spec.name == "faint":  # the z cue rejects what persists: look at fainter bands
-            spec = replace(spec, dark=_Z_FAINT_DARK, hough=_Z_FAINT_HOUGH)
+            spec = replace(spec, dark=_Z_FAINT_DARK)
         ratio = tissue.at(spec)
         f = spec.factor
         tried: list[FoldCurve] = []

@@ -41,7 +41,7 @@ class ZEvidence:
 
 def band_contrast(image: np.ndarray, curve: FoldCurve, width: float, samples: int = _SAMPLES) -> np.ndarray:
     """Per position along ``curve`` (``samples`` between s0 and s1): 1 - the band's centre level over the
-    level of the darker of its two sides, sampled in ``image`` (intensities above black); NaN where both
+    level (mean of 4 samples from 2 px beyond the edge out to a width) of the darker of its two sides, sampled in ``image`` (intensities above black); NaN where both
     sides lie outside the image."""
     s = np.linspace(curve.s0, curve.s1, samples)
     centre = curve.points(s)
@@ -55,8 +55,8 @@ def band_contrast(image: np.ndarray, curve: FoldCurve, width: float, samples: in
     values = cv2.remap(image, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=np.nan)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        left = np.nanmedian(values[:, 3:7], axis=1)
-        right = np.nanmedian(values[:, 7:], axis=1)
+        left = np.nanmean(values[:, 3:7], axis=1)
+        right = np.nanmean(values[:, 7:], axis=1)
         band = np.nanmean(values[:, :3], axis=1)
         side = np.fmin(left, right)
         return 1.0 - band / np.where(side > 1e-6, side, np.nan)
@@ -64,9 +64,7 @@ def band_contrast(image: np.ndarray, curve: FoldCurve, width: float, samples: in
 
 def _most_contrasted(contrasts: list[np.ndarray]) -> np.ndarray:
     """Of several per-position contrasts (one band at several shifts), the one with the largest median."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        medians = [np.nanmedian(c) if np.isfinite(c).any() else -np.inf for c in contrasts]
+    medians = [float(np.median(c[np.isfinite(c)])) if np.isfinite(c).any() else -np.inf for c in contrasts]
     return contrasts[int(np.argmax(medians))]
 
 
@@ -119,7 +117,7 @@ class ZCue:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             excess = own - np.nanmax(theirs, axis=0)
-        known = excess[np.isfinite(excess)]
+        known = excess[np.isfinite(excess)]  # (positions where both sides lie outside the image drop out)
         if known.size < _SAMPLES // 4:
             return ZEvidence(0.0, 0.0, len(self.neighbours))
         return ZEvidence(float(np.median(known)), float(np.mean(known >= 0.5 * self.min_excess)),
