@@ -7,13 +7,8 @@ import numpy as np
 import pytest
 
 from emrepair.detect import DetectConfig
-from emrepair.detect.lost_regions import (
-    _cell_sums,
-    _noisy_lines,
-    find_lost_regions,
-    lost_from,
-    measure_lost,
-)
+from emrepair.detect.lost_regions import find_lost_regions, lost_from, measure_lost
+from emrepair.detect.lost_sums import _cell_sums, _noisy_lines
 
 
 def _section(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -23,6 +18,7 @@ def _section(h: int, w: int, seed: int = 0) -> np.ndarray:
     out = np.clip(np.rint(255 * (0.2 + 0.6 * base) + rng.normal(0, 3, (h, w))), 0, 255).astype(np.float32)
     out[:, 20:50] = rng.integers(0, 256, (h, 30))  # noise columns
     out[40:46] = rng.integers(0, 256, (6, w))  # noise rows
+    out[h // 2: h // 2 + 4] = np.clip(rng.normal(128, 30, (4, w)), 0, 255).round()  # weaker noise rows
     return out
 
 
@@ -38,7 +34,13 @@ def _direct_noisy_lines(values: np.ndarray, axis: int, cell: int, config: Detect
     denom = np.sqrt((a * a).sum(axis=2) * (b * b).sum(axis=2))
     autocorr = np.where(denom > 1e-9, (a * b).sum(axis=2) / np.maximum(denom, 1e-12), 1.0)
     noisy = (autocorr < config.lost_noise_autocorr) & (parts.std(axis=2) >= config.lost_noise_std * global_std)
-    return noisy.mean(axis=1) >= config.lost_stripe_cover
+    share = noisy.mean(axis=1)
+    whole = lines[:, : count * seg].astype(np.float64)
+    centred = whole - whole.mean(axis=1, keepdims=True)
+    a, b = centred[:, :-1], centred[:, 1:]
+    line_autocorr = (a * b).sum(axis=1) / np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    noise_line = (line_autocorr < config.lost_noise_autocorr) & (whole.std(axis=1) >= config.lost_noise_std * global_std)
+    return (share >= config.lost_stripe_cover) | (noise_line & (share >= 0.6) & (count >= 8))
 
 
 @pytest.mark.parametrize("shape", [(530, 75), (203, 157), (64, 64)])

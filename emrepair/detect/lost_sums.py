@@ -1,0 +1,190 @@
+"""Sums behind the lost-region search (emrepair.detect.lost_regions): per-cell moments of a section and the
+noise and extreme tests of its rows and columns, computed without copying or transposing the section."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from emrepair.detect.config import DetectConfig
+
+_STRIP_CELLS = 64  # cells per strip of rows while summing, so memory stays near a strip of the section
+_LINE_MIN_SHARE = 0.6  # a line noise-like over its whole length is a stripe when this share of segments is noise too
+_LINE_MIN_SEGMENTS = 8  # ... and it is at least this many segments long
+
+
+def _exact_f32(values: np.ndarray, integer: bool, extremes: tuple[float, float]) -> bool:
+    """Whether float32 sums of the pixels, their squares and products over a cell are exact (so they equal the
+    float64 ones bit for bit): integer pixels no larger than 2**12 in magnitude."""
+    return integer and max(abs(extremes[0]), abs(extremes[1])) <= 4096.0
+
+
+def _cell_sums(values: np.ndarray, cell: int, exact_f32: bool = False) -> dict[str, np.ndarray]:
+    """Per-cell sums of the pixels, their squares and their products with the right and lower neighbours.
+
+    The section's last column (of whole cells) is its own right neighbour, and its last row its own lower one
+    when the cells reach the bottom. ``exact_f32``: the pixels are small integers (``_exact_f32``), summed
+    exactly in float32 by whole rows and columns; else float64 by area resampling (exact for whole cells).
+    """
+    if exact_f32:
+        return _cell_sums_exact(values, cell)
+    h, w = values.shape
+    gh, gw = max(1, h // cell), max(1, w // cell)
+    width = gw * cell
+    names = ("x", "xx", "r", "rr", "xr", "d", "dd", "xd")
+    sums = {name: np.zeros((gh, gw), np.float64) for name in names}
+    step = _STRIP_CELLS * cell
+    for top in range(0, gh * cell, step):
+        bottom = min(top + step, gh * cell)
+        # the strip with its lower neighbour row and its own last column repeated on the right
+        a = np.empty((bottom - top + 1, width + 1), np.float64)
+        a[:-1, :width] = values[top:bottom, :width]
+        a[-1, :width] = values[bottom if bottom < h else bottom - 1, :width]
+        a[:, width] = a[:, width - 1]
+        sq = a * a
+        x, r, d = a[:-1, :width], a[:-1, 1:], a[1:, :width]
+        parts = {"x": x, "xx": sq[:-1, :width], "r": r, "rr": sq[:-1, 1:], "xr": x * r,
+                 "d": d, "dd": sq[1:, :width], "xd": x * d}
+        i0, n = top // cell, (bottom - top) // cell
+        for name, arr in parts.items():
+            sums[name][i0:i0 + n] = cv2.resize(arr, (gw, n), interpolation=cv2.INTER_AREA) * (cell * cell)
+    return sums
+
+
+def _block(arr: np.ndarray, cell: int) -> np.ndarray:
+    """Sums of a (n * cell, gw * cell) float32 array over its cells, float64 (exact for small integers)."""
+    n, width = arr.shape[0] // cell, arr.shape[1]
+    cols = arr.reshape(n, cell, width).sum(axis=1)
+    return cols.reshape(n, width // cell, cell).sum(axis=2).astype(np.float64)
+
+
+def _cell_sums_exact(values: np.ndarray, cell: int) -> dict[str, np.ndarray]:
+    """``_cell_sums`` for small integer pixels: the neighbour-shifted sums follow from each cell's sums by
+    swapping its first column (row) for the one beyond it, so only the two products need their own pass."""
+    h, w = values.shape
+    gh, gw = max(1, h // cell), max(1, w // cell)
+    width = gw * cell
+    names = ("x", "xx", "r", "rr", "xr", "d", "dd", "xd")
+    sums = {name: np.zeros((gh, gw), np.float64) for name in names}
+    step = _STRIP_CELLS * cell
+    first = np.arange(gw) * cell
+    beyond = np.minimum(first + cell, width - 1)  # the last column is its own right neighbour
+    for top in range(0, gh * cell, step):
+        bottom = min(top + step, gh * cell)
+        i0, n = top // cell, (bottom - top) // cell
+        x = values[top:bottom, :width]
+        below_row = values[bottom if bottom < h else bottom - 1, :width]
+        sq = x * x
+        xr = np.empty_like(x)
+        np.multiply(x[:, :-1], x[:, 1:], out=xr[:, :-1])
+        xr[:, -1] = sq[:, -1]
+        xd = np.empty_like(x)
+        np.multiply(x[:-1], x[1:], out=xd[:-1])
+        xd[-1] = x[-1] * below_row
+        for (own, right, lower), arr, row_after in ((("x", "r", "d"), x, below_row),
+                                                    (("xx", "rr", "dd"), sq, below_row * below_row)):
+            cols = arr.reshape(n, cell, width).sum(axis=1).astype(np.float64)  # per cell row, per column
+            total = cols.reshape(n, gw, cell).sum(axis=2)
+            sums[own][i0:i0 + n] = total
+            sums[right][i0:i0 + n] = total - cols[:, first] + cols[:, beyond]
+            lines = arr[::cell].reshape(n, gw, cell).sum(axis=2).astype(np.float64)  # each cell's first row
+            after = np.concatenate([lines[1:], row_after.reshape(1, gw, cell).sum(axis=2).astype(np.float64)])
+            sums[lower][i0:i0 + n] = total - lines + after
+        sums["xr"][i0:i0 + n] = _block(xr, cell)
+        sums["xd"][i0:i0 + n] = _block(xd, cell)
+    return sums
+
+
+def _correlation(sums: dict[str, np.ndarray], n: float, other: str) -> np.ndarray:
+    """Correlation of the pixels with their ``other`` ("r" right, "d" lower) neighbours from windowed sums."""
+    mx, my = sums["x"] / n, sums[other] / n
+    vx = sums["xx"] / n - mx * mx
+    vy = sums[other * 2] / n - my * my
+    cov = sums["x" + other] / n - mx * my
+    denom = np.sqrt(np.clip(vx * vy, 0.0, None))
+    return np.where(denom > 1e-9, cov / np.maximum(denom, 1e-12), 1.0)
+
+
+def _segment_sums(arr: np.ndarray, axis: int, seg: int, count: int) -> np.ndarray:
+    """Sums of ``arr`` over ``count`` consecutive segments of ``seg`` pixels along ``axis`` (float64, shape
+    (lines, count))."""
+    if axis == 1:  # area resampling along rows; summing whole rows along columns (far faster there)
+        return cv2.resize(arr, (count, arr.shape[0]), interpolation=cv2.INTER_AREA).astype(np.float64) * seg
+    return arr.reshape(count, seg, arr.shape[1]).sum(axis=1).T.astype(np.float64)
+
+
+def _noisy_lines(values: np.ndarray, squares: np.ndarray, axis: int, cell: int, config: DetectConfig,
+                 global_std: float, dtype: type) -> np.ndarray:
+    """Rows (axis 1) or columns (axis 0) that are noise along ``lost_stripe_cover`` of their length: lag-1
+    autocorrelation below ``lost_noise_autocorr`` and tissue-like contrast in segments of four cells.
+
+    Each segment's autocorrelation (centred on the segment's mean) comes from its sums of pixels, squares and
+    lag-1 products, so the section is never copied or transposed; ``squares`` is ``values ** 2``.
+    """
+    seg = 4 * cell
+    count = values.shape[axis] // seg
+    lines = values.shape[1 - axis]
+    if count < 1:
+        return np.zeros(lines, bool)
+    span = count * seg
+    x = (values[:, :span] if axis == 1 else values[:span]).astype(dtype, copy=False)
+    lag = np.zeros(x.shape, dtype)  # x_k * x_(k+1) within the span; the last one (k = span - 1) stays 0
+    if axis == 1:
+        np.multiply(x[:, :-1], x[:, 1:], out=lag[:, :-1])
+        first, last = x[:, ::seg], x[:, seg - 1::seg]
+        cross = lag[:, seg - 1::seg]
+        sq = squares[:, :span]
+    else:
+        np.multiply(x[:-1], x[1:], out=lag[:-1])
+        first, last, cross = x[::seg].T, x[seg - 1::seg].T, lag[seg - 1::seg].T
+        sq = squares[:span]
+    first, last = first.astype(np.float64), last.astype(np.float64)
+    s1 = _segment_sums(x, axis, seg, count)
+    s2 = _segment_sums(sq.astype(dtype, copy=False), axis, seg, count)
+    pairs = _segment_sums(lag, axis, seg, count) - cross.astype(np.float64)
+    mean = s1 / seg
+    sum_a, sum_b = s1 - last, s1 - first  # the pixels with a right (lower) neighbour, and those with a left one
+    tail = (seg - 1) * mean * mean
+    cov = pairs - mean * (sum_a + sum_b) + tail
+    var_a = (s2 - last * last) - 2 * mean * sum_a + tail
+    var_b = (s2 - first * first) - 2 * mean * sum_b + tail
+    denom = np.sqrt(np.clip(var_a * var_b, 0.0, None))
+    autocorr = np.where(denom > 1e-9, cov / np.maximum(denom, 1e-12), 1.0)
+    std = np.sqrt(np.clip(s2 / seg - mean * mean, 0.0, None))
+    noisy = (autocorr < config.lost_noise_autocorr) & (std >= config.lost_noise_std * global_std)
+    share = noisy.mean(axis=1)
+    # the whole line's own statistics: a noise-filled dropout line whose fill is a little weaker than the tissue
+    # fails the spread test in many short segments by chance, but not over its whole length
+    n = float(span)
+    t1, t2, tp = s1.sum(axis=1), s2.sum(axis=1), (pairs + cross.astype(np.float64)).sum(axis=1)
+    head, end = first[:, 0], last[:, -1]
+    m = t1 / n
+    tail = (n - 1) * m * m
+    cov = tp - m * ((t1 - end) + (t1 - head)) + tail
+    var_a = (t2 - end * end) - 2 * m * (t1 - end) + tail
+    var_b = (t2 - head * head) - 2 * m * (t1 - head) + tail
+    denom = np.sqrt(np.clip(var_a * var_b, 0.0, None))
+    whole = np.where(denom > 1e-9, cov / np.maximum(denom, 1e-12), 1.0) < config.lost_noise_autocorr
+    whole &= np.sqrt(np.clip(t2 / n - m * m, 0.0, None)) >= config.lost_noise_std * global_std
+    if count < _LINE_MIN_SEGMENTS:  # a short line's own statistics are dominated by a noise hole it crosses
+        return share >= config.lost_stripe_cover
+    return (share >= config.lost_stripe_cover) | (whole & (share >= _LINE_MIN_SHARE))
+
+
+def _stripe_lines(values: np.ndarray, cell: int, config: DetectConfig, median: float, global_std: float,
+                  extremes: tuple[float, float], dtype: type) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns that lie, nearly all along, at the section's black or white end (measured from the
+    tissue's ``median``), or that are noise along their whole length; grown by a pixel each side.
+    ``extremes``: the section's minimum and maximum."""
+    lo, hi = extremes
+    squares = values.astype(dtype, copy=False) ** 2
+    rows = _noisy_lines(values, squares, 1, cell, config, global_std, dtype)
+    cols = _noisy_lines(values, squares, 0, cell, config, global_std, dtype)
+    if hi > lo:
+        h, w = values.shape
+        for extreme in (values <= lo + config.lost_stripe_level * (median - lo),
+                        values >= hi - config.lost_stripe_level * (hi - median)):
+            rows |= np.count_nonzero(extreme, axis=1) / w >= config.lost_stripe_cover
+            cols |= np.count_nonzero(extreme, axis=0) / h >= config.lost_stripe_cover
+    grow = lambda line: np.convolve(line.astype(np.uint8), np.ones(3, np.uint8), mode="same") > 0
+    return grow(rows), grow(cols)
