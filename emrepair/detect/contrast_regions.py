@@ -40,6 +40,15 @@ def block_stats(image: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.sqrt(np.clip(square - smooth_mean * smooth_mean, 0.0, None))
 
 
+def _cached_stats(work: Work, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """``block_stats`` of a working copy, made once per copy (a section is compared as itself and as the
+    neighbour of the two next to it)."""
+    key = ("block_stats", block)
+    if key not in work.cache:
+        work.cache[key] = block_stats(work.image, block)
+    return work.cache[key]
+
+
 def block_side(shape: tuple[int, int], config: DamageConfig) -> int:
     """Block side for a working copy: ``contrast_block_px``, smaller for small sections (at least 16 blocks
     across the shorter side, at least 8 px)."""
@@ -68,7 +77,7 @@ def change_maps(work: Work, neighbours: list[Work], config: DamageConfig,
                 exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Smoothed log-ratio maps of local mean and spread against the neighbours (blocks), and the trusted blocks."""
     block = block_side(work.image.shape, config)
-    mean, spread = block_stats(work.image, block)
+    mean, spread = _cached_stats(work, block)
     trusted = np.ones(mean.shape, bool)
     if exclude is not None and exclude.any():
         near = cv2.resize(exclude.astype(np.uint8), (mean.shape[1], mean.shape[0]), interpolation=cv2.INTER_AREA) > 0
@@ -76,7 +85,7 @@ def change_maps(work: Work, neighbours: list[Work], config: DamageConfig,
     scale = max(abs(work.median - work.black), 1e-6)
     mean_changes, spread_changes = [], []
     for other in neighbours:
-        other_mean, other_spread = block_stats(other.image, block)
+        other_mean, other_spread = _cached_stats(other, block)
         floor = 0.02 * scale
         mean_changes.append(_log_ratio(mean - work.black + floor, other_mean - other.black + floor, floor, trusted))
         spread_changes.append(_log_ratio(spread, other_spread, 0.02 * scale, trusted))

@@ -15,7 +15,7 @@ sections never are).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -34,6 +34,7 @@ class Work:
     black: float
     median: float
     shape: tuple[int, int]
+    cache: dict = field(default_factory=dict, repr=False)  # measures of the copy kept while it is in the window
 
     def relative(self, level: np.ndarray | float) -> np.ndarray | float:
         """Intensity as a fraction of the way from black to the median."""
@@ -155,17 +156,18 @@ def is_transient(work: Work, blob: Blob, neighbours: list[Work], config: DamageC
     return True
 
 
-def find_precipitates(work: Work, neighbours: list[Work], config: DamageConfig,
-                      exclude: np.ndarray | None = None) -> LostRegions | None:
+def find_precipitates(work: Work, neighbours: list[Work], config: DamageConfig, exclude: np.ndarray | None = None,
+                      found: tuple[np.ndarray, list[Blob]] | None = None) -> LostRegions | None:
     """The precipitates of a section as a region (cells of ``work.factor`` px, grown by one cell to take in
     their rims), or None when they cover less than ``precipitate_min_fraction``.
 
     ``neighbours``: working copies of the usable neighbouring sections (not missing), same shape as ``work``.
+    ``found``: ``candidates(work, config, exclude)`` when already made.
     """
     usable = [n for n in neighbours if n.image.shape == work.image.shape]
     if len(usable) < 2:  # one neighbour is too little evidence that a dark blob does not persist
         return None
-    labels, blobs = candidates(work, config, exclude)
+    labels, blobs = found if found is not None else candidates(work, config, exclude)
     if not blobs:
         return None
     shifts = [neighbour_shift(work, n) for n in usable]

@@ -118,15 +118,16 @@ def _damage(item: _Pending, neighbours: list[_Pending], config: DetectConfig, da
     known = item.known
     # contrast is compared without any dark blob (a precipitate lowers its block's mean), and precipitates are
     # looked for outside the contrast region (a dimmed membrane turns near-black there)
-    blobs = precipitate_candidates(item.work, damage, known)[0] > 0
-    contrast = find_contrast_region(item.work, works, damage, known | blobs)
+    blobs = precipitate_candidates(item.work, damage, known)
+    contrast = find_contrast_region(item.work, works, damage, known | (blobs[0] > 0))
     if contrast is not None:
         region, change = contrast
         fractions["contrast"] = region.fraction
         score = float(np.clip(0.5 + 0.5 * (change - 1.0), 0.5, 1.0))
         report.defects.append(Defect(item.z, "contrast", score, fraction=round(region.fraction, 4), region=region))
         known = known | region.mask(known.shape)
-    found = find_precipitates(item.work, works, damage, known)
+        blobs = None  # to be found again outside the contrast region
+    found = find_precipitates(item.work, works, damage, known, blobs)
     if found is not None:
         fractions["precipitate"] = found.fraction
         score = float(np.clip(0.5 + 0.5 * found.fraction / 0.002, 0.5, 1.0))
