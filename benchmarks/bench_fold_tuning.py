@@ -1,0 +1,85 @@
+"""The fold detector's tuning set: family-A folds made faint or thin, and the untouched stacks.
+
+Family B (``bench_detect.py``) is held out for measuring; the fold detector's thresholds, the z cue
+included, were set on this instead. Per stack of ../shared/data, ``simulate_fold`` (family A) folds in
+up to 6 odd sections that are not held out (z % 5 != 2): half faint (darkness 0.3-0.6, 6-40 px), half thin
+(2-4 px). ``find_folds`` runs on every section of the untouched stacks (flags) and on the folded sections,
+alone and with both neighbours passed (the z cue). Prints recall, band IoU, flags and CPU seconds.
+
+    python benchmarks/bench_fold_tuning.py [--data ../shared/data] [--seed 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from emrepair.detect import DetectConfig
+from emrepair.detect.fold_detect import find_folds, fold_band_mask
+from emrepair.detect.section_stats import clean_section, section_stats
+from emrepair.simulate import FoldParams, simulate_fold
+from emrepair.training.stacks import is_held_out
+
+VARIANTS = {"faint": FoldParams(darkness=(0.3, 0.6), line_width=(6, 40)), "thin": FoldParams(line_width=(2, 4))}
+
+
+def run(stack: np.ndarray, z: int, z_cue: bool, config: DetectConfig) -> tuple[list, float]:
+    """``find_folds`` on section ``z`` (with its neighbours when ``z_cue``); the folds and CPU seconds."""
+    values, nonfinite = clean_section(stack[z])
+    stats = section_stats(values, nonfinite, config)
+    neighbours = None
+    if z_cue:
+        neighbours = tuple(clean_section(stack[j])[0] if 0 <= j < stack.shape[0] else None for j in (z - 1, z + 1))
+    start = time.process_time()
+    folds = find_folds(values, stats.black, stats.median, config, neighbours=neighbours)
+    return folds, time.process_time() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    files = sorted(args.data.glob("*.h5"))
+    if not files:
+        raise SystemExit(f"no .h5 stacks in {args.data}")
+    rng = np.random.default_rng(args.seed)
+    config = DetectConfig()
+    hits = {(k, z): [] for k in (*VARIANTS, "clean") for z in (False, True)}
+    ious = {(k, z): [] for k in VARIANTS for z in (False, True)}
+    seconds = {z: 0.0 for z in (False, True)}
+    for path in files:
+        with h5py.File(path, "r") as f:
+            raw = f["raw"][:]
+        for z_cue in (False, True):
+            for z in range(raw.shape[0]):
+                folds, s = run(raw, z, z_cue, config)
+                hits[("clean", z_cue)].append(int(bool(folds)))
+                seconds[z_cue] += s
+        odd = [z for z in range(1, raw.shape[0], 2) if not is_held_out(z)]
+        for i, z in enumerate(rng.choice(odd, size=min(6, len(odd)), replace=False)):
+            kind = list(VARIANTS)[i % 2]
+            fold = simulate_fold(raw[z], rng, VARIANTS[kind])
+            folded = raw.copy()
+            folded[z] = fold.image
+            for z_cue in (False, True):
+                folds, _ = run(folded, int(z), z_cue, config)
+                hits[(kind, z_cue)].append(int(bool(folds)))
+                if folds:
+                    pred = fold_band_mask(folds, fold.band_mask.shape, max(fold.band_mask.shape))
+                    ious[(kind, z_cue)].append(float((pred & fold.band_mask).sum() / max((pred | fold.band_mask).sum(), 1)))
+        print(f"{path.name}: done", flush=True)
+    for z_cue in (False, True):
+        label = "with the z cue" if z_cue else "section alone "
+        parts = [f"{k} recall {np.mean(hits[(k, z_cue)]):.3f} (n={len(hits[(k, z_cue)])}, band IoU "
+                 f"{np.mean(ious[(k, z_cue)] or [0]):.3f})" for k in VARIANTS]
+        print(f"{label}: " + ", ".join(parts) + f", untouched flags {sum(hits[('clean', z_cue)])} of "
+              f"{len(hits[('clean', z_cue)])}, find_folds CPU {seconds[z_cue]:.1f} s on the untouched stacks")
+
+
+if __name__ == "__main__":
+    main()
