@@ -65,14 +65,19 @@ def _candidate_segments(ratio: np.ndarray, spec: FoldPass) -> np.ndarray:
     """Hough segments (N, 4) of x0, y0, x1, y1 over the pass's dark pixels, longest first."""
     h, w = ratio.shape
     side = min(h, w)
+    votes, shortest = spec.hough
+    threshold = max(10, int(votes * side))
     dark = (ratio < spec.dark).astype(np.uint8)
+    if int(dark.sum()) < threshold:  # a line of ``threshold`` votes needs as many dark pixels
+        return np.zeros((0, 4), np.float32)
     _count, labels, stats, _ = cv2.connectedComponentsWithStats(dark, connectivity=8)
     extent = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
-    keep = (extent >= spec.min_extent * side).astype(np.uint8)
-    keep[0] = 0
-    dark = keep[labels] * np.uint8(255)
-    votes, shortest = spec.hough
-    segments = cv2.HoughLinesP(dark, 1, np.pi / 180, threshold=max(10, int(votes * side)),
+    keep = extent >= spec.min_extent * side
+    keep[0] = False
+    if int(stats[keep, cv2.CC_STAT_AREA].sum()) < threshold:
+        return np.zeros((0, 4), np.float32)
+    dark = keep.astype(np.uint8)[labels] * np.uint8(255)
+    segments = cv2.HoughLinesP(dark, 1, np.pi / 180, threshold=threshold,
                                minLineLength=max(8, int(shortest * side)), maxLineGap=max(3, int(0.03 * side)))
     if segments is None:
         return np.zeros((0, 4), np.float32)
