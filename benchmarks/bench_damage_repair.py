@@ -48,12 +48,12 @@ def run_repair(data: Path, seed: int, per_stack: int = 4) -> None:
     rng = np.random.default_rng(seed)
     results: dict[str, list] = {"precipitate": [], "contrast": []}
     for name, z, stack in held_out(data, per_stack):
-        for kind in results:
+        for kind in ("precipitate", "contrast"):
             damaged = stack.copy()
             sim = (simulate_precipitates if kind == "precipitate" else simulate_contrast)(stack[1], rng)
             damaged[1] = sim.image
             report = detect_volume(ArrayVolume(damaged), damage=DamageConfig())
-            defect = next((d for d in report.defects_at(1) if d.kind == kind), None)
+            defect = next((d for d in report.marks_at(1) if d.kind == kind), None)
             if defect is None:
                 continue
             run = RepairRun(1, 1, 0, 2, {1: kind}, {1: {"region": defect.region.to_dict()}})

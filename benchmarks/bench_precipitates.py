@@ -54,10 +54,11 @@ def run_detect(data: Path, seed: int, per_stack: int) -> None:
             damaged[1] = result.image
             report = _detect(damaged)
             found = report.mask(1) == KIND_LABELS[kind]
-            kinds = {d.kind for d in report.defects_at(1)}
+            kinds = {d.kind for d in report.defects_at(1) + report.marks_at(1)}
             for k in kinds - {kind}:
                 other[f"{kind}->{k}"] += 1
-            other["flags on neighbours"] += len(report.defects_at(0)) + len(report.defects_at(2))
+            for n in (0, 2):
+                other["flags on neighbours"] += len(report.defects_at(n) + report.marks_at(n))
             if kind == "precipitate":
                 hits = [bool((found & part).sum() >= 0.5 * part.sum()) for part in result.parts]
                 big = [h for h, part in zip(hits, result.parts) if part.sum() >= 400]
@@ -96,7 +97,7 @@ def run_clean(data: Path) -> None:
         with h5py.File(path, "r") as f:
             raw = f["raw"][:]
         report = _detect(raw)
-        bad = [(d.z, d.kind, d.fraction) for d in report.defects if d.kind in ("precipitate", "contrast")]
+        bad = [(d.z, d.kind, d.fraction) for d in report.marks]
         total += raw.shape[0]
         flagged += len(bad)
         print(f"{path.name}: {raw.shape[0]} sections, flags {bad}")

@@ -37,7 +37,7 @@ def _disc(shape: tuple[int, int], centre: tuple[int, int], radius: int) -> np.nd
 
 
 def _kinds(report: DetectionReport) -> list[tuple[int, str]]:
-    return [(d.z, d.kind) for d in report.defects]
+    return [(d.z, d.kind) for d in report.defects + report.marks]
 
 
 def test_a_dark_blob_on_one_section_is_a_precipitate() -> None:
@@ -49,8 +49,9 @@ def test_a_dark_blob_on_one_section_is_a_precipitate() -> None:
     assert _kinds(report) == [(2, "precipitate")]
     found = report.mask(2) == KIND_LABELS["precipitate"]
     assert found[blob].mean() > 0.9 and found[~blob].mean() < 0.01
+    assert report.defects == [] and report.defective_z() == []  # a mark, not a repair target
     again = DetectionReport.from_dict(report.to_dict())
-    assert np.array_equal(again.mask(2), report.mask(2))
+    assert np.array_equal(again.mask(2), report.mask(2)) and [d.kind for d in again.marks] == ["precipitate"]
 
 
 def test_a_dark_blob_that_persists_in_z_is_no_precipitate() -> None:
@@ -58,14 +59,14 @@ def test_a_dark_blob_that_persists_in_z_is_no_precipitate() -> None:
     for z in range(vol.shape[0]):  # the same dark body in every section, drifting like the tissue
         vol[z][_disc(vol.shape[1:], (90 - 2 * z, 100 - 3 * z), 14)] = 10
     report = detect_volume(ArrayVolume(vol), damage=DamageConfig())
-    assert "precipitate" not in {d.kind for d in report.defects}
+    assert "precipitate" not in {d.kind for d in report.marks}
 
 
 def test_a_thin_dark_line_is_no_precipitate() -> None:
     vol = tissue()
     cv2.line(vol[2], (20, 40), (170, 60), 5, 3)
     report = detect_volume(ArrayVolume(vol), damage=DamageConfig())
-    assert "precipitate" not in {d.kind for d in report.defects}
+    assert "precipitate" not in {d.kind for d in report.marks}
 
 
 @pytest.mark.parametrize("mode", ["dim", "bright"])
@@ -128,14 +129,14 @@ def test_cli_reports_masks_and_thresholds(tmp_path: Path) -> None:
                                  str(tmp_path / "m.h5"), "--no-progress"])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "r.json").read_text())
-    assert [(d["z"], d["kind"]) for d in report["defects"]] == [(2, "precipitate")]
+    assert report["defects"] == [] and [(d["z"], d["kind"]) for d in report["marks"]] == [(2, "precipitate")]
     labels = read_all(tmp_path / "m.h5")
     assert (labels[2][blob] == KIND_LABELS["precipitate"]).mean() > 0.9 and not labels[[0, 1, 3, 4]].any()
     quiet = runner.invoke(app, ["detect", src, "--no-damage", "--report", "-", "--no-progress"])
-    assert quiet.exit_code == 0 and json.loads(quiet.output)["defects"] == []
+    assert quiet.exit_code == 0 and "marks" not in json.loads(quiet.output)
     strict = runner.invoke(app, ["detect", src, "--precipitate-dark", "0.01", "--report", "-", "--no-progress"])
     assert strict.exit_code == 0
-    assert "precipitate" not in {d["kind"] for d in json.loads(strict.output)["defects"]}
+    assert "precipitate" not in {d["kind"] for d in json.loads(strict.output).get("marks", [])}
     for bad in (["--precipitate-dark", "1.5"], ["--no-damage", "--contrast-min-change", "0.3"]):
         refused = runner.invoke(app, ["detect", src, *bad, "--no-progress"])
         assert refused.exit_code != 0 and "Traceback" not in refused.output

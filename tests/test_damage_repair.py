@@ -77,7 +77,7 @@ def test_a_contrast_region_is_corrected_and_the_rest_kept() -> None:
     result = simulate_contrast(vol[2], np.random.default_rng(3), fraction=0.2, mode="dim")
     vol[2] = result.image
     report = detect_volume(ArrayVolume(vol), damage=DamageConfig())
-    defect = next(d for d in report.defects if d.kind == "contrast")
+    defect = next(d for d in report.marks if d.kind == "contrast")
     out, labels = _write(vol, "contrast", defect.region.to_dict())
     region = defect.region.mask()
     far = _far(region)
@@ -99,7 +99,7 @@ def test_precipitates_are_repaired_only_when_asked(asked: bool) -> None:
     blob = blob.astype(bool)
     vol[2][blob] = np.random.default_rng(1).integers(2, 20, int(blob.sum()))
     report = detect_volume(ArrayVolume(vol), damage=DamageConfig())
-    defect = next(d for d in report.defects if d.kind == "precipitate")
+    defect = next(d for d in report.marks if d.kind == "precipitate")
     out, labels = _write(vol, "precipitate", defect.region.to_dict(), repair_precipitates=asked)
     if not asked:
         assert np.array_equal(out, vol) and not labels.any()
@@ -115,3 +115,21 @@ def test_a_marked_section_without_its_region_is_copied_unchanged() -> None:
     for kind in ("contrast", "precipitate"):
         out, labels = _write(vol, kind, None, repair_precipitates=True)
         assert np.array_equal(out, vol) and not labels.any()
+
+
+def test_fix_with_a_report_of_marks_leaves_the_volume_alone(tmp_path) -> None:
+    from helpers import read_all, write_h5
+
+    from emrepair.pipelines.fix import FixOptions, run_fix
+
+    vol = tissue()
+    blob = np.zeros(vol.shape[1:], np.uint8)
+    cv2.circle(blob, (100, 90), 14, 1, -1)
+    vol[2][blob.astype(bool)] = np.random.default_rng(1).integers(2, 20, int(blob.sum()))
+    src = write_h5(tmp_path / "in.h5", vol)
+    report = detect_volume(ArrayVolume(vol), damage=DamageConfig())
+    assert [d.kind for d in report.marks] == ["precipitate"]
+    report.save(tmp_path / "r.json")
+    result = run_fix(src, str(tmp_path / "out.h5"), FixOptions(model="linear", report_path=str(tmp_path / "r.json")))
+    assert result.synthesized == []
+    assert np.array_equal(read_all(tmp_path / "out.h5"), vol)

@@ -16,6 +16,7 @@ from emrepair.errors import InputError, OutputError
 
 KIND_LABELS = {"missing": 1, "fold": 2, "partial": 3, "precipitate": 4, "contrast": 5}
 REGION_KINDS = ("partial", "precipitate", "contrast")  # defects that carry a region mask
+MARK_KINDS = ("precipitate", "contrast")  # marked for the user, kept in ``DetectionReport.marks``: not repair targets
 _DRAW_ORDER = {"missing": 0, "fold": 1, "contrast": 2, "precipitate": 3, "partial": 4}  # later ones on top
 REPORT_VERSION = 1
 
@@ -64,6 +65,10 @@ class DetectionReport:
 
     ``band_masks`` holds each fold's band mask at the resolution it was found (not saved to JSON); a report
     loaded from JSON rebuilds bands from the fold lines and widths.
+
+    ``defects`` are what a repair targets (missing, fold, partial); ``marks`` are the kinds shown to the user and
+    left alone unless asked for (``MARK_KINDS``: staining precipitates, regional contrast changes), saved under
+    their own JSON key so that a reader of ``defects`` never mistakes them for sections to replace.
     """
 
     input: str
@@ -71,6 +76,7 @@ class DetectionReport:
     defects: list[Defect] = field(default_factory=list)
     sections: list[dict[str, Any]] = field(default_factory=list)
     band_masks: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    marks: list[Defect] = field(default_factory=list)
 
     def defective_z(self) -> list[int]:
         """Sorted z of all defective sections."""
@@ -84,6 +90,10 @@ class DetectionReport:
         """Every defect reported for section ``z`` (a fold and a partial loss may share a section)."""
         return [d for d in self.defects if d.z == z]
 
+    def marks_at(self, z: int) -> list[Defect]:
+        """Every mark (precipitates, contrast region) reported for section ``z``."""
+        return [d for d in self.marks if d.z == z]
+
     def mask(self, z: int, shape: tuple[int, int] | None = None) -> np.ndarray:
         """uint8 labels for section ``z`` at ``shape`` (default the volume's): 0 good, KIND_LABELS otherwise.
 
@@ -94,7 +104,7 @@ class DetectionReport:
         if len(shape) != 2:
             raise ValueError(f"expected a (y, x) shape, got {shape}")
         out = np.zeros(shape, np.uint8)
-        for defect in sorted(self.defects_at(z), key=lambda d: _DRAW_ORDER.get(d.kind, 0)):
+        for defect in sorted(self.defects_at(z) + self.marks_at(z), key=lambda d: _DRAW_ORDER.get(d.kind, 0)):
             label = KIND_LABELS.get(defect.kind, 1)
             if defect.kind == "fold":
                 out[self._band(z, defect, shape)] = label
@@ -116,14 +126,18 @@ class DetectionReport:
         return band
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON document: version, input, shape, defects (defective sections only), sections."""
-        return {
+        """The JSON document: version, input, shape, defects (defective sections only), marks (when any),
+        sections."""
+        out = {
             "version": REPORT_VERSION,
             "input": self.input,
             "shape": [int(s) for s in self.shape],
             "defects": [d.to_dict() for d in sorted(self.defects, key=lambda d: d.z)],
-            "sections": self.sections,
         }
+        if self.marks:
+            out["marks"] = [d.to_dict() for d in sorted(self.marks, key=lambda d: d.z)]
+        out["sections"] = self.sections
+        return out
 
     def save(self, path: str | Path) -> None:
         """Write the JSON report; raises OutputError when the file cannot be written."""
@@ -139,12 +153,14 @@ class DetectionReport:
             raise InputError(f"not an emrepair detection report (version {REPORT_VERSION})")
         try:
             shape = tuple(int(s) for s in data["shape"])
-            defects = [Defect.from_dict(d) for d in data["defects"]]
+            found = [Defect.from_dict(d) for d in [*data["defects"], *data.get("marks", [])]]
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"malformed detection report: {exc}") from exc
         if len(shape) != 3:
             raise InputError(f"malformed detection report: shape {list(shape)} is not (z, y, x)")
-        return cls(str(data.get("input", "")), shape, defects, list(data.get("sections", [])))
+        defects = [d for d in found if d.kind not in MARK_KINDS]
+        marks = [d for d in found if d.kind in MARK_KINDS]
+        return cls(str(data.get("input", "")), shape, defects, list(data.get("sections", [])), marks=marks)
 
     @classmethod
     def load(cls, path: str | Path) -> "DetectionReport":

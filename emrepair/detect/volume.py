@@ -124,14 +124,14 @@ def _damage(item: _Pending, neighbours: list[_Pending], config: DetectConfig, da
         region, change = contrast
         fractions["contrast"] = region.fraction
         score = float(np.clip(0.5 + 0.5 * (change - 1.0), 0.5, 1.0))
-        report.defects.append(Defect(item.z, "contrast", score, fraction=round(region.fraction, 4), region=region))
+        report.marks.append(Defect(item.z, "contrast", score, fraction=round(region.fraction, 4), region=region))
         known = known | region.mask(known.shape)
         blobs = None  # to be found again outside the contrast region
     found = find_precipitates(item.work, works, damage, known, blobs)
     if found is not None:
         fractions["precipitate"] = found.fraction
         score = float(np.clip(0.5 + 0.5 * found.fraction / 0.002, 0.5, 1.0))
-        report.defects.append(Defect(item.z, "precipitate", score, fraction=round(found.fraction, 4), region=found))
+        report.marks.append(Defect(item.z, "precipitate", score, fraction=round(found.fraction, 4), region=found))
     return fractions
 
 
@@ -189,7 +189,8 @@ def detect_volume(vol: Any, config: DetectConfig = DetectConfig(), progress: Pro
     that is not missing, reported beside its fold if it has one.
 
     With ``damage`` (a DamageConfig), staining precipitates (``detect.precipitates``) and regional contrast
-    changes (``detect.contrast_regions``) are reported too, as kinds ``precipitate`` and ``contrast``; they are
+    changes (``detect.contrast_regions``) are reported too, as kinds ``precipitate`` and ``contrast`` in
+    ``report.marks`` (not repair targets); they are
     judged against the neighbours, so a section is decided once both are read. Without it (the default, and
     what ``emrepair fix`` runs) neither is looked for.
     """

@@ -102,7 +102,7 @@ def write_previews(vol: object, report: DetectionReport, folder: Path) -> list[P
     depth, h, w = vol.shape
     scale = min(1.0, _PANEL_SIDE / max(h, w))
     written = []
-    for defect in sorted(report.defects, key=lambda d: d.z):
+    for defect in sorted(report.defects + report.marks, key=lambda d: d.z):
         z = defect.z
         centre = _panel(vol.read_section(z), f"z={z} {defect.kind} {defect.score:.2f}", scale)
         label = cv2.resize(report.mask(z, (h, w)), (centre.shape[1], centre.shape[0]), interpolation=cv2.INTER_NEAREST)
