@@ -78,7 +78,7 @@ def run_fix_on(stack: np.ndarray, res: list[float], tmp: Path) -> tuple[np.ndarr
 def score(image: np.ndarray, truth: np.ndarray, left: np.ndarray, right: np.ndarray, band: np.ndarray) -> dict:
     """The figures of one repaired section (float32 in [0, 1])."""
     return {"psnr": psnr(image, truth), "ssim": ssim(image, truth),
-            "psnr_band": psnr(image[band][None], truth[band][None]),
+            "psnr_band": psnr(image[band][None], truth[band][None]) if band.any() else float("nan"),
             "dark_pct": dark_residue(image, left, right, band),
             "seam": seam_contrast(image, truth, band)}
 
@@ -153,7 +153,7 @@ def main() -> None:
         print("|---|---|---|---|---|---|")
         for method, r in out["rows"].items():
             if r:
-                m = {key: float(np.mean(v)) for key, v in r.items()}
+                m = {key: float(np.nanmean(v)) for key, v in r.items()}  # band PSNR: sections with a band
                 print(f"| {method} | {m['psnr']:.2f} | {m['ssim']:.3f} | {m['psnr_band']:.2f} "
                       f"| {m['dark_pct']:.1f} | {m['seam']:.2f} |")
     if args.json is not None:
