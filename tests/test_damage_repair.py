@@ -133,3 +133,67 @@ def test_fix_with_a_report_of_marks_leaves_the_volume_alone(tmp_path) -> None:
     result = run_fix(src, str(tmp_path / "out.h5"), FixOptions(model="linear", report_path=str(tmp_path / "r.json")))
     assert result.synthesized == []
     assert np.array_equal(read_all(tmp_path / "out.h5"), vol)
+
+
+@pytest.mark.parametrize("asked", [False, True])
+def test_fix_repairs_marked_precipitates_only_when_asked(tmp_path, asked: bool) -> None:
+    from helpers import read_all, write_h5
+
+    from emrepair.pipelines.fix import FixOptions, run_fix
+
+    vol = tissue()
+    blob = np.zeros(vol.shape[1:], np.uint8)
+    cv2.circle(blob, (100, 90), 14, 1, -1)
+    blob = blob.astype(bool)
+    vol[2][blob] = np.random.default_rng(1).integers(2, 20, int(blob.sum()))
+    src = write_h5(tmp_path / "in.h5", vol)
+    options = FixOptions(model="linear", fold_model="none", repair_precipitates=asked,
+                         masks_path=str(tmp_path / "m.h5"))
+    result = run_fix(src, str(tmp_path / "out.h5"), options)
+    out, labels = read_all(tmp_path / "out.h5"), read_all(tmp_path / "m.h5")
+    if not asked:
+        assert result.synthesized == [] and np.array_equal(out, vol) and not labels.any()
+        return
+    assert result.synthesized == [2]
+    far = _far(blob)
+    assert np.array_equal(out[2][far], vol[2][far]) and out[2][blob].mean() > 5 * vol[2][blob].mean()
+    assert set(np.unique(labels[2])) == {0, KIND_LABELS["precipitate"]} and (labels[2] > 0)[blob].all()
+    assert ((out[2] != vol[2]) <= (labels[2] > 0)).all()
+
+
+def test_fix_corrects_a_contrast_region_it_finds(tmp_path) -> None:
+    from helpers import read_all, write_h5
+
+    from emrepair.pipelines.fix import FixOptions, run_fix
+
+    truth = tissue()
+    vol = truth.copy()
+    damaged = simulate_contrast(vol[2], np.random.default_rng(3), fraction=0.2, mode="dim")
+    vol[2] = damaged.image
+    src = write_h5(tmp_path / "in.h5", vol)
+    result = run_fix(src, str(tmp_path / "out.h5"),
+                     FixOptions(model="linear", fold_model="none", masks_path=str(tmp_path / "m.h5")))
+    out, labels = read_all(tmp_path / "out.h5"), read_all(tmp_path / "m.h5")
+    assert result.synthesized == [2]
+    assert ((out[2] != vol[2]) <= (labels[2] == KIND_LABELS["contrast"])).all()
+    inside = damaged.mask
+    before = np.abs(vol[2][inside].astype(float) - truth[2][inside]).mean()
+    after = np.abs(out[2][inside].astype(float) - truth[2][inside]).mean()
+    assert after < 0.5 * before
+    assert all(np.array_equal(out[z], vol[z]) for z in (0, 1, 3, 4))
+
+
+def test_detect_lists_the_marks_it_found(tmp_path) -> None:
+    from helpers import write_h5
+    from typer.testing import CliRunner
+
+    from emrepair.cli.app import app
+
+    vol = tissue()
+    blob = np.zeros(vol.shape[1:], np.uint8)
+    cv2.circle(blob, (100, 90), 14, 1, -1)
+    vol[2][blob.astype(bool)] = np.random.default_rng(1).integers(2, 20, int(blob.sum()))
+    result = CliRunner().invoke(app, ["detect", write_h5(tmp_path / "in.h5", vol)])
+    assert result.exit_code == 0, result.output
+    assert "no defects found" in result.stdout and "1 mark(s)" in result.stdout
+    assert "precipitate" in result.stdout and "--repair-precipitates" in result.stdout.replace("\n", "")

@@ -79,22 +79,33 @@ def render_models(rows: list[dict[str, Any]]) -> None:
 
 
 def render_detection(report: Any) -> None:
-    """Print the defects a detection found (or a line saying there are none)."""
+    """Print the defects a detection found (or a line saying there are none), then its marks (staining
+    precipitates, regional contrast changes), which fix leaves alone unless told otherwise."""
     shape = _dims(report.shape)
+    marks = list(getattr(report, "marks", []))
     if not report.defects:
         show(styled(("no defects found", "green"), f" in {shape} sections of {report.input}"))
-        return
-    table = Table(title=f"{len(report.defects)} defective section(s) in {report.input} ({shape})")
+    else:
+        show(_defect_table(f"{len(report.defects)} defective section(s) in {report.input} ({shape})",
+                           report.defects))
+    if marks:
+        show(_defect_table(f"{len(marks)} mark(s): fix corrects contrast regions, and synthesizes precipitates only "
+                           "with --repair-precipitates", marks))
+
+
+def _defect_table(title: str, defects: list[Any]) -> Table:
+    table = Table(title=title)
     for col in ("z", "kind", "score", "detail"):
         table.add_column(col, justify="right" if col in ("z", "score") else "left")
-    for d in report.defects:
+    for d in defects:
         detail = ""
         if d.kind == "fold":
             detail = f"{len(d.lines or [])} line(s), width {d.width_px:.0f} px" if d.width_px else ""
-        if d.kind == "partial" and d.fraction is not None:
-            detail = f"{100 * d.fraction:.0f} % of the section lost"
+        elif d.fraction is not None:
+            what = "lost" if d.kind == "partial" else "covered"
+            detail = f"{100 * d.fraction:.0f} % of the section {what}"
         table.add_row(str(d.z), d.kind, f"{d.score:.2f}", detail)
-    show(table)
+    return table
 
 
 def render_fix(result: Any) -> None:

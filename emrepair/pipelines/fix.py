@@ -272,7 +272,8 @@ def _plan(vol: Any, options: FixOptions) -> list[RepairRun]:
     from emrepair.pipelines.sections import repair_targets
 
     defects, folds = repair_targets(vol, sections=options.sections, report_path=options.report_path,
-                                    config=options.detect_config)
+                                    config=options.detect_config, marks=True,
+                                    repair_precipitates=options.repair_precipitates)
     return plan_runs(defects, vol.shape[0], folds)
 
 
@@ -309,6 +310,7 @@ def _fingerprint_fields(vol: Any, input_path: str, output_path: str, options: Fi
         "overlap": options.overlap, "blend": options.blend, "batch_size": options.batch_size,
         "device": device.split(":")[0], "precision": options.precision, "region_size": options.region_size,
         **({"detect_config": vars(options.detect_config)} if options.detect_config is not None else {}),
+        **({"repair_precipitates": True} if options.repair_precipitates else {}),
     }
 
 
@@ -448,7 +450,7 @@ class BlockSession(OutputSession):
 
         job = self.job
         return BlockWriter(vol, writer, masks, repairers, job.chunks[0], job.region_size, self.tile_progress,
-                           frozenset(job.repaired)).write
+                           frozenset(job.repaired), repair_precipitates=job.options.repair_precipitates).write
 
 
 def _commit_if_complete(job: FixJob, blocks: list[Any], state: Any, provenance: dict[str, Any]) -> bool:

@@ -29,6 +29,8 @@ def repair_targets(
     report_path: str | Path | None = None,
     progress: ProgressCallback | None = None,
     config: Any = None,
+    marks: bool = False,
+    repair_precipitates: bool = False,
 ) -> tuple[dict[int, str], dict[int, dict[str, Any]]]:
     """Return ``({z: kind}, {z: geometry})`` for every section to repair.
 
@@ -36,6 +38,8 @@ def repair_targets(
     (with ``config``, a DetectConfig, or the defaults).
     Geometry is ``{"lines": [[x0, y0, x1, y1], ...], "width_px": w}`` (full-resolution pixels) for a fold, and
     ``{"region": {...}}`` (``LostRegions.to_dict``) for a partly lost section, whose own pixels are kept.
+    With ``marks`` (fix), a fresh detection also looks for staining precipitates and regional contrast changes
+    (``DamageConfig``), and the report's marks become targets as :func:`targets_of` says.
     """
     if sections is not None and report_path is not None:
         raise UsageError("give either --sections or --report, not both")
@@ -50,21 +54,25 @@ def repair_targets(
                 f"report {report_path} was made for shape {tuple(report.shape)}, but the volume is {tuple(vol.shape)}"
             )
     else:
-        from emrepair.detect import DetectConfig
+        from emrepair.detect import DamageConfig, DetectConfig
 
-        report = detect_volume(vol, config if config is not None else DetectConfig(), progress=progress)
-    return targets_of(report)
+        report = detect_volume(vol, config if config is not None else DetectConfig(), progress=progress,
+                               damage=DamageConfig() if marks else None)
+    return targets_of(report, marks=marks, repair_precipitates=repair_precipitates)
 
 
 _PRECEDENCE = {"missing": 0, "fold": 1, "partial": 2}
 
 
-def targets_of(report: Any) -> tuple[dict[int, str], dict[int, dict[str, Any]]]:
+def targets_of(report: Any, marks: bool = False,
+               repair_precipitates: bool = False) -> tuple[dict[int, str], dict[int, dict[str, Any]]]:
     """``({z: kind}, {z: geometry})`` of a detection report (see :func:`repair_targets`).
 
     A section with several defects takes the first of missing, fold, partial as its kind; its geometry holds the
     fold band (``lines``, ``width_px``) and the lost region (``region``, emrepair.detect.lost_regions) it has.
     A fold without lines beside a lost region is repaired as a partly lost section.
+    With ``marks``, a marked section that is no target yet becomes one with its region: a regional contrast
+    change (corrected there), and a staining precipitate only with ``repair_precipitates`` (synthesized there).
     """
     kinds: dict[int, str] = {}
     geometry: dict[int, dict[str, Any]] = {}
@@ -77,4 +85,9 @@ def targets_of(report: Any) -> tuple[dict[int, str], dict[int, dict[str, Any]]]:
             geometry.setdefault(d.z, {})["region"] = d.region.to_dict()
             if kinds[d.z] == "fold" and "lines" not in geometry[d.z]:
                 kinds[d.z] = "partial"
+    for m in sorted(getattr(report, "marks", []) if marks else [], key=lambda m: m.kind != "contrast"):
+        if m.region is None or m.z in kinds or (m.kind == "precipitate" and not repair_precipitates):
+            continue
+        kinds[m.z] = m.kind
+        geometry[m.z] = {"region": m.region.to_dict()}
     return kinds, geometry
