@@ -102,3 +102,7 @@ def test_folded_first_section_is_unfolded_not_copied(tmp_path: Path) -> None:
     assert (fixed == raw[1]).mean() < 0.5  # not a copy of the neighbour
     error = lambda image: np.abs(image.astype(float) - truth[0]).mean()
     assert error(fixed) < 0.5 * error(raw[1])
+    assert "copied from section" not in result.output  # no note that it was copied
+    with h5py.File(out, "r") as f:
+        provenance = json.loads(f["raw"].attrs["emrepair"])
+    assert provenance["fold_repaired_sections"] == [0]

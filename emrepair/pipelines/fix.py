@@ -168,8 +168,8 @@ def build_repairers(options: FixOptions, model_name: str, device: str, shape: tu
 
 def fold_repairable(run: RepairRun) -> bool:
     """Whether the fold repairer takes this run (else it is interpolated whole): only folds, with their band
-    geometry, between two good sections."""
-    return (set(run.kinds.values()) == {"fold"} and not run.one_sided
+    geometry, and at least one good neighbour (at a stack end the one neighbour stands for both)."""
+    return (set(run.kinds.values()) == {"fold"} and (run.left is not None or run.right is not None)
             and all(z in run.folds for z in run.sections))
 
 
@@ -279,7 +279,7 @@ def _plan(vol: Any, options: FixOptions) -> list[RepairRun]:
 
 def _note_one_sided(runs: list[RepairRun], note: WarnCallback) -> None:
     for run in runs:
-        if run.one_sided:
+        if run.one_sided and not fold_repairable(run):
             side = "start" if run.left is None else "end"
             note(f"sections {run.first}-{run.last} touch the {side} of the stack; "
                  f"they are copied from section {run.right if run.left is None else run.left}")
