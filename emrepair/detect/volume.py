@@ -43,13 +43,22 @@ class _Pending:
     known: np.ndarray | None = None  # fold band and lost region at the working copy's size: not damage
 
 
-def _analyse(section: np.ndarray, z: int, config: DetectConfig, damage: DamageConfig | None = None) -> _Pending:
-    """Everything one section says about itself: statistics, missing score, folds, small copy."""
+def _cleaned(section: np.ndarray, z: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(section, its cleaned float32 values, its non-finite mask), after checking its shape and dtype."""
     if section.ndim != 2:
         raise InputError(f"section {z} has shape {section.shape}; expected 2-D (y, x)")
     if section.dtype.kind not in "uif":
         raise InputError(f"unsupported dtype {section.dtype}; expected integer or float pixels")
     values, nonfinite = clean_section(section)
+    return section, values, nonfinite
+
+
+def _analyse(read: tuple[np.ndarray, np.ndarray, np.ndarray], z: int, config: DetectConfig,
+             damage: DamageConfig | None = None,
+             neighbours: tuple[np.ndarray | None, np.ndarray | None] | None = None) -> _Pending:
+    """Everything one section (``read``, as ``_cleaned`` gives it) says about itself: statistics, missing score,
+    folds (with the z cue from the cleaned ``neighbours`` before and after, None where absent), small copy."""
+    section, values, nonfinite = read
     half = half_size(values)
     stats = section_stats(values, nonfinite, config, half)
     # measured once; a fold band found below is excluded without measuring again
@@ -60,11 +69,11 @@ def _analyse(section: np.ndarray, z: int, config: DetectConfig, damage: DamageCo
     folds: list[FoldFinding] = []
     small = None
     if score <= config.missing_threshold:
-        folds = find_folds(values, stats.black, stats.median, config, half)
+        folds = find_folds(values, stats.black, stats.median, config, half, neighbours=neighbours)
         small = small_normalised(half, config.analysis_side)
     elif stats.lost_fraction < 0.95 and stats.autocorr > config.noise_autocorr:
         # a wide, pure-black fold band is flat too: what a fold explains is not lost
-        folds = find_folds(values, stats.black, stats.median, config, half)
+        folds = find_folds(values, stats.black, stats.median, config, half, neighbours=neighbours)
         if folds:
             explained = float(_band_mask(folds, values.shape).mean())
             score = missing_score(stats, config, explained)
@@ -217,12 +226,27 @@ def detect_volume(vol: Any, config: DetectConfig = DetectConfig(), progress: Pro
     # never-written sections (from the reader's chunk index) all hold the fill value: one analysis serves them all
     fill = set(getattr(vol, "unwritten_sections", list)())
     fill_item: _Pending | None = None
+    # sections z - 1, z and z + 1 as read and cleaned: a section is analysed once its next one is read (the z cue)
+    read: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def load(z: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if z not in read:
+            read[z] = _cleaned(vol.read_section(z), z)
+        return read[z]
+
+    def cleaned_neighbour(z: int) -> np.ndarray | None:
+        if not 0 <= z < depth or (z in fill and z not in read):
+            return None  # absent, or a never-written section (one fill value: no cue)
+        return load(z)[1]
+
     for z in range(depth):
         if z in fill and fill_item is not None:
             item = replace(fill_item, z=z, sim_prev=None, sim_next=None)
         else:
-            item = _analyse(vol.read_section(z), z, config, damage)
+            neighbours = (cleaned_neighbour(z - 1), cleaned_neighbour(z + 1))
+            item = _analyse(load(z), z, config, damage, neighbours)
             fill_item = item if z in fill else fill_item
+        read.pop(z - 1, None)
         if window:
             prev = window[-1]
             if prev.small is not None and item.small is not None:
