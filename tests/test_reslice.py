@@ -348,3 +348,35 @@ def test_auto_picks_reslice_where_it_fits(weights_dir: Path) -> None:
     # the factors the shipped checkpoint itself offers (SMALL: up to 4), not the config class's default of 8
     assert default_upsample_model((40.0, 10.0, 10.0), 4) == "reslice"
     assert default_upsample_model((60.0, 10.0, 10.0), 6) == "flowunet"
+
+
+def test_channels_last_weights_change_no_output() -> None:
+    from emrepair.models.base import channels_last_convs
+
+    torch.manual_seed(0)
+    model = ResliceModel(ResliceConfig(widths=(4, 8), flow=False, max_factor=4)).eval()
+    stack = torch.rand(1, 1, 3, 24, 24)
+    with torch.no_grad():
+        before = model(stack, 2)
+        channels_last_convs(model)
+        after = model(stack, 2)
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=0)
+
+
+def test_reslice_runs_in_bf16_only_on_a_cpu_with_native_bf16(monkeypatch) -> None:
+    from emrepair.engine import device as engine_device
+
+    model = ResliceModel(ResliceConfig(widths=(4, 8), flow=False, max_factor=4)).eval()
+    for native, expected in ((True, torch.bfloat16), (False, None)):
+        monkeypatch.setattr(engine_device, "cpu_has_native_bf16", lambda native=native: native)
+        assert engine_device.volume_autocast_dtype(model, torch.device("cpu")) is expected
+        assert engine_device.volume_autocast_dtype(torch.nn.Conv2d(1, 1, 1), torch.device("cpu")) is None
+    monkeypatch.setattr(engine_device, "cpu_has_native_bf16", lambda: True)
+    window = np.random.default_rng(0).random((3, 24, 24)).astype(np.float32)
+    tiler = VolumeTiler(model, "cpu")
+    assert tiler.autocast_dtype is torch.bfloat16
+    out = tiler.upsample(window, 2, range(5))
+    assert out.dtype == np.float32 and out.shape == (5, 24, 24)
+    np.testing.assert_array_equal(out[[0, 2, 4]], window)  # measured sections pass through exactly in bf16 too

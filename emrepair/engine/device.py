@@ -73,3 +73,21 @@ def resolve_precision(spec: str, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16
     major, _minor = torch.cuda.get_device_capability(device)
     return torch.float16 if major >= 7 else None
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 natively on this CPU (AVX-512 BF16 or AMX). Where it does not, bf16 on the
+    CPU is emulated and slower than float32, so nothing should autocast to it there."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def volume_autocast_dtype(model: torch.nn.Module, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype a kind-"volume" model runs with on ``device``: bf16 on a CPU with native bf16 when
+    the model declares ``cpu_bf16`` (measured to change nothing it outputs beyond rounding: docs/benchmarks.md),
+    else None (float32)."""
+    if device.type == "cpu" and getattr(model, "cpu_bf16", False) and cpu_has_native_bf16():
+        return torch.bfloat16
+    return None

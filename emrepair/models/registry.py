@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from emrepair.errors import InputError, UsageError
-from emrepair.models.base import InterpolationModel
+from emrepair.models.base import InterpolationModel, channels_last_convs
 from emrepair.models.checkpoint import file_sha256, read_checkpoint, verify_origin, verify_sidecar
 from emrepair.models.dan import DANConfig, DANModel
 from emrepair.models.flow import FlowConfig, FlowModel
@@ -296,4 +296,7 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu",
             raise UsageError(f"model checkpoint {key} does not exist")
         else:
             raise unknown_model_error(key)
-    return model.to(target).eval(), meta
+    model = model.to(target).eval()
+    if target.type == "cpu":
+        channels_last_convs(model)
+    return model, meta

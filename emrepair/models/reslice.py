@@ -121,6 +121,9 @@ class ResliceModel(nn.Module):
     name = "reslice"
     kind = "volume"
     size_multiple = 1
+    # Its U-Nets may run in bf16 on a CPU with native bf16 (engine.device.volume_autocast_dtype); what that
+    # costs and saves is measured in docs/benchmarks.md ("FIB-SEM repair on a CPU").
+    cpu_bf16 = True
 
     def __init__(self, config: ResliceConfig | None = None) -> None:
         super().__init__()

@@ -7,8 +7,8 @@ GRID_FIX_RATIOS pixels apart (anisotropic FIB-SEM-like stacks). Unknown voxel si
 upsample-z, not in fix.
 
 fix picks the grid model on CUDA only. To repair one section it runs a whole window of about 25 rows through
-the network twice (xz and yz), so on the CPU it costs over a minute per megapixel section where flowunet takes
-seconds (docs/benchmarks.md); there fix keeps flowunet and says how to ask for the grid model
+the network twice (xz and yz), so on the CPU it costs several times what flowunet does per section, even with
+its bf16 path on CPUs that have native bf16 (docs/benchmarks.md, "FIB-SEM repair on a CPU"); there fix keeps flowunet and says how to ask for the grid model
 (:func:`grid_fix_hint`). upsample-z synthesizes every row of its windows, so the grid model costs it only about
 five times flowunet, and it picks it on any device.
 """
@@ -91,7 +91,7 @@ def grid_fix_hint(voxel_size: tuple[float, float, float] | None, device_type: st
     if device_type == "cuda" or not _grid_fits_fix(voxel_size):
         return None
     return (f"this stack looks like FIB-SEM: --model {GRID_MODEL} repairs such stacks better (docs/benchmarks.md) "
-            "but takes over a minute per megapixel section on a CPU, so the default here is the faster "
+            "but takes several times as long per section on a CPU, so the default here is the faster "
             f"{default_model_name()}")
 
 

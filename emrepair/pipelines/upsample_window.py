@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from emrepair.engine.device import volume_autocast_dtype
 from emrepair.engine.blending import axis_profiles, tile_weight
 from emrepair.engine.tiling import auto_overlap, axis_starts, plan_tiles
 from emrepair.pipelines.intensity import IntensityMap
@@ -52,7 +53,8 @@ class VolumeTiler:
     """Runs a kind-"volume" model (``model(stack, factor)``) over a window of sections, tile by tile in xy.
 
     ``tile_size`` / ``overlap`` None choose DEFAULT_VOLUME_TILE and the engine's ``auto_overlap``; ``blend`` is
-    one of the engine's modes. Runs in float32 (no autocast) on ``device``.
+    one of the engine's modes. Runs in float32 on ``device``, except where ``engine.device.volume_autocast_dtype``
+    says the model runs in bf16 (a model that declares ``cpu_bf16``, on a CPU with native bf16).
     """
 
     def __init__(self, model: torch.nn.Module, device: str, tile_size: int | None = None,
@@ -63,6 +65,7 @@ class VolumeTiler:
         self.size_multiple = max(1, int(getattr(model, "size_multiple", 1)))
         self.tile_size, self.overlap, self.blend = tile_size, overlap, blend
         self.batch_size = max(1, int(batch_size))
+        self.autocast_dtype = volume_autocast_dtype(model, self.device)
 
     def tile_size_for(self, shape: tuple[int, int]) -> int:
         """The tile side used for sections of ``shape`` (a multiple of the model's size_multiple)."""
@@ -115,7 +118,8 @@ class VolumeTiler:
         for first in range(0, len(tiles), self.batch_size):
             batch = tiles[first:first + self.batch_size]
             stack = np.stack([padded[:, t.slices[0], t.slices[1]] for t in batch])[:, None]
-            with torch.no_grad():
+            with torch.no_grad(), torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.bfloat16,
+                                                 enabled=self.autocast_dtype is not None):
                 out = forward(torch.from_numpy(np.ascontiguousarray(stack)).to(self.device))
             expected = (len(batch), 1, total, tile_h, tile_w)
             if tuple(out.shape) != expected:
