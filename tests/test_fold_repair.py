@@ -7,9 +7,9 @@ import pytest
 import torch
 from scipy.ndimage import binary_dilation
 
+from emrepair.engine.fold_repair import mask_and_fill, repair_fold_section
 from emrepair.errors import UsageError
 from emrepair.models import GANModel, SFFConfig, SFFModel
-from emrepair.pipelines.fold_repair import mask_and_fill, repair_fold_section
 
 # halo covers the tiny U-Nets' receptive field plus the largest flow, so tiles see enough context
 TINY = SFFConfig(unfold_channels=4, fusion_channels=4, levels=2, max_flow=2.0, reach=6, transition=3, halo=14,

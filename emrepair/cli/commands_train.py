@@ -38,8 +38,8 @@ def eval_command(
     from emrepair.cli.console import echo_json, progress_bar, warn
     from emrepair.cli.options import check_device
     from emrepair.cli.train_checks import warn_trained_overlap
+    from emrepair.distributed.plan import parse_sections
     from emrepair.pipelines.eval import evaluate
-    from emrepair.pipelines.plan import parse_sections
 
     check_device(device)
     with progress_bar("eval", enabled=not no_progress) as progress:
@@ -124,7 +124,8 @@ def train_command(
     no_progress: NoProgressOpt = False,
 ) -> None:
     """Train a repair model on your own stacks (self-supervised: drop good sections, learn to predict them)."""
-    from emrepair.cli.console import result as show, warn
+    from emrepair.cli.console import result as show
+    from emrepair.cli.console import warn
     from emrepair.cli.options import check_device, check_output_free
     from emrepair.cli.train_checks import warn_not_better_than_linear
     from emrepair.training import TrainConfig
@@ -194,7 +195,14 @@ def _train_progress(enabled: bool) -> Any:
             with progress_bar("train", enabled=enabled) as plain:
                 yield lambda step, total, info: plain(step, total, describe(info))
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         with Progress(TextColumn("train", style="bold"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.fields[info]}", markup=False), TimeElapsedColumn(), TimeRemainingColumn(),

@@ -41,7 +41,7 @@ RUN_FIELDS = {"masks": "masks_path", "dataset": "dataset", "level": "level", "ti
 def run_option_fields(params: dict[str, Any]) -> dict[str, Any]:
     """The RunOptions fields from a blockwise command's parameters (its ``locals()``): parsed --sections and
     --part, --report and --save-report as strings, the rest as given."""
-    from emrepair.pipelines.plan import parse_sections
+    from emrepair.distributed.plan import parse_sections
     from emrepair.runstate import parse_part
 
     sections, report, save_report, part = (params[k] for k in ("sections", "report", "save_report", "part"))

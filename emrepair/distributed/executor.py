@@ -167,19 +167,3 @@ class ProcessExecutor:
             remaining -= 1
             if on_done is not None:
                 on_done(blocks[payload])
-
-
-def make_executor(workers: int, engine: str = "auto") -> Executor:
-    """The executor for ``--workers``: serial for 1; daisy when asked for (or "auto" and installed); else processes."""
-    if workers <= 1:
-        return SerialExecutor()
-    if engine in ("auto", "daisy"):
-        from emrepair.distributed.daisy_executor import DaisyExecutor, daisy_available
-
-        if daisy_available():
-            return DaisyExecutor(workers)
-        if engine == "daisy":
-            from emrepair.errors import UsageError
-
-            raise UsageError("daisy is not installed; pip install 'emrepair[distributed]' or use --executor process")
-    return ProcessExecutor(workers)

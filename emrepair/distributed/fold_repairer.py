@@ -38,7 +38,7 @@ class FoldRepairer:
         self._bands: dict[int, np.ndarray] = {}
 
     def __call__(self, job: RegionJob) -> list[np.ndarray]:
-        from emrepair.pipelines.fold_repair import repair_fold_section
+        from emrepair.engine.fold_repair import repair_fold_section
 
         run = job.run
         if run.one_sided or any(z not in run.folds for z in job.zs):

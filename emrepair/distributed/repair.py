@@ -10,10 +10,10 @@ import numpy as np
 
 from emrepair.detect import KIND_LABELS
 from emrepair.distributed.blocks import Block, slabs_of
+from emrepair.distributed.plan import RepairRun
 from emrepair.distributed.region_repair import RegionFuser
+from emrepair.engine.intensity import IntensityMap
 from emrepair.io.base import Volume
-from emrepair.pipelines.intensity import IntensityMap
-from emrepair.pipelines.plan import RepairRun
 
 ProgressCallback = Callable[[int, int], None]
 Region = tuple[slice, slice]

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from emrepair.engine.blending import axis_profiles, tile_weight
+from emrepair.engine.intensity import IntensityMap
 from emrepair.engine.tiling import auto_overlap, axis_starts, plan_tiles
-from emrepair.pipelines.intensity import IntensityMap
 
 ProgressCallback = Callable[[int, int], None]
 # Sections of context on each side of the pair; gan3d's 3x3x3 convolutions see about this far along z.

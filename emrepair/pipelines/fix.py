@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from emrepair.distributed.plan import RepairRun, plan_runs
+from emrepair.engine.notes import Notes, resolve_device_noting
 from emrepair.errors import OutputError, UsageError
 from emrepair.pipelines.block_session import (
     OutputSession,
@@ -23,16 +25,14 @@ from emrepair.pipelines.block_session import (
     earlier_record,
     guard_run,
     keeping_finished_blocks,
-    partial_path,
     outputs_are_run,
+    partial_path,
     pending_blocks,
     save_summary,
     stamp_run,
 )
-from emrepair.pipelines.notes import Notes, resolve_device_noting
 from emrepair.pipelines.model_choice import auto_fix_model, default_model_name
 from emrepair.pipelines.options import RunOptions, RunResult
-from emrepair.pipelines.plan import RepairRun, plan_runs
 from emrepair.pipelines.provenance import base_record, model_label
 from emrepair.runstate.rejoin import check_share_targets, commit_when_complete
 
@@ -143,8 +143,8 @@ def build_repairers(options: FixOptions, model_name: str, device: str, shape: tu
     repairers: dict[str, Any] = {"default": InterpolationRepairer(engine, context)}
     if grid_model is not None:
         from emrepair.distributed.grid_repairer import GridRepairer
-        from emrepair.pipelines.grid_repair import grid_ratio
-        from emrepair.pipelines.upsample_window import VolumeTiler
+        from emrepair.engine.grid_repair import grid_ratio
+        from emrepair.engine.window import VolumeTiler
 
         ratio = grid_ratio(voxel_size, 1, grid_model.config.max_factor)
         tiler = VolumeTiler(grid_model, device, tile_size=options.tile_size or GRID_REPAIR_TILE,
@@ -417,7 +417,8 @@ def _provenance(result: FixResult, runs: list[RepairRun], engine: Any, options: 
 
 def _execute(job: FixJob, todo: list[Any], options: FixOptions, engine: Any, repairers: dict[str, Any],
              vol: Any, on_done: Callable[[Any], None], tile_progress: ProgressCallback | None) -> None:
-    from emrepair.distributed.executor import SerialExecutor, make_executor
+    from emrepair.distributed.choice import make_executor
+    from emrepair.distributed.executor import SerialExecutor
 
     if options.workers <= 1:
         # In this process, with the model already loaded.

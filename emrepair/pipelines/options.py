@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from emrepair.pipelines.plan import RepairRun
+    from emrepair.distributed.plan import RepairRun
 
 
 def _usage(message: str) -> Exception:

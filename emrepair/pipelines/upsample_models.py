@@ -32,8 +32,8 @@ class Upsampler:
 
     def synthesizer(self, factor: int, depth: int, tile_progress: ProgressCallback | None = None) -> Any:
         """``synthesize(p, section_of)`` for the pairs of a ``depth``-section stack."""
+        from emrepair.engine.window import window_synthesizer
         from emrepair.pipelines.upsample_stream import engine_synthesizer
-        from emrepair.pipelines.upsample_window import window_synthesizer
 
         if self.volume is not None:
             return window_synthesizer(self.volume, factor, depth, tile_progress)
@@ -77,7 +77,7 @@ def load_upsampler(options: EngineOptions, model_name: str, device: str, shape: 
         factors = tuple(getattr(model, "factors", ()))
         if factor not in factors:
             raise UsageError(f"--model {model_name} offers factors {', '.join(map(str, factors))}, not {factor}")
-        from emrepair.pipelines.upsample_window import VolumeTiler
+        from emrepair.engine.window import VolumeTiler
 
         tiler = VolumeTiler(model, device, options.tile_size, options.overlap, options.blend, options.batch_size)
         repair_model = default_model_name()

@@ -12,9 +12,9 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from emrepair.distributed.plan import RepairRun
+from emrepair.engine.intensity import IntensityMap
 from emrepair.io.base import Volume
-from emrepair.pipelines.intensity import IntensityMap
-from emrepair.pipelines.plan import RepairRun
 from emrepair.pipelines.upsample_plan import INTERPOLATED_LABEL, positions
 
 ProgressCallback = Callable[[int, int], None]

@@ -5,7 +5,7 @@ network learns, on large crops (contrast changes span up to 200 pixels) with the
 of the corrected section against the clean one off the band. A checkpoint saved before stage 0
 existed loads with a fresh (identity) stage 0.
 
-Run: ``python -m emrepair.pipelines.contrast_training --init weights/sff.pt --out weights/sff.pt --minutes 20``
+Run: ``python -m emrepair.training.contrast --init weights/sff.pt --out weights/sff.pt --minutes 20``
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from emrepair.errors import one_line_errors
 from emrepair.models.checkpoint import save_checkpoint
 from emrepair.models.regional_gain import apply_gain
 from emrepair.models.sff import SFFModel
-from emrepair.pipelines.fold_data import FoldStack, load_fold_stacks, make_fold_example
-from emrepair.pipelines.fold_training import (
+from emrepair.training.fold_data import FoldStack, load_fold_stacks, make_fold_example
+from emrepair.training.sff import (
     Progress,
     TimedRunConfig,
     load_sff_checkpoint,

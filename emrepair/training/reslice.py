@@ -12,7 +12,7 @@ instead of 3-D windows is what makes a CPU run practical: one step costs a 2-D U
 The last ``VAL_FRACTION`` of each stack's sections are held out; the end of the run scores them at
 every trained factor (whole held-out slab, model beside linear interpolation along z).
 
-Run: ``python -m emrepair.pipelines.reslice_training --minutes 30 --out weights/reslice.pt``
+Run: ``python -m emrepair.training.reslice --minutes 30 --out weights/reslice.pt``
 """
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from emrepair.engine.metrics import psnr
 from emrepair.errors import InputError, one_line_errors
 from emrepair.models.checkpoint import save_checkpoint
 from emrepair.models.flow import FLOW_METHODS
 from emrepair.models.reslice import ResliceConfig, ResliceModel, image_channels
 from emrepair.models.widen import widen_unet
-from emrepair.pipelines.fold_training import (
+from emrepair.training.sampling import JITTER_BRIGHTNESS, JITTER_CONTRAST
+from emrepair.training.sff import (
     Progress,
     TimedRunConfig,
     print_progress,
@@ -36,8 +38,6 @@ from emrepair.pipelines.fold_training import (
     run_settings,
     run_timed,
 )
-from emrepair.pipelines.metrics import psnr
-from emrepair.training.sampling import JITTER_BRIGHTNESS, JITTER_CONTRAST
 
 VAL_FRACTION = 0.2
 DEFAULT_STACKS = ("neuroproof_medulla_train1.h5",)

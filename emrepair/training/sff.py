@@ -5,7 +5,7 @@ are trained with three L1 terms on the repair region (weight > 0): the unfolding
 inverse of the simulator's displacement, the unfolded section against the clean one off the band,
 and the composed output against the clean section.
 
-Run: ``python -m emrepair.pipelines.fold_training --data ../shared/data --minutes 30 --out weights/sff.pt``
+Run: ``python -m emrepair.training.sff --data ../shared/data --minutes 30 --out weights/sff.pt``
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 from emrepair.errors import UsageError, one_line_errors
 from emrepair.models.checkpoint import save_checkpoint
 from emrepair.models.sff import SFFConfig, SFFModel
-from emrepair.pipelines.fold_data import (
+from emrepair.training.fold_data import (
     FoldExample,
     FoldStack,
     load_fold_stacks,

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from emrepair.engine.intensity import IntensityMap
 from emrepair.errors import InputError
-from emrepair.pipelines.intensity import IntensityMap
 
 PRELOAD_LIMIT_BYTES = 2 * 2**30
 VAL_EVERY = 5  # every 5th section (z % 5 == 2) is held out for validation
