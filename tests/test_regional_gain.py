@@ -124,13 +124,3 @@ def test_fold_training_continues_from_a_checkpoint_and_keeps_stage_0(shared_data
     assert all(torch.equal(p, q) for p, q in zip(again.contrast.parameters(), model.contrast.parameters()))
     assert not all(torch.equal(p, q) for p, q in zip(again.fusion.parameters(), model.fusion.parameters()))
 
-
-def test_fold_training_commands_report_bad_input_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from emrepair.training import contrast as contrast_training
-    from emrepair.training import sff as fold_training
-
-    for main in (fold_training.main, contrast_training.main):
-        with pytest.raises(SystemExit) as exit_info:
-            main(["--data", str(tmp_path), "--init", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "o.pt")])
-        err = capsys.readouterr().err
-        assert exit_info.value.code != 0 and err.startswith("error: ") and err.count("\n") == 1

@@ -33,7 +33,7 @@ from emrepair.models.sff import SFFConfig, SFFModel
 MODEL_KINDS = ("interpolation", "fold", "volume")
 TRAIN_HINTS = {
     "interpolation": "train one with `emrepair train` or pass --model flow",
-    "fold": "train one with `python -m emrepair.training.sff` or use mask-and-fill",
+    "fold": "train one with `emrepair train --model sff` or use mask-and-fill",
     "volume": "train one first or use an interpolation model",
 }
 

@@ -98,8 +98,8 @@ def build_model(config: TrainConfig, message: WarnCallback) -> tuple[torch.nn.Mo
         return model, model.config
     spec = get_spec(config.model)
     if spec.kind == "fold":
-        raise UsageError(f"{config.model} is a fold model: train it with `python -m emrepair.training.sff` "
-                         "(docs/models.md); `emrepair train` trains interpolation models and gan3d")
+        raise UsageError(f"{config.model} is a fold model: train it with `emrepair train --model {config.model}` "
+                         "(docs/models.md); this trainer trains interpolation models")
     if not spec.learned:
         trainable = ", ".join(s.name for s in list_models() if s.learned)
         raise UsageError(f"model {config.model!r} has no weights to train; choose one of {trainable}, gan3d")
