@@ -8,8 +8,20 @@ from typing import Annotated, Optional
 import typer
 
 from emrepair.cli.errors import handle_errors
-from emrepair.cli.lost_options import MinLostOpt, MissingFractionOpt, NoiseAutocorrOpt, detect_config
-from emrepair.cli.options import DatasetOpt, JsonOpt, LevelOpt, NoProgressOpt, SkipUnreadableOpt, is_stdout
+from emrepair.cli.lost_options import (
+    MinLostOpt,
+    MissingFractionOpt,
+    NoiseAutocorrOpt,
+    detect_config,
+)
+from emrepair.cli.options import (
+    DatasetOpt,
+    JsonOpt,
+    LevelOpt,
+    NoProgressOpt,
+    SkipUnreadableOpt,
+    is_stdout,
+)
 
 
 @handle_errors
@@ -34,9 +46,8 @@ def detect(
     from emrepair.cli.console import echo_json, progress_bar
     from emrepair.cli.options import check_output_free
     from emrepair.cli.render import render_detection
+    from emrepair.detection import DetectConfig
     from emrepair.pipelines.detect import run_detect
-
-    from emrepair.detect import DetectConfig
 
     config = detect_config(min_lost_fraction, missing_fraction, noise_autocorr)
     from emrepair.io.output_guard import guard_outputs, target

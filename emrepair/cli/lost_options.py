@@ -1,4 +1,4 @@
-"""The partial-loss thresholds of `emrepair detect` and `emrepair fix` (defaults: emrepair.detect.DetectConfig)."""
+"""The partial-loss thresholds of `emrepair detect` and `emrepair fix` (defaults: emrepair.detection.DetectConfig)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def detect_config(min_lost_fraction: float | None, missing_fraction: float | Non
     UsageError for values outside (0, 1)."""
     from dataclasses import replace
 
-    from emrepair.detect import DetectConfig
+    from emrepair.detection import DetectConfig
     from emrepair.errors import UsageError
 
     changes: dict[str, float] = {}

@@ -1,7 +1,7 @@
 """Defect detection: missing sections and support-film folds, streamed section by section."""
 
-from emrepair.detect.config import DetectConfig
-from emrepair.detect.report import KIND_LABELS, Defect, DetectionReport
-from emrepair.detect.volume import detect_volume
+from emrepair.detection.config import DetectConfig
+from emrepair.detection.report import KIND_LABELS, Defect, DetectionReport
+from emrepair.detection.volume import detect_volume
 
 __all__ = ["KIND_LABELS", "Defect", "DetectConfig", "DetectionReport", "detect_volume"]

@@ -30,7 +30,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from emrepair.detect.config import DetectConfig
+from emrepair.detection.config import DetectConfig
 
 _STRIP_CELLS = 64  # cells per strip of rows while summing, so memory stays near a strip of the section
 LOST_KINDS = ("flat", "noise", "stripe")

@@ -8,13 +8,23 @@ from typing import Any, Callable
 
 import numpy as np
 
-from emrepair.detect.config import DetectConfig
-from emrepair.detect.fold_detect import FoldFinding, find_folds, fold_band_mask
-from emrepair.detect.lost_or_fold import is_lost_not_fold
-from emrepair.detect.lost_regions import LostRegions, find_lost_regions, saturation_level
-from emrepair.detect.report import Defect, DetectionReport
-from emrepair.detect.section_stats import SectionStats, clean_section, half_size, missing_score, section_stats
-from emrepair.detect.similarity import shift_tolerant_ncc, small_normalised
+from emrepair.detection.config import DetectConfig
+from emrepair.detection.fold_detect import FoldFinding, find_folds, fold_band_mask
+from emrepair.detection.lost_or_fold import is_lost_not_fold
+from emrepair.detection.lost_regions import (
+    LostRegions,
+    find_lost_regions,
+    saturation_level,
+)
+from emrepair.detection.report import Defect, DetectionReport
+from emrepair.detection.section_stats import (
+    SectionStats,
+    clean_section,
+    half_size,
+    missing_score,
+    section_stats,
+)
+from emrepair.detection.similarity import shift_tolerant_ncc, small_normalised
 from emrepair.errors import InputError
 
 ProgressCallback = Callable[[int, int], None]

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from emrepair.detect.fold_geometry import draw_band
+from emrepair.detection.fold_geometry import draw_band
 from emrepair.distributed.repair import RegionJob, RunRepairer, read_window
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from emrepair.detect.lost_regions import LostRegions
+from emrepair.detection.lost_regions import LostRegions
 
 SEAM_PX = 16  # width of the blend between the synthesized region and the section's own pixels
 RING_PX = 48  # context beyond the seam read around a window, so that distances to the region are exact

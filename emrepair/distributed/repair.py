@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping, Protocol
 
 import numpy as np
 
-from emrepair.detect import KIND_LABELS
+from emrepair.detection import KIND_LABELS
 from emrepair.distributed.blocks import Block, slabs_of
 from emrepair.distributed.plan import RepairRun
 from emrepair.distributed.region_repair import RegionFuser

@@ -8,7 +8,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from emrepair.detect import DetectConfig, DetectionReport, detect_volume
+from emrepair.detection import DetectConfig, DetectionReport, detect_volume
 from emrepair.errors import OutputError
 
 ProgressCallback = Callable[[int, int], None]

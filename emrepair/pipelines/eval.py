@@ -248,7 +248,7 @@ def evaluate(
     with open_volume(path, dataset=dataset) as vol:
         defective: set[int] = set()
         if detect:
-            from emrepair.detect import detect_volume
+            from emrepair.detection import detect_volume
 
             defective = set(detect_volume(vol).defective_z())
         cases = plan_cases(vol.shape[0], gap, decimate, defective, sections, max_sections, seed)

@@ -74,7 +74,7 @@ class RunOptions(EngineOptions):
         check_positive(workers=self.workers)
         if self.level is not None and self.level < 0:
             raise _usage(f"--level must be 0 or more, not {self.level}")
-    detect_config: Any = None  # emrepair.detect.DetectConfig for a fresh detection run (None: the defaults)
+    detect_config: Any = None  # emrepair.detection.DetectConfig for a fresh detection run (None: the defaults)
 
 
 @dataclass(kw_only=True)

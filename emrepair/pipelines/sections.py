@@ -41,7 +41,7 @@ def repair_targets(
         raise UsageError("give either --sections or --report, not both")
     if sections is not None:
         return {z: "missing" for z in sections}, {}
-    from emrepair.detect import DetectionReport, detect_volume
+    from emrepair.detection import DetectionReport, detect_volume
 
     if report_path is not None:
         report = DetectionReport.load(report_path)
@@ -50,7 +50,7 @@ def repair_targets(
                 f"report {report_path} was made for shape {tuple(report.shape)}, but the volume is {tuple(vol.shape)}"
             )
     else:
-        from emrepair.detect import DetectConfig
+        from emrepair.detection import DetectConfig
 
         report = detect_volume(vol, config if config is not None else DetectConfig(), progress=progress)
     return targets_of(report)
@@ -63,7 +63,7 @@ def targets_of(report: Any) -> tuple[dict[int, str], dict[int, dict[str, Any]]]:
     """``({z: kind}, {z: geometry})`` of a detection report (see :func:`repair_targets`).
 
     A section with several defects takes the first of missing, fold, partial as its kind; its geometry holds the
-    fold band (``lines``, ``width_px``) and the lost region (``region``, emrepair.detect.lost_regions) it has.
+    fold band (``lines``, ``width_px``) and the lost region (``region``, emrepair.detection.lost_regions) it has.
     A fold without lines beside a lost region is repaired as a partly lost section.
     """
     kinds: dict[int, str] = {}

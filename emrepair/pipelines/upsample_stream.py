@@ -112,7 +112,7 @@ class BlockStreamer:
     def __init__(self, vol: Volume, factor: int, runs: list[RepairRun], repairers: Mapping[str, Any],
                  synthesize: PairSynthesizer, tile_progress: ProgressCallback | None = None,
                  cache_size: int = 3) -> None:
-        from emrepair.detect import KIND_LABELS
+        from emrepair.detection import KIND_LABELS
 
         if factor < 2:
             raise ValueError(f"factor must be at least 2, got {factor}")

@@ -115,7 +115,7 @@ def open_training_stack(path: str, *, isotropic: bool | None = None, role: str =
     depth = vol.shape[0]
     bad: set[int] = set()
     if detect:
-        from emrepair.detect import detect_volume
+        from emrepair.detection import detect_volume
 
         bad = set(detect_volume(vol).defective_z())
     good = [z for z in range(depth) if z not in bad]
