@@ -43,11 +43,11 @@ def detect(
     """Find missing sections and support-film folds; print a table, optionally write a report, masks and previews."""
     import json
 
+    from emrepair.api import detect as detect_volume_at
     from emrepair.cli.console import echo_json, progress_bar
     from emrepair.cli.options import check_output_free
     from emrepair.cli.render import render_detection
     from emrepair.detection import DetectConfig
-    from emrepair.pipelines.detect import run_detect
 
     config = detect_config(min_lost_fraction, missing_fraction, noise_autocorr)
     from emrepair.io.output_guard import guard_outputs, target
@@ -56,10 +56,9 @@ def detect(
     guard_outputs([path], [target("--masks", masks, may_exist=True)], overwrite=False)  # the input before "exists"
     check_output_free(masks, overwrite)
     with progress_bar("detect", enabled=not no_progress) as progress:
-        result = run_detect(path, dataset=dataset, level=level, skip_unreadable=skip_unreadable,
-                            report_path=None if to_stdout else report,
-                            masks_path=masks, preview_dir=preview, config=config or DetectConfig(), overwrite=overwrite,
-                            progress=progress)
+        result = detect_volume_at(path, dataset=dataset, level=level, skip_unreadable=skip_unreadable,
+                                  report=None if to_stdout else report, masks=masks, preview=preview,
+                                  config=config or DetectConfig(), overwrite=overwrite, progress=progress)
     if as_json or to_stdout:
         echo_json(json.dumps(result.to_dict(), indent=2))
     else:

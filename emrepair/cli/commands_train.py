@@ -131,32 +131,31 @@ def train_command(
     no_progress: NoProgressOpt = False,
 ) -> None:
     """Train a repair model on your own stacks (self-supervised: drop good sections, learn to predict them)."""
+    from emrepair.api import train as train_model
     from emrepair.cli.console import note, warn
     from emrepair.cli.console import result as show
     from emrepair.cli.options import check_device, check_output_free
     from emrepair.cli.train_checks import warn_not_better_than_linear
-    from emrepair.training import TrainConfig
-    from emrepair.training.trainers import TimedResult, run_training, stage_of
+    from emrepair.training.trainers import TimedResult, stage_of
 
     model_options = _parse_model_options(list(set_options or []))  # usage errors first
     stage_of(model, stage)
     check_device(device)
     if not resume:
         check_output_free(output, overwrite)
-    config = TrainConfig(
-        inputs=list(inputs), output=output, model=model, steps=steps, epochs=epochs, batch_size=batch_size,
-        patch_size=patch_size, lr=lr, device=device, init=init, resume=resume, val_inputs=list(val or []),
-        val_every=val_every, vgg_weights=vgg_weights, pixel_loss=pixel_loss, isotropic=isotropic, detect=not no_detect, seed=seed,
-        model_options=model_options,
-    )
+    settings = {"steps": steps, "epochs": epochs, "batch_size": batch_size, "patch_size": patch_size, "lr": lr,
+                "device": device, "init": init, "resume": resume, "val_inputs": list(val or []),
+                "val_every": val_every, "vgg_weights": vgg_weights, "pixel_loss": pixel_loss, "isotropic": isotropic,
+                "detect": not no_detect, "seed": seed, "model_options": model_options}
 
     def timed_progress(step: int, losses: dict[str, float]) -> None:
         if not no_progress:
             note(f"step {step} " + " ".join(f"{k} {v:.5f}" for k, v in losses.items()))
 
     with _train_progress(enabled=not no_progress) as progress:
-        result = run_training(config, stage=stage, minutes=minutes, interpolator_weights=interpolator_weights,
-                              progress=progress, timed_progress=timed_progress, message=warn)
+        result = train_model(list(inputs), output, model=model, stage=stage, minutes=minutes,
+                             interpolator_weights=interpolator_weights, progress=progress,
+                             timed_progress=timed_progress, warn=warn, **settings)
     if isinstance(result, TimedResult):
         summary = result.summary
         show(f"wrote {result.output} after {summary.get('steps', summary.get('fusion', {}).get('steps'))} steps; "
