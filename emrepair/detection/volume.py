@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from emrepair.callbacks import ProgressCallback
 from emrepair.detection.config import DetectConfig
 from emrepair.detection.fold_detect import FoldFinding, find_folds, fold_band_mask
 from emrepair.detection.lost_or_fold import is_lost_not_fold
@@ -27,7 +28,6 @@ from emrepair.detection.section_stats import (
 from emrepair.detection.similarity import shift_tolerant_ncc, small_normalised
 from emrepair.errors import InputError
 
-ProgressCallback = Callable[[int, int], None]
 _MASK_MAX_SIDE = 2048  # fold band masks are kept at most this large (per section, folds only)
 
 

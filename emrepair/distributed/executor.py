@@ -15,6 +15,7 @@ import sys
 import threading
 from typing import Any, Callable, ContextManager, Protocol, Sequence
 
+from emrepair.callbacks import ProgressCallback
 from emrepair.distributed.blocks import Block
 
 ProcessBlock = Callable[[Block], None]
@@ -39,7 +40,7 @@ class WorkerSession:
     """
 
     def __init__(self, job: Any, loaded: tuple[Any, ...] | None = None,
-                 tile_progress: Callable[[int, int], None] | None = None) -> None:
+                 tile_progress: ProgressCallback | None = None) -> None:
         self.job, self.loaded, self.tile_progress = job, loaded, tile_progress
 
     def __getstate__(self) -> dict[str, Any]:

@@ -4,10 +4,11 @@ for huge sections, region by region so that memory never depends on the number o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Mapping, Protocol
 
 import numpy as np
 
+from emrepair.callbacks import ProgressCallback
 from emrepair.detection import KIND_LABELS
 from emrepair.distributed.blocks import Block, slabs_of
 from emrepair.distributed.plan import RepairRun
@@ -15,7 +16,6 @@ from emrepair.distributed.region_repair import RegionFuser
 from emrepair.engine.intensity import IntensityMap
 from emrepair.io.base import Volume
 
-ProgressCallback = Callable[[int, int], None]
 Region = tuple[slice, slice]
 
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
 
+from emrepair.callbacks import ProgressCallback
 from emrepair.detection import DetectConfig, DetectionReport, detect_volume
 from emrepair.errors import OutputError
 
-ProgressCallback = Callable[[int, int], None]
 _PANEL_SIDE = 512  # long side of each panel of a preview picture
 
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from emrepair.callbacks import ProgressCallback
 from emrepair.engine.intensity import IntensityMap
 from emrepair.engine.metrics import psnr, ssim
 from emrepair.errors import UsageError
 
-ProgressCallback = Callable[[int, int], None]
 BASELINES = ("linear", "flow")
 BLURRED_LINEAR = "linear+blur"
 BLUR_SIGMAS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 11.0, 16.0)

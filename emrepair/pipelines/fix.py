@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from emrepair.callbacks import ProgressCallback, WarnCallback
 from emrepair.distributed.plan import RepairRun, plan_runs
 from emrepair.engine.notes import Notes, resolve_device_noting
 from emrepair.errors import OutputError, UsageError
@@ -35,9 +36,6 @@ from emrepair.pipelines.model_choice import auto_fix_model, default_model_name
 from emrepair.pipelines.options import RunOptions, RunResult
 from emrepair.pipelines.provenance import base_record, model_label
 from emrepair.runstate.rejoin import check_share_targets, commit_when_complete
-
-ProgressCallback = Callable[[int, int], None]
-WarnCallback = Callable[[str], None]
 
 DEFAULT_FOLD_MODEL = "sff"
 # Sections above this many pixels are repaired region by region (REGION_SIZE squares plus context), which keeps

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from emrepair.callbacks import ProgressCallback, WarnCallback
 from emrepair.errors import OutputError, UsageError
 from emrepair.pipelines.inplace_backup import (
     backup_state,
@@ -24,8 +25,6 @@ from emrepair.pipelines.inplace_backup import (
     write_backup,
 )
 
-ProgressCallback = Callable[[int, int], None]
-WarnCallback = Callable[[str], None]
 BACKUP_SUFFIX = ".emrepair-backup"
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from emrepair.callbacks import ProgressCallback
 from emrepair.errors import UsageError
 from emrepair.io.base import Volume
-
-ProgressCallback = Callable[[int, int], None]
 
 
 def defects_to_repair(

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from emrepair.callbacks import ProgressCallback, WarnCallback
 from emrepair.distributed.plan import RepairRun, plan_runs
 from emrepair.engine.notes import Notes, resolve_device_noting
 from emrepair.errors import OutputError, UsageError
@@ -27,9 +28,6 @@ from emrepair.pipelines.upsample_plan import (
     positions,
     resolve_factor,
 )
-
-ProgressCallback = Callable[[int, int], None]
-WarnCallback = Callable[[str], None]
 
 
 @dataclass

@@ -4,12 +4,11 @@ tiled over a window of sections; and fix's repairers for the defective sections.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
+from emrepair.callbacks import ProgressCallback
 from emrepair.errors import UsageError
 from emrepair.pipelines.options import EngineOptions
-
-ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from emrepair.callbacks import ProgressCallback
 from emrepair.distributed.plan import RepairRun
 from emrepair.pipelines.block_session import (
     OutputSession,
@@ -24,8 +25,6 @@ from emrepair.pipelines.block_session import (
     partial_path,
     stamp_run,
 )
-
-ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,12 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from emrepair.callbacks import ProgressCallback
 from emrepair.distributed.plan import RepairRun
 from emrepair.engine.intensity import IntensityMap
 from emrepair.io.base import Volume
 from emrepair.pipelines.upsample_plan import INTERPOLATED_LABEL, positions
 
-ProgressCallback = Callable[[int, int], None]
 SectionSink = Callable[[int, np.ndarray, int], None]
 
 

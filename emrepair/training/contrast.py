@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from emrepair.callbacks import TimedProgressCallback
 from emrepair.models.checkpoint import save_checkpoint
 from emrepair.models.regional_gain import apply_gain
 from emrepair.models.sff import SFFModel
 from emrepair.training.fold_data import FoldStack, load_fold_stacks, make_fold_example
 from emrepair.training.sff import (
-    Progress,
     TimedRunConfig,
     load_sff_checkpoint,
     run_timed,
@@ -80,7 +80,7 @@ def validate_contrast(model: SFFModel, batches: list[dict[str, torch.Tensor]]) -
 
 
 def train_contrast(data_dir: Path, init: Path, out_path: Path, config: ContrastTrainConfig | None = None,
-                   device: str = "cpu", progress: Progress | None = None,
+                   device: str = "cpu", progress: TimedProgressCallback | None = None,
                    names: tuple[str, ...] | None = None) -> dict[str, object]:
     """Train stage 0 of the sff checkpoint ``init`` and save the whole model at ``out_path``.
 

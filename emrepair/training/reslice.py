@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from emrepair.callbacks import TimedProgressCallback
 from emrepair.engine.metrics import psnr
 from emrepair.errors import InputError
 from emrepair.models.checkpoint import save_checkpoint
@@ -31,7 +32,6 @@ from emrepair.models.reslice import ResliceConfig, ResliceModel, image_channels
 from emrepair.models.widen import widen_unet
 from emrepair.training.sampling import JITTER_BRIGHTNESS, JITTER_CONTRAST
 from emrepair.training.sff import (
-    Progress,
     TimedRunConfig,
     run_timed,
 )
@@ -234,7 +234,7 @@ def validate_reslice(model: ResliceModel, held_out: list[np.ndarray], factors: t
 
 def train_reslice(data_dir: Path, out_path: Path, config: ResliceTrainConfig | None = None,
                   model_config: ResliceConfig | None = None, stacks: tuple[str, ...] = DEFAULT_STACKS,
-                  init: Path | None = None, device: str = "cpu", progress: Progress | None = None,
+                  init: Path | None = None, device: str = "cpu", progress: TimedProgressCallback | None = None,
                   flow_method: str | None = None, plane_offsets: tuple[int, ...] | None = None) -> dict:
     """Train a ResliceModel on the isotropic ``stacks`` of ``data_dir`` and save it at ``out_path``.
 
@@ -374,7 +374,7 @@ class SectionSampler:
 
 def train_fusion(data_dir: Path, init: Path, out_path: Path, fuse_widths: tuple[int, ...],
                  config: ResliceTrainConfig | None = None, stacks: tuple[str, ...] = DEFAULT_STACKS,
-                 device: str = "cpu", progress: Progress | None = None) -> dict:
+                 device: str = "cpu", progress: TimedProgressCallback | None = None) -> dict:
     """Train the xy fusion stage of the reslice checkpoint ``init`` (its views frozen) on crops of the sections
     between the kept ones; save the whole model at ``out_path``. Returns the run's summary (the checkpoint's
     meta, with the views' training under ``views``)."""
@@ -430,7 +430,7 @@ def train_fusion(data_dir: Path, init: Path, out_path: Path, fuse_widths: tuple[
 
 def train_reslice_stage(stage: str, data_dir: Path, out_path: Path, config: ResliceTrainConfig | None = None,
                         stacks: tuple[str, ...] = DEFAULT_STACKS, *, init: Path | None = None, device: str = "cpu",
-                        progress: Progress | None = None, flow: bool = True, widths: tuple[int, ...] | None = None,
+                        progress: TimedProgressCallback | None = None, flow: bool = True, widths: tuple[int, ...] | None = None,
                         plane_offsets: tuple[int, ...] | None = None, flow_method: str | None = None,
                         fuse_widths: tuple[int, ...] | None = None) -> dict:
     """``emrepair train --model reslice --stage planes|fusion``: the plane trainer (:func:`train_reslice`), or

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from emrepair.callbacks import TimedProgressCallback
 from emrepair.errors import UsageError
 from emrepair.models.checkpoint import save_checkpoint
 from emrepair.models.sff import SFFConfig, SFFModel
@@ -27,8 +28,6 @@ from emrepair.training.fold_data import (
     load_fold_stacks,
     make_fold_example,
 )
-
-Progress = Callable[[int, dict[str, float]], None]
 
 
 @dataclass
@@ -65,7 +64,7 @@ class FoldTrainConfig(TimedRunConfig):
 
 
 def run_timed(cfg: TimedRunConfig, params: list[torch.nn.Parameter], losses_at: Callable[[], dict[str, torch.Tensor]],
-              progress: Progress | None = None) -> tuple[int, dict[str, float], float]:
+              progress: TimedProgressCallback | None = None) -> tuple[int, dict[str, float], float]:
     """Adam on ``params`` until ``cfg.steps`` or ``cfg.minutes`` run out, the learning rate cosine-decayed over
     the time budget, gradients clipped at 1. ``losses_at()`` draws a batch and returns its losses ("total" is
     minimised). Returns (steps, moving averages of the losses, minutes)."""
@@ -181,7 +180,7 @@ def load_sff_checkpoint(path: Path) -> tuple[SFFModel, dict]:
 
 def train_sff(data_dir: Path, out_path: Path, config: FoldTrainConfig | None = None,
               model_config: SFFConfig | None = None, device: str = "cpu",
-              progress: Progress | None = None, interpolator_weights: Path | None = None,
+              progress: TimedProgressCallback | None = None, interpolator_weights: Path | None = None,
               init: Path | None = None, names: tuple[str, ...] | None = None) -> dict[str, object]:
     """Train the unfolding and fusion networks of ``sff`` and save a checkpoint at ``out_path``.
 

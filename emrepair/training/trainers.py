@@ -13,10 +13,13 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from emrepair.callbacks import TrainProgressCallback, WarnCallback
+from emrepair.callbacks import (
+    TimedProgressCallback,
+    TrainProgressCallback,
+    WarnCallback,
+)
 from emrepair.errors import InputError, UsageError
 from emrepair.training.loop import TrainConfig, TrainResult
-from emrepair.training.sff import Progress
 
 STAGES = {"sff": ("unfold", "contrast"), "reslice": ("windows", "planes", "fusion")}
 TIMED_STAGES = ("unfold", "contrast", "planes", "fusion")
@@ -47,7 +50,7 @@ def stage_of(model: str, stage: str | None) -> str | None:
 
 def run_training(config: TrainConfig, *, stage: str | None = None, minutes: float | None = None,
                  interpolator_weights: str | None = None, progress: TrainProgressCallback | None = None,
-                 timed_progress: Progress | None = None,
+                 timed_progress: TimedProgressCallback | None = None,
                  message: WarnCallback | None = None) -> TrainResult | TimedResult:
     """Train ``config.model`` (its ``stage``) with the trainer that fits it.
 
@@ -91,7 +94,7 @@ def step_trainer_for(model: str) -> Any:
 
 
 def run_timed(config: TrainConfig, stage: str, minutes: float | None, interpolator_weights: str | None,
-              progress: Progress | None) -> dict[str, Any]:
+              progress: TimedProgressCallback | None) -> dict[str, Any]:
     """A timed run of sff (stage "unfold" or "contrast") or reslice ("planes" or "fusion"); returns its summary.
 
     ``config.model_options`` (``--set``) holds fields of the run's config (e.g. ``flow_weight``, ``factors``,
