@@ -3,6 +3,7 @@ executor builds on)."""
 
 from __future__ import annotations
 
+from emrepair.choices import ExecutorKind
 from emrepair.distributed.executor import Executor, ProcessExecutor, SerialExecutor
 
 
@@ -10,12 +11,12 @@ def make_executor(workers: int, engine: str = "auto") -> Executor:
     """The executor for ``--workers``: serial for 1; daisy when asked for (or "auto" and installed); else processes."""
     if workers <= 1:
         return SerialExecutor()
-    if engine in ("auto", "daisy"):
+    if engine in (ExecutorKind.AUTO, ExecutorKind.DAISY):
         from emrepair.distributed.daisy_executor import DaisyExecutor, daisy_available
 
         if daisy_available():
             return DaisyExecutor(workers)
-        if engine == "daisy":
+        if engine == ExecutorKind.DAISY:
             from emrepair.errors import UsageError
 
             raise UsageError("daisy is not installed; pip install 'emrepair[distributed]' or use --executor process")

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from emrepair.choices import ModelKind, values
 from emrepair.errors import InputError, UsageError
 from emrepair.models.base import InterpolationModel
 from emrepair.models.checkpoint import (
@@ -30,7 +31,7 @@ from emrepair.models.pins import (
 from emrepair.models.reslice import ResliceConfig, ResliceModel
 from emrepair.models.sff import SFFConfig, SFFModel
 
-MODEL_KINDS = ("interpolation", "fold", "volume")
+MODEL_KINDS = values(ModelKind)
 TRAIN_HINTS = {
     "interpolation": "train one with `emrepair train` or pass --model flow",
     "fold": "train one with `emrepair train --model sff` or use mask-and-fill",
@@ -72,7 +73,7 @@ class ModelSpec:
     weights_filename: str | None
     learned: bool
     description: str
-    kind: str = "interpolation"
+    kind: str = ModelKind.INTERPOLATION.value
     weights_sha256: str | None = None
 
     def __post_init__(self) -> None:
@@ -172,7 +173,7 @@ REGISTRY: dict[str, ModelSpec] = {
 }
 
 
-def list_models(kind: str | None = "interpolation") -> list[ModelSpec]:
+def list_models(kind: str | None = ModelKind.INTERPOLATION.value) -> list[ModelSpec]:
     """The registered models of ``kind`` (None: every kind), weight-free baselines first.
 
     The default lists only interpolation models, the ``model(a, b, t)`` interface that ``fix``,
@@ -185,7 +186,7 @@ def list_models(kind: str | None = "interpolation") -> list[ModelSpec]:
 
 def model_kind(model: nn.Module) -> str:
     """The interface a loaded model offers: its ``kind`` attribute, "interpolation" by default."""
-    return str(getattr(model, "kind", "interpolation"))
+    return str(getattr(model, "kind", ModelKind.INTERPOLATION))
 
 
 def require_interpolation(model: nn.Module, label: str) -> None:
@@ -194,9 +195,9 @@ def require_interpolation(model: nn.Module, label: str) -> None:
     ``label`` names the option or model in the message, e.g. ``"--model gan3d"``.
     """
     kind = model_kind(model)
-    if kind != "interpolation":
+    if kind != ModelKind.INTERPOLATION:
         raise UsageError(f"{label} is a {kind} model; --model takes an interpolation model (see `emrepair models`)"
-                         + (", and --fold-model a fold model" if kind == "fold" else ""))
+                         + (", and --fold-model a fold model" if kind == ModelKind.FOLD else ""))
 
 
 def get_spec(name: str) -> ModelSpec:

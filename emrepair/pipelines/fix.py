@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from emrepair.callbacks import ProgressCallback, WarnCallback
+from emrepair.choices import ModelKind
 from emrepair.distributed.plan import RepairRun, plan_runs
 from emrepair.engine.notes import Notes, resolve_device_noting
 from emrepair.errors import OutputError, UsageError
@@ -153,7 +154,7 @@ def build_repairers(options: FixOptions, model_name: str, device: str, shape: tu
         from emrepair.distributed.fold_repairer import FoldRepairer
 
         fold_model, fold_meta = load_model(fold_name, device=device)
-        if model_kind(fold_model) != "fold":
+        if model_kind(fold_model) != ModelKind.FOLD:
             raise UsageError(f"--fold-model {fold_name} is a {model_kind(fold_model)} model, not a fold model "
                              "(see `emrepair models`)")
         repairers["fold"] = FoldRepairer(fold_model, device, repairers["default"], tile_size=options.tile_size,

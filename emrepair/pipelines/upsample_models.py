@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from emrepair.callbacks import ProgressCallback
+from emrepair.choices import ModelKind
 from emrepair.errors import UsageError
 from emrepair.pipelines.options import EngineOptions
 
@@ -105,9 +106,9 @@ def _volume_model(model_name: str, device: str, allow_random: bool) -> tuple[Any
     from emrepair.models.registry import REGISTRY
 
     if model_name in REGISTRY:
-        if get_spec(model_name).kind != "volume":
+        if get_spec(model_name).kind != ModelKind.VOLUME:
             return None
     elif not Path(model_name).expanduser().is_file():
         return None  # build_repairers reports the unknown name
     model, meta = load_model(model_name, device=device, allow_random=allow_random)
-    return (model, meta) if model_kind(model) == "volume" else None
+    return (model, meta) if model_kind(model) == ModelKind.VOLUME else None

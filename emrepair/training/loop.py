@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from emrepair.callbacks import TrainProgressCallback, WarnCallback
+from emrepair.choices import ModelKind
 from emrepair.engine.notes import resolve_device_noting
 from emrepair.errors import OutputError, UsageError
 from emrepair.training.checkpointing import Checkpointer, checkpoint_meta
@@ -97,7 +98,7 @@ def build_model(config: TrainConfig, message: WarnCallback) -> tuple[torch.nn.Mo
             raise UsageError(f"--init {config.init}: model {model.name!r} has nothing to train")
         return model, model.config
     spec = get_spec(config.model)
-    if spec.kind == "fold":
+    if spec.kind == ModelKind.FOLD:
         raise UsageError(f"{config.model} is a fold model: train it with `emrepair train --model {config.model}` "
                          "(docs/models.md); this trainer trains interpolation models")
     if not spec.learned:

@@ -18,11 +18,13 @@ from emrepair.callbacks import (
     TrainProgressCallback,
     WarnCallback,
 )
+from emrepair.choices import ModelKind, TrainStage, values
 from emrepair.errors import InputError, UsageError
 from emrepair.training.loop import TrainConfig, TrainResult
 
-STAGES = {"sff": ("unfold", "contrast"), "reslice": ("windows", "planes", "fusion")}
-TIMED_STAGES = ("unfold", "contrast", "planes", "fusion")
+STAGES = {"sff": (TrainStage.UNFOLD.value, TrainStage.CONTRAST.value),
+          "reslice": (TrainStage.WINDOWS.value, TrainStage.PLANES.value, TrainStage.FUSION.value)}
+TIMED_STAGES = tuple(stage for stage in values(TrainStage) if stage != TrainStage.WINDOWS)
 STEP_DEFAULTS = {"batch_size": 8, "patch_size": 128, "lr": 1e-3}
 RESLICE_MODEL_SETTINGS = ("flow", "widths", "plane_offsets", "flow_method", "fuse_widths")
 
@@ -83,8 +85,8 @@ def step_trainer_for(model: str) -> Any:
     try:
         kind = get_spec(model).kind
     except UsageError:  # not a registered name: train() reports it (or uses --init's model)
-        kind = "interpolation"
-    if kind == "volume":
+        kind = ModelKind.INTERPOLATION
+    if kind == ModelKind.VOLUME:
         from emrepair.training.volume import train_volume
 
         return train_volume

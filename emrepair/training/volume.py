@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from emrepair.callbacks import TrainProgressCallback, WarnCallback
+from emrepair.choices import ModelKind
 from emrepair.engine.notes import resolve_device_noting
 from emrepair.engine.window import WINDOW_CONTEXT
 from emrepair.errors import InputError, UsageError
@@ -251,7 +252,7 @@ def train_volume(config: TrainConfig, progress: TrainProgressCallback | None = N
     _check(config)
     torch.manual_seed(config.seed)
     model, model_config = build_model(config, say)
-    if model_kind(model) != "volume":
+    if model_kind(model) != ModelKind.VOLUME:
         raise UsageError(f"model {model.name!r} is not a volume model; train it without --model {config.model}")
     factors = [f for f in model.factors if f >= 2]
     if config.vgg_weights is not None:
