@@ -162,10 +162,14 @@ class Cases:
         cli("detect", self.synth, "--report", str(report), "--masks", str(masks), "--no-progress")
         return {"detect.report": hash_json(report), "detect.masks": hash_volume(masks)}
 
-    def _fix(self, tag: str, src: str, *extra: str) -> dict[str, str]:
+    def _run(self, command: str, tag: str, src: str, *extra: str) -> dict[str, str]:
+        """A blockwise command (fix, upsample-z) with -o, --masks and --save-report; the hashes of all three."""
         out, masks, report = self.out(f"{tag}.h5"), self.out(f"{tag}_masks.h5"), self.out(f"{tag}.json")
-        cli("fix", src, "-o", str(out), "--masks", str(masks), "--save-report", str(report), *COMMON, *extra)
+        cli(command, src, "-o", str(out), "--masks", str(masks), "--save-report", str(report), *COMMON, *extra)
         return {f"{tag}.output": hash_volume(out), f"{tag}.masks": hash_volume(masks), f"{tag}.report": hash_json(report)}
+
+    def _fix(self, tag: str, src: str, *extra: str) -> dict[str, str]:
+        return self._run("fix", tag, src, *extra)
 
     def fix_linear(self) -> dict[str, str]:
         return self._fix("fix-linear", self.synth, "--model", "linear", "--fold-model", "none")
@@ -197,9 +201,7 @@ class Cases:
         return self._fix("fix-reslice", src, "--model", "reslice", "--sections", "6")
 
     def _upsample(self, tag: str, src: str, *extra: str) -> dict[str, str]:
-        out, masks, report = self.out(f"{tag}.h5"), self.out(f"{tag}_masks.h5"), self.out(f"{tag}.json")
-        cli("upsample-z", src, "-o", str(out), "--masks", str(masks), "--save-report", str(report), *COMMON, *extra)
-        return {f"{tag}.output": hash_volume(out), f"{tag}.masks": hash_volume(masks), f"{tag}.report": hash_json(report)}
+        return self._run("upsample-z", tag, src, *extra)
 
     def upsample_linear(self) -> dict[str, str]:
         return self._upsample("upsample-linear", self.synth, "--factor", "2", "--model", "linear")
