@@ -13,13 +13,13 @@ import cv2
 import numpy as np
 from bench_precipitates import held_out
 
-from emrepair.detect import detect_volume
-from emrepair.detect.damage_config import DamageConfig
+from emrepair.detection import detect_volume
+from emrepair.detection.damage_config import DamageConfig
 from emrepair.distributed.blocks import Block
 from emrepair.distributed.region_repair import SEAM_PX
 from emrepair.distributed.repair import BlockWriter, read_window
 from emrepair.io import ArrayVolume
-from emrepair.pipelines.plan import RepairRun
+from emrepair.distributed.plan import RepairRun
 from emrepair.simulate.damage import simulate_contrast, simulate_precipitates
 
 

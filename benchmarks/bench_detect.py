@@ -21,9 +21,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from emrepair.detect import DetectConfig, DetectionReport, detect_volume
-from emrepair.detect.fold_detect import find_folds, fold_band_mask
-from emrepair.detect.section_stats import clean_section, section_stats
+from emrepair.detection import DetectConfig, DetectionReport, detect_volume
+from emrepair.detection.fold_detect import find_folds, fold_band_mask
+from emrepair.detection.section_stats import clean_section, section_stats
 from emrepair.io import open_volume
 from emrepair.simulate import MISSING_KINDS, FoldParams, simulate_fold, simulate_missing
 from emrepair.simulate.fold_b import simulate_fold_b

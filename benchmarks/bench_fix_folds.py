@@ -9,7 +9,7 @@ is written to a temporary HDF5 file and repaired by ``run_fix`` with its own det
 compared with mask-and-fill of the true band (band <- neighbours' mean), linear (the neighbours' mean for the
 whole section) and the folded section untouched.
 
-Figures: whole-section PSNR/SSIM, PSNR on the true band, and the residue (``emrepair.pipelines.fold_residue``):
+Figures: whole-section PSNR/SSIM, PSNR on the true band, and the residue (``emrepair.engine.fold_residue``):
 share of band pixels darker than the neighbours' darkest 2 % at that place (the clean section scores about
 that share too), the seam contrast in a ring around the band (grey levels of 255), and the pixels changed
 outside the masks that ``fix --masks`` wrote.
@@ -30,9 +30,9 @@ import numpy as np
 import torch
 
 from emrepair.models import load_model
-from emrepair.pipelines.fold_repair import mask_and_fill, repair_fold_section
-from emrepair.pipelines.fold_residue import changed_outside, dark_residue, seam_contrast
-from emrepair.pipelines.metrics import psnr, ssim
+from emrepair.engine.fold_repair import mask_and_fill, repair_fold_section
+from emrepair.engine.fold_residue import changed_outside, dark_residue, seam_contrast
+from emrepair.engine.metrics import psnr, ssim
 from emrepair.simulate.fold_b import simulate_fold_b
 from emrepair.training.stacks import is_held_out
 

@@ -21,9 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from emrepair.engine.metrics import psnr  # noqa: E402
 from emrepair.io import open_volume  # noqa: E402
 from emrepair.pipelines.fix import FixOptions, run_fix  # noqa: E402
-from emrepair.pipelines.metrics import psnr  # noqa: E402
 
 STACK = "neuroproof_medulla_train2.h5"
 DEPTH, MISSING, DECIMATE = 13, 6, 4

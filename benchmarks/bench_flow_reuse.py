@@ -19,7 +19,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from emrepair.engine.benchmark import synthetic_pair  # noqa: E402
+from engine_tiles import synthetic_pair
+
 from emrepair.engine.config import EngineConfig  # noqa: E402
 from emrepair.engine.interpolator import TiledInterpolator  # noqa: E402
 from emrepair.models import flow, load_model  # noqa: E402

@@ -18,9 +18,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from emrepair.detect import DetectConfig
-from emrepair.detect.fold_detect import find_folds, fold_band_mask
-from emrepair.detect.section_stats import clean_section, section_stats
+from emrepair.detection import DetectConfig
+from emrepair.detection.fold_detect import find_folds, fold_band_mask
+from emrepair.detection.section_stats import clean_section, section_stats
 from emrepair.simulate import FoldParams, simulate_fold
 from emrepair.training.stacks import is_held_out
 

@@ -1,6 +1,6 @@
 """Benchmark of fold repair on simulated folds in held-out real sections of ../shared/data.
 
-Per held-out section of each fold stack (see ``emrepair.pipelines.fold_data``; ssTEM neighbours 1
+Per held-out section of each fold stack (see ``emrepair.training.fold_data``; ssTEM neighbours 1
 section away, NeuroProof FIB-SEM decimated to 40 nm), a seeded fold with the default FoldParams
 (band 5-50 px, reach up to 80 px, TMI contrast boxes, some curved). Methods: the folded section
 untouched, mask-and-fill (band <- mean of the neighbours), whole-section interpolation (linear and
@@ -25,14 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from emrepair.engine.fold_repair import mask_and_fill, repair_fold_section
+from emrepair.engine.metrics import psnr, ssim
 from emrepair.models import SFFModel, load_model
 from emrepair.models.flow import FlowModel
 from emrepair.models.fold_blend import near_band_weight
-from emrepair.pipelines.fold_data import load_fold_stacks
-from emrepair.pipelines.fold_repair import mask_and_fill, repair_fold_section
-from emrepair.pipelines.metrics import psnr, ssim
 from emrepair.simulate import simulate_fold
 from emrepair.simulate.fold import FoldParams
+from emrepair.training.fold_data import load_fold_stacks
 
 
 def flow_interpolate(model: FlowModel, left: np.ndarray, right: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ import cv2
 import h5py
 import numpy as np
 
-from emrepair.detect import KIND_LABELS, detect_volume
+from emrepair.detection import KIND_LABELS, detect_volume
 from emrepair.io import ArrayVolume
 
 FILLS = ("black", "white", "grey", "noise", "dark-film")

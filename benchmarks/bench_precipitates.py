@@ -17,8 +17,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from emrepair.detect import KIND_LABELS, detect_volume
-from emrepair.detect.damage_config import DamageConfig
+from emrepair.detection import KIND_LABELS, detect_volume
+from emrepair.detection.damage_config import DamageConfig
 from emrepair.io import ArrayVolume
 from emrepair.simulate.damage import simulate_contrast, simulate_precipitates
 

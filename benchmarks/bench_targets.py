@@ -44,8 +44,8 @@ EVERY = 10_000   # a limit on held_out_runs that keeps every held-out run
 def grid_context(name: str) -> int | None:
     """For a grid model such as reslice (``name``: a model name or checkpoint path), the good sections it uses
     beyond each neighbour of a gap (``grid_repair.repair_context``); None for an interpolation model."""
+    from emrepair.engine.grid_repair import repair_context
     from emrepair.models import load_model
-    from emrepair.pipelines.grid_repair import repair_context
 
     model = load_model(name, device="cpu")[0]
     return repair_context(model) if hasattr(model, "fill_grid") else None
@@ -55,7 +55,7 @@ def slab_targets(path: Path, decimate: int, context: int, limit: int) -> list[in
     """Single targets of a stack whose whole grid window (neighbours ``decimate`` away and ``context`` more
     sections each side) lies in the held-out last slab of ``reslice_training``; at most ``limit``, spread."""
     from emrepair.io import open_volume
-    from emrepair.pipelines.reslice_training import VAL_FRACTION
+    from emrepair.training.reslice import VAL_FRACTION
 
     with open_volume(str(path)) as vol:
         depth = vol.shape[0]

@@ -27,11 +27,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from emrepair.engine.metrics import psnr, ssim  # noqa: E402
 from emrepair.io import open_volume  # noqa: E402
 from emrepair.io.base import ArrayVolume  # noqa: E402
 from emrepair.models import list_models  # noqa: E402
 from emrepair.pipelines.model_choice import default_upsample_model  # noqa: E402
-from emrepair.pipelines.metrics import psnr, ssim  # noqa: E402
 from emrepair.pipelines.upsample import UpsampleOptions, upsample_volume  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"

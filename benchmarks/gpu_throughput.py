@@ -27,7 +27,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from emrepair.engine.benchmark import synthetic_pair  # noqa: E402
+from engine_tiles import synthetic_pair
+
 from emrepair.engine.config import EngineConfig  # noqa: E402
 from emrepair.engine.interpolator import TiledInterpolator  # noqa: E402
 

@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))  # bench_fix, bench_upsample
 
+from emrepair.engine.metrics import psnr
 from emrepair.models import load_model
-from emrepair.pipelines.metrics import psnr
 
 DATA = ROOT.parent / "shared" / "data"
 SSTEM_HELD_OUT = {"isbi2012_train": (2, 7, 12, 17, 22, 27), "vnc_stack1": (2, 7, 12, 17)}
@@ -109,10 +109,10 @@ def z_upsample(data: Path, models: list[str]) -> None:
 
 def fold_box(data: Path, weights: Path, seed: int) -> None:
     """bench_folds' folds (seed, 4 per stack) scored with the dimmed box and, from the same random state, without."""
-    from emrepair.pipelines.fold_data import load_fold_stacks
-    from emrepair.pipelines.fold_repair import mask_and_fill, repair_fold_section
+    from emrepair.engine.fold_repair import mask_and_fill, repair_fold_section
     from emrepair.simulate import simulate_fold
     from emrepair.simulate.fold import FoldParams
+    from emrepair.training.fold_data import load_fold_stacks
 
     model = load_model(weights)[0].eval()
     rng = np.random.default_rng(seed)

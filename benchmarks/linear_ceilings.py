@@ -31,9 +31,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from emrepair.engine.metrics import psnr  # noqa: E402
 from emrepair.models.flow import (  # noqa: E402
-    FLOW_METHODS, SMOOTH_ALPHA, SMOOTH_ITERATIONS, backward_warp, flow_warps, to_uint8)
-from emrepair.pipelines.metrics import psnr  # noqa: E402
+    FLOW_METHODS,
+    SMOOTH_ALPHA,
+    SMOOTH_ITERATIONS,
+    backward_warp,
+    flow_warps,
+    to_uint8,
+)
 
 DATA = ROOT.parent / "shared" / "data"
 SSTEM = ("isbi2012_train", "vnc_stack1")

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import sys
-from collections.abc import Callable
-from typing import Any
-
 
 class EmrepairError(Exception):
     """An error caused by the user's input or environment, reported without a traceback.
@@ -34,18 +29,3 @@ class UsageError(EmrepairError):
 class InputWarning(UserWarning):
     """Something odd about the input that does not stop the run (mostly unwritten chunks, skipped unreadable
     section files, weights that are not the shipped ones); the CLI prints it as one ``warning:`` line."""
-
-
-def one_line_errors(main: Callable[..., None]) -> Callable[..., None]:
-    """Decorate the ``main`` of a ``python -m`` entry point that is not a Typer command: an
-    :class:`EmrepairError` prints ``error: ...`` on stderr and exits with its code, without a traceback."""
-
-    @functools.wraps(main)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        try:
-            main(*args, **kwargs)
-        except EmrepairError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            raise SystemExit(exc.exit_code) from None
-
-    return wrapper

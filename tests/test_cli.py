@@ -223,7 +223,7 @@ def test_info_shows_the_provenance_of_an_upsampled_volume(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("args, message", [
     (["eval", "{src}", "--model", "{ckpt}", "--sections", "2", "--no-detect"], "is a volume model"),
-    (["train", "{src}", "--model", "sff", "-o", "{out}", "--steps", "1"], "fold_training"),
+    (["train", "{src}", "--model", "sff", "-o", "{out}", "--steps", "1"], "not one of the fold training stacks"),
     (["train", "{src}", "--model", "ssan", "--init", "{ckpt}", "-o", "{out}", "--steps", "1"], "is a volume model"),
 ])
 def test_models_of_the_wrong_kind_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:

@@ -14,7 +14,7 @@ def test_existing_outputs_are_refused_before_any_work(tmp_path: Path, monkeypatc
     path = stack_h5(tmp_path)
     out = tmp_path / "out.h5"
     out.write_bytes(b"keep me")
-    import emrepair.detect as detect_module
+    import emrepair.detection as detect_module
 
     calls: list[int] = []
     real = detect_module.detect_volume

@@ -12,8 +12,8 @@ from helpers import read_all, write_h5
 from typer.testing import CliRunner
 
 from emrepair.cli.app import app
-from emrepair.detect import KIND_LABELS, DetectionReport, detect_volume
-from emrepair.detect.damage_config import DamageConfig
+from emrepair.detection import KIND_LABELS, DetectionReport, detect_volume
+from emrepair.detection.damage_config import DamageConfig
 from emrepair.io import ArrayVolume
 from emrepair.simulate.damage import CONTRAST_MODES, simulate_contrast, simulate_precipitates
 

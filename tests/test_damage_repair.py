@@ -7,14 +7,14 @@ import cv2
 import numpy as np
 import pytest
 
-from emrepair.detect import KIND_LABELS, detect_volume
-from emrepair.detect.damage_config import DamageConfig
+from emrepair.detection import KIND_LABELS, detect_volume
+from emrepair.detection.damage_config import DamageConfig
 from emrepair.distributed.blocks import Block
 from emrepair.distributed.region_repair import SEAM_PX
 from emrepair.distributed.repair import BlockWriter, RegionJob, read_window
 from emrepair.io import ArrayVolume
 from emrepair.models.regional_gain import region_gain_fit
-from emrepair.pipelines.plan import RepairRun
+from emrepair.distributed.plan import RepairRun
 from emrepair.simulate.damage import simulate_contrast
 
 

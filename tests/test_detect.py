@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from emrepair.detect import KIND_LABELS, DetectConfig, DetectionReport, detect_volume
+from emrepair.detection import KIND_LABELS, DetectConfig, DetectionReport, detect_volume
 from emrepair.errors import InputError
 from emrepair.io import ArrayVolume
 from emrepair.simulate import MISSING_KINDS, FoldParams, simulate_fold, simulate_missing

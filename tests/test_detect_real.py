@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from emrepair.detect import detect_volume
+from emrepair.detection import detect_volume
 from emrepair.io import ArrayVolume
 from emrepair.simulate import FoldParams, simulate_fold, simulate_missing
 

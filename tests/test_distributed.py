@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import read_all, textured_stack, write_zarr
 
 from emrepair.distributed.blocks import plan_blocks, slabs_of
 from emrepair.distributed.daisy_executor import daisy_available
+from emrepair.distributed.plan import plan_runs
 from emrepair.pipelines.fix import FixOptions, run_fix
-from emrepair.pipelines.plan import plan_runs
-from helpers import read_all, textured_stack, write_zarr
 
 
 def test_blocks_are_chunk_aligned_and_never_split_a_run() -> None:

@@ -13,9 +13,9 @@ import typer
 from scipy.ndimage import gaussian_filter
 from typer.testing import CliRunner
 
+from emrepair.engine.metrics import psnr, ssim
 from emrepair.errors import UsageError
 from emrepair.pipelines.eval import BLUR_SIGMAS, BLURRED_LINEAR, evaluate, plan_cases
-from emrepair.pipelines.metrics import psnr, ssim
 
 
 def write_shifted_stack(path: Path, depth: int = 8, side: int = 64, step: int = 2, seed: int = 0,

@@ -7,9 +7,9 @@ import pytest
 import torch
 from scipy.ndimage import binary_dilation
 
+from emrepair.engine.fold_repair import mask_and_fill, repair_fold_section
 from emrepair.errors import UsageError
 from emrepair.models import GANModel, SFFConfig, SFFModel
-from emrepair.pipelines.fold_repair import mask_and_fill, repair_fold_section
 
 # halo covers the tiny U-Nets' receptive field plus the largest flow, so tiles see enough context
 TINY = SFFConfig(unfold_channels=4, fusion_channels=4, levels=2, max_flow=2.0, reach=6, transition=3, halo=14,
@@ -109,8 +109,8 @@ def folded_tissue(darkness: float, amp: float = 0.0, decay: float = 12.0):
 
 
 def test_finish_leaves_no_dark_band_and_no_seam() -> None:
-    from emrepair.pipelines.fold_repair import finish_fold_repair
-    from emrepair.pipelines.fold_residue import (
+    from emrepair.engine.fold_repair import finish_fold_repair
+    from emrepair.engine.fold_residue import (
         DARK_PERCENT,
         dark_residue,
         seam_contrast,
@@ -125,7 +125,7 @@ def test_finish_leaves_no_dark_band_and_no_seam() -> None:
 
 
 def test_faint_band_keeps_its_own_tissue() -> None:
-    from emrepair.pipelines.fold_repair import finish_fold_repair
+    from emrepair.engine.fold_repair import finish_fold_repair
 
     clean, folded, left, right, band = folded_tissue(0.4)
     image = finish_fold_repair(folded, folded, left, right, band)
@@ -135,8 +135,8 @@ def test_faint_band_keeps_its_own_tissue() -> None:
 
 
 def test_pulled_tissue_is_pushed_back_and_nothing_far_changes() -> None:
-    from emrepair.pipelines.fold_pull import MOVE_REACH, unpull
-    from emrepair.pipelines.fold_repair import finish_fold_repair
+    from emrepair.engine.fold_pull import MOVE_REACH, unpull
+    from emrepair.engine.fold_repair import finish_fold_repair
 
     clean, folded, left, right, band = folded_tissue(0.95, amp=8.0, decay=12.0)
     _, _, _, pulls = unpull(folded, 0.5 * (left + right), band)
@@ -150,7 +150,7 @@ def test_pulled_tissue_is_pushed_back_and_nothing_far_changes() -> None:
 
 
 def test_unrelated_neighbours_move_nothing() -> None:
-    from emrepair.pipelines.fold_pull import unpull
+    from emrepair.engine.fold_pull import unpull
 
     _clean, folded, _, _, band = folded_tissue(0.95, amp=8.0)
     other = tissue(7)  # neighbours that do not resemble the section: no pull is trusted

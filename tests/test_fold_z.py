@@ -1,4 +1,4 @@
-"""The z cue for folds (emrepair.detect.fold_z): a band dark in one section only is confirmed; one that
+"""The z cue for folds (emrepair.detection.fold_z): a band dark in one section only is confirmed; one that
 persists into the neighbours, or a section with one neighbour, is not."""
 
 from __future__ import annotations
@@ -6,10 +6,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from emrepair.detect import DetectConfig
-from emrepair.detect.fold_detect import find_folds
-from emrepair.detect.fold_geometry import FoldCurve
-from emrepair.detect.fold_z import ZCue, band_contrast
+from emrepair.detection import DetectConfig
+from emrepair.detection.fold_detect import find_folds
+from emrepair.detection.fold_geometry import FoldCurve
+from emrepair.detection.fold_z import ZCue, band_contrast
 
 
 def _tissue(seed: int, size: int = 160) -> np.ndarray:

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 import tifffile
+from helpers import fail_after, smooth_stack
 from typer.testing import CliRunner
 
 from emrepair.cli.app import app
 from emrepair.errors import UsageError
 from emrepair.io import open_volume
 from emrepair.pipelines.options import EngineOptions, RunOptions
-
-from helpers import fail_after, smooth_stack
 
 
 @pytest.fixture(autouse=True)
@@ -82,8 +81,8 @@ def test_good_numbers_pass() -> None:
 def test_a_huge_sections_range_is_refused_before_it_takes_memory() -> None:
     import tracemalloc
 
+    from emrepair.distributed.plan import parse_sections
     from emrepair.errors import UsageError
-    from emrepair.pipelines.plan import parse_sections
 
     tracemalloc.start()
     with pytest.raises(UsageError, match="more than 1,000,000 sections"):

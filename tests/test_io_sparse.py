@@ -10,10 +10,10 @@ import h5py
 import numpy as np
 import pytest
 import zarr
+from helpers import ome_image, refused_to_open
 
 from emrepair.errors import InputWarning
 from emrepair.io import open_volume
-from helpers import ome_image, refused_to_open
 
 
 def test_sparse_zarr_warns_and_reads_unwritten_sections_without_the_store(tmp_path: Path) -> None:
@@ -93,7 +93,7 @@ def test_huge_declared_sections_with_nothing_stored_are_refused(tmp_path: Path, 
 
 
 def test_detect_reads_one_never_written_section_for_all(tmp_path: Path) -> None:
-    from emrepair.detect import DetectConfig, detect_volume
+    from emrepair.detection import DetectConfig, detect_volume
 
     path = tmp_path / "gappy.zarr"
     arr = zarr.open_array(str(path), mode="w", shape=(60, 32, 32), chunks=(1, 32, 32), dtype="uint8")

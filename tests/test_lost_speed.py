@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from emrepair.detect import DetectConfig
-from emrepair.detect.lost_regions import find_lost_regions, lost_from, measure_lost
-from emrepair.detect.lost_sums import _cell_sums, _noisy_lines
+from emrepair.detection import DetectConfig
+from emrepair.detection.lost_regions import find_lost_regions, lost_from, measure_lost
+from emrepair.detection.lost_sums import _cell_sums, _noisy_lines
 
 
 def _section(h: int, w: int, seed: int = 0) -> np.ndarray:

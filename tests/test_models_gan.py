@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from helpers import assert_trains_from_linear
 
+from emrepair.models.base import channels_last_convs
 from emrepair.models import (
     GAN3DConfig,
     GAN3DModel,
@@ -102,6 +103,7 @@ def test_gan_and_gan3d_checkpoint_round_trip(tmp_path: Path) -> None:
     loaded_3d, meta3 = load_model(save_checkpoint(tmp_path / "g3.pt", g3, TINY_3D))
     a, b, t = torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8), torch.tensor([0.4])
     stack = torch.rand(1, 1, 3, 8, 8)
+    channels_last_convs(gan)  # load_model stores 2-D conv weights channels-last on the CPU; same layout, same bits
     with torch.no_grad():
         assert torch.equal(gan(a, b, t), loaded_gan(a, b, t))
         assert torch.equal(g3(stack, 3), loaded_3d(stack, 3))

@@ -11,7 +11,7 @@ import torch
 from emrepair.models import SFFConfig, SFFModel, load_model, save_checkpoint
 from emrepair.models.fold_blend import near_band_weight, relight_band
 from emrepair.models.warp import warp_by_flow
-from emrepair.pipelines.fold_data import inverse_displacement
+from emrepair.training.fold_data import inverse_displacement
 
 TINY = SFFConfig(unfold_channels=4, fusion_channels=4, levels=2, reach=6, transition=3, halo=4, contrast_channels=0)
 
@@ -139,8 +139,8 @@ def test_relight_band_restores_a_darkened_copy() -> None:
 def test_learned_stage1_weights_load_into_sff(tmp_path: Path) -> None:
     from emrepair.errors import UsageError
     from emrepair.models import FlowUNetConfig, FlowUNetModel, save_checkpoint
-    from emrepair.pipelines.fold_data import split_fold_sections
-    from emrepair.pipelines.fold_training import load_interpolator_weights
+    from emrepair.training.fold_data import split_fold_sections
+    from emrepair.training.sff import load_interpolator_weights
 
     torch.manual_seed(0)
     trained = FlowUNetModel()

@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from emrepair.pipelines.notes import Notes, resolve_device_noting
+from emrepair.engine.notes import Notes, resolve_device_noting
 
 
 def test_notes_keep_and_forward() -> None:

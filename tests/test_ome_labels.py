@@ -14,7 +14,7 @@ from helpers import smooth_stack, textured_stack, write_h5, write_zarr
 from typer.testing import CliRunner
 
 from emrepair.cli.app import app
-from emrepair.detect import KIND_LABELS
+from emrepair.detection import KIND_LABELS
 from emrepair.io import open_volume
 from emrepair.io.ome_labels import DETECT_LABELS, FIX_LABELS, UPSAMPLE_LABELS
 from emrepair.io.writers import pyramid

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from emrepair.cli.app import app
-from emrepair.detect import KIND_LABELS, DetectConfig, DetectionReport, detect_volume
+from emrepair.detection import KIND_LABELS, DetectConfig, DetectionReport, detect_volume
 from emrepair.io import ArrayVolume
 from emrepair.simulate import PARTIAL_FILLS, PARTIAL_SHAPES, simulate_partial
 

@@ -13,9 +13,9 @@ from helpers import read_all, write_h5
 from typer.testing import CliRunner
 
 from emrepair.cli.app import app
-from emrepair.detect import KIND_LABELS, DetectionReport, detect_volume
+from emrepair.detection import KIND_LABELS, DetectionReport, detect_volume
+from emrepair.detection.lost_regions import LostRegions
 from emrepair.distributed.region_repair import SEAM_PX, fuse_region, seam_weights
-from emrepair.detect.lost_regions import LostRegions
 from emrepair.io import ArrayVolume
 from emrepair.models import get_spec
 from emrepair.pipelines.demo import sample_path

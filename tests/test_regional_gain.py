@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from emrepair.engine.fold_repair import repair_fold_section
 from emrepair.errors import InputError, UsageError
 from emrepair.models import SFFConfig, SFFModel, save_checkpoint
 from emrepair.models.regional_gain import RegionalGain, RegionalGainConfig, apply_gain
-from emrepair.pipelines.fold_repair import repair_fold_section
 
 SMALL = SFFConfig(unfold_channels=4, fusion_channels=4, levels=2, reach=6, transition=3, halo=4,
                   contrast_channels=4, contrast_factor=2)
@@ -68,7 +68,7 @@ def test_sff_rescales_far_pixels_only_through_stage_0() -> None:
 
 
 def test_an_sff_checkpoint_without_stage_0_loads_for_contrast_training(tmp_path: Path) -> None:
-    from emrepair.pipelines.fold_training import load_sff_checkpoint
+    from emrepair.training.sff import load_sff_checkpoint
 
     model = SFFModel(SMALL)
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("contrast.")}
@@ -87,7 +87,7 @@ def test_an_sff_checkpoint_without_stage_0_loads_for_contrast_training(tmp_path:
 
 def test_contrast_training_runs_and_saves(shared_data: Path, tmp_path: Path) -> None:
     from emrepair.models import load_model
-    from emrepair.pipelines.contrast_training import ContrastTrainConfig, train_contrast
+    from emrepair.training.contrast import ContrastTrainConfig, train_contrast
 
     init = save_checkpoint(tmp_path / "sff.pt", SFFModel(SMALL), SMALL, {"trained_on": "test"})
     config = ContrastTrainConfig(crop=64, batch_size=2, steps=2, val_examples=2)
@@ -103,7 +103,7 @@ def test_contrast_training_runs_and_saves(shared_data: Path, tmp_path: Path) -> 
 
 
 def test_fold_training_continues_from_a_checkpoint_and_keeps_stage_0(shared_data: Path, tmp_path: Path) -> None:
-    from emrepair.pipelines.fold_training import (
+    from emrepair.training.sff import (
         FoldTrainConfig,
         load_sff_checkpoint,
         train_sff,
@@ -124,12 +124,3 @@ def test_fold_training_continues_from_a_checkpoint_and_keeps_stage_0(shared_data
     assert all(torch.equal(p, q) for p, q in zip(again.contrast.parameters(), model.contrast.parameters()))
     assert not all(torch.equal(p, q) for p, q in zip(again.fusion.parameters(), model.fusion.parameters()))
 
-
-def test_fold_training_commands_report_bad_input_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from emrepair.pipelines import contrast_training, fold_training
-
-    for main in (fold_training.main, contrast_training.main):
-        with pytest.raises(SystemExit) as exit_info:
-            main(["--data", str(tmp_path), "--init", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "o.pt")])
-        err = capsys.readouterr().err
-        assert exit_info.value.code != 0 and err.startswith("error: ") and err.count("\n") == 1

@@ -8,14 +8,19 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from helpers import read_all, textured_stack, write_zarr
 from typer.testing import CliRunner
 
 import emrepair.models.reslice as reslice_module
 from emrepair.cli.app import app
+from emrepair.engine.window import (
+    VolumeTiler,
+    pair_group,
+    window_of,
+    window_synthesizer,
+)
 from emrepair.models import load_model, save_checkpoint
 from emrepair.models.reslice import ResliceConfig, ResliceModel, row_positions
-from emrepair.pipelines.upsample_window import VolumeTiler, pair_group, window_of, window_synthesizer
-from helpers import read_all, textured_stack, write_zarr
 
 SMALL = {"widths": (4, 8), "z_context": 1, "z_group": 3, "halo": 4, "max_factor": 4}
 
@@ -118,7 +123,7 @@ def test_upsample_z_with_reslice(tmp_path: Path, checkpoint: str) -> None:
 
 
 def test_plane_trainer_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
-    from emrepair.pipelines.reslice_training import ResliceTrainConfig, train_reslice
+    from emrepair.training.reslice import ResliceTrainConfig, train_reslice
 
     rng = np.random.default_rng(0)
     smooth = np.cumsum(np.cumsum(rng.normal(size=(30, 40, 40)), axis=1), axis=2)
@@ -139,7 +144,7 @@ def test_plane_trainer_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
 
 def test_turned_slabs_decimate_another_axis() -> None:
     from emrepair.errors import InputError
-    from emrepair.pipelines.reslice_training import training_pool, turned
+    from emrepair.training.reslice import training_pool, turned
 
     slab = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
     assert turned(slab, "z") is slab
@@ -155,7 +160,7 @@ def test_turned_slabs_decimate_another_axis() -> None:
 
 
 def test_plane_trainer_draws_from_turned_slabs(tmp_path: Path) -> None:
-    from emrepair.pipelines.reslice_training import ResliceTrainConfig, train_reslice
+    from emrepair.training.reslice import ResliceTrainConfig, train_reslice
 
     rng = np.random.default_rng(1)
     volume = (rng.random((24, 32, 40)) * 255).astype(np.uint8)
@@ -184,7 +189,7 @@ class ScriptedRng:
 @pytest.mark.parametrize("view", ["xz", "yz"])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_trainer_planes_carry_neighbours_as_the_model_lays_them_out(view: str, reverse: bool) -> None:
-    from emrepair.pipelines.reslice_training import PlaneSampler
+    from emrepair.training.reslice import PlaneSampler
 
     offsets = (-2, 3)
     model = ResliceModel(ResliceConfig(flow=True, plane_offsets=offsets, **SMALL))
@@ -207,7 +212,7 @@ def test_trainer_planes_carry_neighbours_as_the_model_lays_them_out(view: str, r
 
 
 def test_added_plane_offsets_keep_the_output_until_trained() -> None:
-    from emrepair.pipelines.reslice_training import with_plane_offsets
+    from emrepair.training.reslice import with_plane_offsets
 
     model = noisy_model(flow=True)
     grown = with_plane_offsets(model, (-3, 3)).eval()
@@ -220,19 +225,9 @@ def test_added_plane_offsets_keep_the_output_until_trained() -> None:
         ResliceConfig(plane_offsets=(0, 2))
 
 
-def test_trainer_refuses_bad_plane_offsets_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from emrepair.pipelines.reslice_training import main
-
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--data", str(tmp_path), "--plane-offsets", "0", "3", "--steps", "1", "--out", str(tmp_path / "r.pt")])
-    err = capsys.readouterr().err
-    assert exit_info.value.code != 0 and "non-zero" in err and "Traceback" not in err
-    assert not (tmp_path / "r.pt").exists()
-
-
 def test_grid_layout_helpers() -> None:
+    from emrepair.engine.grid_repair import grid_layout, grid_ratio, known_around
     from emrepair.errors import UsageError
-    from emrepair.pipelines.grid_repair import grid_layout, grid_ratio, known_around
 
     assert grid_ratio((40.0, 10.0, 10.0), 1, 8) == 4 and grid_ratio((10.0, 10.0, 10.0), 4, 8) == 4
     assert grid_ratio(None, 2, 8) == 2 and grid_ratio((float("nan"),) * 3, 1, 8) == 1
@@ -245,7 +240,7 @@ def test_grid_layout_helpers() -> None:
 
 
 def test_repair_context_is_the_models_own() -> None:
-    from emrepair.pipelines.grid_repair import repair_context
+    from emrepair.engine.grid_repair import repair_context
 
     assert repair_context(ResliceModel(ResliceConfig(**SMALL, repair_context=0))) == 0
     assert repair_context(ResliceModel(ResliceConfig(**{**SMALL, "z_context": 2}))) == 2  # the default
@@ -279,8 +274,9 @@ def test_fix_with_a_grid_model(tmp_path: Path, checkpoint: str) -> None:
 
 
 def test_eval_scores_a_grid_model(tmp_path: Path, checkpoint: str) -> None:
-    from emrepair.pipelines.eval import evaluate
     from helpers import write_h5
+
+    from emrepair.pipelines.eval import evaluate
 
     src = write_h5(tmp_path / "iso.h5", textured_stack(16, 32), resolution=(10.0, 10.0, 10.0))
     result = evaluate(src, [checkpoint], decimate=2, max_sections=2, device="cpu", detect=False)
@@ -289,9 +285,10 @@ def test_eval_scores_a_grid_model(tmp_path: Path, checkpoint: str) -> None:
 
 
 def test_eval_auto_is_fixs_pick(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from helpers import write_h5
+
     from emrepair.pipelines import model_choice
     from emrepair.pipelines.eval import resolve_auto
-    from helpers import write_h5
 
     seen = []
     monkeypatch.setattr(model_choice, "default_fix_model",
@@ -302,7 +299,7 @@ def test_eval_auto_is_fixs_pick(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_fusion_stage_keeps_measured_sections_and_trains(tmp_path: Path, checkpoint: str) -> None:
-    from emrepair.pipelines.reslice_training import ResliceTrainConfig, train_fusion, with_fusion
+    from emrepair.training.reslice import ResliceTrainConfig, train_fusion, with_fusion
 
     base, _ = load_model(checkpoint)
     fused = with_fusion(base, (4, 8)).eval()
@@ -326,7 +323,11 @@ def test_fusion_stage_keeps_measured_sections_and_trains(tmp_path: Path, checkpo
 
 def test_auto_picks_reslice_where_it_fits(weights_dir: Path) -> None:
     from emrepair.models import FlowUNetConfig, FlowUNetModel, save_checkpoint
-    from emrepair.pipelines.model_choice import auto_fix_model, default_fix_model, default_upsample_model
+    from emrepair.pipelines.model_choice import (
+        auto_fix_model,
+        default_fix_model,
+        default_upsample_model,
+    )
 
     fib, sstem = (40.0, 10.0, 10.0), (50.0, 4.0, 4.0)
     assert default_fix_model(fib, "cuda") == "flow" and default_upsample_model(fib, 4) == "flow"  # no weights

@@ -7,15 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import read_all, textured_stack, write_zarr
 from typer.testing import CliRunner
 
 from emrepair.cli.app import app
+from emrepair.engine.window import VolumeTiler, window_of
 from emrepair.io.base import ArrayVolume
 from emrepair.models import save_checkpoint
 from emrepair.models.gan3d import GAN3DConfig, GAN3DModel
 from emrepair.pipelines.upsample import UpsampleOptions, upsample_volume
-from emrepair.pipelines.upsample_window import VolumeTiler, window_of
-from helpers import read_all, textured_stack, write_zarr
 
 
 @pytest.fixture(scope="module")

@@ -51,7 +51,7 @@ def test_widen_refuses_fewer_levels_or_narrower_ones() -> None:
 
 def test_widened_reslice_keeps_its_output() -> None:
     from emrepair.errors import InputError
-    from emrepair.pipelines.reslice_training import widened
+    from emrepair.training.reslice import widened
 
     model = ResliceModel(ResliceConfig(widths=(4, 8), flow=False))
     _trained_looking(model.unet)

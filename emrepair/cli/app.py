@@ -10,13 +10,13 @@ from typing import Annotated
 
 import typer
 
-from emrepair import __version__
 from emrepair.cli.commands_demo import demo
 from emrepair.cli.commands_detect import detect
 from emrepair.cli.commands_fix import fix
 from emrepair.cli.commands_info import info, models
 from emrepair.cli.commands_train import eval_command, train_command
 from emrepair.cli.commands_upsample import upsample_z
+from emrepair.version import __version__
 
 app = typer.Typer(
     name="emrepair",

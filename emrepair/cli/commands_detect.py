@@ -36,12 +36,11 @@ def detect(
     table, optionally write a report, masks and previews."""
     import json
 
+    from emrepair.api import detect as detect_volume_at
     from emrepair.cli.console import echo_json, progress_bar
     from emrepair.cli.options import check_output_free
     from emrepair.cli.render import render_detection
-    from emrepair.pipelines.detect import run_detect
-
-    from emrepair.detect import DetectConfig
+    from emrepair.detection import DetectConfig
 
     config = detect_config(min_lost_fraction, missing_fraction, noise_autocorr)
     damage = damage_config(no_damage, precipitate_dark, contrast_min_change)
@@ -51,10 +50,10 @@ def detect(
     guard_outputs([path], [target("--masks", masks, may_exist=True)], overwrite=False)  # the input before "exists"
     check_output_free(masks, overwrite)
     with progress_bar("detect", enabled=not no_progress) as progress:
-        result = run_detect(path, dataset=dataset, level=level, skip_unreadable=skip_unreadable,
-                            report_path=None if to_stdout else report,
-                            masks_path=masks, preview_dir=preview, config=config or DetectConfig(), overwrite=overwrite,
-                            progress=progress, damage=damage)
+        result = detect_volume_at(path, dataset=dataset, level=level, skip_unreadable=skip_unreadable,
+                                  report=None if to_stdout else report, masks=masks, preview=preview,
+                                  config=config or DetectConfig(), overwrite=overwrite, progress=progress,
+                                  damage=damage)
     if as_json or to_stdout:
         echo_json(json.dumps(result.to_dict(), indent=2))
     else:

@@ -51,10 +51,12 @@ def fix(
 ) -> None:
     """Repair every damaged section from its nearest good neighbours into a new volume."""
     params = dict(locals())
-    from emrepair.cli.console import result as show, warn
+    from emrepair.api import fix as fix_volume
+    from emrepair.cli.console import result as show
+    from emrepair.cli.console import warn
     from emrepair.cli.render import render_fix, render_share_left
     from emrepair.errors import UsageError
-    from emrepair.pipelines.fix import FixOptions, run_fix
+    from emrepair.pipelines.fix import FixOptions
 
     opt.check_engine_choices(blend, precision)
     opt.check_executor(executor)
@@ -78,8 +80,8 @@ def fix(
             result = run_fix_in_place(path, options, progress=add_bar("sections"),
                                       tile_progress=add_bar("tiles", every_percent=None), warn=warn)
         else:
-            result = run_fix(path, output, options, progress=add_bar("sections"),
-                             tile_progress=add_bar("tiles", every_percent=None), warn=warn)
+            result = fix_volume(path, output, options=options, progress=add_bar("sections"),
+                                tile_progress=add_bar("tiles", every_percent=None), warn=warn)
     if not print_json(result, as_json or opt.is_stdout(save_report)):
         render_fix(result)
     render_share_left(result)

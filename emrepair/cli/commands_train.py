@@ -38,8 +38,8 @@ def eval_command(
     from emrepair.cli.console import echo_json, progress_bar, warn
     from emrepair.cli.options import check_device
     from emrepair.cli.train_checks import warn_trained_overlap
+    from emrepair.distributed.plan import parse_sections
     from emrepair.pipelines.eval import evaluate
-    from emrepair.pipelines.plan import parse_sections
 
     check_device(device)
     with progress_bar("eval", enabled=not no_progress) as progress:
@@ -81,7 +81,7 @@ def _num(value: float, digits: int) -> str:
 
 
 def _parse_model_options(items: list[str]) -> dict[str, Any]:
-    """``["base_channels=8", ...]`` -> ``{"base_channels": 8}`` (ints where possible)."""
+    """``["widths=8,16", "flow=false", ...]`` -> ``{"widths": (8, 16), "flow": False}`` (see :func:`_parse_value`)."""
     from emrepair.errors import UsageError
 
     options: dict[str, Any] = {}
@@ -89,26 +89,33 @@ def _parse_model_options(items: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise UsageError(f"--set expects FIELD=VALUE, got {item!r}")
-        try:
-            options[key.strip()] = int(value)
-        except ValueError:
-            try:
-                options[key.strip()] = float(value)
-            except ValueError:
-                options[key.strip()] = value
+        options[key.strip()] = tuple(_parse_value(v) for v in value.split(",")) if "," in value else _parse_value(value)
     return options
+
+
+def _parse_value(value: str) -> Any:
+    """An int where possible, else a float, else true/false as a bool, else the string."""
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(value.strip().lower(), value)
 
 
 @handle_errors
 def train_command(
     inputs: Annotated[list[str], typer.Argument(metavar="STACK", help="Stacks to learn from (their good sections).")],
     output: Annotated[str, typer.Option("-o", "--output", help="Checkpoint to write (best by validation PSNR).")],
-    model: Annotated[str, typer.Option("--model", help="Architecture to train: flowunet (the default model of fix), ssan, dan, tsain, gan, or gan3d / reslice (z super-resolution, isotropic stacks only).")] = "flowunet",
-    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Optimiser steps in total (default 1000 unless --epochs).")] = None,
+    model: Annotated[str, typer.Option("--model", help="Architecture to train: flowunet (the default model of fix), ssan, dan, tsain, gan, gan3d / reslice (z super-resolution, isotropic stacks only), or sff (fold repair, on folds simulated in its fold stacks: give their folder).")] = "flowunet",
+    stage: Annotated[str | None, typer.Option("--stage", help="sff: unfold (stages 2-3, the default) or contrast (stage 0, on top of --init or the shipped sff); reslice: windows (the default, 3-D windows), planes (the plane trainer the shipped weights came from) or fusion (xy fusion on top of --init's views, --set fuse_widths=...).")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Optimiser steps in total (default 1000 unless --epochs; sff and reslice planes/fusion: until --minutes).")] = None,
+    minutes: Annotated[float | None, typer.Option("--minutes", min=0, help="sff, reslice planes/fusion: wall-time budget (default 30; 20 for sff's contrast stage).")] = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Epochs (one covers the training pixels once).")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Crops per step.")] = 8,
-    patch_size: Annotated[int, typer.Option("--patch-size", min=16, help="Crop side; rounded up to the model's size multiple.")] = 128,
-    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate (cosine-decayed).")] = 1e-3,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Crops per step (default 8; sff, reslice planes/fusion: their own).")] = None,
+    patch_size: Annotated[int | None, typer.Option("--patch-size", min=16, help="Crop side; rounded up to the model's size multiple (default 128; sff, reslice planes/fusion: their own).")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Adam learning rate, cosine-decayed (default 0.001; reslice planes/fusion: 0.0005).")] = None,
+    interpolator_weights: Annotated[str | None, typer.Option("--interpolator-weights", help="sff: trained checkpoint of a learned stage 1 (with --set interpolator=NAME).")] = None,
     device: DeviceOpt = "auto",
     init: Annotated[Optional[str], typer.Option("--init", help="Fine-tune from these weights (model name or checkpoint).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from <output>.state.pt.")] = False,
@@ -117,32 +124,43 @@ def train_command(
     vgg_weights: Annotated[Optional[str], typer.Option("--vgg-weights", help="VGG16 ImageNet state_dict for perceptual/style losses.")] = None,
     pixel_loss: Annotated[str, typer.Option("--pixel-loss", help="Pixel loss: charbonnier (the papers') or mse (best PSNR on noisy sections).")] = "charbonnier",
     isotropic: Annotated[Optional[bool], typer.Option("--isotropic/--anisotropic", help="Force decimated (FIB-SEM) triplets on or off (default: from the voxel size).")] = None,
-    set_options: Annotated[Optional[list[str]], typer.Option("--set", help="Model config field, e.g. --set base_channels=8.")] = None,
+    set_options: Annotated[Optional[list[str]], typer.Option("--set", help="Model config field, e.g. --set widths=8,16,32 (comma lists are tuples); sff, reslice planes/fusion: also fields of the run's config, e.g. --set factors=2,3,4.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     no_detect: Annotated[bool, typer.Option("--no-detect", help="Do not run the detector to leave out defective sections.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing -o checkpoint (and its curves and resume state).")] = False,
     no_progress: NoProgressOpt = False,
 ) -> None:
     """Train a repair model on your own stacks (self-supervised: drop good sections, learn to predict them)."""
-    from emrepair.cli.console import result as show, warn
+    from emrepair.api import train as train_model
+    from emrepair.cli.console import note, warn
+    from emrepair.cli.console import result as show
     from emrepair.cli.options import check_device, check_output_free
     from emrepair.cli.train_checks import warn_not_better_than_linear
-    from emrepair.training import TrainConfig
+    from emrepair.training.trainers import TimedResult, stage_of
 
     model_options = _parse_model_options(list(set_options or []))  # usage errors first
+    stage_of(model, stage)
     check_device(device)
     if not resume:
         check_output_free(output, overwrite)
-    if steps is None and epochs is None:
-        steps = 1000
-    config = TrainConfig(
-        inputs=list(inputs), output=output, model=model, steps=steps, epochs=epochs, batch_size=batch_size,
-        patch_size=patch_size, lr=lr, device=device, init=init, resume=resume, val_inputs=list(val or []),
-        val_every=val_every, vgg_weights=vgg_weights, pixel_loss=pixel_loss, isotropic=isotropic, detect=not no_detect, seed=seed,
-        model_options=model_options,
-    )
+    settings = {"steps": steps, "epochs": epochs, "batch_size": batch_size, "patch_size": patch_size, "lr": lr,
+                "device": device, "init": init, "resume": resume, "val_inputs": list(val or []),
+                "val_every": val_every, "vgg_weights": vgg_weights, "pixel_loss": pixel_loss, "isotropic": isotropic,
+                "detect": not no_detect, "seed": seed, "model_options": model_options}
+
+    def timed_progress(step: int, losses: dict[str, float]) -> None:
+        if not no_progress:
+            note(f"step {step} " + " ".join(f"{k} {v:.5f}" for k, v in losses.items()))
+
     with _train_progress(enabled=not no_progress) as progress:
-        result = _trainer_for(model)(config, progress=progress, message=warn)
+        result = train_model(list(inputs), output, model=model, stage=stage, minutes=minutes,
+                             interpolator_weights=interpolator_weights, progress=progress,
+                             timed_progress=timed_progress, warn=warn, **settings)
+    if isinstance(result, TimedResult):
+        summary = result.summary
+        show(f"wrote {result.output} after {summary.get('steps', summary.get('fusion', {}).get('steps'))} steps; "
+             f"validation {json.dumps(summary.get('validation'))}")
+        return
     best = result.best or {}
     line = f"wrote {result.output} after {result.steps} steps ({result.seconds:.0f} s; loss {result.loss})"
     if "val_psnr" in best and "linear_psnr" in best:
@@ -154,25 +172,6 @@ def train_command(
 
     show(f"weights licence: {checkpoint_terms(result.output) or 'unknown'}")
     warn_not_better_than_linear(best, warn)
-
-
-def _trainer_for(model: str) -> Any:
-    """``train`` for interpolation models, ``train_volume`` for kind "volume" (gan3d); both take
-    ``(config, progress, message)`` and return a TrainResult."""
-    from emrepair.errors import UsageError
-    from emrepair.models import get_spec
-
-    try:
-        kind = get_spec(model).kind
-    except UsageError:  # not a registered name: train() reports it (or uses --init's model)
-        kind = "interpolation"
-    if kind == "volume":
-        from emrepair.training.volume import train_volume
-
-        return train_volume
-    from emrepair.training import train
-
-    return train
 
 
 def _train_progress(enabled: bool) -> Any:
@@ -197,7 +196,14 @@ def _train_progress(enabled: bool) -> Any:
             with progress_bar("train", enabled=enabled) as plain:
                 yield lambda step, total, info: plain(step, total, describe(info))
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         with Progress(TextColumn("train", style="bold"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.fields[info]}", markup=False), TimeElapsedColumn(), TimeRemainingColumn(),

@@ -42,11 +42,12 @@ def upsample_z(
 ) -> None:
     """Synthesize factor - 1 sections between every pair of sections, keeping the originals bit-identical."""
     params = dict(locals())
+    from emrepair.api import upsample_z as upsample_volume
     from emrepair.cli.commands_fix import block_run_progress, check_outputs, print_json
     from emrepair.cli.console import warn
     from emrepair.cli.render import render_share_left, render_upsample
     from emrepair.errors import UsageError
-    from emrepair.pipelines.upsample import UpsampleOptions, run_upsample
+    from emrepair.pipelines.upsample import UpsampleOptions
 
     opt.check_engine_choices(blend, precision)
     opt.check_executor(executor)
@@ -58,9 +59,9 @@ def upsample_z(
                               **opt.run_option_fields(params))
     with block_run_progress(no_progress) as add_bar:
         detecting = repair and not report and not sections
-        result = run_upsample(path, output, options, progress=add_bar("pairs"),
-                              tile_progress=add_bar("tiles", every_percent=None),
-                              detect_progress=add_bar("detect") if detecting else None, warn=warn)
+        result = upsample_volume(path, output, options=options, progress=add_bar("pairs"),
+                                 tile_progress=add_bar("tiles", every_percent=None),
+                                 detect_progress=add_bar("detect") if detecting else None, warn=warn)
     if not print_json(result, as_json or opt.is_stdout(save_report)):
         render_upsample(result)
     render_share_left(result)

@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.control import Control
 from rich.text import Text
 
-ProgressCallback = Callable[[int, int], None]
+from emrepair.callbacks import ProgressCallback
+
 PIPE_WIDTH = 200  # columns for tables when stdout/stderr is a file or a pipe (COLUMNS overrides)
 
 

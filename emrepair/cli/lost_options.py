@@ -1,5 +1,5 @@
-"""The partial-loss thresholds of `emrepair detect` and `emrepair fix` (defaults: emrepair.detect.DetectConfig), and
-the staining-precipitate and contrast-region options (defaults: emrepair.detect.damage_config.DamageConfig)."""
+"""The partial-loss thresholds of `emrepair detect` and `emrepair fix` (defaults: emrepair.detection.DetectConfig), and
+the staining-precipitate and contrast-region options (defaults: emrepair.detection.damage_config.DamageConfig)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def detect_config(min_lost_fraction: float | None, missing_fraction: float | Non
     UsageError for values outside (0, 1)."""
     from dataclasses import replace
 
-    from emrepair.detect import DetectConfig
+    from emrepair.detection import DetectConfig
     from emrepair.errors import UsageError
 
     changes: dict[str, float] = {}
@@ -64,7 +64,7 @@ def damage_config(no_damage: bool, precipitate_dark: float | None, contrast_min_
     or given with ``--no-damage``."""
     from dataclasses import replace
 
-    from emrepair.detect.damage_config import DamageConfig
+    from emrepair.detection.damage_config import DamageConfig
     from emrepair.errors import UsageError
 
     given = {flag: value for flag, value in (("--precipitate-dark", precipitate_dark),

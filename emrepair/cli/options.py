@@ -41,7 +41,7 @@ RUN_FIELDS = {"masks": "masks_path", "dataset": "dataset", "level": "level", "ti
 def run_option_fields(params: dict[str, Any]) -> dict[str, Any]:
     """The RunOptions fields from a blockwise command's parameters (its ``locals()``): parsed --sections and
     --part, --report and --save-report as strings, the rest as given."""
-    from emrepair.pipelines.plan import parse_sections
+    from emrepair.distributed.plan import parse_sections
     from emrepair.runstate import parse_part
 
     sections, report, save_report, part = (params[k] for k in ("sections", "report", "save_report", "part"))
@@ -57,20 +57,22 @@ def run_option_fields(params: dict[str, Any]) -> dict[str, Any]:
 
 def check_executor(executor: str) -> None:
     """Refuse an unknown --executor with a usage error."""
+    from emrepair.choices import ExecutorKind, spoken, values
     from emrepair.errors import UsageError
 
-    if executor not in ("auto", "daisy", "process"):
-        raise UsageError(f"--executor must be auto, daisy or process, not {executor!r}")
+    if executor not in values(ExecutorKind):
+        raise UsageError(f"--executor must be {spoken(ExecutorKind)}, not {executor!r}")
 
 
 def check_engine_choices(blend: str, precision: str) -> None:
     """Refuse unknown --blend and --precision values with a usage error."""
+    from emrepair.choices import Blend, Precision, spoken, values
     from emrepair.errors import UsageError
 
-    if blend not in ("gaussian", "hann", "crop"):
-        raise UsageError(f"--blend must be gaussian, hann or crop, not {blend!r}")
-    if precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise UsageError(f"--precision must be auto, fp32, bf16 or fp16, not {precision!r}")
+    if blend not in values(Blend):
+        raise UsageError(f"--blend must be {spoken(Blend)}, not {blend!r}")
+    if precision not in values(Precision):
+        raise UsageError(f"--precision must be {spoken(Precision)}, not {precision!r}")
 
 
 def is_stdout(path: Any) -> bool:

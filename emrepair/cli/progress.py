@@ -6,6 +6,8 @@ import math
 import time
 from typing import Callable
 
+from emrepair.callbacks import WarnCallback
+
 
 def format_duration(seconds: float) -> str:
     """``3725`` -> ``'1:02:05'``; ``'?'`` when unknown."""
@@ -37,7 +39,7 @@ class PlainProgress:
     one, e.g. the tiles of the next section) restarts the rate and the 5 % steps.
     """
 
-    def __init__(self, description: str, emit: Callable[[str], None], every_percent: float | None = 5.0,
+    def __init__(self, description: str, emit: WarnCallback, every_percent: float | None = 5.0,
                  every_seconds: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.description = description
         self.emit = emit

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-Warn = Callable[[str], None]
+from emrepair.callbacks import WarnCallback
 
 
-def warn_not_better_than_linear(best: dict[str, Any], warn: Warn) -> bool:
-    """Warn (and return True) when the kept checkpoint does not beat linear interpolation on validation PSNR."""
+def warn_not_better_than_linear(best: dict[str, Any], warn: WarnCallback) -> bool:
+    """WarnCallback (and return True) when the kept checkpoint does not beat linear interpolation on validation PSNR."""
     if "val_psnr" not in best or "linear_psnr" not in best:
         return False
     if best["val_psnr"] > best["linear_psnr"]:
@@ -48,8 +48,8 @@ def trained_overlap(checkpoint_meta: dict[str, Any], input_path: str, shape: tup
     return sorted(overlap) if found else None
 
 
-def warn_trained_overlap(input_path: str, models: list[str], result: Any, warn: Warn) -> list[str]:
-    """Warn for each checkpoint that was trained on sections eval dropped or used as neighbours; return the
+def warn_trained_overlap(input_path: str, models: list[str], result: Any, warn: WarnCallback) -> list[str]:
+    """WarnCallback for each checkpoint that was trained on sections eval dropped or used as neighbours; return the
     checkpoints warned about."""
     from emrepair.models.checkpoint import read_checkpoint
 

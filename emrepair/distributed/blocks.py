@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from emrepair.pipelines.plan import RepairRun
+from emrepair.distributed.plan import RepairRun
 
 
 @dataclass(frozen=True)

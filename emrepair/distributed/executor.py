@@ -15,6 +15,7 @@ import sys
 import threading
 from typing import Any, Callable, ContextManager, Protocol, Sequence
 
+from emrepair.callbacks import ProgressCallback
 from emrepair.distributed.blocks import Block
 
 ProcessBlock = Callable[[Block], None]
@@ -39,7 +40,7 @@ class WorkerSession:
     """
 
     def __init__(self, job: Any, loaded: tuple[Any, ...] | None = None,
-                 tile_progress: Callable[[int, int], None] | None = None) -> None:
+                 tile_progress: ProgressCallback | None = None) -> None:
         self.job, self.loaded, self.tile_progress = job, loaded, tile_progress
 
     def __getstate__(self) -> dict[str, Any]:
@@ -167,19 +168,3 @@ class ProcessExecutor:
             remaining -= 1
             if on_done is not None:
                 on_done(blocks[payload])
-
-
-def make_executor(workers: int, engine: str = "auto") -> Executor:
-    """The executor for ``--workers``: serial for 1; daisy when asked for (or "auto" and installed); else processes."""
-    if workers <= 1:
-        return SerialExecutor()
-    if engine in ("auto", "daisy"):
-        from emrepair.distributed.daisy_executor import DaisyExecutor, daisy_available
-
-        if daisy_available():
-            return DaisyExecutor(workers)
-        if engine == "daisy":
-            from emrepair.errors import UsageError
-
-            raise UsageError("daisy is not installed; pip install 'emrepair[distributed]' or use --executor process")
-    return ProcessExecutor(workers)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from emrepair.detect.fold_geometry import draw_band
+from emrepair.detection.fold_geometry import draw_band
 from emrepair.distributed.repair import RegionJob, RunRepairer, read_window
 
 
@@ -31,8 +31,8 @@ class FoldRepairer:
         self.device = device
         self.fallback = fallback
         self.tile_size = tile_size
-        from emrepair.pipelines.fold_pull import MOVE_REACH
-        from emrepair.pipelines.fold_pull import REACH as FIT_REACH
+        from emrepair.engine.fold_pull import MOVE_REACH
+        from emrepair.engine.fold_pull import REACH as FIT_REACH
 
         config = model.config
         # Pixels farther than this from the band come back bit-identical (the model's composition rule and
@@ -43,7 +43,7 @@ class FoldRepairer:
         self._bands: dict[int, np.ndarray] = {}
 
     def __call__(self, job: RegionJob) -> list[np.ndarray]:
-        from emrepair.pipelines.fold_repair import repair_fold_section
+        from emrepair.engine.fold_repair import repair_fold_section
 
         run = job.run
         if any(z not in run.folds for z in job.zs) or (run.left is None and run.right is None):

@@ -7,7 +7,12 @@ from typing import Any
 import numpy as np
 
 from emrepair.distributed.repair import RegionJob, read_window
-from emrepair.pipelines.grid_repair import fill_gap, grid_layout, known_around, repair_context
+from emrepair.engine.grid_repair import (
+    fill_gap,
+    grid_layout,
+    known_around,
+    repair_context,
+)
 
 
 class GridRepairer:

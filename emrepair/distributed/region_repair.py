@@ -17,12 +17,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from emrepair.detect.lost_regions import LostRegions
+from emrepair.detection.lost_regions import LostRegions
+from emrepair.engine.intensity import match_contrast
 
 SEAM_PX = 16  # width of the blend between the synthesized region and the section's own pixels
 RING_PX = 48  # context beyond the seam read around a window, so that distances to the region are exact
 PLATEAU_PX = 8  # the first pixels of the seam are synthesized fully: they catch lost pixels just past a region cell
-_DEAD_ZONE = 0.1
 
 
 def region_of(geometry: dict[str, Any] | None) -> LostRegions | None:
@@ -56,23 +56,6 @@ def seam_weights(region: LostRegions, ys: slice, xs: slice, shape: tuple[int, in
     weights = ramp * ramp * (3.0 - 2.0 * ramp)  # smoothstep: no kink at either end of the seam
     weights[distance >= seam] = 0.0
     return weights.astype(np.float32), distance
-
-
-def match_contrast(synth: np.ndarray, own: np.ndarray, ring: np.ndarray) -> float:
-    """The offset that brings the synthesized pixels to the section's own level over ``ring``.
-
-    The offset matches the means over the section's own pixels beyond the seam; there is no gain: a gain from
-    the two images' spreads (pixel-level, or of 8-px local means) cost 0.4-0.9 dB in the lost region, because a
-    synthesized section is smoother than a real one (benchmarks/bench_partial.py repair). An offset under
-    ``_DEAD_ZONE`` of the own pixels' standard deviation, or fewer than 64 usable pixels, mean no change.
-    """
-    usable = ring & np.isfinite(own) & np.isfinite(synth)
-    if usable.sum() < 64:
-        return 0.0
-    o = own[usable].astype(np.float64)
-    offset = float(o.mean() - synth[usable].astype(np.float64).mean())
-    # a small difference is the two images' structure, not a change of level: correcting it cost up to 0.3 dB
-    return offset if abs(offset) > _DEAD_ZONE * float(o.std()) else 0.0
 
 
 def fuse_region(own: np.ndarray, synth: np.ndarray, weights: np.ndarray, distance: np.ndarray,

@@ -4,18 +4,18 @@ for huge sections, region by region so that memory never depends on the number o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Mapping, Protocol
 
 import numpy as np
 
-from emrepair.detect import KIND_LABELS
+from emrepair.callbacks import ProgressCallback
+from emrepair.detection import KIND_LABELS
 from emrepair.distributed.blocks import Block, slabs_of
+from emrepair.distributed.plan import RepairRun
 from emrepair.distributed.region_repair import RegionFuser, correct_contrast, seam_weights
+from emrepair.engine.intensity import IntensityMap
 from emrepair.io.base import Volume
-from emrepair.pipelines.intensity import IntensityMap
-from emrepair.pipelines.plan import RepairRun
 
-ProgressCallback = Callable[[int, int], None]
 Region = tuple[slice, slice]
 MARK_KINDS = ("precipitate", "contrast")  # kept as they are unless repaired from their region (see BlockWriter)
 

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-BLEND_MODES = ("gaussian", "hann", "crop")
+from emrepair.choices import Blend, values
+
+BLEND_MODES = values(Blend)
 OWNER_FLOOR = 1e-6
 GAUSSIAN_SIGMA_FRACTION = 1.0 / 8.0
 

@@ -7,10 +7,11 @@ import warnings
 
 import torch
 
+from emrepair.choices import Precision, values
 from emrepair.errors import UsageError
 
 DEVICE_SPECS = ("auto", "cpu", "cuda", "cuda:N")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = values(Precision)
 
 _CUDA_SPEC = re.compile(r"^cuda(?::(\d+))?$")
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import warnings
 from contextlib import nullcontext
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from emrepair.callbacks import ProgressCallback
 from emrepair.engine.blending import axis_profiles, tile_weight
 from emrepair.engine.config import EngineConfig
 from emrepair.engine.device import resolve_device, resolve_precision
@@ -19,7 +20,6 @@ from emrepair.engine.memory import (CPU_DEFAULT_TILE, GPU_MEMORY_FRACTION, MIN_A
 from emrepair.engine.tiling import Tile, auto_overlap, axis_starts, plan_tiles
 from emrepair.errors import UsageError
 
-Progress = Callable[[int, int], None]
 
 
 class TiledInterpolator:
@@ -98,7 +98,7 @@ class TiledInterpolator:
         return self._bytes_per_pixel
 
     def interpolate(self, a: np.ndarray, b: np.ndarray, ts: Sequence[float],
-                    progress: Progress | None = None) -> list[np.ndarray]:
+                    progress: ProgressCallback | None = None) -> list[np.ndarray]:
         """Synthesize the sections at each position in ``ts`` between ``a`` (t=0) and ``b`` (t=1).
 
         Args:
@@ -132,7 +132,7 @@ class TiledInterpolator:
                 self._tile_cap = smaller
 
     def _run_section(self, a: np.ndarray, b: np.ndarray, ts: list[float], tile_size: int, overlap: int,
-                     progress: Progress | None) -> list[np.ndarray]:
+                     progress: ProgressCallback | None) -> list[np.ndarray]:
         height, width = a.shape
         # Pad the whole section once (not each tile) so that a tiled run sees exactly the border
         # context an untiled run would; tile sizes are multiples of size_multiple, so tiles need no padding.

@@ -7,8 +7,6 @@ import os
 import sys
 from pathlib import Path
 
-import emrepair
-
 WEIGHTS_ENV = "EMREPAIR_WEIGHTS"
 
 # SHA-256 of each shipped weights file (weights/<name>.pt): loading refuses shipped weights that differ.
@@ -27,7 +25,7 @@ PINNED = {
 def package_weights_dirs() -> list[Path]:
     """Where the shipped weights live: ``weights/`` beside the package (a source checkout or editable install),
     then ``<prefix>/share/emrepair/weights`` (where ``pip install .`` puts them)."""
-    return [Path(emrepair.__file__).resolve().parent.parent / "weights",
+    return [Path(__file__).resolve().parents[2] / "weights",
             Path(sys.prefix) / "share" / "emrepair" / "weights"]
 
 

@@ -11,25 +11,25 @@ from typing import Any
 import torch
 from torch import nn
 
+from emrepair.choices import ModelKind, values
 from emrepair.errors import InputError, UsageError
 from emrepair.models.base import InterpolationModel, channels_last_convs
 from emrepair.models.checkpoint import file_sha256, read_checkpoint, verify_origin, verify_sidecar
-from emrepair.models.dan import DANConfig, DANModel
-from emrepair.models.flow import FlowConfig, FlowModel
-from emrepair.models.flowunet import FlowUNetConfig, FlowUNetModel
-from emrepair.models.gan import GANConfig, GANModel
 from emrepair.models.gan3d import GAN3DConfig, GAN3DModel
+from emrepair.models.interpolators import INTERPOLATION_CLASSES
+from emrepair.models.pins import (
+    PINNED,
+    WEIGHTS_ENV,
+    package_weights_dirs,
+    weights_origin,
+)
 from emrepair.models.reslice import ResliceConfig, ResliceModel
-from emrepair.models.linear import LinearConfig, LinearModel
-from emrepair.models.pins import PINNED, WEIGHTS_ENV, package_weights_dirs, weights_origin
 from emrepair.models.sff import SFFConfig, SFFModel
-from emrepair.models.ssan import SSANConfig, SSANModel
-from emrepair.models.tsain import TSAINConfig, TSAINModel
 
-MODEL_KINDS = ("interpolation", "fold", "volume")
+MODEL_KINDS = values(ModelKind)
 TRAIN_HINTS = {
     "interpolation": "train one with `emrepair train` or pass --model flow",
-    "fold": "train one with `python -m emrepair.pipelines.fold_training` or use mask-and-fill",
+    "fold": "train one with `emrepair train --model sff` or use mask-and-fill",
     "volume": "train one first or use an interpolation model",
 }
 
@@ -54,7 +54,7 @@ class ModelSpec:
         learned: whether the model needs trained weights.
         description: one line for ``emrepair models``-style listings.
         kind: the interface the model offers: "interpolation" (``model(a, b, t)``), "fold"
-            (``model(folded, left, right, band_mask)``, see ``emrepair.pipelines.fold_repair``) or
+            (``model(folded, left, right, band_mask)``, see ``emrepair.engine.fold_repair``) or
             "volume" (``model(stack, factor)``: z super-resolution of a (B, 1, D, H, W) stack).
         weights_sha256: the SHA-256 of the shipped weights file, pinned here in the package (the ``.sha256``
             sidecar beside the file is only a second copy). Shipped weights that differ are refused; other
@@ -68,7 +68,7 @@ class ModelSpec:
     weights_filename: str | None
     learned: bool
     description: str
-    kind: str = "interpolation"
+    kind: str = ModelKind.INTERPOLATION.value
     weights_sha256: str | None = None
 
     def __post_init__(self) -> None:
@@ -136,23 +136,23 @@ class ModelMeta:
 REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec("linear", LinearModel, LinearConfig, None, False,
+        ModelSpec("linear", *INTERPOLATION_CLASSES["linear"], None, False,
                   "cross-fade (1-t) a + t b; no weights"),
-        ModelSpec("flow", FlowModel, FlowConfig, None, False,
+        ModelSpec("flow", *INTERPOLATION_CLASSES["flow"], None, False,
                   "OpenCV DIS optical flow both ways, warped to t and blended; no weights"),
-        ModelSpec("flowunet", FlowUNetModel, FlowUNetConfig, "flowunet.pt", True,
+        ModelSpec("flowunet", *INTERPOLATION_CLASSES["flowunet"], "flowunet.pt", True,
                   "DIS flow warps fused by a U-Net (blend weight + residual); starts as flow (ours)",
                   weights_sha256=PINNED["flowunet"]),
-        ModelSpec("ssan", SSANModel, SSANConfig, "ssan.pt", True,
+        ModelSpec("ssan", *INTERPOLATION_CLASSES["ssan"], "ssan.pt", True,
                   "sparse self-attention aggregation network (Wang et al. 2021), t-conditioned",
                   weights_sha256=PINNED["ssan"]),
-        ModelSpec("dan", DANModel, DANConfig, "dan.pt", True,
+        ModelSpec("dan", *INTERPOLATION_CLASSES["dan"], "dan.pt", True,
                   "deformation-aware network: SSAN front end, deformable warps and blendnet",
                   weights_sha256=PINNED["dan"]),
-        ModelSpec("tsain", TSAINModel, TSAINConfig, "tsain.pt", True,
+        ModelSpec("tsain", *INTERPOLATION_CLASSES["tsain"], "tsain.pt", True,
                   "temporal spatial-adaptive interpolation with deformable refinement (TSADR), t-conditioned",
                   weights_sha256=PINNED["tsain"]),
-        ModelSpec("gan", GANModel, GANConfig, "gan.pt", True,
+        ModelSpec("gan", *INTERPOLATION_CLASSES["gan"], "gan.pt", True,
                   "Jain's fully convolutional generator (2-D modules, 3-D fusion), adversarially trained",
                   weights_sha256=PINNED["gan"]),
         ModelSpec("gan3d", GAN3DModel, GAN3DConfig, "gan3d.pt", True,
@@ -168,7 +168,7 @@ REGISTRY: dict[str, ModelSpec] = {
 }
 
 
-def list_models(kind: str | None = "interpolation") -> list[ModelSpec]:
+def list_models(kind: str | None = ModelKind.INTERPOLATION.value) -> list[ModelSpec]:
     """The registered models of ``kind`` (None: every kind), weight-free baselines first.
 
     The default lists only interpolation models, the ``model(a, b, t)`` interface that ``fix``,
@@ -181,7 +181,7 @@ def list_models(kind: str | None = "interpolation") -> list[ModelSpec]:
 
 def model_kind(model: nn.Module) -> str:
     """The interface a loaded model offers: its ``kind`` attribute, "interpolation" by default."""
-    return str(getattr(model, "kind", "interpolation"))
+    return str(getattr(model, "kind", ModelKind.INTERPOLATION))
 
 
 def require_interpolation(model: nn.Module, label: str) -> None:
@@ -190,9 +190,9 @@ def require_interpolation(model: nn.Module, label: str) -> None:
     ``label`` names the option or model in the message, e.g. ``"--model gan3d"``.
     """
     kind = model_kind(model)
-    if kind != "interpolation":
+    if kind != ModelKind.INTERPOLATION:
         raise UsageError(f"{label} is a {kind} model; --model takes an interpolation model (see `emrepair models`)"
-                         + (", and --fold-model a fold model" if kind == "fold" else ""))
+                         + (", and --fold-model a fold model" if kind == ModelKind.FOLD else ""))
 
 
 def get_spec(name: str) -> ModelSpec:

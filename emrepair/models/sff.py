@@ -26,13 +26,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from emrepair.models.base import InterpolationModel, check_shape
+from emrepair.models.base import check_shape
 from emrepair.models.fold_blend import compose_repair, near_band_weight, relight_band
+from emrepair.models.interpolators import INTERPOLATORS, build_interpolator
 from emrepair.models.regional_gain import RegionalGain, RegionalGainConfig, apply_gain
 from emrepair.models.small_unet import SmallUNet
 from emrepair.models.warp import warp_by_flow
 
-INTERPOLATORS = ("linear", "flow", "flowunet", "ssan", "dan", "tsain", "gan")
 MASK_PRIOR = 6.0  # softmax weight ~0.995: a fresh fusion takes unfolded off the band, interpolated on it
 
 
@@ -78,15 +78,6 @@ class SFFConfig:
         for label in ("reach", "transition", "halo"):
             if getattr(self, label) < 0:
                 raise ValueError(f"{label} must be >= 0, got {getattr(self, label)}")
-
-
-def build_interpolator(name: str) -> InterpolationModel:
-    """A fresh interpolation model of a registered class with its default config (the registry is imported
-    here because it imports this module)."""
-    from emrepair.models.registry import get_spec
-
-    spec = get_spec(name)
-    return spec.cls(spec.config_cls())
 
 
 @dataclass

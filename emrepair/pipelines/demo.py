@@ -5,14 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from emrepair.callbacks import ProgressCallback, WarnCallback
 from emrepair.errors import OutputError
-
-ProgressCallback = Callable[[int, int], None]
-WarnCallback = Callable[[str], None]
 
 SAMPLE_NAME = "sample.h5"
 

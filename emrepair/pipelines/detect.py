@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
 
-from emrepair.detect import KIND_LABELS, DetectConfig, DetectionReport, detect_volume
-from emrepair.detect.damage_config import DamageConfig
-from emrepair.detect.report import REGION_KINDS
+from emrepair.callbacks import ProgressCallback
+from emrepair.detection import KIND_LABELS, DetectConfig, DetectionReport, detect_volume
+from emrepair.detection.damage_config import DamageConfig
+from emrepair.detection.report import REGION_KINDS
 from emrepair.errors import OutputError
 
-ProgressCallback = Callable[[int, int], None]
 _PANEL_SIDE = 512  # long side of each panel of a preview picture
 
 
@@ -28,7 +27,7 @@ def run_detect(input_path: str | Path, *, dataset: str | None = None, level: int
     Args:
         report_path: write the JSON report here.
         masks_path: write a uint8 label volume (0 good, 1 missing, 2 fold band, 3 lost region, 4 staining
-            precipitate, 5 regional contrast change; ``emrepair.detect.KIND_LABELS``) of the input's shape here,
+            precipitate, 5 regional contrast change; ``emrepair.detection.KIND_LABELS``) of the input's shape here,
             section by section; OME-Zarr labels when the path ends in ``.ome.zarr``.
         preview_dir: write ``z{z:05d}_{kind}.png`` per defective section: the section between its
             neighbours, the fold band tinted red and its lines drawn in green.

@@ -11,15 +11,15 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from emrepair.callbacks import ProgressCallback
+from emrepair.engine.intensity import IntensityMap
+from emrepair.engine.metrics import psnr, ssim
 from emrepair.errors import UsageError
-from emrepair.pipelines.intensity import IntensityMap
-from emrepair.pipelines.metrics import psnr, ssim
 
-ProgressCallback = Callable[[int, int], None]
 BASELINES = ("linear", "flow")
 BLURRED_LINEAR = "linear+blur"
 BLUR_SIGMAS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 11.0, 16.0)
@@ -236,7 +236,7 @@ def evaluate(
     for name in names:
         model, meta = load_model(name, device=str(target_device), allow_random=allow_random)
         if hasattr(model, "fill_grid"):  # a grid model (reslice) fills the gap from sections on both sides
-            from emrepair.pipelines.upsample_window import VolumeTiler
+            from emrepair.engine.window import VolumeTiler
 
             engines[name] = VolumeTiler(model, str(target_device), tile_size=tile_size, overlap=overlap)
         else:
@@ -248,7 +248,7 @@ def evaluate(
     with open_volume(path, dataset=dataset) as vol:
         defective: set[int] = set()
         if detect:
-            from emrepair.detect import detect_volume
+            from emrepair.detection import detect_volume
 
             defective = set(detect_volume(vol).defective_z())
         cases = plan_cases(vol.shape[0], gap, decimate, defective, sections, max_sections, seed)
@@ -299,7 +299,7 @@ class GridCases:
     rows as far apart as the pixels (``grid_repair``); defective sections and the dropped run are never used."""
 
     def __init__(self, vol: Any, model: Any, decimate: int, defective: set[int]) -> None:
-        from emrepair.pipelines.grid_repair import grid_ratio, repair_context
+        from emrepair.engine.grid_repair import grid_ratio, repair_context
 
         self.vol, self.decimate, self.defective = vol, decimate, defective
         self.context = repair_context(model)
@@ -307,7 +307,7 @@ class GridCases:
 
     def predict(self, tiler: Any, case: EvalCase, mapping: IntensityMap) -> list[np.ndarray]:
         """The run's sections in [0, 1] from the grid model."""
-        from emrepair.pipelines.grid_repair import fill_gap, grid_layout, known_around
+        from emrepair.engine.grid_repair import fill_gap, grid_layout, known_around
 
         known = known_around(case.left, case.right, self.decimate, self.context,
                              lambda z: z not in self.defective, self.vol.shape[0])

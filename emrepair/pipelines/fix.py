@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from emrepair.callbacks import ProgressCallback, WarnCallback
+from emrepair.choices import ModelKind
+from emrepair.distributed.plan import RepairRun, plan_runs
+from emrepair.engine.notes import Notes, resolve_device_noting
 from emrepair.errors import OutputError, UsageError
 from emrepair.pipelines.block_session import (
     OutputSession,
@@ -23,21 +27,16 @@ from emrepair.pipelines.block_session import (
     earlier_record,
     guard_run,
     keeping_finished_blocks,
-    partial_path,
     outputs_are_run,
+    partial_path,
     pending_blocks,
     save_summary,
     stamp_run,
 )
-from emrepair.pipelines.notes import Notes, resolve_device_noting
 from emrepair.pipelines.model_choice import auto_fix_model, default_model_name
 from emrepair.pipelines.options import RunOptions, RunResult
-from emrepair.pipelines.plan import RepairRun, plan_runs
 from emrepair.pipelines.provenance import base_record, model_label
 from emrepair.runstate.rejoin import check_share_targets, commit_when_complete
-
-ProgressCallback = Callable[[int, int], None]
-WarnCallback = Callable[[str], None]
 
 DEFAULT_FOLD_MODEL = "sff"
 # Sections above this many pixels are repaired region by region (REGION_SIZE squares plus context), which keeps
@@ -146,8 +145,8 @@ def build_repairers(options: FixOptions, model_name: str, device: str, shape: tu
     repairers: dict[str, Any] = {"default": InterpolationRepairer(engine, context)}
     if grid_model is not None:
         from emrepair.distributed.grid_repairer import GridRepairer
-        from emrepair.pipelines.grid_repair import grid_ratio
-        from emrepair.pipelines.upsample_window import VolumeTiler
+        from emrepair.engine.grid_repair import grid_ratio
+        from emrepair.engine.window import VolumeTiler
 
         ratio = grid_ratio(voxel_size, 1, grid_model.config.max_factor)
         tiler = VolumeTiler(grid_model, device, tile_size=options.tile_size or GRID_REPAIR_TILE,
@@ -158,7 +157,7 @@ def build_repairers(options: FixOptions, model_name: str, device: str, shape: tu
         from emrepair.distributed.fold_repairer import FoldRepairer
 
         fold_model, fold_meta = load_model(fold_name, device=device)
-        if model_kind(fold_model) != "fold":
+        if model_kind(fold_model) != ModelKind.FOLD:
             raise UsageError(f"--fold-model {fold_name} is a {model_kind(fold_model)} model, not a fold model "
                              "(see `emrepair models`)")
         repairers["fold"] = FoldRepairer(fold_model, device, repairers["default"], tile_size=options.tile_size,
@@ -425,7 +424,8 @@ def _provenance(result: FixResult, runs: list[RepairRun], engine: Any, options: 
 
 def _execute(job: FixJob, todo: list[Any], options: FixOptions, engine: Any, repairers: dict[str, Any],
              vol: Any, on_done: Callable[[Any], None], tile_progress: ProgressCallback | None) -> None:
-    from emrepair.distributed.executor import SerialExecutor, make_executor
+    from emrepair.distributed.choice import make_executor
+    from emrepair.distributed.executor import SerialExecutor
 
     if options.workers <= 1:
         # In this process, with the model already loaded.

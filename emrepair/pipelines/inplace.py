@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from emrepair.callbacks import ProgressCallback, WarnCallback
 from emrepair.errors import OutputError, UsageError
 from emrepair.pipelines.inplace_backup import (
-    backup_state, clear_incomplete, load_backup, remove_backup, restore_backup, verify_restored, write_backup,
+    backup_state,
+    clear_incomplete,
+    load_backup,
+    remove_backup,
+    restore_backup,
+    verify_restored,
+    write_backup,
 )
 
-ProgressCallback = Callable[[int, int], None]
-WarnCallback = Callable[[str], None]
 BACKUP_SUFFIX = ".emrepair-backup"
 
 
@@ -82,11 +87,17 @@ def _run_fix_in_place(path: str, options: Any, *, progress: ProgressCallback | N
     input. A write error (a full disk) is an OutputError that names the complete backup and both ways out.
     """
     from emrepair.engine import estimate_memory
+    from emrepair.engine.notes import Notes, resolve_device_noting
     from emrepair.io import open_volume
     from emrepair.io.writers.inplace import check_in_place_format
-    from emrepair.pipelines.fix import FixResult, _note_one_sided, _plan, build_repairers, note_fold_repairer
+    from emrepair.pipelines.fix import (
+        FixResult,
+        _note_one_sided,
+        _plan,
+        build_repairers,
+        note_fold_repairer,
+    )
     from emrepair.pipelines.model_choice import auto_fix_model
-    from emrepair.pipelines.notes import Notes, resolve_device_noting
 
     if options.part is not None or options.workers > 1:
         raise UsageError("--in-place runs in one process; use -o with --part or --workers")

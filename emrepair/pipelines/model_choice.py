@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+
+from emrepair.callbacks import WarnCallback
 
 # Learned interpolation models in order of measured quality; the first with weights present is the default.
 PREFERRED_MODELS = ("flowunet",)
@@ -107,7 +108,7 @@ def default_upsample_model(voxel_size: tuple[float, float, float] | None, factor
 
 
 def auto_fix_model(choice: str, voxel_size: tuple[float, float, float] | None, device_type: str,
-                   note: Callable[[str], None]) -> str:
+                   note: WarnCallback) -> str:
     """The model fix runs for ``--model choice``: ``auto`` resolved by :func:`default_fix_model` (and the
     :func:`grid_fix_hint` line passed to ``note`` when there is one); any other choice as given."""
     if choice != "auto":

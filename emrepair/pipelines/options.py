@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from emrepair.pipelines.plan import RepairRun
+    from emrepair.distributed.plan import RepairRun
 
 
 def _usage(message: str) -> Exception:
@@ -74,7 +74,7 @@ class RunOptions(EngineOptions):
         check_positive(workers=self.workers)
         if self.level is not None and self.level < 0:
             raise _usage(f"--level must be 0 or more, not {self.level}")
-    detect_config: Any = None  # emrepair.detect.DetectConfig for a fresh detection run (None: the defaults)
+    detect_config: Any = None  # emrepair.detection.DetectConfig for a fresh detection run (None: the defaults)
     repair_precipitates: bool = False  # fix: synthesize the regions of staining precipitates a report marks
 
 

@@ -8,7 +8,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from emrepair import __version__
+from emrepair.version import __version__
 
 
 def sha256_of(path: str | Path, block: int = 1 << 20) -> str:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from emrepair.callbacks import ProgressCallback
 from emrepair.errors import UsageError
 from emrepair.io.base import Volume
-
-ProgressCallback = Callable[[int, int], None]
 
 
 def defects_to_repair(
@@ -45,7 +44,7 @@ def repair_targets(
         raise UsageError("give either --sections or --report, not both")
     if sections is not None:
         return {z: "missing" for z in sections}, {}
-    from emrepair.detect import DetectionReport, detect_volume
+    from emrepair.detection import DetectionReport, detect_volume
 
     if report_path is not None:
         report = DetectionReport.load(report_path)
@@ -54,7 +53,7 @@ def repair_targets(
                 f"report {report_path} was made for shape {tuple(report.shape)}, but the volume is {tuple(vol.shape)}"
             )
     else:
-        from emrepair.detect import DamageConfig, DetectConfig
+        from emrepair.detection import DamageConfig, DetectConfig
 
         report = detect_volume(vol, config if config is not None else DetectConfig(), progress=progress,
                                damage=DamageConfig() if marks else None)
@@ -69,7 +68,7 @@ def targets_of(report: Any, marks: bool = False,
     """``({z: kind}, {z: geometry})`` of a detection report (see :func:`repair_targets`).
 
     A section with several defects takes the first of missing, fold, partial as its kind; its geometry holds the
-    fold band (``lines``, ``width_px``) and the lost region (``region``, emrepair.detect.lost_regions) it has.
+    fold band (``lines``, ``width_px``) and the lost region (``region``, emrepair.detection.lost_regions) it has.
     A fold without lines beside a lost region is repaired as a partly lost section.
     With ``marks``, a marked section that is no target yet becomes one with its region: a regional contrast
     change (corrected there), and a staining precipitate only with ``repair_precipitates`` (synthesized there).

@@ -12,11 +12,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from emrepair.callbacks import ProgressCallback, WarnCallback
+from emrepair.distributed.plan import RepairRun, plan_runs
+from emrepair.engine.notes import Notes, resolve_device_noting
 from emrepair.errors import OutputError, UsageError
 from emrepair.io.base import Volume
-from emrepair.pipelines.notes import Notes, resolve_device_noting
 from emrepair.pipelines.options import RunOptions, RunResult
-from emrepair.pipelines.plan import RepairRun, plan_runs
 from emrepair.pipelines.provenance import base_record, model_label
 from emrepair.pipelines.upsample_plan import (
     INTERPOLATED_LABEL,
@@ -27,9 +28,6 @@ from emrepair.pipelines.upsample_plan import (
     positions,
     resolve_factor,
 )
-
-ProgressCallback = Callable[[int, int], None]
-WarnCallback = Callable[[str], None]
 
 
 @dataclass
@@ -147,8 +145,8 @@ def upsample_volume(
             run without ``continue_run``.
     """
     from emrepair.pipelines.block_session import guard_run, save_summary
-    from emrepair.pipelines.sections import repair_targets
     from emrepair.pipelines.model_choice import default_upsample_model
+    from emrepair.pipelines.sections import repair_targets
     from emrepair.pipelines.upsample_estimate import estimate_seconds, isotropy_note
     from emrepair.pipelines.upsample_models import load_upsampler
     from emrepair.runstate import check_share_targets
@@ -269,9 +267,18 @@ def _write_blocks(vol: Volume, output_path: str, upsampler: Any, result: Upsampl
                   model_name: str, plan: Callable[[], list[RepairRun]], progress: ProgressCallback | None,
                   tile_progress: ProgressCallback | None, fields: dict[str, Any]) -> None:
     """Prepare (or rejoin) the run, write this process's blocks, and commit when every block is done."""
-    from emrepair.pipelines.block_session import keeping_finished_blocks, partial_path, pending_blocks
+    from emrepair.pipelines.block_session import (
+        keeping_finished_blocks,
+        partial_path,
+        pending_blocks,
+    )
     from emrepair.pipelines.upsample_blocks import plan_upsample_blocks
-    from emrepair.pipelines.upsample_run import UpsampleJob, commit_if_complete, execute_blocks, prepare_run
+    from emrepair.pipelines.upsample_run import (
+        UpsampleJob,
+        commit_if_complete,
+        execute_blocks,
+        prepare_run,
+    )
     from emrepair.runstate import ProgressDir, progress_dir_for
 
     factor = result.factor.factor

@@ -4,12 +4,12 @@ tiled over a window of sections; and fix's repairers for the defective sections.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
+from emrepair.callbacks import ProgressCallback
+from emrepair.choices import ModelKind
 from emrepair.errors import UsageError
 from emrepair.pipelines.options import EngineOptions
-
-ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass
@@ -32,8 +32,8 @@ class Upsampler:
 
     def synthesizer(self, factor: int, depth: int, tile_progress: ProgressCallback | None = None) -> Any:
         """``synthesize(p, section_of)`` for the pairs of a ``depth``-section stack."""
+        from emrepair.engine.window import window_synthesizer
         from emrepair.pipelines.upsample_stream import engine_synthesizer
-        from emrepair.pipelines.upsample_window import window_synthesizer
 
         if self.volume is not None:
             return window_synthesizer(self.volume, factor, depth, tile_progress)
@@ -77,7 +77,7 @@ def load_upsampler(options: EngineOptions, model_name: str, device: str, shape: 
         factors = tuple(getattr(model, "factors", ()))
         if factor not in factors:
             raise UsageError(f"--model {model_name} offers factors {', '.join(map(str, factors))}, not {factor}")
-        from emrepair.pipelines.upsample_window import VolumeTiler
+        from emrepair.engine.window import VolumeTiler
 
         tiler = VolumeTiler(model, device, options.tile_size, options.overlap, options.blend, options.batch_size)
         repair_model = default_model_name()
@@ -106,9 +106,9 @@ def _volume_model(model_name: str, device: str, allow_random: bool) -> tuple[Any
     from emrepair.models.registry import REGISTRY
 
     if model_name in REGISTRY:
-        if get_spec(model_name).kind != "volume":
+        if get_spec(model_name).kind != ModelKind.VOLUME:
             return None
     elif not Path(model_name).expanduser().is_file():
         return None  # build_repairers reports the unknown name
     model, meta = load_model(model_name, device=device, allow_random=allow_random)
-    return (model, meta) if model_kind(model) == "volume" else None
+    return (model, meta) if model_kind(model) == ModelKind.VOLUME else None

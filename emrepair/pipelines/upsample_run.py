@@ -14,11 +14,17 @@ from typing import Any, Callable
 
 import numpy as np
 
-from emrepair.pipelines.block_session import (OutputSession, commit_outputs, discard, earlier_record, partial_path,
-                                              outputs_are_run, stamp_run)
-from emrepair.pipelines.plan import RepairRun
-
-ProgressCallback = Callable[[int, int], None]
+from emrepair.callbacks import ProgressCallback
+from emrepair.distributed.plan import RepairRun
+from emrepair.pipelines.block_session import (
+    OutputSession,
+    commit_outputs,
+    discard,
+    earlier_record,
+    outputs_are_run,
+    partial_path,
+    stamp_run,
+)
 
 
 @dataclass(frozen=True)
@@ -144,7 +150,8 @@ class UpsampleSession(OutputSession):
 def execute_blocks(job: UpsampleJob, todo: list[Any], options: Any, loaded: tuple[Any, Any],
                    on_done: Callable[[Any], None], tile_progress: ProgressCallback | None) -> None:
     """Run the blocks in this process (reusing ``loaded``) or over ``options.workers`` worker processes."""
-    from emrepair.distributed.executor import SerialExecutor, make_executor
+    from emrepair.distributed.choice import make_executor
+    from emrepair.distributed.executor import SerialExecutor
 
     if options.workers <= 1:
         SerialExecutor().run(todo, UpsampleSession(job, loaded, tile_progress), on_done)

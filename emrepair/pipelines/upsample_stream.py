@@ -12,12 +12,12 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from emrepair.callbacks import ProgressCallback
+from emrepair.distributed.plan import RepairRun
+from emrepair.engine.intensity import IntensityMap
 from emrepair.io.base import Volume
-from emrepair.pipelines.intensity import IntensityMap
-from emrepair.pipelines.plan import RepairRun
 from emrepair.pipelines.upsample_plan import INTERPOLATED_LABEL, positions
 
-ProgressCallback = Callable[[int, int], None]
 SectionSink = Callable[[int, np.ndarray, int], None]
 
 
@@ -112,7 +112,7 @@ class BlockStreamer:
     def __init__(self, vol: Volume, factor: int, runs: list[RepairRun], repairers: Mapping[str, Any],
                  synthesize: PairSynthesizer, tile_progress: ProgressCallback | None = None,
                  cache_size: int = 3) -> None:
-        from emrepair.detect import KIND_LABELS
+        from emrepair.detection import KIND_LABELS
 
         if factor < 2:
             raise ValueError(f"factor must be at least 2, got {factor}")

@@ -19,8 +19,9 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
+from emrepair.callbacks import WarnCallback
 from emrepair.errors import OutputError
 from emrepair.io.section_volume import one_line
 from emrepair.io.writers.base import owner_gone, owner_tag, remove_path
@@ -72,7 +73,7 @@ class ProgressDir:
 
     @contextlib.contextmanager
     def writing(self, output: str, part: tuple[int, int] | None = None,
-                note: Callable[[str], None] | None = None) -> Iterator[None]:
+                note: WarnCallback | None = None) -> Iterator[None]:
         """Be one of the writers of the run for the duration of the block: hold ``writer.lock`` shared and list this
         process in ``writers/``. Shares of one run (``--part i/N`` with different i) write together; any other run
         while a writer is alive is refused (OutputError naming its pid and host). A lock left by a process that has
@@ -101,7 +102,7 @@ class ProgressDir:
                         if not self.exists() and not os.listdir(self.path / "writers"):
                             remove_path(self.path)  # nothing of a run is left: no empty folder beside the output
 
-    def _join(self, fd: int, output: str, part: tuple[int, int] | None, note: Callable[[str], None] | None) -> None:
+    def _join(self, fd: int, output: str, part: tuple[int, int] | None, note: WarnCallback | None) -> None:
         alone = _flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         writers = self._writers()
         stale = [w for w in writers if owner_gone(Path(w["file"]).stem)]  # entries are named <host>-<pid>.json

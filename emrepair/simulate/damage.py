@@ -1,7 +1,7 @@
 """Simulated staining precipitates and regional contrast changes, for benchmarks and tests only.
 
 Written from what they look like (Deng et al., TMI 2022, and the contrast boxes of the fold simulators), with an
-appearance drawn independently of the detector's rules (emrepair.detect.precipitates, contrast_regions): a
+appearance drawn independently of the detector's rules (emrepair.detection.precipitates, contrast_regions): a
 precipitate is a union of random ellipses and spiky star polygons (a blob or a flake), 16-90 px across, filled
 with a grainy near-black stain (2-18 % of the section's median) whose edge is softened over about a pixel; a
 section gets one to five, sometimes clustered. A contrast change is an axis-aligned or rotated rectangle, or a

@@ -10,7 +10,9 @@ from typing import Any
 
 import torch
 
+from emrepair.callbacks import WarnCallback
 from emrepair.errors import UsageError
+from emrepair.training.optimiser import Optimiser
 from emrepair.training.state import (
     History,
     curves_path,
@@ -20,7 +22,6 @@ from emrepair.training.state import (
     state_path,
     utc_now,
 )
-from emrepair.training.steps import MessageCallback, Optimiser
 
 
 class Checkpointer:
@@ -38,7 +39,7 @@ class Checkpointer:
         self.sidecar = state_path(output)
         self.curves = curves_path(output)
 
-    def resume(self, device: torch.device, say: MessageCallback) -> tuple[int, History]:
+    def resume(self, device: torch.device, say: WarnCallback) -> tuple[int, History]:
         """Load the latest weights, optimizer, scaler, discriminator and step from the sidecar; (step, history).
 
         Raises:

@@ -10,16 +10,14 @@ from typing import Any
 
 import torch
 
+from emrepair.callbacks import TrainProgressCallback, WarnCallback
+from emrepair.choices import ModelKind
+from emrepair.engine.notes import resolve_device_noting
 from emrepair.errors import OutputError, UsageError
-from emrepair.pipelines.notes import resolve_device_noting
 from emrepair.training.checkpointing import Checkpointer, checkpoint_meta
+from emrepair.training.optimiser import Optimiser
 from emrepair.training.state import History
-from emrepair.training.steps import (
-    MessageCallback,
-    Optimiser,
-    ProgressCallback,
-    run_steps,
-)
+from emrepair.training.steps import run_steps
 
 
 @dataclass
@@ -88,7 +86,7 @@ def _check(config: TrainConfig) -> None:
         raise OutputError(f"cannot write {config.output}: its folder does not exist")
 
 
-def build_model(config: TrainConfig, message: MessageCallback) -> tuple[torch.nn.Module, Any]:
+def build_model(config: TrainConfig, message: WarnCallback) -> tuple[torch.nn.Module, Any]:
     """The model to train and its config dataclass: fresh, or from --init weights."""
     from emrepair.models import get_spec, list_models, load_model
 
@@ -100,9 +98,9 @@ def build_model(config: TrainConfig, message: MessageCallback) -> tuple[torch.nn
             raise UsageError(f"--init {config.init}: model {model.name!r} has nothing to train")
         return model, model.config
     spec = get_spec(config.model)
-    if spec.kind == "fold":
-        raise UsageError(f"{config.model} is a fold model: train it with `python -m emrepair.pipelines.fold_training` "
-                         "(docs/models.md); `emrepair train` trains interpolation models and gan3d")
+    if spec.kind == ModelKind.FOLD:
+        raise UsageError(f"{config.model} is a fold model: train it with `emrepair train --model {config.model}` "
+                         "(docs/models.md); this trainer trains interpolation models")
     if not spec.learned:
         trainable = ", ".join(s.name for s in list_models() if s.learned)
         raise UsageError(f"model {config.model!r} has no weights to train; choose one of {trainable}, gan3d")
@@ -113,9 +111,14 @@ def build_model(config: TrainConfig, message: MessageCallback) -> tuple[torch.nn
     return spec.cls(model_config), model_config
 
 
-def choose_loss(config: TrainConfig, device: torch.device, message: MessageCallback) -> tuple[Any, str]:
+def choose_loss(config: TrainConfig, device: torch.device, message: WarnCallback) -> tuple[Any, str]:
     """The loss function ``(pred, target, a, b) -> dict`` and its name; pixel-only without local VGG16 weights."""
-    from emrepair.training.losses import PIXEL_LOSSES, PerceptualStyleLoss, VGG16Features, find_vgg_weights
+    from emrepair.training.losses import (
+        PIXEL_LOSSES,
+        PerceptualStyleLoss,
+        VGG16Features,
+        find_vgg_weights,
+    )
 
     name = config.pixel_loss
     path = find_vgg_weights(config.vgg_weights)
@@ -147,8 +150,8 @@ def steps_per_epoch(stacks: list[Any], patch_size: int, batch_size: int) -> int:
     return max(1, math.ceil(pixels / patch_size**2 / batch_size))
 
 
-def train(config: TrainConfig, progress: ProgressCallback | None = None,
-          message: MessageCallback | None = None) -> TrainResult:
+def train(config: TrainConfig, progress: TrainProgressCallback | None = None,
+          message: WarnCallback | None = None) -> TrainResult:
     """Train an interpolation model on triplets drawn from the user's own stacks.
 
     The checkpoint at ``config.output`` is the best by validation PSNR so far (or the latest when there is no

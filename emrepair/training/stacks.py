@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from emrepair.engine.intensity import IntensityMap
 from emrepair.errors import InputError
-from emrepair.pipelines.intensity import IntensityMap
 
 PRELOAD_LIMIT_BYTES = 2 * 2**30
 VAL_EVERY = 5  # every 5th section (z % 5 == 2) is held out for validation
@@ -115,7 +115,7 @@ def open_training_stack(path: str, *, isotropic: bool | None = None, role: str =
     depth = vol.shape[0]
     bad: set[int] = set()
     if detect:
-        from emrepair.detect import detect_volume
+        from emrepair.detection import detect_volume
 
         bad = set(detect_volume(vol).defective_z())
     good = [z for z in range(depth) if z not in bad]

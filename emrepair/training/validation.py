@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from emrepair.pipelines.metrics import psnr, ssim
+from emrepair.engine.metrics import psnr, ssim
 from emrepair.training.sampling import Triplet
 from emrepair.training.stacks import TrainingStack
 

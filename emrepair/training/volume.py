@@ -23,9 +23,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from emrepair.callbacks import TrainProgressCallback, WarnCallback
+from emrepair.choices import ModelKind
+from emrepair.engine.notes import resolve_device_noting
+from emrepair.engine.window import WINDOW_CONTEXT
 from emrepair.errors import InputError, UsageError
-from emrepair.pipelines.notes import resolve_device_noting
-from emrepair.pipelines.upsample_window import WINDOW_CONTEXT
 from emrepair.training.checkpointing import Checkpointer, checkpoint_meta
 from emrepair.training.loop import (
     TrainConfig,
@@ -34,15 +36,11 @@ from emrepair.training.loop import (
     build_model,
     steps_per_epoch,
 )
+from emrepair.training.optimiser import Optimiser
 from emrepair.training.sampling import JITTER_BRIGHTNESS, JITTER_CONTRAST, pad_to
 from emrepair.training.stacks import TrainingStack
 from emrepair.training.state import History
-from emrepair.training.steps import (
-    MessageCallback,
-    Optimiser,
-    ProgressCallback,
-    run_steps,
-)
+from emrepair.training.steps import run_steps
 
 WINDOW = 2 * WINDOW_CONTEXT + 2   # input sections per window: what upsample-z feeds for an interior pair
 MIDDLE = WINDOW_CONTEXT           # the pair (MIDDLE, MIDDLE + 1) of the window is the one inference keeps
@@ -184,7 +182,7 @@ def validate_volume(model: torch.nn.Module, stacks: list[TrainingStack], windows
                     crop: int = VAL_CROP) -> Any:
     """Score ``model`` and linear interpolation along z on the middle gaps of ``windows`` (centre crops);
     restores train mode. Returns a ``ValidationMetrics`` (means over the scored sections)."""
-    from emrepair.pipelines.upsample_window import VolumeTiler
+    from emrepair.engine.window import VolumeTiler
     from emrepair.training.validation import Scores, centre
 
     was_training = model.training
@@ -205,7 +203,7 @@ def validate_volume(model: torch.nn.Module, stacks: list[TrainingStack], windows
     return scores.metrics()
 
 
-def open_volume_stacks(config: TrainConfig, max_factor: int, say: MessageCallback) -> list[TrainingStack]:
+def open_volume_stacks(config: TrainConfig, max_factor: int, say: WarnCallback) -> list[TrainingStack]:
     """The isotropic stacks to train and validate on; serial-section stacks are skipped with a message.
 
     Raises:
@@ -240,8 +238,8 @@ def open_volume_stacks(config: TrainConfig, max_factor: int, say: MessageCallbac
     return stacks
 
 
-def train_volume(config: TrainConfig, progress: ProgressCallback | None = None,
-                 message: MessageCallback | None = None) -> TrainResult:
+def train_volume(config: TrainConfig, progress: TrainProgressCallback | None = None,
+                 message: WarnCallback | None = None) -> TrainResult:
     """Train a kind-"volume" model (gan3d) on windows of isotropic stacks; see the module docstring.
 
     Writes what ``train`` writes: the checkpoint at ``config.output`` (best by validation PSNR, else the
@@ -254,7 +252,7 @@ def train_volume(config: TrainConfig, progress: ProgressCallback | None = None,
     _check(config)
     torch.manual_seed(config.seed)
     model, model_config = build_model(config, say)
-    if model_kind(model) != "volume":
+    if model_kind(model) != ModelKind.VOLUME:
         raise UsageError(f"model {model.name!r} is not a volume model; train it without --model {config.model}")
     factors = [f for f in model.factors if f >= 2]
     if config.vgg_weights is not None:

@@ -4,6 +4,7 @@ image-label, or an image with label images inside)."""
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,11 @@ from emrepair.io.metadata import to_jsonable
 from emrepair.io.ome import NGFF_VERSION, build_multiscales, pyramid_shapes
 from emrepair.io.ome_labels import image_label_block, labels_group_attrs
 from emrepair.io.writers.base import VolumeWriter
+
+# When one of zarr's concurrent chunk writes fails (a full disk), its sibling coroutines are dropped unawaited and
+# Python prints a RuntimeWarning about them at exit, after the one-line error that says what happened.
+warnings.filterwarnings("ignore", message=r"coroutine '.*_concurrent_map\.<locals>\.run' was never awaited",
+                        category=RuntimeWarning)
 
 
 def zarr_compressor(name: str | None) -> Any:

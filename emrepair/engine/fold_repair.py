@@ -8,13 +8,13 @@ pixels that differ from the folded input).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
+from emrepair.callbacks import ProgressCallback
 from emrepair.engine.blending import axis_profiles, tile_weight
 from emrepair.engine.device import resolve_device
 from emrepair.engine.inputs import check_pair
@@ -23,7 +23,6 @@ from emrepair.engine.tiling import auto_overlap, axis_starts, plan_tiles
 from emrepair.errors import UsageError
 from emrepair.models.fold_blend import near_band_weight
 
-Progress = Callable[[int, int], None]
 UNTILED_MAX_SIDE = 1024  # sections up to this side run in one piece when no tile size is given
 DEFAULT_TILE = 512
 
@@ -75,7 +74,7 @@ def mask_and_fill(folded: np.ndarray, left: np.ndarray, right: np.ndarray, band_
 
 def repair_fold_section(model: nn.Module, folded: np.ndarray, left: np.ndarray, right: np.ndarray,
                         band_mask: np.ndarray, device: str | torch.device = "cpu", tile_size: int | None = None,
-                        overlap: int | None = None, progress: Progress | None = None, finish: bool = True
+                        overlap: int | None = None, progress: ProgressCallback | None = None, finish: bool = True
                         ) -> FoldRepair:
     """Repair a folded section with a fold model (``model(folded, left, right, band)``, kind "fold").
 
@@ -170,8 +169,8 @@ def finish_fold_repair(folded: np.ndarray, repaired: np.ndarray, left: np.ndarra
             the two neighbours (the same section twice for a first or last section).
         band: (H, W) bool band mask.
     """
-    from emrepair.pipelines.fold_fill import fill_band, grow_band
-    from emrepair.pipelines.fold_pull import unpull
+    from emrepair.engine.fold_fill import fill_band, grow_band
+    from emrepair.engine.fold_pull import unpull
 
     if not band.any():
         return repaired

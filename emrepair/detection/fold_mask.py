@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from emrepair.detect.fold_geometry import FoldCurve
+from emrepair.detection.fold_geometry import FoldCurve
 
 
 def _frame(curve: FoldCurve, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:

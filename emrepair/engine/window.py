@@ -16,12 +16,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from emrepair.engine.device import volume_autocast_dtype
+from emrepair.callbacks import ProgressCallback
 from emrepair.engine.blending import axis_profiles, tile_weight
+from emrepair.engine.device import volume_autocast_dtype
+from emrepair.engine.intensity import IntensityMap
 from emrepair.engine.tiling import auto_overlap, axis_starts, plan_tiles
-from emrepair.pipelines.intensity import IntensityMap
 
-ProgressCallback = Callable[[int, int], None]
 # Sections of context on each side of the pair; gan3d's 3x3x3 convolutions see about this far along z.
 WINDOW_CONTEXT = 1
 # Tile side when none is given: 3-D activations of a (4, 256, 256) window stay near 100 MB per tile.

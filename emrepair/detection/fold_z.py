@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from emrepair.detect.fold_geometry import FoldCurve
+from emrepair.detection.fold_geometry import FoldCurve
 
 _SAMPLES = 64
 

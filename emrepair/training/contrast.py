@@ -5,7 +5,7 @@ network learns, on large crops (contrast changes span up to 200 pixels) with the
 of the corrected section against the clean one off the band. A checkpoint saved before stage 0
 existed loads with a fresh (identity) stage 0.
 
-Run: ``python -m emrepair.pipelines.contrast_training --init weights/sff.pt --out weights/sff.pt --minutes 20``
+Run: ``emrepair train ../shared/data --model sff --stage contrast --init weights/sff.pt -o weights/sff.pt --minutes 20``
 """
 
 from __future__ import annotations
@@ -16,18 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emrepair.errors import one_line_errors
+from emrepair.callbacks import TimedProgressCallback
 from emrepair.models.checkpoint import save_checkpoint
 from emrepair.models.regional_gain import apply_gain
 from emrepair.models.sff import SFFModel
-from emrepair.pipelines.fold_data import FoldStack, load_fold_stacks, make_fold_example
-from emrepair.pipelines.fold_training import (
-    Progress,
+from emrepair.training.fold_data import FoldStack, load_fold_stacks, make_fold_example
+from emrepair.training.sff import (
     TimedRunConfig,
     load_sff_checkpoint,
-    print_progress,
-    run_parser,
-    run_settings,
     run_timed,
     stack_examples,
 )
@@ -84,8 +80,11 @@ def validate_contrast(model: SFFModel, batches: list[dict[str, torch.Tensor]]) -
 
 
 def train_contrast(data_dir: Path, init: Path, out_path: Path, config: ContrastTrainConfig | None = None,
-                   device: str = "cpu", progress: Progress | None = None) -> dict[str, object]:
+                   device: str = "cpu", progress: TimedProgressCallback | None = None,
+                   names: tuple[str, ...] | None = None) -> dict[str, object]:
     """Train stage 0 of the sff checkpoint ``init`` and save the whole model at ``out_path``.
+
+    ``names``: the fold stacks of ``data_dir`` to use (None: every one present).
 
     Returns the run's summary, also added to the checkpoint's meta under ``contrast_training``.
     """
@@ -93,7 +92,7 @@ def train_contrast(data_dir: Path, init: Path, out_path: Path, config: ContrastT
     target = torch.device(device)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    stacks = load_fold_stacks(data_dir)
+    stacks = load_fold_stacks(data_dir, names)
     model, meta = load_sff_checkpoint(Path(init))
     model = model.to(target).train()
     for name, p in model.named_parameters():
@@ -122,17 +121,3 @@ def train_contrast(data_dir: Path, init: Path, out_path: Path, config: ContrastT
     meta.pop("weights_sha256", None)
     save_checkpoint(out_path, model.cpu(), model.config, meta)
     return summary
-
-
-@one_line_errors
-def main(argv: list[str] | None = None) -> None:
-    """Command-line entry point (prints progress; the library functions do not)."""
-    parser = run_parser("train sff's regional contrast correction on simulated folds", ContrastTrainConfig())
-    parser.add_argument("--init", type=Path, default=Path("weights/sff.pt"), help="trained sff checkpoint")
-    args = parser.parse_args(argv)
-    cfg = ContrastTrainConfig(**run_settings(args))  # type: ignore[arg-type]
-    print(train_contrast(args.data, args.init, args.out, cfg, device=args.device, progress=print_progress), flush=True)
-
-
-if __name__ == "__main__":
-    main()

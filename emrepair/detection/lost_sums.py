@@ -1,4 +1,4 @@
-"""Sums behind the lost-region search (emrepair.detect.lost_regions): per-cell moments of a section and the
+"""Sums behind the lost-region search (emrepair.detection.lost_regions): per-cell moments of a section and the
 noise and extreme tests of its rows and columns, computed without copying or transposing the section."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from emrepair.detect.config import DetectConfig
+from emrepair.detection.config import DetectConfig
 
 _STRIP_CELLS = 64  # cells per strip of rows while summing, so memory stays near a strip of the section
 _LINE_MIN_SHARE = 0.6  # a line noise-like over its whole length is a stripe when this share of segments is noise too

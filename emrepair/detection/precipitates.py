@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from emrepair.detect.damage_config import DamageConfig
-from emrepair.detect.lost_regions import LostRegions
+from emrepair.detection.damage_config import DamageConfig
+from emrepair.detection.lost_regions import LostRegions
 
 
 @dataclass

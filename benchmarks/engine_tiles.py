@@ -1,16 +1,20 @@
 """Measure what tiling costs: the same section pair run as one tile and as overlapping tiles.
 
-Run as ``python -m emrepair.engine.benchmark --size 1024 --model ssan`` (random weights are fine:
+Run as ``python benchmarks/engine_tiles.py --size 1024 --model ssan`` (random weights are fine:
 speed does not depend on them). Prints one line per configuration; nothing else here prints.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from emrepair.engine.config import EngineConfig
 from emrepair.engine.interpolator import TiledInterpolator

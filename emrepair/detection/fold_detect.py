@@ -16,12 +16,12 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
-from emrepair.detect.config import DetectConfig
-from emrepair.detect.fold_geometry import FoldCurve, chord_through, realign
-from emrepair.detect.fold_mask import segment_band, union_mask
-from emrepair.detect.fold_scales import FoldPass, TissueLevel, fold_passes
-from emrepair.detect.fold_trace import Trace, screen_band, trace_band
-from emrepair.detect.fold_z import ZCue
+from emrepair.detection.config import DetectConfig
+from emrepair.detection.fold_geometry import FoldCurve, chord_through, realign
+from emrepair.detection.fold_mask import segment_band, union_mask
+from emrepair.detection.fold_scales import FoldPass, TissueLevel, fold_passes
+from emrepair.detection.fold_trace import Trace, screen_band, trace_band
+from emrepair.detection.fold_z import ZCue
 
 _MAX_CANDIDATES = 6
 _MAX_GAP = 0.15  # broken folds: pieces are joined over gaps of up to this fraction of the chord

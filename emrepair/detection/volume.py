@@ -4,25 +4,25 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
 
-from emrepair.detect.config import DetectConfig
-from emrepair.detect.contrast_regions import find_contrast_region
-from emrepair.detect.damage_config import DamageConfig
-from emrepair.detect.fold_detect import FoldFinding, find_folds, fold_band_mask
-from emrepair.detect.lost_or_fold import is_lost_not_fold
-from emrepair.detect.lost_regions import LostRegions, lost_from, measure_lost, saturation_level
-from emrepair.detect.precipitates import Work, find_precipitates, work_copy
-from emrepair.detect.precipitates import candidates as precipitate_candidates
-from emrepair.detect.report import Defect, DetectionReport
-from emrepair.detect.section_stats import SectionStats, clean_section, half_size, missing_score, section_stats
-from emrepair.detect.similarity import shift_tolerant_ncc, small_normalised
+from emrepair.callbacks import ProgressCallback
+from emrepair.detection.config import DetectConfig
+from emrepair.detection.contrast_regions import find_contrast_region
+from emrepair.detection.damage_config import DamageConfig
+from emrepair.detection.fold_detect import FoldFinding, find_folds, fold_band_mask
+from emrepair.detection.lost_or_fold import is_lost_not_fold
+from emrepair.detection.lost_regions import LostRegions, lost_from, measure_lost, saturation_level
+from emrepair.detection.precipitates import Work, find_precipitates, work_copy
+from emrepair.detection.precipitates import candidates as precipitate_candidates
+from emrepair.detection.report import Defect, DetectionReport
+from emrepair.detection.section_stats import SectionStats, clean_section, half_size, missing_score, section_stats
+from emrepair.detection.similarity import shift_tolerant_ncc, small_normalised
 from emrepair.errors import InputError
 
-ProgressCallback = Callable[[int, int], None]
 _MASK_MAX_SIDE = 2048  # fold band masks are kept at most this large (per section, folds only)
 
 

@@ -5,12 +5,11 @@ are trained with three L1 terms on the repair region (weight > 0): the unfolding
 inverse of the simulator's displacement, the unfolded section against the clean one off the band,
 and the composed output against the clean section.
 
-Run: ``python -m emrepair.pipelines.fold_training --data ../shared/data --minutes 30 --out weights/sff.pt``
+Run: ``emrepair train ../shared/data --model sff --minutes 30 -o weights/sff.pt``
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -19,17 +18,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emrepair.errors import UsageError, one_line_errors
+from emrepair.callbacks import TimedProgressCallback
+from emrepair.errors import UsageError
 from emrepair.models.checkpoint import save_checkpoint
 from emrepair.models.sff import SFFConfig, SFFModel
-from emrepair.pipelines.fold_data import (
+from emrepair.training.fold_data import (
     FoldExample,
     FoldStack,
     load_fold_stacks,
     make_fold_example,
 )
-
-Progress = Callable[[int, dict[str, float]], None]
 
 
 @dataclass
@@ -66,7 +64,7 @@ class FoldTrainConfig(TimedRunConfig):
 
 
 def run_timed(cfg: TimedRunConfig, params: list[torch.nn.Parameter], losses_at: Callable[[], dict[str, torch.Tensor]],
-              progress: Progress | None = None) -> tuple[int, dict[str, float], float]:
+              progress: TimedProgressCallback | None = None) -> tuple[int, dict[str, float], float]:
     """Adam on ``params`` until ``cfg.steps`` or ``cfg.minutes`` run out, the learning rate cosine-decayed over
     the time budget, gradients clipped at 1. ``losses_at()`` draws a batch and returns its losses ("total" is
     minimised). Returns (steps, moving averages of the losses, minutes)."""
@@ -182,21 +180,21 @@ def load_sff_checkpoint(path: Path) -> tuple[SFFModel, dict]:
 
 def train_sff(data_dir: Path, out_path: Path, config: FoldTrainConfig | None = None,
               model_config: SFFConfig | None = None, device: str = "cpu",
-              progress: Progress | None = None, interpolator_weights: Path | None = None,
-              init: Path | None = None) -> dict[str, object]:
+              progress: TimedProgressCallback | None = None, interpolator_weights: Path | None = None,
+              init: Path | None = None, names: tuple[str, ...] | None = None) -> dict[str, object]:
     """Train the unfolding and fusion networks of ``sff`` and save a checkpoint at ``out_path``.
 
     ``interpolator_weights``: a trained checkpoint for a learned stage 1 (kept fixed during training).
     ``init``: continue from this sff checkpoint (its config and all its stages; ``model_config`` and
     ``interpolator_weights`` are then ignored). Stages 0 and 1 stay fixed (stage 0 is trained by
-    ``contrast_training``). Returns the run's summary (steps, minutes, final losses, validation L1),
-    also stored in the checkpoint's meta.
+    ``training/contrast.py``). ``names``: the fold stacks of ``data_dir`` to use (None: every one present).
+    Returns the run's summary (steps, minutes, final losses, validation L1), also stored in the checkpoint's meta.
     """
     cfg = config or FoldTrainConfig()
     target = torch.device(device)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    stacks = load_fold_stacks(data_dir)
+    stacks = load_fold_stacks(data_dir, names)
     earlier: dict = {}
     stage1 = None
     if init is not None:
@@ -235,51 +233,3 @@ def train_sff(data_dir: Path, out_path: Path, config: FoldTrainConfig | None = N
             summary["contrast_training"] = earlier["contrast_training"]
     save_checkpoint(out_path, model.cpu(), model.config, summary)
     return summary
-
-
-def run_parser(description: str, defaults: TimedRunConfig) -> argparse.ArgumentParser:
-    """An argument parser with the options every fold-model training run takes (--data, --out, --minutes,
-    --steps, --batch-size, --crop, --lr, --threads, --device, --seed), defaulting to ``defaults``."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--out", type=Path, default=Path("weights/sff.pt"))
-    parser.add_argument("--minutes", type=float, default=defaults.minutes)
-    parser.add_argument("--steps", type=int, default=defaults.steps)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--crop", type=int, default=defaults.crop)
-    parser.add_argument("--lr", type=float, default=defaults.lr)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    return parser
-
-
-def run_settings(args: argparse.Namespace) -> dict[str, object]:
-    """The :class:`TimedRunConfig` fields parsed by :func:`run_parser` (and the thread count applied)."""
-    torch.set_num_threads(args.threads)
-    return {"crop": args.crop, "batch_size": args.batch_size, "lr": args.lr, "steps": args.steps,
-            "minutes": args.minutes, "seed": args.seed}
-
-
-def print_progress(step: int, losses: dict[str, float]) -> None:
-    """The progress callback of the command-line runs: one line per report."""
-    print(f"step {step} " + " ".join(f"{k} {v:.5f}" for k, v in losses.items()), flush=True)
-
-
-@one_line_errors
-def main(argv: list[str] | None = None) -> None:
-    """Command-line entry point (prints progress; the library functions do not)."""
-    parser = run_parser("train the sff fold repair model on simulated folds", FoldTrainConfig(minutes=30.0))
-    parser.add_argument("--interpolator", default="linear", help="stage 1 model (see SFFConfig.interpolator)")
-    parser.add_argument("--interpolator-weights", type=Path, default=None,
-                        help="trained checkpoint of a learned stage 1 (e.g. weights/flowunet.pt)")
-    parser.add_argument("--init", type=Path, default=None, help="continue from this sff checkpoint")
-    args = parser.parse_args(argv)
-    cfg = FoldTrainConfig(**run_settings(args))  # type: ignore[arg-type]
-    summary = train_sff(args.data, args.out, cfg, SFFConfig(interpolator=args.interpolator), device=args.device,
-                        progress=print_progress, interpolator_weights=args.interpolator_weights, init=args.init)
-    print(summary, flush=True)
-
-
-if __name__ == "__main__":
-    main()

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from emrepair.callbacks import ProgressCallback
 from emrepair.errors import UsageError
 
 
@@ -69,7 +70,7 @@ def grid_layout(known: list[int], targets: list[int], step: int, ratio: int) -> 
 
 
 def fill_gap(tiler: Any, sections: list[np.ndarray], rows: list[int], total: int, target_rows: list[int],
-             progress: Callable[[int, int], None] | None = None) -> list[np.ndarray]:
+             progress: ProgressCallback | None = None) -> list[np.ndarray]:
     """The target rows, (H, W) float32 in [0, 1] each, from the known ``sections`` (float32 in [0, 1]) through a
     ``VolumeTiler`` of a grid model."""
     keep = range(min(target_rows), max(target_rows) + 1)

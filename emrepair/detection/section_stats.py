@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from emrepair.detect.config import DetectConfig
+from emrepair.detection.config import DetectConfig
 
 
 @dataclass
@@ -98,7 +98,7 @@ def missing_score(stats: SectionStats, config: DetectConfig, explained: float = 
     """Missing score in [0, 1] from the section alone: above 0.5 means lost or pure noise.
 
     ``explained`` is a fraction of the section known to be something else (a black fold band), not lost.
-    ``regions`` is the fraction lost in regions (emrepair.detect.lost_regions), when known: a section that
+    ``regions`` is the fraction lost in regions (emrepair.detection.lost_regions), when known: a section that
     keeps real tissue beside its lost regions is judged by how much is lost, not by its noise overall.
     """
     lost_fraction = max(0.0, max(stats.lost_fraction, regions or 0.0) - explained)

@@ -31,8 +31,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from emrepair.detect.config import DetectConfig
-from emrepair.detect.lost_sums import _cell_sums, _correlation, _exact_f32, _stripe_lines
+from emrepair.detection.config import DetectConfig
+from emrepair.detection.lost_sums import _cell_sums, _correlation, _exact_f32, _stripe_lines
 
 LOST_KINDS = ("flat", "noise", "stripe")
 

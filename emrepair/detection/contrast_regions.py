@@ -17,9 +17,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from emrepair.detect.damage_config import DamageConfig
-from emrepair.detect.lost_regions import LostRegions
-from emrepair.detect.precipitates import Work
+from emrepair.detection.damage_config import DamageConfig
+from emrepair.detection.lost_regions import LostRegions
+from emrepair.detection.precipitates import Work
 
 _SPREAD_SIGMA = 2.0
 _MAP_SIGMA = 0.7  # smoothing of the change maps, in blocks

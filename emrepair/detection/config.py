@@ -24,7 +24,7 @@ class DetectConfig:
         neighbour_min_pairs: pairs of good neighbours seen before the typical similarity is trusted.
         missing_threshold: a section is reported missing when its missing score is above this.
 
-    Partly lost sections (emrepair.detect.lost_regions), in cells of ``flat_block_px``:
+    Partly lost sections (emrepair.detection.lost_regions), in cells of ``flat_block_px``:
         min_lost_fraction: a section is reported ``partial`` when at least this fraction of it is lost
             (and at most ``lost_fraction``).
         lost_noise_autocorr: a cell is noise-filled when its 3 x 3-cell neighbourhood's lag-1

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from emrepair.detect.fold_geometry import FoldCurve
+from emrepair.detection.fold_geometry import FoldCurve
 
 _OUTSIDE = 10.0  # ratio given to samples outside the image: bright, so never part of a band
 

@@ -77,9 +77,9 @@ def grow_dark(folded: np.ndarray, reference: np.ndarray, band: np.ndarray, max_p
 
 def level_reference(folded: np.ndarray, reference: np.ndarray, band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The reference brought to the level of the section's own pixels around the band (one offset, with the
-    region fuser's dead zone: ``region_repair.match_contrast``), and its expected squared error per pixel
+    region fuser's dead zone: ``intensity.match_contrast``), and its expected squared error per pixel
     (from own pixels ``ERROR_RING`` px from the band, beyond most of the pulled tissue)."""
-    from emrepair.distributed.region_repair import match_contrast
+    from emrepair.engine.intensity import match_contrast
 
     ring = _ring(band, RING)
     leveled = reference + np.float32(match_contrast(reference, folded, ring))

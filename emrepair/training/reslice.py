@@ -12,7 +12,7 @@ instead of 3-D windows is what makes a CPU run practical: one step costs a 2-D U
 The last ``VAL_FRACTION`` of each stack's sections are held out; the end of the run scores them at
 every trained factor (whole held-out slab, model beside linear interpolation along z).
 
-Run: ``python -m emrepair.pipelines.reslice_training --minutes 30 --out weights/reslice.pt``
+Run: ``emrepair train STACK.h5 --model reslice --stage planes --minutes 30 -o weights/reslice.pt``
 """
 
 from __future__ import annotations
@@ -23,21 +23,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emrepair.errors import InputError, one_line_errors
+from emrepair.callbacks import TimedProgressCallback
+from emrepair.engine.metrics import psnr
+from emrepair.errors import InputError
 from emrepair.models.checkpoint import save_checkpoint
 from emrepair.models.flow import FLOW_METHODS
 from emrepair.models.reslice import ResliceConfig, ResliceModel, image_channels
 from emrepair.models.widen import widen_unet
-from emrepair.pipelines.fold_training import (
-    Progress,
+from emrepair.training.sampling import JITTER_BRIGHTNESS, JITTER_CONTRAST
+from emrepair.training.sff import (
     TimedRunConfig,
-    print_progress,
-    run_parser,
-    run_settings,
     run_timed,
 )
-from emrepair.pipelines.metrics import psnr
-from emrepair.training.sampling import JITTER_BRIGHTNESS, JITTER_CONTRAST
 
 VAL_FRACTION = 0.2
 DEFAULT_STACKS = ("neuroproof_medulla_train1.h5",)
@@ -237,7 +234,7 @@ def validate_reslice(model: ResliceModel, held_out: list[np.ndarray], factors: t
 
 def train_reslice(data_dir: Path, out_path: Path, config: ResliceTrainConfig | None = None,
                   model_config: ResliceConfig | None = None, stacks: tuple[str, ...] = DEFAULT_STACKS,
-                  init: Path | None = None, device: str = "cpu", progress: Progress | None = None,
+                  init: Path | None = None, device: str = "cpu", progress: TimedProgressCallback | None = None,
                   flow_method: str | None = None, plane_offsets: tuple[int, ...] | None = None) -> dict:
     """Train a ResliceModel on the isotropic ``stacks`` of ``data_dir`` and save it at ``out_path``.
 
@@ -377,7 +374,7 @@ class SectionSampler:
 
 def train_fusion(data_dir: Path, init: Path, out_path: Path, fuse_widths: tuple[int, ...],
                  config: ResliceTrainConfig | None = None, stacks: tuple[str, ...] = DEFAULT_STACKS,
-                 device: str = "cpu", progress: Progress | None = None) -> dict:
+                 device: str = "cpu", progress: TimedProgressCallback | None = None) -> dict:
     """Train the xy fusion stage of the reslice checkpoint ``init`` (its views frozen) on crops of the sections
     between the kept ones; save the whole model at ``out_path``. Returns the run's summary (the checkpoint's
     meta, with the views' training under ``views``)."""
@@ -431,57 +428,34 @@ def train_fusion(data_dir: Path, init: Path, out_path: Path, fuse_widths: tuple[
     return summary
 
 
-@one_line_errors
-def main(argv: list[str] | None = None) -> None:
-    """Command-line entry point (prints progress; the library functions do not)."""
-    defaults = ResliceTrainConfig()
-    parser = run_parser("train the reslice z super-resolution model on decimated isotropic stacks", defaults)
-    parser.set_defaults(out=Path("weights/reslice.pt"))
-    parser.add_argument("--stacks", nargs="+", default=list(DEFAULT_STACKS), help="isotropic stacks inside --data")
-    parser.add_argument("--factors", type=int, nargs="+", default=list(defaults.factors))
-    parser.add_argument("--plane-rows", type=int, default=defaults.plane_rows)
-    parser.add_argument("--missing-chunks", type=float, default=defaults.missing_chunks)
-    parser.add_argument("--chunk-steps", type=int, default=defaults.chunk_steps)
-    parser.add_argument("--axes", nargs="+", choices=AXES, default=list(defaults.axes),
-                        help="axes to decimate the isotropic training slabs along (z: as upsample-z sees them; "
-                             "y, x: the slab turned, more planes from the same voxels)")
-    parser.add_argument("--no-flow", action="store_true", help="no flow-warped neighbours as inputs")
-    parser.add_argument("--flow-method", choices=FLOW_METHODS, default=None,
-                        help="how the flow-warped inputs are estimated (default: --init's, else dis)")
-    parser.add_argument("--init", type=Path, default=None, help="continue from this reslice checkpoint")
-    parser.add_argument("--plane-offsets", type=int, nargs="+", default=None,
-                        help="give each plane the image channels of the planes this many pixels across it (e.g. "
-                             "-6 -3 3 6); with --init, added to its U-Net (same output at the start)")
-    parser.add_argument("--widths", type=int, nargs="+", default=None,
-                        help="view U-Net channels per level (default 16 32 64 128); with --init, grows its U-Net "
-                             "to these (same output at the start)")
-    parser.add_argument("--fuse-widths", type=int, nargs="+", default=None,
-                        help="train only the xy fusion stage (these U-Net widths) on top of --init's views")
-    args = parser.parse_args(argv)
-    cfg = ResliceTrainConfig(**run_settings(args), factors=tuple(args.factors), plane_rows=args.plane_rows,
-                             missing_chunks=args.missing_chunks, chunk_steps=args.chunk_steps,
-                             axes=tuple(args.axes))  # type: ignore[arg-type]
-    if args.fuse_widths:
-        if args.init is None:
-            raise InputError("--fuse-widths trains on top of trained views: give --init CHECKPOINT")
-        summary = train_fusion(args.data, args.init, args.out, tuple(args.fuse_widths), cfg, tuple(args.stacks),
-                               device=args.device, progress=print_progress)
+def train_reslice_stage(stage: str, data_dir: Path, out_path: Path, config: ResliceTrainConfig | None = None,
+                        stacks: tuple[str, ...] = DEFAULT_STACKS, *, init: Path | None = None, device: str = "cpu",
+                        progress: TimedProgressCallback | None = None, flow: bool = True, widths: tuple[int, ...] | None = None,
+                        plane_offsets: tuple[int, ...] | None = None, flow_method: str | None = None,
+                        fuse_widths: tuple[int, ...] | None = None) -> dict:
+    """``emrepair train --model reslice --stage planes|fusion``: the plane trainer (:func:`train_reslice`), or
+    the xy fusion stage (``fuse_widths``) on top of the trained views of ``init`` (:func:`train_fusion`).
+
+    For "planes", ``init`` continues from a reslice checkpoint (its own config unless ``widths`` grows its
+    U-Net); without ``init`` a fresh model has ``flow``, ``widths`` and ``plane_offsets``. Returns the summary.
+    """
+    if flow_method is not None and flow_method not in FLOW_METHODS:
+        raise InputError(f"flow_method must be one of {', '.join(FLOW_METHODS)}, got {flow_method!r}")
+    if stage == "fusion":
+        if init is None or not fuse_widths:
+            raise InputError("the fusion stage trains on top of trained views: give --init CHECKPOINT and "
+                             "--set fuse_widths=W,W,...")
+        return train_fusion(data_dir, init, out_path, tuple(fuse_widths), config, stacks, device=device,
+                            progress=progress)
+    if init is not None and not widths:
+        model_config = None  # the checkpoint's own config
     else:
-        if args.init is not None and not args.widths:
-            model_config = None  # the checkpoint's own config
-        else:
-            widths = {"widths": tuple(args.widths)} if args.widths else {}
-            offsets = {"plane_offsets": tuple(args.plane_offsets)} if args.plane_offsets and args.init is None else {}
-            try:
-                model_config = ResliceConfig(flow=not args.no_flow, **widths, **offsets)
-            except ValueError as error:
-                raise InputError(str(error)) from None
-        summary = train_reslice(args.data, args.out, cfg, model_config, tuple(args.stacks),
-                                init=args.init, device=args.device, progress=print_progress,
-                                flow_method=args.flow_method,
-                                plane_offsets=tuple(args.plane_offsets) if args.plane_offsets else None)
-    print(summary, flush=True)
-
-
-if __name__ == "__main__":
-    main()
+        sizes = {"widths": tuple(widths)} if widths else {}
+        offsets = {"plane_offsets": tuple(plane_offsets)} if plane_offsets and init is None else {}
+        try:
+            model_config = ResliceConfig(flow=flow, **sizes, **offsets)
+        except ValueError as error:
+            raise InputError(str(error)) from None
+    return train_reslice(data_dir, out_path, config, model_config, stacks, init=init, device=device,
+                         progress=progress, flow_method=flow_method,
+                         plane_offsets=tuple(plane_offsets) if plane_offsets else None)

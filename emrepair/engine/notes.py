@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable
+from typing import Any
+
+from emrepair.callbacks import WarnCallback
 
 
 class Notes(list):
     """A list of warning lines that is also the ``note(message)`` callback: each line is kept (for the run's
     report) and passed to ``warn`` when given (the CLI prints it)."""
 
-    def __init__(self, warn: Callable[[str], None] | None = None) -> None:
+    def __init__(self, warn: WarnCallback | None = None) -> None:
         super().__init__()
         self._warn = warn
 
@@ -20,7 +22,7 @@ class Notes(list):
             self._warn(message)
 
 
-def resolve_device_noting(spec: str, note: Callable[[str], None]) -> Any:
+def resolve_device_noting(spec: str, note: WarnCallback) -> Any:
     """``emrepair.engine.resolve_device(spec)``, its warnings (e.g. the CUDA fallback) turned into notes."""
     from emrepair.engine import resolve_device
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from emrepair.detect.lost_regions import LostRegions
+from emrepair.detection.lost_regions import LostRegions
 
 
 def is_lost_not_fold(band: np.ndarray, regions: LostRegions) -> bool:

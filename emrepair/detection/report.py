@@ -10,8 +10,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from emrepair.detect.fold_geometry import draw_band
-from emrepair.detect.lost_regions import LostRegions
+from emrepair.detection.fold_geometry import draw_band
+from emrepair.detection.lost_regions import LostRegions
 from emrepair.errors import InputError, OutputError
 
 KIND_LABELS = {"missing": 1, "fold": 2, "partial": 3, "precipitate": 4, "contrast": 5}
