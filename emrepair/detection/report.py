@@ -10,6 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from emrepair.detection.band_codec import decode_band, encode_band
 from emrepair.detection.fold_geometry import draw_band
 from emrepair.detection.lost_regions import LostRegions
 from emrepair.errors import InputError, OutputError
@@ -63,8 +64,9 @@ class Defect:
 class DetectionReport:
     """What detection found in a volume.
 
-    ``band_masks`` holds each fold's band mask at the resolution it was found (not saved to JSON); a report
-    loaded from JSON rebuilds bands from the fold lines and widths.
+    ``band_masks`` holds each fold's band mask at the resolution it was found; it is saved with its fold in the
+    JSON (``"band"``, ``band_codec``). A report without it (an older one) rebuilds bands from the fold lines and
+    widths.
 
     ``defects`` are what a repair targets (missing, fold, partial); ``marks`` are the kinds shown to the user and
     left alone unless asked for (``MARK_KINDS``: staining precipitates, regional contrast changes), saved under
@@ -132,11 +134,17 @@ class DetectionReport:
             "version": REPORT_VERSION,
             "input": self.input,
             "shape": [int(s) for s in self.shape],
-            "defects": [d.to_dict() for d in sorted(self.defects, key=lambda d: d.z)],
+            "defects": [self._defect_dict(d) for d in sorted(self.defects, key=lambda d: d.z)],
         }
         if self.marks:
             out["marks"] = [d.to_dict() for d in sorted(self.marks, key=lambda d: d.z)]
         out["sections"] = self.sections
+        return out
+
+    def _defect_dict(self, defect: Defect) -> dict[str, Any]:
+        out = defect.to_dict()
+        if defect.kind == "fold" and defect.z in self.band_masks:
+            out["band"] = encode_band(self.band_masks[defect.z])
         return out
 
     def save(self, path: str | Path) -> None:
@@ -160,7 +168,11 @@ class DetectionReport:
             raise InputError(f"malformed detection report: shape {list(shape)} is not (z, y, x)")
         defects = [d for d in found if d.kind not in MARK_KINDS]
         marks = [d for d in found if d.kind in MARK_KINDS]
-        return cls(str(data.get("input", "")), shape, defects, list(data.get("sections", [])), marks=marks)
+        report = cls(str(data.get("input", "")), shape, defects, list(data.get("sections", [])), marks=marks)
+        for item in data["defects"]:
+            if item.get("kind") == "fold" and item.get("band") is not None:
+                report.band_masks[int(item["z"])] = decode_band(item["band"])
+        return report
 
     @classmethod
     def load(cls, path: str | Path) -> "DetectionReport":

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from emrepair.detection.band_codec import decode_band
 from emrepair.detection.fold_geometry import draw_band
 from emrepair.distributed.repair import RegionJob, RunRepairer, read_window
 
@@ -80,7 +81,10 @@ class FoldRepairer:
         """The bool band mask of folded section ``z`` at full resolution (cached for the section at work)."""
         if z not in self._bands:
             self._bands.clear()
-            self._bands[z] = draw_band(shape, geometry["lines"], float(geometry["width_px"]), (1.0, 1.0))
+            if geometry.get("band") is not None:  # the band detection segmented from the pixels
+                self._bands[z] = decode_band(geometry["band"], shape)
+            else:
+                self._bands[z] = draw_band(shape, geometry["lines"], float(geometry["width_px"]), (1.0, 1.0))
         return self._bands[z]
 
     def changed_pixels(self, z: int, ys: slice, xs: slice) -> np.ndarray | None:

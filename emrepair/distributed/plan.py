@@ -46,7 +46,7 @@ class RepairRun:
         return {"sections": self.sections, "left": self.left, "right": self.right,
                 "t": [round(t, 6) for t in self.positions()],
                 "kinds": [self.kinds.get(z, "missing") for z in self.sections],
-                **({"folds": {str(z): g for z, g in self.folds.items()}} if self.folds else {})}
+                **({"folds": {str(z): _shown(g) for z, g in self.folds.items()}} if self.folds else {})}
 
 
 def plan_runs(defects: dict[int, str], depth: int,
@@ -111,3 +111,10 @@ def parse_sections(text: str) -> list[int]:
     if not result:
         raise UsageError("--sections is empty")
     return sorted(result)
+
+
+def _shown(geometry: dict[str, Any]) -> dict[str, Any]:
+    """A section's geometry as reports and provenance show it: the band mask (kilobytes of PNG) as its presence."""
+    if "band" not in geometry:
+        return geometry
+    return {**{k: v for k, v in geometry.items() if k != "band"}, "band_mask": True}

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from emrepair.callbacks import ProgressCallback
+from emrepair.detection.band_codec import encode_band
 from emrepair.errors import UsageError
 from emrepair.io.base import Volume
 
@@ -69,6 +70,7 @@ def targets_of(report: Any, marks: bool = False,
 
     A section with several defects takes the first of missing, fold, partial as its kind; its geometry holds the
     fold band (``lines``, ``width_px``) and the lost region (``region``, emrepair.detection.lost_regions) it has.
+    A fold's geometry carries its per-pixel band mask (``"band"``, ``detection.band_codec``) when the report has it.
     A fold without lines beside a lost region is repaired as a partly lost section.
     With ``marks``, a marked section that is no target yet becomes one with its region: a regional contrast
     change (corrected there), and a staining precipitate only with ``repair_precipitates`` (synthesized there).
@@ -80,6 +82,9 @@ def targets_of(report: Any, marks: bool = False,
         if d.kind == "fold" and d.lines:
             geometry.setdefault(d.z, {}).update(
                 {"lines": [list(map(float, line)) for line in d.lines], "width_px": float(d.width_px or 0)})
+            band = getattr(report, "band_masks", {}).get(d.z)
+            if band is not None:  # the band as detection segmented it, not redrawn from lines and one width
+                geometry[d.z]["band"] = encode_band(band)
         elif d.kind == "partial" and d.region is not None and kinds[d.z] != "missing":
             geometry.setdefault(d.z, {})["region"] = d.region.to_dict()
             if kinds[d.z] == "fold" and "lines" not in geometry[d.z]:
