@@ -138,3 +138,22 @@ def test_save_checkpoint_into_missing_folder(tmp_path: Path) -> None:
 def test_bad_device_is_usage_error() -> None:
     with pytest.raises(UsageError, match="unknown device"):
         load_model("linear", device="tpu7")
+
+
+def test_models_say_where_they_stand_beside_flow_and_auto_picks_only_those_that_beat_it(monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from emrepair.cli.app import app
+    from emrepair.pipelines import model_choice
+
+    rows = {row["name"]: row for row in json.loads(CliRunner().invoke(app, ["models", "--json"]).stdout)}
+    for name in ("ssan", "dan", "tsain", "gan", "gan3d"):
+        standing = rows[name]["standing"]
+        assert rows[name]["beats_flow"] is False and ("below" in standing or "not flow" in standing)
+    assert rows["flowunet"]["beats_flow"] is True and rows["linear"]["beats_flow"] is None
+    table = CliRunner().invoke(app, ["models"]).stdout
+    assert "vs flow" in table and "reproduces" in table
+    # auto takes the first preferred model that beats flow: one that does not is never picked
+    assert model_choice.default_model_name() in {"flowunet", model_choice.FALLBACK_MODEL}
+    monkeypatch.setattr(model_choice, "PREFERRED_MODELS", ("tsain", "flowunet"))
+    assert model_choice.default_model_name() != "tsain"

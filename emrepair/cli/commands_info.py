@@ -77,7 +77,7 @@ def models(
          "weights": s.has_weights(),
          "default": s.name in defaults and s.has_weights(),
          "trained_on": s.trained_on(), "licence": model_terms(s.name) if s.has_weights() else None,
-         "description": s.description}
+         "beats_flow": s.beats_flow, "standing": s.standing or None, "description": s.description}
         for s in list_models(kind=None)
     ]
     if as_json:

@@ -62,7 +62,7 @@ def _ranges(values: list[int]) -> str:
 def render_models(rows: list[dict[str, Any]]) -> None:
     """Print the model registry as a table."""
     table = Table(title="emrepair models")
-    for col in ("name", "repairs", "weights", "trained on", "licence", "description"):
+    for col in ("name", "repairs", "weights", "trained on", "licence", "vs flow", "description"):
         table.add_column(col)
     uses = {"interpolation": "--model", "fold": "--fold-model", "volume": "upsample-z"}
     for row in rows:
@@ -72,8 +72,10 @@ def render_models(rows: list[dict[str, Any]]) -> None:
         if row.get("grid"):  # a grid model also repairs missing sections of FIB-SEM-like stacks
             use += ", --model (FIB-SEM)"
         licence = (row.get("licence") or "-").split(" (training data")[0]  # the full terms are in --json
+        standing = row.get("standing") or "-"
         table.add_row(name, use, weights, row.get("trained_on") or "-",
                       styled((licence, "yellow")) if licence.startswith("non-commercial") else licence,
+                      styled((standing, "yellow")) if row.get("beats_flow") is False else standing,
                       row.get("description") or "")
     show(table)
 

@@ -60,6 +60,10 @@ class ModelSpec:
             sidecar beside the file is only a second copy). Shipped weights that differ are refused; other
             weights (``$EMREPAIR_WEIGHTS``, a checkpoint path) load with a warning naming their hash. Whoever
             ships new weights updates this pin and the sidecar together (tests/test_weights_integrity.py).
+        beats_flow: whether the shipped weights beat the weight-free ``flow`` baseline on held-out sections of
+            every stack kind they serve (docs/benchmarks.md); ``--model auto`` picks only such models. None: not
+            a learned repair model compared with flow (linear, flow, the fold model).
+        standing: where the shipped weights stand beside flow, in a few words, for ``emrepair models``.
     """
 
     name: str
@@ -70,6 +74,8 @@ class ModelSpec:
     description: str
     kind: str = ModelKind.INTERPOLATION.value
     weights_sha256: str | None = None
+    beats_flow: bool | None = None
+    standing: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -142,25 +148,32 @@ REGISTRY: dict[str, ModelSpec] = {
                   "OpenCV DIS optical flow both ways, warped to t and blended; no weights"),
         ModelSpec("flowunet", *INTERPOLATION_CLASSES["flowunet"], "flowunet.pt", True,
                   "DIS flow warps fused by a U-Net (blend weight + residual); starts as flow (ours)",
-                  weights_sha256=PINNED["flowunet"]),
+                  weights_sha256=PINNED["flowunet"], beats_flow=True,
+                  standing="beats flow on held-out ssTEM and unseen FIB-SEM"),
         ModelSpec("ssan", *INTERPOLATION_CLASSES["ssan"], "ssan.pt", True,
                   "sparse self-attention aggregation network (Wang et al. 2021), t-conditioned",
-                  weights_sha256=PINNED["ssan"]),
+                  weights_sha256=PINNED["ssan"], beats_flow=False,
+                  standing="beats flow on held-out ssTEM, below it on unseen FIB-SEM"),
         ModelSpec("dan", *INTERPOLATION_CLASSES["dan"], "dan.pt", True,
                   "deformation-aware network: SSAN front end, deformable warps and blendnet",
-                  weights_sha256=PINNED["dan"]),
+                  weights_sha256=PINNED["dan"], beats_flow=False,
+                  standing="beats flow on held-out ssTEM, below it on unseen FIB-SEM"),
         ModelSpec("tsain", *INTERPOLATION_CLASSES["tsain"], "tsain.pt", True,
                   "temporal spatial-adaptive interpolation with deformable refinement (TSADR), t-conditioned",
-                  weights_sha256=PINNED["tsain"]),
+                  weights_sha256=PINNED["tsain"], beats_flow=False,
+                  standing="below flow everywhere: it still reproduces linear (300 CPU steps)"),
         ModelSpec("gan", *INTERPOLATION_CLASSES["gan"], "gan.pt", True,
                   "Jain's fully convolutional generator (2-D modules, 3-D fusion), adversarially trained",
-                  weights_sha256=PINNED["gan"]),
+                  weights_sha256=PINNED["gan"], beats_flow=False,
+                  standing="below flow everywhere: it still reproduces linear (300 CPU steps)"),
         ModelSpec("gan3d", GAN3DModel, GAN3DConfig, "gan3d.pt", True,
                   "Jain's 3-D z super-resolution generator (transposed 3-D conv along z)", kind="volume",
-                  weights_sha256=PINNED["gan3d"]),
+                  weights_sha256=PINNED["gan3d"], beats_flow=False,
+                  standing="beats linear but not flow in upsample-z"),
         ModelSpec("reslice", ResliceModel, ResliceConfig, "reslice.pt", True,
                   "z super-resolution by a U-Net on the xz and yz reslices of a window, flow warps as inputs (ours)",
-                  kind="volume", weights_sha256=PINNED["reslice"]),
+                  kind="volume", weights_sha256=PINNED["reslice"], beats_flow=True,
+                  standing="beats flow on unseen FIB-SEM (upsample-z, fix)"),
         ModelSpec("sff", SFFModel, SFFConfig, "sff.pt", True,
                   "fold repair (Huang et al.): contrast correction, interpolation, unfolding flow, fusion",
                   kind="fold", weights_sha256=PINNED["sff"]),

@@ -29,13 +29,14 @@ GRID_FIX_RATIOS = (2.0, 8.0)    # fix: section spacing / pixel size where GRID_M
 
 
 def default_model_name() -> str:
-    """The best measured interpolation model that has trained weights, or the weight-free ``flow`` baseline."""
+    """The best measured interpolation model that has trained weights and beats flow (``ModelSpec.beats_flow``),
+    or the weight-free ``flow`` baseline."""
     from emrepair.models import list_models
 
     available = {spec.name: spec for spec in list_models()}
     for name in PREFERRED_MODELS:
         spec = available.get(name)
-        if spec is not None and spec.has_weights():
+        if spec is not None and spec.beats_flow and spec.has_weights():
             return name
     return FALLBACK_MODEL
 
