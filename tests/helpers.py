@@ -28,6 +28,18 @@ def textured_stack(depth: int = 12, size: int = 48, dtype: str = "uint8", seed: 
     return unit.astype(np.float32)
 
 
+def drifting_tissue(depth: int = 5, size: int = 192, seed: int = 0) -> np.ndarray:
+    """EM-like stand-in: smooth random texture with a little pixel noise, drifting slowly in z (uint8)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    base = cv2.GaussianBlur(rng.random((size + 8 * depth, size + 8 * depth)).astype(np.float32), (0, 0), 2.0)
+    base = (base - base.min()) / (base.max() - base.min())
+    stack = np.stack([base[2 * z:2 * z + size, 3 * z:3 * z + size] for z in range(depth)])
+    stack = stack + rng.normal(0, 0.01, stack.shape)
+    return np.clip(255 * (0.3 + 0.5 * stack), 0, 255).astype(np.uint8)
+
+
 def write_zarr(path: Path, data: np.ndarray, chunks: tuple[int, int, int] = (2, 32, 32)) -> str:
     """A plain Zarr v3 array store holding ``data``."""
     arr = zarr.open_array(str(path), mode="w", shape=data.shape, chunks=chunks, dtype=data.dtype)

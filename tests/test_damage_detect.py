@@ -8,26 +8,25 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import read_all, write_h5
+from helpers import drifting_tissue, read_all, write_h5
 from typer.testing import CliRunner
 
 from emrepair.cli.app import app
 from emrepair.detection import KIND_LABELS, DetectionReport, detect_volume
 from emrepair.detection.damage_config import DamageConfig
 from emrepair.io import ArrayVolume
-from emrepair.simulate.damage import CONTRAST_MODES, simulate_contrast, simulate_precipitates
+from emrepair.simulate.damage import (
+    CONTRAST_MODES,
+    simulate_contrast,
+    simulate_precipitates,
+)
 
 runner = CliRunner()
 
 
 def tissue(depth: int = 5, size: int = 192, seed: int = 0) -> np.ndarray:
-    """EM-like stand-in: smooth random texture with a little pixel noise, drifting slowly in z."""
-    rng = np.random.default_rng(seed)
-    base = cv2.GaussianBlur(rng.random((size + 8 * depth, size + 8 * depth)).astype(np.float32), (0, 0), 2.0)
-    base = (base - base.min()) / (base.max() - base.min())
-    stack = np.stack([base[2 * z:2 * z + size, 3 * z:3 * z + size] for z in range(depth)])
-    stack = stack + rng.normal(0, 0.01, stack.shape)
-    return np.clip(255 * (0.3 + 0.5 * stack), 0, 255).astype(np.uint8)
+    """EM-like stand-in (helpers.drifting_tissue) at this file's default size."""
+    return drifting_tissue(depth, size, seed)
 
 
 def _disc(shape: tuple[int, int], centre: tuple[int, int], radius: int) -> np.ndarray:

@@ -6,25 +6,22 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from helpers import drifting_tissue  # tests/ is on sys.path
 
 from emrepair.detection import KIND_LABELS, detect_volume
 from emrepair.detection.damage_config import DamageConfig
 from emrepair.distributed.blocks import Block
+from emrepair.distributed.plan import RepairRun
 from emrepair.distributed.region_repair import SEAM_PX
 from emrepair.distributed.repair import BlockWriter, RegionJob, read_window
 from emrepair.io import ArrayVolume
 from emrepair.models.regional_gain import region_gain_fit
-from emrepair.distributed.plan import RepairRun
 from emrepair.simulate.damage import simulate_contrast
 
 
 def tissue(depth: int = 5, size: int = 192, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    base = cv2.GaussianBlur(rng.random((size + 8 * depth, size + 8 * depth)).astype(np.float32), (0, 0), 2.0)
-    base = (base - base.min()) / (base.max() - base.min())
-    stack = np.stack([base[2 * z:2 * z + size, 3 * z:3 * z + size] for z in range(depth)])
-    stack = stack + rng.normal(0, 0.01, stack.shape)
-    return np.clip(255 * (0.3 + 0.5 * stack), 0, 255).astype(np.uint8)
+    """EM-like stand-in (helpers.drifting_tissue) at this file's default size."""
+    return drifting_tissue(depth, size, seed)
 
 
 class Mean:

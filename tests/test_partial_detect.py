@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import h5py
 import numpy as np
 import pytest
+from helpers import drifting_tissue  # tests/ is on sys.path
 from typer.testing import CliRunner
 
 from emrepair.cli.app import app
@@ -18,13 +18,8 @@ from emrepair.simulate import PARTIAL_FILLS, PARTIAL_SHAPES, simulate_partial
 
 
 def tissue(depth: int, size: int = 128, seed: int = 0) -> np.ndarray:
-    """EM-like stand-in: smooth random texture with a little pixel noise, drifting slowly in z."""
-    rng = np.random.default_rng(seed)
-    base = cv2.GaussianBlur(rng.random((size + 8 * depth, size + 8 * depth)).astype(np.float32), (0, 0), 2.0)
-    base = (base - base.min()) / (base.max() - base.min())
-    stack = np.stack([base[2 * z:2 * z + size, 3 * z:3 * z + size] for z in range(depth)])
-    stack = stack + rng.normal(0, 0.01, stack.shape)
-    return np.clip(255 * (0.3 + 0.5 * stack), 0, 255).astype(np.uint8)
+    """EM-like stand-in (helpers.drifting_tissue) at this file's default size."""
+    return drifting_tissue(depth, size, seed)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -74,16 +74,20 @@ def fuse_region(own: np.ndarray, synth: np.ndarray, weights: np.ndarray, distanc
     s = synth[touched].astype(np.float64) + offset
     o = own[touched].astype(np.float64)
     blended = np.where(np.isfinite(o), w * s + (1.0 - w) * o, s)
-    if np.dtype(own.dtype).kind in "ui":
-        info = np.iinfo(own.dtype)
-        out[touched] = np.clip(np.rint(blended), info.min, info.max).astype(own.dtype)
-    else:
-        out[touched] = blended.astype(own.dtype)
+    out[touched] = _stored(blended, own.dtype)
     changed = np.zeros(own.shape, bool)
     changed[touched] = out[touched] != own[touched]
     if np.dtype(own.dtype).kind == "f":
         changed[touched] |= np.isnan(own[touched]) != np.isnan(out[touched])
     return out, changed
+
+
+def _stored(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Float64 pixel values in the stored dtype: rounded and clipped to its range for integers."""
+    if np.dtype(dtype).kind in "ui":
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+    return values.astype(dtype)
 
 
 class RegionFuser:
@@ -138,11 +142,7 @@ def correct_contrast(own: np.ndarray, reference: np.ndarray, weights: np.ndarray
     o = own[touched].astype(np.float64)
     w = weights[touched].astype(np.float64)
     blended = o + w * ((gain - 1.0) * o + offset)
-    if np.dtype(own.dtype).kind in "ui":
-        info = np.iinfo(own.dtype)
-        out[touched] = np.clip(np.rint(blended), info.min, info.max).astype(own.dtype)
-    else:
-        out[touched] = blended.astype(own.dtype)
+    out[touched] = _stored(blended, own.dtype)
     changed = np.zeros(own.shape, bool)
     changed[touched] = out[touched] != own[touched]
     return out, changed
