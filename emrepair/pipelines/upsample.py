@@ -14,6 +14,7 @@ import numpy as np
 
 from emrepair.callbacks import ProgressCallback, WarnCallback
 from emrepair.distributed.plan import RepairRun, plan_runs
+from emrepair.distributed.region_repair import SEAM_PX
 from emrepair.engine.notes import Notes, resolve_device_noting
 from emrepair.errors import OutputError, UsageError
 from emrepair.io.base import Volume
@@ -58,12 +59,25 @@ class UpsampleResult(RunResult):
     already_complete: bool = False  # --continue / --part found the output finished by this very run
     estimated_seconds: float | None = None  # a dry run's estimate from one timed tile (upsample_estimate)
 
-    repaired_input = RunResult.repaired_sections  # input z of every section replaced by the repair step
+    repaired_input = RunResult.repaired_sections  # input z of every section the repair step synthesized (in part)
 
     @property
     def repaired_output(self) -> list[int]:
         """Output z of every repaired section (factor * input z)."""
         return [self.factor.factor * z for z in self.repaired_input]
+
+    @property
+    def region_repaired_input(self) -> list[int]:
+        """Input z of the partly lost sections among the repaired ones: only their lost region and its seam
+        (at most 16 px) are synthesized, every pixel farther from the region is the input's own."""
+        from emrepair.pipelines.upsample_stream import region_repaired
+
+        return region_repaired(self.runs)
+
+    @property
+    def region_repaired_output(self) -> list[int]:
+        """Output z of the partly lost sections (factor * input z)."""
+        return [self.factor.factor * z for z in self.region_repaired_input]
 
     @property
     def interpolated_count(self) -> int:
@@ -88,6 +102,8 @@ class UpsampleResult(RunResult):
             "model": self.model, "weights_sha256": self.weights_sha256, "device": self.device,
             "dry_run": self.dry_run, "repair_runs": [r.to_dict() for r in self.runs],
             "repaired_input_sections": self.repaired_input, "repaired_output_sections": self.repaired_output,
+            "region_repaired_input_sections": self.region_repaired_input,
+            "region_repaired_output_sections": self.region_repaired_output,
             "interpolated_sections": {"rule": "z % factor != 0", "count": self.interpolated_count},
             "tiles_per_section": self.tiles_per_section, "memory_estimate_bytes": self.memory_estimate_bytes,
             "host_memory_bytes": self.host_memory_bytes, "seconds": round(self.seconds, 3),
@@ -235,7 +251,13 @@ def _provenance(result: UpsampleResult, upsampler: Any, options: UpsampleOptions
         "interpolated_sections": f"every output z with z % {result.factor.factor} != 0 "
                                  f"({result.interpolated_count} sections)",
         "repaired_sections": result.repaired_output,
-        "synthesized_pixels": "whole section for every synthesized section",
+        "region_repaired_sections": result.region_repaired_output,
+        "region_repaired_input_sections": result.region_repaired_input,
+        "synthesized_pixels": (
+            "whole section for every interpolated section and every repaired section, except "
+            "region_repaired_sections (partly lost input sections), where only the lost region (repair_runs[].folds:"
+            f" region) and a seam of at most {SEAM_PX} px around it are synthesized and every pixel farther from it "
+            "is the input's own; --masks labels exactly the repaired pixels that differ from the input"),
         "repair_runs": [r.to_dict() for r in result.runs],
         "repair_model": result.repair_model,
         "engine": {"tile_size": upsampler.tile_size_for(result.input_shape[1:]), "blend": options.blend,

@@ -139,10 +139,11 @@ class UpsampleSession(OutputSession):
                                  self.tile_progress, cache_size=6)
         stack.callback(streamer.close)
 
-        def sink(z: int, section: np.ndarray, label: int) -> None:
+        def sink(z: int, section: np.ndarray, label: int | np.ndarray) -> None:
             writer.write_section(z, section)
             if masks is not None:
-                masks.write_section(z, np.full(section.shape, label, dtype=np.uint8))
+                masks.write_section(z, label if isinstance(label, np.ndarray)
+                                    else np.full(section.shape, label, dtype=np.uint8))
 
         return lambda block: streamer.write(block, sink)
 

@@ -18,7 +18,7 @@ from emrepair.engine.intensity import IntensityMap
 from emrepair.io.base import Volume
 from emrepair.pipelines.upsample_plan import INTERPOLATED_LABEL, positions
 
-SectionSink = Callable[[int, np.ndarray, int], None]
+SectionSink = Callable[[int, np.ndarray, "int | np.ndarray"], None]  # label: one for the section, or per pixel
 
 
 class SectionCache:
@@ -59,17 +59,44 @@ class SectionCache:
         self._held.clear()
 
 
-def repair_run(vol: Volume, run: RepairRun, repairers: Mapping[str, Any],
-               tile_progress: ProgressCallback | None = None) -> dict[int, np.ndarray]:
-    """The sections of one defective run, synthesized by fix's repairers over whole sections; {z: section}."""
-    from emrepair.distributed.repair import RegionJob, repairer_for, run_intensity
+class _RunStack:
+    """An in-memory output for ``BlockWriter``: the sections ``first..first + depth - 1`` of one run."""
 
-    whole = (slice(0, vol.shape[1]), slice(0, vol.shape[2]))
-    job = RegionJob(vol, run, run.sections, whole[0], whole[1], run_intensity(vol, run, [whole]), tile_progress)
-    images = repairer_for(repairers, run)(job)
-    if len(images) != len(run.sections):
-        raise ValueError(f"repairer returned {len(images)} sections for a run of {len(run.sections)}")
-    return dict(zip(run.sections, images))
+    def __init__(self, first: int, depth: int, shape: tuple[int, int], dtype: Any) -> None:
+        self.first = int(first)
+        self.data = np.zeros((int(depth), *shape), dtype=dtype)
+
+    def write_region(self, z: slice, y: slice, x: slice, data: np.ndarray) -> None:
+        """Keep ``data`` for sections ``z`` in window ``y, x``."""
+        self.data[z.start - self.first:z.stop - self.first, y, x] = data
+
+
+def repair_run(vol: Volume, run: RepairRun, repairers: Mapping[str, Any],
+               tile_progress: ProgressCallback | None = None,
+               unusable: frozenset[int] = frozenset()) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """The sections of one defective run as fix repairs them, and their labels; {z: (section, labels)}.
+
+    Fix's ``BlockWriter`` does the work, so a partly lost section keeps its own pixels beyond the seam of its lost
+    region (``distributed.region_repair``) and a fold repairer keeps those away from the band; the uint8 labels
+    (``KIND_LABELS``) mark exactly the pixels that differ from the input, or whole replaced sections.
+    ``unusable`` names every section repaired in the whole run (never context for another run).
+    """
+    from emrepair.distributed.blocks import Block
+    from emrepair.distributed.repair import BlockWriter
+
+    shape = (int(vol.shape[1]), int(vol.shape[2]))
+    depth = run.last - run.first + 1
+    images, labels = _RunStack(run.first, depth, shape, vol.dtype), _RunStack(run.first, depth, shape, np.uint8)
+    # One slab for the whole run (chunk depth run.last + 1), whole sections (no region grid).
+    writer = BlockWriter(vol, images, labels, repairers, run.last + 1, None, tile_progress,
+                         frozenset(unusable) | frozenset(run.sections))
+    writer.write(Block(run.first, run.last + 1, (run,)))
+    return {z: (images.data[z - run.first], labels.data[z - run.first]) for z in run.sections}
+
+
+def region_repaired(runs: list[RepairRun]) -> list[int]:
+    """Input z of the partly lost sections of ``runs``: only their lost region (and its seam) is synthesized."""
+    return [z for run in runs for z in run.sections if (run.folds.get(z) or {}).get("region") is not None]
 
 
 def interpolate_pair(a: np.ndarray, b: np.ndarray, ts: list[float], engine: Any,
@@ -112,34 +139,41 @@ class BlockStreamer:
     def __init__(self, vol: Volume, factor: int, runs: list[RepairRun], repairers: Mapping[str, Any],
                  synthesize: PairSynthesizer, tile_progress: ProgressCallback | None = None,
                  cache_size: int = 3) -> None:
-        from emrepair.detection import KIND_LABELS
-
         if factor < 2:
             raise ValueError(f"factor must be at least 2, got {factor}")
         self.factor, self.repairers, self.synthesize = int(factor), repairers, synthesize
         self.tile_progress = tile_progress
         self.cache = SectionCache(vol, size=cache_size)
         self.run_of = {z: run for run in runs for z in run.sections}
-        self.labels = {z: KIND_LABELS.get(kind, 1) for run in runs for z, kind in run.kinds.items()}
-        self._repaired: OrderedDict[int, dict[int, np.ndarray]] = OrderedDict()
+        self.unusable = frozenset(self.run_of)
+        self._repaired: OrderedDict[int, dict[int, tuple[np.ndarray, np.ndarray]]] = OrderedDict()
 
-    def section(self, z: int) -> np.ndarray:
-        """Input section ``z`` as repaired (a copy)."""
-        run = self.run_of.get(z)
-        if run is None:
-            return self.cache.read_section(z)
+    def _repair(self, z: int) -> tuple[np.ndarray, np.ndarray]:
+        run = self.run_of[z]
         if run.first not in self._repaired:
-            self._repaired[run.first] = repair_run(self.cache, run, self.repairers, self.tile_progress)
+            self._repaired[run.first] = repair_run(self.cache, run, self.repairers, self.tile_progress,
+                                                   self.unusable)
             while len(self._repaired) > 2:
                 self._repaired.popitem(last=False)
         self._repaired.move_to_end(run.first)
-        return self._repaired[run.first][z].copy()
+        return self._repaired[run.first][z]
+
+    def section(self, z: int) -> np.ndarray:
+        """Input section ``z`` as repaired (a copy)."""
+        if z not in self.run_of:
+            return self.cache.read_section(z)
+        return self._repair(z)[0].copy()
+
+    def labels(self, z: int) -> int | np.ndarray:
+        """The labels of input section ``z`` as repaired: 0 for a section kept as it is, else per pixel."""
+        return self._repair(z)[1] if z in self.run_of else 0
 
     def write(self, block: Any, sink: SectionSink) -> None:
-        """Hand every output section of ``block`` to ``sink(z_out, section, label)``, in z order."""
+        """Hand every output section of ``block`` to ``sink(z_out, section, label)``, in z order; ``label`` is
+        an int for the whole section or a uint8 array of its pixels (a repaired section)."""
         pairs = set(block.pairs)
         for z in block.originals:
-            sink(self.factor * z, self.section(z), self.labels.get(z, 0))
+            sink(self.factor * z, self.section(z), self.labels(z))
             if z in pairs:
                 for j, image in enumerate(self.synthesize(z, self.section), start=1):
                     sink(self.factor * z + j, image, INTERPOLATED_LABEL)
@@ -155,8 +189,9 @@ def stream_upsampled(vol: Volume, factor: int, runs: list[RepairRun], engine: An
                      tile_progress: ProgressCallback | None = None) -> None:
     """Produce every output section in z order and hand it to ``sink(z_out, section, label)``.
 
-    ``label`` is 0 for an original section, the defect kind's label (see ``KIND_LABELS``) for a repaired one,
-    and ``INTERPOLATED_LABEL`` for a section synthesized between two originals.
+    ``label`` is 0 for an original section, a uint8 array for a repaired one (the defect kind's label, see
+    ``KIND_LABELS``, on every pixel that differs from the input: the lost region and its seam of a partly lost
+    section, all of a missing one), and ``INTERPOLATED_LABEL`` for a section synthesized between two originals.
     ``progress(done, total)`` counts section pairs. ``repairers`` are fix's (see ``fix.build_repairers``).
     """
     from emrepair.pipelines.upsample_blocks import plan_upsample_blocks
