@@ -38,7 +38,9 @@ def test_label_tables_match_the_values_the_commands_write() -> None:
     for table in (DETECT_LABELS, FIX_LABELS):  # every defect kind's value is named after the kind
         assert all(table[v].name.startswith(kind) for kind, v in KIND_LABELS.items())
     assert UPSAMPLE_LABELS[INTERPOLATED_LABEL].name == "synthetic"
-    assert UPSAMPLE_LABELS[KIND_LABELS["missing"]].name == "missing"
+    for kind in ("missing", "fold", "partial"):  # the defect kinds upsample-z repairs keep fix's values and names
+        assert UPSAMPLE_LABELS[KIND_LABELS[kind]].name == FIX_LABELS[KIND_LABELS[kind]].name
+    assert INTERPOLATED_LABEL not in KIND_LABELS.values()
     assert all(table[0].rgba[3] == 0 for table in (DETECT_LABELS, FIX_LABELS, UPSAMPLE_LABELS))
 
 

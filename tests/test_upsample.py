@@ -191,8 +191,8 @@ def test_repair_replaces_a_blank_section_and_no_repair_keeps_it(tmp_path: Path) 
         np.testing.assert_array_equal(up[2 * z], data[z])
     labels, _ = read_all(masks)
     assert labels.shape == up.shape and labels.dtype == np.uint8
-    assert [int(labels[z, 0, 0]) for z in range(9)] == [0, 3, 0, 3, 1, 3, 0, 3, 0]
-    assert INTERPOLATED_LABEL == 3
+    assert [int(labels[z, 0, 0]) for z in range(9)] == [0, 9, 0, 9, 1, 9, 0, 9, 0]
+    assert INTERPOLATED_LABEL == 9  # its own value: 1, 2, 3 are missing, fold band and partial, as in fix
     record = json.loads(summary.read_text())
     assert record["repaired_input_sections"] == [2] and record["repaired_output_sections"] == [4]
     with h5py.File(repaired) as f:

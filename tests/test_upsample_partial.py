@@ -60,8 +60,8 @@ def test_upsample_keeps_the_real_pixels_of_partly_lost_sections(tmp_path: Path) 
         assert np.array_equal(section[far], vol[z][far]), z  # bit-identical beyond the seam
         assert set(np.unique(label)) == {0, KIND_LABELS["partial"]} and not label[far].any()
         np.testing.assert_array_equal(label > 0, section != vol[z])  # the masks label exactly what changed
-        error = lambda image: float(np.abs(image.astype(float) - truth[z])[lost[z]].mean())  # noqa: E731
-        assert error(section) < 0.8 * error(vol[z]), z  # the lost region is restored from the neighbours
+        errors = [float(np.abs(image.astype(float) - truth[z])[lost[z]].mean()) for image in (section, vol[z])]
+        assert errors[0] < 0.8 * errors[1], z  # the lost region is restored from the neighbours
     assert (labels[FACTOR * 4] == KIND_LABELS["missing"]).all()  # a missing section is still replaced whole
     for z in (0, 1, 3):
         np.testing.assert_array_equal(out[FACTOR * z], vol[z])

@@ -47,10 +47,12 @@ FIX_LABELS: dict[int, LabelValue] = {
 }
 
 UPSAMPLE_LABELS: dict[int, LabelValue] = {
-    0: LabelValue("original", "an input section, unchanged", _CLEAR),
-    1: LabelValue("missing", "synthetic: a missing input section, repaired", _RED),
-    2: LabelValue("fold band", "synthetic: a folded input section, repaired", _ORANGE),
-    3: LabelValue("synthetic", "synthetic: a section interpolated between two input sections", _CYAN),
+    0: LabelValue("original", "pixel of an input section, unchanged", _CLEAR),
+    1: LabelValue("missing", "synthetic: a missing input section, synthesized whole", _RED),
+    2: LabelValue("fold band", "synthetic: pixel of a folded input section that was repaired", _ORANGE),
+    3: LabelValue("partial", "synthetic: pixel of a lost region (or its seam) of an input section, synthesized",
+                  _MAGENTA),
+    9: LabelValue("synthetic", "synthetic: a section interpolated between two input sections", _CYAN),
 }
 
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from emrepair.errors import InputError, UsageError
 
-# Label written in --masks volumes for sections interpolated between two originals (1 and 2 are defect kinds).
-INTERPOLATED_LABEL = 3
+# Label written in --masks volumes for sections interpolated between two originals. 1, 2 and 3 mean what they mean
+# for fix (missing, fold band, partial: KIND_LABELS), as do 4 and 5, so interpolated sections get a value of their own.
+INTERPOLATED_LABEL = 9
 
 
 @dataclass(frozen=True)
