@@ -23,7 +23,8 @@ from emrepair.detection.fold_scales import FoldPass, TissueLevel, fold_passes
 from emrepair.detection.fold_trace import Trace, screen_band, trace_band
 from emrepair.detection.fold_z import ZCue
 
-_MAX_CANDIDATES = 6
+_MAX_CANDIDATES = 6  # candidates followed per pass
+_MAX_SEGMENTS = 48  # Hough segments looked at per pass, the longest first
 _MAX_GAP = 0.15  # broken folds: pieces are joined over gaps of up to this fraction of the chord
 # with neighbours to compare (the z cue), a band may be broken or faint down to these; below
 # _Z_FIRM_COVERAGE or above _Z_FIRM_SPREAD it needs the firmer z evidence of _Z_FIRM
@@ -228,7 +229,7 @@ def find_folds(values: np.ndarray, black: float, median: float, config: DetectCo
     if min(h, w) < 32 or median - black <= 0:
         return []
     tissue = TissueLevel(values, black, median)
-    cue = ZCue.build(tissue.unit, neighbours)
+    cue = ZCue.build(lambda: tissue.unit, neighbours, shape=(h, w))
     found: list[FoldFinding] = []
     for spec in fold_passes((h, w), config.fold_min_width_px, config.fold_max_width_px):
         if cue is not None and spec.name == "faint":  # the z cue rejects what persists: look at fainter bands
@@ -236,7 +237,11 @@ def find_folds(values: np.ndarray, black: float, median: float, config: DetectCo
         ratio = tissue.at(spec)
         f = spec.factor
         tried: list[FoldCurve] = []
-        for segment in _candidate_segments(ratio, spec)[:_MAX_CANDIDATES]:
+        # a fold gives many Hough segments: those along a band already found or a line already followed are
+        # passed over without counting, so a second fold is still reached within _MAX_CANDIDATES
+        for segment in _candidate_segments(ratio, spec)[:_MAX_SEGMENTS]:
+            if len(tried) >= _MAX_CANDIDATES:
+                break
             seg = _segment_curve(segment)
             if any(_same_band(fd.curve.scaled(1.0 / f), seg, fd.width_px / f) for fd in found):
                 continue

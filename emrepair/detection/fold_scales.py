@@ -72,18 +72,32 @@ class TissueLevel:
     def __init__(self, values: np.ndarray, black: float, median: float):
         h, w = values.shape
         self.shape = (h, w)
-        scale = max(float(median - black), 1e-12)
-        self.unit = (values - np.float32(black)) * np.float32(1.0 / scale)
+        self._values = values
+        self._black = np.float32(black)
+        self._gain = np.float32(1.0 / max(float(median - black), 1e-12))
+        self._unit: np.ndarray | None = None
         sigma_px = max(40.0, 0.08 * min(h, w))
         step = max(1, int(sigma_px // 8))  # the level is estimated on a copy with 8 pixels per sigma
-        small = self.unit if step == 1 else cv2.resize(self.unit, (max(1, w // step), max(1, h // step)),
-                                                       interpolation=cv2.INTER_AREA)
+        # averaging and pooling commute with the affine map to units: shrink first, map the small copy
+        small = self.unit if step == 1 else self._to_unit(
+            cv2.resize(values, (max(1, w // step), max(1, h // step)), interpolation=cv2.INTER_AREA))
         sigma = sigma_px / step
         level = _blur(small, (small > 0.3).astype(np.float32), sigma)
         level = _blur(small, (small > 0.8 * level).astype(np.float32), sigma)
         # where no tissue is close (a section almost all band), fall back to the section's median
         self.level = np.where(level > 0.05, level, 1.0).astype(np.float32)
         self._full: np.ndarray | None = None
+
+    def _to_unit(self, image: np.ndarray) -> np.ndarray:
+        return (image - self._black) * self._gain
+
+    @property
+    def unit(self) -> np.ndarray:
+        """(H, W) float32 intensities over the section's tissue median, above black (computed when first
+        asked for: the passes need only shrunken copies)."""
+        if self._unit is None:
+            self._unit = self._to_unit(self._values).astype(np.float32, copy=False)
+        return self._unit
 
     def _divide(self, image: np.ndarray) -> np.ndarray:
         level = cv2.resize(self.level, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
@@ -102,14 +116,14 @@ class TissueLevel:
             return self.full()
         h, w = self.shape
         if spec.pool == "min":
-            crop = self.unit[: h // f * f, : w // f * f]
+            crop = self._values[: h // f * f, : w // f * f]
             pooled = crop[0::f, 0::f].copy()
             for dy in range(f):
                 for dx in range(f):
                     if dy or dx:
                         np.minimum(pooled, crop[dy::f, dx::f], out=pooled)
-            return self._divide(pooled)
-        return self._divide(cv2.resize(self.unit, (w // f, h // f), interpolation=cv2.INTER_AREA))
+            return self._divide(self._to_unit(pooled))
+        return self._divide(self._to_unit(cv2.resize(self._values, (w // f, h // f), interpolation=cv2.INTER_AREA)))
 
 
 def _blur(values: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:

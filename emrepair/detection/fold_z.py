@@ -81,20 +81,31 @@ class ZCue:
     ``min_excess``: the band must be this much more contrasted in the section than in its neighbours.
     """
 
-    def __init__(self, unit: np.ndarray, neighbours: list[np.ndarray], min_excess: float = 0.1):
-        self.unit = unit
+    def __init__(self, unit, neighbours: list[np.ndarray], min_excess: float = 0.1):
+        self._unit = unit
         self.neighbours = neighbours
         self.min_excess = min_excess
 
+    @property
+    def unit(self) -> np.ndarray:
+        """The section (intensities above black); given as an array or as a zero-argument callable that makes
+        it, called when first needed (most sections have no candidate to check)."""
+        if callable(self._unit):
+            self._unit = self._unit()
+        return self._unit
+
     @classmethod
-    def build(cls, unit: np.ndarray, neighbours, min_excess: float = 0.1) -> ZCue | None:
-        """A cue from the section (``unit``: intensities over its tissue median, above black) and its
-        neighbours (cleaned float sections of the same shape, or None); None unless both are usable."""
+    def build(cls, unit, neighbours, min_excess: float = 0.1,
+              shape: tuple[int, int] | None = None) -> ZCue | None:
+        """A cue from the section (``unit``: intensities over its tissue median, above black; or a callable
+        making it, with its ``shape``) and its neighbours (cleaned float sections of the same shape, or None);
+        None unless both are usable."""
         if neighbours is None:
             return None
+        shape = tuple(unit.shape) if shape is None else tuple(shape)
         usable = []
         for nb in neighbours:
-            if nb is None or nb.shape != unit.shape:
+            if nb is None or nb.shape != shape:
                 continue
             sample = np.asarray(nb[::8, ::8], np.float32)  # contrast is a ratio: only black matters, not scale
             black = min(0.0, float(sample.min()))
