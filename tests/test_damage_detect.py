@@ -139,3 +139,17 @@ def test_cli_reports_masks_and_thresholds(tmp_path: Path) -> None:
     for bad in (["--precipitate-dark", "1.5"], ["--no-damage", "--contrast-min-change", "0.3"]):
         refused = runner.invoke(app, ["detect", src, *bad, "--no-progress"])
         assert refused.exit_code != 0 and "Traceback" not in refused.output
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_component_boxes_equal_opencvs(seed: int) -> None:
+    from emrepair.detection.precipitates import _components
+
+    rng = np.random.default_rng(seed)
+    mask = (cv2.GaussianBlur(rng.random((97, 131)).astype(np.float32), (0, 0), 2.0) > 0.52).astype(np.uint8)
+    count, labels, stats = _components(mask)
+    ref_count, ref_labels, ref_stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    assert count == ref_count > 2
+    assert np.array_equal(labels, ref_labels)
+    assert np.array_equal(stats[1:], ref_stats[1:])
+    assert _components(np.zeros((9, 9), np.uint8))[0] == 1
