@@ -26,7 +26,7 @@ from emrepair.io.writers.tiff_writer import TiffFolderWriter, TiffStackWriter
 from emrepair.io.writers.zarr_writer import ZarrWriter
 from emrepair.pipelines.fix import FixOptions, run_fix
 from emrepair.pipelines.inplace import backup_dir_for, run_fix_in_place
-from helpers import read_all, textured_stack, write_h5
+from helpers import read_all, smooth_stack, textured_stack, write_h5
 
 WRITERS = {"out.h5": HDF5Writer, "out.zarr": ZarrWriter, "out.tif": TiffStackWriter, "outdir": TiffFolderWriter}
 
@@ -241,3 +241,63 @@ def test_full_disk_at_commit_keeps_the_output_resumable(tmp_path: Path, name: st
     monkeypatch.setattr(cls, "_finish", real_finish)
     run_fix(src, str(out), options(continue_run=True))
     np.testing.assert_array_equal(read_all(out), read_all(reference))
+
+
+def test_ome_zarr_estimate_counts_the_pyramid_and_the_embedded_masks() -> None:
+    shape, level0 = (4, 2048, 2048), 4 * 2048 * 2048
+    plain = estimated_bytes("zarr", shape, "uint8") - (1 << 20)
+    ome = estimated_bytes("ome-zarr", shape, "uint8") - (1 << 20)
+    assert plain == int(0.7 * level0)
+    # levels 1-3 (1024, 512, 256 px) add 1/4 + 1/16 + 1/64 of level 0, about a third
+    assert ome == int(0.7 * level0 * (1 + 1 / 4 + 1 / 16 + 1 / 64))
+    with_masks = estimated_bytes("ome-zarr", shape, "uint8", embedded_labels=True) - (1 << 20)
+    assert with_masks - ome == pytest.approx(0.05 * level0 * (1 + 1 / 4 + 1 / 16 + 1 / 64), abs=2)
+    assert estimated_bytes("zarr", shape, "uint8", embedded_labels=True) - (1 << 20) == plain  # only OME images
+    assert estimated_bytes("ome-zarr", (4, 300, 300), "uint16") == estimated_bytes("zarr", (4, 300, 300), "uint16")
+
+
+def test_outputs_on_one_disk_are_counted_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from emrepair.io.space import PlannedOutput, check_outputs_space
+
+    image = PlannedOutput(tmp_path / "out.ome.zarr", "ome-zarr", (4, 2048, 2048), "uint8", embedded_labels=True)
+    masks = PlannedOutput(tmp_path / "m.h5", "hdf5", (4, 2048, 2048), "uint8", labels=True)
+    need = [estimated_bytes("ome-zarr", image.shape, "uint8", embedded_labels=True),
+            estimated_bytes("hdf5", masks.shape, "uint8", labels=True)]
+    monkeypatch.setattr("emrepair.io.space.free_bytes", lambda folder: sum(need) - 1)
+    check_outputs_space([image])
+    check_outputs_space([masks])
+    with pytest.raises(OutputError, match=r"the outputs .*out\.ome\.zarr and .*m\.h5: they need about"):
+        check_outputs_space([image, masks])
+    monkeypatch.setattr("emrepair.io.space.free_bytes", lambda folder: sum(need))
+    check_outputs_space([image, masks])
+
+
+def test_upsample_refuses_an_ome_zarr_that_fits_only_without_its_pyramid_and_masks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from emrepair.cli.app import app
+
+    monkeypatch.setattr("emrepair.io.ome.PYRAMID_MIN_PX", 16)  # 64 px sections get levels of 32 and 16 px
+    src = write_h5(tmp_path / "in.h5", smooth_stack(3, 64))
+    shape = (5, 64, 64)
+    out, masks = tmp_path / "up.ome.zarr", tmp_path / "m.h5"
+    args = ["upsample-z", src, "--factor", "2", "--model", "linear", "--no-repair", "--no-progress", "-o", str(out)]
+
+    def run_with(free: int, *extra: str) -> Any:
+        monkeypatch.setattr("emrepair.io.space.free_bytes", lambda folder: free)
+        return CliRunner().invoke(app, [*args, *extra])
+
+    level0 = estimated_bytes("zarr", shape, "uint8")  # what the check counted before the pyramid
+    refused = run_with(level0 + 1)
+    assert refused.exit_code != 0 and "not enough free space" in refused.output, refused.output
+    assert "Traceback" not in refused.output and len(refused.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.h5"]  # refused before anything was written
+    image = estimated_bytes("ome-zarr", shape, "uint8")
+    assert image > level0
+    with_masks = run_with(image, "--masks", str(masks))  # the image fits, not its embedded masks and m.h5
+    assert with_masks.exit_code != 0 and "they need about" in with_masks.output, with_masks.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.h5"]
+    fits = run_with(image)
+    assert fits.exit_code == 0, fits.output
+    assert out.is_dir()

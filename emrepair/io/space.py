@@ -1,7 +1,8 @@
 """Free disk space: refuse a run that cannot fit before it starts, and keep a reserve for a clean stop.
 
 ``check_free_space`` compares an output's estimated size with the free space of its file system (the estimate
-and the measured compression ratios are in docs/io.md). ``SpaceReserve`` holds a preallocated file beside an
+and the measured compression ratios are in docs/io.md); ``check_outputs_space`` does it for all the outputs of a
+run at once, summed per file system, before any work. ``SpaceReserve`` holds a preallocated file beside an
 output; a writer that meets a full disk deletes it, so that it can still flush and close its partial output
 (HDF5 cannot close a file cleanly once a write has failed for want of space, and dies at exit instead).
 """
@@ -12,11 +13,13 @@ import errno
 import math
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from emrepair.errors import OutputError
+from emrepair.io.ome import pyramid_shapes
 
 # Compressed (HDF5, Zarr) outputs are estimated at this fraction of their raw size: gzip keeps 72-98 % of the
 # bytes of the real EM stacks measured (docs/io.md), so the smallest measured ratio, rounded down.
@@ -32,11 +35,27 @@ def _gib(nbytes: float) -> str:
     return f"{nbytes / 2**30:.2f} GiB" if nbytes >= 2**28 else f"{nbytes / 2**20:.1f} MiB"
 
 
-def estimated_bytes(fmt: str, shape: tuple[int, ...], dtype: object, labels: bool = False) -> int:
-    """The bytes an output of ``fmt`` ("hdf5", "zarr", "ome-zarr", "tiff", "image-folder") will take on disk."""
-    raw = math.prod(int(s) for s in shape) * np.dtype(dtype).itemsize  # type: ignore[call-overload]
+def stored_pixels(fmt: str, shape: tuple[int, ...]) -> int:
+    """Pixels an output of ``fmt`` stores: every level of an ``.ome.zarr`` pyramid (``io.ome.pyramid_shapes``,
+    about a third more than level 0), else those of ``shape``."""
+    if fmt == "ome-zarr" and len(shape) == 3:
+        return sum(math.prod(level) for level in pyramid_shapes(tuple(int(s) for s in shape)))  # type: ignore[arg-type]
+    return math.prod(int(s) for s in shape)
+
+
+def estimated_bytes(fmt: str, shape: tuple[int, ...], dtype: object, labels: bool = False,
+                    embedded_labels: bool = False) -> int:
+    """The bytes an output of ``fmt`` ("hdf5", "zarr", "ome-zarr", "tiff", "image-folder") will take on disk.
+
+    An ``.ome.zarr`` output counts every level of its pyramid; ``embedded_labels`` adds the uint8 copy of the masks
+    that fix and upsample-z put inside such an image (``labels/synthetic``, with the same levels).
+    """
+    pixels = stored_pixels(fmt, shape)
+    raw = pixels * np.dtype(dtype).itemsize  # type: ignore[call-overload]
     if fmt in COMPRESSED_FORMATS:
         raw = raw * (LABELS_RATIO if labels else COMPRESSED_RATIO)
+    if embedded_labels and fmt == "ome-zarr":
+        raw += pixels * LABELS_RATIO
     return int(raw) + MARGIN_BYTES
 
 
@@ -69,11 +88,12 @@ def free_bytes(folder: Path) -> int | None:
         return None
 
 
-def check_free_space(target: Path, needed: int, what: str = "the output", already: int = 0) -> None:
+def check_free_space(target: Path, needed: int, what: str = "the output", already: int = 0,
+                     names: str | None = None) -> None:
     """Raise OutputError when the file system of ``target`` has less than ``needed - already`` bytes free.
 
-    ``already`` counts what a resumed output holds already. Setting EMREPAIR_NO_SPACE_CHECK=1 skips the check
-    (for file systems that report free space wrongly).
+    ``already`` counts what a resumed output holds already; ``names`` replaces ``target`` in the message.
+    Setting EMREPAIR_NO_SPACE_CHECK=1 skips the check (for file systems that report free space wrongly).
     """
     if os.environ.get(SKIP_ENV):
         return
@@ -81,7 +101,8 @@ def check_free_space(target: Path, needed: int, what: str = "the output", alread
     free = free_bytes(folder)
     missing = needed - already
     if free is not None and free < missing:
-        raise OutputError(f"not enough free space for {what} {target}: it needs about {_gib(missing)}, "
+        it = "they need" if what.endswith("outputs") else "it needs"
+        raise OutputError(f"not enough free space for {what} {names or target}: {it} about {_gib(missing)}, "
                           f"{_gib(free)} are free on {folder} (set {SKIP_ENV}=1 to try anyway)")
 
 
@@ -91,6 +112,50 @@ def check_output_space(target: Path, fmt: str, shape: tuple[int, ...], dtype: ob
     already = used_bytes(partial) if partial is not None else 0
     if already is not None:  # None: a huge partial output, resumed without a check
         check_free_space(target, estimated_bytes(fmt, shape, dtype, labels), "the output", already)
+
+
+@dataclass(frozen=True)
+class PlannedOutput:
+    """An output a run is about to write: its path, format (``io.create.output_format``), shape and dtype; whether
+    it is a label volume or an image with the masks embedded; and, for a resumed run, its partial copy."""
+
+    path: Path
+    fmt: str
+    shape: tuple[int, ...]
+    dtype: object
+    labels: bool = False
+    embedded_labels: bool = False
+    partial: Path | None = None
+
+
+def _file_system(path: Path) -> tuple[int, Path] | None:
+    """(device id, folder) of the file system an output at ``path`` lands on; None when it cannot be asked."""
+    folder = path if path.is_dir() else path.parent
+    try:
+        return os.stat(folder).st_dev, folder
+    except OSError:
+        return None
+
+
+def check_outputs_space(outputs: list[PlannedOutput]) -> None:
+    """Raise OutputError when the outputs of a run will not fit: their estimated sizes are summed per file system
+    (an image, its pyramid, its embedded masks and a separate masks volume on one disk count together), less what
+    resumed partial copies hold already. EMREPAIR_NO_SPACE_CHECK=1 skips the check."""
+    if os.environ.get(SKIP_ENV):
+        return
+    groups: dict[int, tuple[Path, list[PlannedOutput]]] = {}
+    for out in outputs:
+        where = _file_system(out.path)
+        if where is not None:
+            groups.setdefault(where[0], (where[1], []))[1].append(out)
+    for folder, members in groups.values():
+        held = [used_bytes(o.partial) if o.partial is not None else 0 for o in members]
+        if any(h is None for h in held):
+            continue  # a huge partial output, resumed without a check
+        needed = sum(estimated_bytes(o.fmt, o.shape, o.dtype, o.labels, o.embedded_labels) for o in members)
+        names = " and ".join(str(o.path) for o in members)
+        what = "the output" if len(members) == 1 else "the outputs"
+        check_free_space(folder, needed, what, sum(h or 0 for h in held), names)
 
 
 def short_write_as_enospc(exc: OSError) -> OSError:

@@ -183,8 +183,15 @@ def upsample_volume(
         check_share_targets((output_path, options.masks_path), options.part, options.workers, options.overwrite)
         if options.workers > 1 and not vol.info.path:
             raise UsageError("--workers needs an input volume on disk (workers open it themselves)")
-    # Refuse an existing output, the input itself, overlapping outputs... before the slow detection and model loading.
+    # Refuse an existing output, the input itself, overlapping outputs, a disk too small... before the slow
+    # detection and model loading.
     guard_run([vol.info.path, input_name], output_path, options)
+    out_shape = (output_depth(depth, factor.factor), height, width)
+    if not options.dry_run:
+        from emrepair.pipelines.upsample_run import check_space
+
+        assert output_path is not None
+        check_space(vol, output_path, options, out_shape)
     device = resolve_device_noting(options.device, note)
     model_name = default_upsample_model(vol.info.voxel_size, factor.factor) if options.model == "auto" \
         else options.model
@@ -192,7 +199,6 @@ def upsample_volume(
     here = "cpu" if options.workers > 1 else str(device)
     upsampler = load_upsampler(options, model_name, here, (height, width), factor.factor,
                                options.allow_random_weights)
-    out_shape = (output_depth(depth, factor.factor), height, width)
     result = UpsampleResult(
         input=name, output=str(output_path) if output_path else None, input_shape=(depth, height, width),
         output_shape=out_shape, factor=factor, input_voxel_size=vol.info.voxel_size,
