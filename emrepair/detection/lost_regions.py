@@ -165,7 +165,8 @@ def measure_lost(values: np.ndarray, nonfinite: np.ndarray | None, config: Detec
     vmin, vmax, _, _ = cv2.minMaxLoc(values)
     extremes = (float(vmin), float(vmax))
     exact = _exact_f32(values, integer, extremes)
-    sums = _cell_sums(values, cell, exact)
+    squares = values * values if exact else None  # float32, shared with the stripe search
+    sums = _cell_sums(values, cell, exact, squares)
     grid = sums["x"].shape
     n_cell = float(cell * cell)
     mean = sums["x"] / n_cell
@@ -189,7 +190,7 @@ def measure_lost(values: np.ndarray, nonfinite: np.ndarray | None, config: Detec
     smooth = wstd < config.lost_smooth_std * global_std
     tissue_median = float(np.median(wmean[~smooth])) if (~smooth).any() else median
     rows, cols = _stripe_lines(values, cell, config, tissue_median, global_std, extremes,
-                               np.float32 if exact else np.float64)
+                               np.float32 if exact else np.float64, squares)
     # nearly black and nearly flat (an empty film with a little noise), or saturated with a little noise (light
     # lumens are smooth too, but not at the top of the integer range)
     extreme = wmean <= extremes[0] + config.lost_stripe_level * (tissue_median - extremes[0])

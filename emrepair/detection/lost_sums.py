@@ -19,15 +19,17 @@ def _exact_f32(values: np.ndarray, integer: bool, extremes: tuple[float, float])
     return integer and max(abs(extremes[0]), abs(extremes[1])) <= 4096.0
 
 
-def _cell_sums(values: np.ndarray, cell: int, exact_f32: bool = False) -> dict[str, np.ndarray]:
+def _cell_sums(values: np.ndarray, cell: int, exact_f32: bool = False,
+               squares: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per-cell sums of the pixels, their squares and their products with the right and lower neighbours.
 
     The section's last column (of whole cells) is its own right neighbour, and its last row its own lower one
     when the cells reach the bottom. ``exact_f32``: the pixels are small integers (``_exact_f32``), summed
     exactly in float32 by whole rows and columns; else float64 by area resampling (exact for whole cells).
+    ``squares``: ``values * values`` in float32 when already made (used on the exact path only).
     """
     if exact_f32:
-        return _cell_sums_exact(values, cell)
+        return _cell_sums_exact(values, cell, squares)
     h, w = values.shape
     gh, gw = max(1, h // cell), max(1, w // cell)
     width = gw * cell
@@ -58,9 +60,10 @@ def _block(arr: np.ndarray, cell: int) -> np.ndarray:
     return cols.reshape(n, width // cell, cell).sum(axis=2).astype(np.float64)
 
 
-def _cell_sums_exact(values: np.ndarray, cell: int) -> dict[str, np.ndarray]:
+def _cell_sums_exact(values: np.ndarray, cell: int, squares: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """``_cell_sums`` for small integer pixels: the neighbour-shifted sums follow from each cell's sums by
-    swapping its first column (row) for the one beyond it, so only the two products need their own pass."""
+    swapping its first column (row) for the one beyond it, so only the two products need their own pass.
+    ``squares``: ``values * values`` (float32) when already made."""
     h, w = values.shape
     gh, gw = max(1, h // cell), max(1, w // cell)
     width = gw * cell
@@ -74,7 +77,7 @@ def _cell_sums_exact(values: np.ndarray, cell: int) -> dict[str, np.ndarray]:
         i0, n = top // cell, (bottom - top) // cell
         x = values[top:bottom, :width]
         below_row = values[bottom if bottom < h else bottom - 1, :width]
-        sq = x * x
+        sq = x * x if squares is None else squares[top:bottom, :width]
         xr = np.empty_like(x)
         np.multiply(x[:, :-1], x[:, 1:], out=xr[:, :-1])
         xr[:, -1] = sq[:, -1]
@@ -171,20 +174,33 @@ def _noisy_lines(values: np.ndarray, squares: np.ndarray, axis: int, cell: int, 
     return (share >= config.lost_stripe_cover) | (whole & (share >= _LINE_MIN_SHARE))
 
 
+def _line_counts(mask: np.ndarray, axis: int, cover: float) -> np.ndarray:
+    """True pixels per row (axis 1) or column (axis 0) of a bool mask; zeros when the whole mask holds fewer
+    than ``cover`` of a line (then no line reaches it, and counting is skipped)."""
+    total = np.count_nonzero(mask)
+    length = mask.shape[axis]
+    if total / length < cover:
+        return np.zeros(mask.shape[1 - axis], np.int32)
+    counts = cv2.reduce(mask.view(np.uint8), axis, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
+    return counts.reshape(-1)
+
+
 def _stripe_lines(values: np.ndarray, cell: int, config: DetectConfig, median: float, global_std: float,
-                  extremes: tuple[float, float], dtype: type) -> tuple[np.ndarray, np.ndarray]:
+                  extremes: tuple[float, float], dtype: type,
+                  squares: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Rows and columns that lie, nearly all along, at the section's black or white end (measured from the
     tissue's ``median``), or that are noise along their whole length; grown by a pixel each side.
-    ``extremes``: the section's minimum and maximum."""
+    ``extremes``: the section's minimum and maximum; ``squares``: ``values ** 2`` in ``dtype`` when made."""
     lo, hi = extremes
-    squares = values.astype(dtype, copy=False) ** 2
+    if squares is None or squares.dtype != dtype:
+        squares = values.astype(dtype, copy=False) ** 2
     rows = _noisy_lines(values, squares, 1, cell, config, global_std, dtype)
     cols = _noisy_lines(values, squares, 0, cell, config, global_std, dtype)
     if hi > lo:
         h, w = values.shape
         for extreme in (values <= lo + config.lost_stripe_level * (median - lo),
                         values >= hi - config.lost_stripe_level * (hi - median)):
-            rows |= np.count_nonzero(extreme, axis=1) / w >= config.lost_stripe_cover
-            cols |= np.count_nonzero(extreme, axis=0) / h >= config.lost_stripe_cover
+            rows |= _line_counts(extreme, 1, config.lost_stripe_cover) / w >= config.lost_stripe_cover
+            cols |= _line_counts(extreme, 0, config.lost_stripe_cover) / h >= config.lost_stripe_cover
     grow = lambda line: np.convolve(line.astype(np.uint8), np.ones(3, np.uint8), mode="same") > 0
     return grow(rows), grow(cols)
