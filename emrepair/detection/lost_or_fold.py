@@ -9,11 +9,15 @@ import numpy as np
 from emrepair.detection.lost_regions import LostRegions
 
 
-def is_lost_not_fold(band: np.ndarray, regions: LostRegions) -> bool:
+def is_lost_not_fold(band: np.ndarray, regions: LostRegions, values: np.ndarray | None = None) -> bool:
     """Whether a dark band (a fold candidate; bool mask at any resolution) is rather lost tissue: mostly lost
     cells, with tissue on one side only (beyond a torn edge; a fold has the section on both sides of its band),
     made of whole rows or columns (a dropout stripe; folds run at any angle), or part of a lost area more than
-    twice its size."""
+    twice its size.
+
+    ``values`` (the cleaned section, the shape of ``band`` or larger): when given, a band of whole rows or
+    columns whose pixels keep the tissue's texture (``band_textured``: a fold darkens the tissue, a dropout
+    leaves a flat or noise-filled line) is not taken for a stripe."""
     grid = regions.cells.shape
     cells = cv2.resize(band.astype(np.float32), (grid[1], grid[0]), interpolation=cv2.INTER_AREA) > 0.5
     area = int(cells.sum())
@@ -26,7 +30,8 @@ def is_lost_not_fold(band: np.ndarray, regions: LostRegions) -> bool:
         return False
     full_rows = cells[cells.mean(axis=1) >= 0.85].sum() if cells.shape[1] else 0
     full_cols = cells[:, cells.mean(axis=0) >= 0.85].sum() if cells.shape[0] else 0
-    if (cells & lost).sum() >= 0.5 * area and max(full_rows, full_cols) >= 0.6 * area:
+    stripe = (cells & lost).sum() >= 0.5 * area and max(full_rows, full_cols) >= 0.6 * area
+    if stripe and (values is None or not band_textured(values, band)):
         return True
     # lost area reaching far beyond the band (twice its size) is not explained by it
     count, labels = cv2.connectedComponents(lost.astype(np.uint8), connectivity=8)
@@ -63,3 +68,28 @@ def _tissue_on_both_sides(band: np.ndarray, regions: LostRegions, min_share: flo
     if count < 3:
         return False
     return int(np.sort(stats[1:, cv2.CC_STAT_AREA])[-2]) >= min_share * band.size
+
+
+def band_textured(values: np.ndarray, band: np.ndarray, min_autocorr: float = 0.3) -> bool:
+    """Whether the pixels of ``band`` (bool mask, resized to ``values``' shape when it differs) keep a
+    texture: not flat, and neighbouring band pixels correlated (lag-1 autocorrelation, along rows or
+    columns, at least ``min_autocorr``) as darkened tissue is; a dropout stripe is constant or i.i.d. noise."""
+    if band.shape != values.shape:
+        band = cv2.resize(band.astype(np.uint8), values.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
+    inside = values[band]
+    if inside.size < 16:
+        return False
+    spread = float(inside.std())
+    if spread <= 1e-6 * max(1.0, float(np.abs(values).max())):
+        return False  # flat
+    best = -1.0
+    for a, b, both in ((values[:, :-1], values[:, 1:], band[:, :-1] & band[:, 1:]),
+                       (values[:-1], values[1:], band[:-1] & band[1:])):
+        if int(both.sum()) < 16:
+            continue
+        x, y = a[both].astype(np.float64), b[both].astype(np.float64)
+        x, y = x - x.mean(), y - y.mean()
+        denom = float(np.sqrt((x * x).sum() * (y * y).sum()))
+        if denom > 0:
+            best = max(best, float((x * y).sum()) / denom)
+    return best >= min_autocorr
