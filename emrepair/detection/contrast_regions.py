@@ -20,6 +20,7 @@ import numpy as np
 from emrepair.detection.damage_config import DamageConfig
 from emrepair.detection.lost_regions import LostRegions
 from emrepair.detection.precipitates import Work
+from emrepair.detection.section_stats import median
 
 _SPREAD_SIGMA = 2.0
 _MAP_SIGMA = 0.7  # smoothing of the change maps, in blocks
@@ -62,7 +63,7 @@ def _log_ratio(a: np.ndarray, b: np.ndarray, floor: float, trusted: np.ndarray) 
     usable = ok & trusted
     if usable.sum() < 4:
         return np.zeros_like(ratio)
-    return np.where(ok, ratio - float(np.median(ratio[usable])), 0.0)
+    return np.where(ok, ratio - median(ratio[usable]), 0.0)
 
 
 def _agree(changes: list[np.ndarray]) -> np.ndarray:
@@ -117,7 +118,7 @@ def find_contrast_region(work: Work, neighbours: list[Work], config: DamageConfi
                 if area < config.contrast_min_fraction * above.size or area < config.contrast_min_fill * bw * bh:
                     continue
                 part = labels == i
-                if float(np.median(sign * change[part])) < threshold:
+                if median(sign * change[part]) < threshold:
                     continue
                 found |= part
                 strength.append(float(np.abs(change[part]).mean()) / threshold)

@@ -32,7 +32,13 @@ import cv2
 import numpy as np
 
 from emrepair.detection.config import DetectConfig
-from emrepair.detection.lost_sums import _cell_sums, _correlation, _exact_f32, _stripe_lines
+from emrepair.detection.lost_sums import (
+    _cell_sums,
+    _correlation,
+    _exact_f32,
+    _stripe_lines,
+)
+from emrepair.detection.section_stats import median as middle
 
 LOST_KINDS = ("flat", "noise", "stripe")
 
@@ -188,7 +194,7 @@ def measure_lost(values: np.ndarray, nonfinite: np.ndarray | None, config: Detec
     global_std = float(sample.std())
     noise = (autocorr < config.lost_noise_autocorr) & (wstd >= config.lost_noise_std * global_std) & ~flat
     smooth = wstd < config.lost_smooth_std * global_std
-    tissue_median = float(np.median(wmean[~smooth])) if (~smooth).any() else median
+    tissue_median = middle(wmean[~smooth]) if (~smooth).any() else median
     rows, cols = _stripe_lines(values, cell, config, tissue_median, global_std, extremes,
                                np.float32 if exact else np.float64, squares)
     # nearly black and nearly flat (an empty film with a little noise), or saturated with a little noise (light

@@ -65,6 +65,11 @@ class Blob:
     area: int
 
 
+def _no_blobs(work: Work) -> tuple[np.ndarray, list[Blob]]:
+    """``candidates``' answer when nothing is dark: an empty label image and no blobs (made only then)."""
+    return np.zeros(work.image.shape, np.int32), []
+
+
 def candidates(work: Work, config: DamageConfig, exclude: np.ndarray | None = None) -> tuple[np.ndarray, list[Blob]]:
     """The near-black compact components of ``work`` (label image, blobs); ``exclude`` (bool, work size) marks
     areas known to be something else (fold bands, lost regions): a blob touching them is dropped."""
@@ -73,14 +78,13 @@ def candidates(work: Work, config: DamageConfig, exclude: np.ndarray | None = No
     # judged on a lightly smoothed copy: a grainy stain is dark as a whole, not pixel by pixel
     smooth = cv2.GaussianBlur(work.image, (0, 0), max(0.5, 1.0 / f), borderType=cv2.BORDER_REFLECT)
     dark = (smooth < threshold).astype(np.uint8)
-    empty = np.zeros(work.image.shape, np.int32), []
     if not dark.any():
-        return empty
+        return _no_blobs(work)
     radius = max(1, round(config.precipitate_open_px / f))
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     core = cv2.morphologyEx(dark, cv2.MORPH_OPEN, disk)
     if not core.any():
-        return empty
+        return _no_blobs(work)
     core = cv2.dilate(core, disk) & dark  # the opened cores with the rim the opening took off
     count, labels, stats = _components(core)
     min_area = config.precipitate_min_px / (f * f)

@@ -46,6 +46,19 @@ def clean_section(section: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return np.where(finite, values, np.float32(fill)), ~finite
 
 
+def median(values: np.ndarray) -> float:
+    """``float(np.median(values))`` of a 1-D float array, without np.median's per-call overhead (a quarter of
+    its time on the few hundred values of a block map): the same partition, middle values and NaN rule."""
+    n = values.size
+    if n < 2 or values.ndim != 1 or values.dtype.kind != "f":
+        return float(np.median(values))
+    k = n // 2
+    part = np.partition(values, [k - 1, k, n - 1] if n % 2 == 0 else [k, n - 1])
+    if np.isnan(part[-1]):
+        return float("nan")
+    return float(part[k]) if n % 2 else float((part[k - 1] + part[k]) / 2)
+
+
 def _block_fraction(mask: np.ndarray, block: int) -> np.ndarray:
     """Per-block fraction of True pixels."""
     h, w = mask.shape
@@ -63,7 +76,7 @@ def half_size(values: np.ndarray) -> np.ndarray:
 def section_stats(values: np.ndarray, nonfinite: np.ndarray | None, config: DetectConfig,
                   half: np.ndarray | None = None) -> SectionStats:
     """Statistics of a cleaned float32 section (see ``clean_section``); ``half`` is ``half_size(values)``."""
-    h, w = values.shape
+    h = values.shape[0]
     sample = half if half is not None else half_size(values)
     sparse = values[::4, ::4]
     lo, median, hi = (float(v) for v in np.percentile(sparse, [1, 50, 99]))
