@@ -142,7 +142,8 @@ def upsample_z(volume: Volume, output: str | Path | None = None, *, options: Any
     ``settings`` are fields of ``emrepair.pipelines.upsample.UpsampleOptions`` (``factor`` or ``target_z``,
     ``model``, ``repair``, ``masks_path``, ``device``, ...). With a path, ``output`` is written as
     ``emrepair upsample-z -o`` writes it and the ``UpsampleResult`` is returned; with an array an
-    :class:`ArrayResult` whose masks say 3 for interpolated sections, 1/2 for repaired ones.
+    :class:`ArrayResult` whose masks say 9 (``INTERPOLATED_LABEL``) for interpolated sections and 1/2/3
+    (missing, fold band, lost region) for the repaired pixels.
 
     Example:
         >>> import numpy as np, emrepair

@@ -272,17 +272,24 @@ def test_outputs_on_one_disk_are_counted_together(tmp_path: Path, monkeypatch: p
     check_outputs_space([image, masks])
 
 
-def test_upsample_refuses_an_ome_zarr_that_fits_only_without_its_pyramid_and_masks(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("command", ["upsample-z", "fix"])
+def test_refuses_an_ome_zarr_that_fits_only_without_its_pyramid_and_masks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str) -> None:
     from typer.testing import CliRunner
 
     from emrepair.cli.app import app
 
     monkeypatch.setattr("emrepair.io.ome.PYRAMID_MIN_PX", 16)  # 64 px sections get levels of 32 and 16 px
     src = write_h5(tmp_path / "in.h5", smooth_stack(3, 64))
-    shape = (5, 64, 64)
     out, masks = tmp_path / "up.ome.zarr", tmp_path / "m.h5"
-    args = ["upsample-z", src, "--factor", "2", "--model", "linear", "--no-repair", "--no-progress", "-o", str(out)]
+    if command == "fix":
+        shape = (3, 64, 64)
+        args = ["fix", src, "--sections", "1", "--model", "linear", "--fold-model", "none", "--no-progress",
+                "-o", str(out)]
+    else:
+        shape = (5, 64, 64)
+        args = ["upsample-z", src, "--factor", "2", "--model", "linear", "--no-repair", "--no-progress",
+                "-o", str(out)]
 
     def run_with(free: int, *extra: str) -> Any:
         monkeypatch.setattr("emrepair.io.space.free_bytes", lambda folder: free)

@@ -97,4 +97,5 @@ def test_cli_dry_run_and_the_upsampled_section_agree_with_fix(tmp_path: Path) ->
                              str(tmp_path / "up.h5"), "--no-progress"])
     fixed = runner.invoke(app, ["fix", src, "--model", "linear", "-o", str(tmp_path / "fix.h5"), "--no-progress"])
     assert up.exit_code == 0 and fixed.exit_code == 0, up.output + fixed.output
+    assert "(z 2: only the lost region)" in " ".join(up.stdout.split())
     np.testing.assert_array_equal(read_all(tmp_path / "up.h5")[4], read_all(tmp_path / "fix.h5")[2])

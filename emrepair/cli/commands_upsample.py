@@ -20,7 +20,7 @@ def upsample_z(
     repair: Annotated[bool, typer.Option("--repair/--no-repair", help="Repair defective sections first (as `emrepair fix`), or use them as they are.")] = True,
     report: opt.ReportInOpt = None,
     sections: Annotated[Optional[str], typer.Option("--sections", help="Repair these input sections, e.g. 5,9-11 (instead of detecting).")] = None,
-    masks: Annotated[Optional[str], typer.Option("--masks", help="Write a uint8 label volume: 3 interpolated, 1/2 repaired (missing/fold), 0 original.")] = None,
+    masks: Annotated[Optional[str], typer.Option("--masks", help="Write a uint8 label volume: 9 interpolated; on repaired sections 1 missing, 2 fold band, 3 lost region and seam (pixels that differ); 0 original.")] = None,
     save_report: opt.SaveReportOpt = None,
     dataset: opt.DatasetOpt = None,
     level: opt.LevelOpt = None,

@@ -149,13 +149,15 @@ def render_upsample(result: Any) -> None:
     head = "plan (dry run, nothing written)" if result.dry_run else f"upsampled {result.input} -> {result.output}"
     show(styled((head, "bold")))
     repaired = result.repaired_input
+    regional = list(getattr(result, "region_repaired_input", []))
     lines = [
         result.factor.describe(),
         (f"shape {_dims(result.input_shape)} -> {_dims(result.output_shape)}; "
          f"voxel size {voxel(result.input_voxel_size)} -> {voxel(result.output_voxel_size)} (z, y, x)"),
         f"{result.interpolated_count} section(s) interpolated; "
         + (f"{len(repaired)} repaired first (input z {', '.join(map(str, repaired))})" if repaired
-           else "nothing repaired"),
+           else "nothing repaired")
+        + (f" (z {', '.join(map(str, regional))}: only the lost region)" if regional else ""),
         (f"model {result.model}" + (f" (repairs by {result.repair_model})" if result.repair_model else "")
          + f" on {result.device}; {result.tiles_per_section} tile(s) per section; "
          f"~{result.memory_estimate_bytes / 2**20:.0f} MiB per batch, ~{result.host_memory_bytes / 2**20:.0f} MiB "

@@ -22,6 +22,7 @@ from emrepair.errors import OutputError, UsageError
 from emrepair.pipelines.block_session import (
     OutputSession,
     already_complete,
+    check_run_space,
     commit_outputs,
     discard,
     earlier_record,
@@ -237,6 +238,8 @@ def run_fix(
     with open_volume(input_path, dataset=options.dataset, level=options.level,
                      skip_unreadable=options.skip_unreadable) as vol:
         guard_run([input_path, vol.info.path], output_path, options)  # before any pixel is read
+        if output_path and not options.dry_run:
+            check_run_space(vol, output_path, options, tuple(vol.shape))  # before detection and model loading
         device = resolve_device_noting(options.device, note)
         model_name = auto_fix_model(options.model, vol.info.voxel_size, device.type, note)
         # With worker processes the model here only answers questions (tiles, memory): keep it off the GPU,

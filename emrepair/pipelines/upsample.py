@@ -120,10 +120,10 @@ def upsample_volume(
     guard_run([vol.info.path, input_name], output_path, options)
     out_shape = (output_depth(depth, factor.factor), height, width)
     if not options.dry_run:
-        from emrepair.pipelines.upsample_run import check_space
+        from emrepair.pipelines.block_session import check_run_space
 
         assert output_path is not None
-        check_space(vol, output_path, options, out_shape)
+        check_run_space(vol, output_path, options, out_shape)
     device = resolve_device_noting(options.device, note)
     model_name = default_upsample_model(vol.info.voxel_size, factor.factor) if options.model == "auto" \
         else options.model

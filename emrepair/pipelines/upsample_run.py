@@ -77,27 +77,6 @@ def fingerprint_fields(vol: Any, input_path: str, output_path: str, options: Any
     }
 
 
-def check_space(vol: Any, output_path: str, options: Any, out_shape: tuple[int, int, int]) -> None:
-    """Refuse, before any work, outputs that will not fit on their disks: the output with its pyramid (an
-    ``.ome.zarr``) and the masks copied into it, and the ``--masks`` volume (``io.space.check_outputs_space``).
-    A resumed run counts what its partial copies hold; one whose output is finished already writes nothing."""
-    from emrepair.io.create import output_format
-    from emrepair.io.space import PlannedOutput, check_outputs_space
-
-    resuming = bool(options.continue_run or options.part)
-    if resuming and Path(output_path).expanduser().exists():
-        return  # finished by this run (already_complete), or refused as existing by the writer
-    planned = []
-    for final in filter(None, (output_path, options.masks_path)):
-        path = Path(final).expanduser().absolute()
-        labels = final != output_path
-        fmt = output_format(path)
-        partial = partial_path(final) if resuming and partial_path(final).exists() else None
-        planned.append(PlannedOutput(path, fmt, out_shape, np.uint8 if labels else vol.dtype, labels=labels,
-                                     embedded_labels=not labels and bool(options.masks_path), partial=partial))
-    check_outputs_space(planned)
-
-
 def prepare_run(vol: Any, output_path: str, options: Any, fields: dict[str, Any], out_shape: tuple[int, int, int],
                 voxel_size: tuple[float, float, float] | None, plan: Callable[[], list[RepairRun]],
                 provenance: Callable[[list[RepairRun]], dict[str, Any]]) -> tuple[dict[str, Any], list[RepairRun]]:
