@@ -76,3 +76,19 @@ def test_measured_once_then_excluded_equals_a_fresh_search() -> None:
         b = find_lost_regions(values, None, config, exclude=exclude, saturation=250.0)
         assert np.array_equal(a.cells, b.cells) and np.array_equal(a.core, b.core)
         assert a.fractions == b.fractions
+
+
+def test_shared_squares_and_products_change_nothing() -> None:
+    from emrepair.detection.lost_sums import _products, _stripe_lines
+
+    config = DetectConfig()
+    values = _section(256, 192, seed=7)
+    squares = values * values
+    products = _products(values, 8, squares)
+    assert products is not None and _products(values[:250], 8, squares[:250]) is None
+    shared, alone = _cell_sums(values, 8, True, squares, products), _cell_sums(values, 8, True)
+    for name in alone:
+        assert np.array_equal(shared[name], alone[name]), name
+    args = (values, 8, config, 140.0, float(values[::4, ::4].std()), (0.0, 255.0), np.float32)
+    for got, want in zip(_stripe_lines(*args, squares, products), _stripe_lines(*args)):
+        assert np.array_equal(got, want) and got.any()

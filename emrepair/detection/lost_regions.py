@@ -36,6 +36,7 @@ from emrepair.detection.lost_sums import (
     _cell_sums,
     _correlation,
     _exact_f32,
+    _products,
     _stripe_lines,
 )
 from emrepair.detection.section_stats import median as middle
@@ -172,7 +173,8 @@ def measure_lost(values: np.ndarray, nonfinite: np.ndarray | None, config: Detec
     extremes = (float(vmin), float(vmax))
     exact = _exact_f32(values, integer, extremes)
     squares = values * values if exact else None  # float32, shared with the stripe search
-    sums = _cell_sums(values, cell, exact, squares)
+    products = _products(values, cell, squares) if exact else None  # ... and so are the neighbour products
+    sums = _cell_sums(values, cell, exact, squares, products)
     grid = sums["x"].shape
     n_cell = float(cell * cell)
     mean = sums["x"] / n_cell
@@ -196,7 +198,7 @@ def measure_lost(values: np.ndarray, nonfinite: np.ndarray | None, config: Detec
     smooth = wstd < config.lost_smooth_std * global_std
     tissue_median = middle(wmean[~smooth]) if (~smooth).any() else median
     rows, cols = _stripe_lines(values, cell, config, tissue_median, global_std, extremes,
-                               np.float32 if exact else np.float64, squares)
+                               np.float32 if exact else np.float64, squares, products)
     # nearly black and nearly flat (an empty film with a little noise), or saturated with a little noise (light
     # lumens are smooth too, but not at the top of the integer range)
     extreme = wmean <= extremes[0] + config.lost_stripe_level * (tissue_median - extremes[0])

@@ -11,6 +11,7 @@ from emrepair.detection.config import DetectConfig
 _STRIP_CELLS = 64  # cells per strip of rows while summing, so memory stays near a strip of the section
 _LINE_MIN_SHARE = 0.6  # a line noise-like over its whole length is a stripe when this share of segments is noise too
 _LINE_MIN_SEGMENTS = 8  # ... and it is at least this many segments long
+_SHARED_MAX_PX = 1 << 24  # neighbour products are shared between the two searches up to this section size
 
 
 def _exact_f32(values: np.ndarray, integer: bool, extremes: tuple[float, float]) -> bool:
@@ -19,17 +20,18 @@ def _exact_f32(values: np.ndarray, integer: bool, extremes: tuple[float, float])
     return integer and max(abs(extremes[0]), abs(extremes[1])) <= 4096.0
 
 
-def _cell_sums(values: np.ndarray, cell: int, exact_f32: bool = False,
-               squares: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def _cell_sums(values: np.ndarray, cell: int, exact_f32: bool = False, squares: np.ndarray | None = None,
+               products: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Per-cell sums of the pixels, their squares and their products with the right and lower neighbours.
 
     The section's last column (of whole cells) is its own right neighbour, and its last row its own lower one
     when the cells reach the bottom. ``exact_f32``: the pixels are small integers (``_exact_f32``), summed
     exactly in float32 by whole rows and columns; else float64 by area resampling (exact for whole cells).
-    ``squares``: ``values * values`` in float32 when already made (used on the exact path only).
+    ``squares``: ``values * values`` in float32 when already made, ``products``: ``_products`` (both used on
+    the exact path only).
     """
     if exact_f32:
-        return _cell_sums_exact(values, cell, squares)
+        return _cell_sums_exact(values, cell, squares, products)
     h, w = values.shape
     gh, gw = max(1, h // cell), max(1, w // cell)
     width = gw * cell
@@ -53,6 +55,24 @@ def _cell_sums(values: np.ndarray, cell: int, exact_f32: bool = False,
     return sums
 
 
+def _products(values: np.ndarray, cell: int, squares: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each pixel times its right and its lower neighbour (float32, the section's shape; the last column and
+    row hold the pixels' squares, as the cell sums take them), made once for the cell sums and the stripe
+    search when both cover the whole section: its sides are whole segments of four cells and it is at most
+    ``_SHARED_MAX_PX`` pixels (two more section-sized arrays). None otherwise."""
+    h, w = values.shape
+    seg = 4 * cell
+    if h % seg or w % seg or values.size > _SHARED_MAX_PX or values.dtype != np.float32 \
+            or squares.dtype != np.float32:
+        return None
+    right, lower = np.empty_like(values), np.empty_like(values)
+    np.multiply(values[:, :-1], values[:, 1:], out=right[:, :-1])
+    right[:, -1] = squares[:, -1]
+    np.multiply(values[:-1], values[1:], out=lower[:-1])
+    lower[-1] = squares[-1]
+    return right, lower
+
+
 def _block(arr: np.ndarray, cell: int) -> np.ndarray:
     """Sums of a (n * cell, gw * cell) float32 array over its cells, float64 (exact for small integers)."""
     n, width = arr.shape[0] // cell, arr.shape[1]
@@ -60,10 +80,11 @@ def _block(arr: np.ndarray, cell: int) -> np.ndarray:
     return cols.reshape(n, width // cell, cell).sum(axis=2).astype(np.float64)
 
 
-def _cell_sums_exact(values: np.ndarray, cell: int, squares: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def _cell_sums_exact(values: np.ndarray, cell: int, squares: np.ndarray | None = None,
+                     products: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """``_cell_sums`` for small integer pixels: the neighbour-shifted sums follow from each cell's sums by
     swapping its first column (row) for the one beyond it, so only the two products need their own pass.
-    ``squares``: ``values * values`` (float32) when already made."""
+    ``squares``: ``values * values`` (float32) when already made; ``products``: ``_products``."""
     h, w = values.shape
     gh, gw = max(1, h // cell), max(1, w // cell)
     width = gw * cell
@@ -78,12 +99,15 @@ def _cell_sums_exact(values: np.ndarray, cell: int, squares: np.ndarray | None =
         x = values[top:bottom, :width]
         below_row = values[bottom if bottom < h else bottom - 1, :width]
         sq = x * x if squares is None else squares[top:bottom, :width]
-        xr = np.empty_like(x)
-        np.multiply(x[:, :-1], x[:, 1:], out=xr[:, :-1])
-        xr[:, -1] = sq[:, -1]
-        xd = np.empty_like(x)
-        np.multiply(x[:-1], x[1:], out=xd[:-1])
-        xd[-1] = x[-1] * below_row
+        if products is not None:
+            xr, xd = products[0][top:bottom], products[1][top:bottom]
+        else:
+            xr = np.empty_like(x)
+            np.multiply(x[:, :-1], x[:, 1:], out=xr[:, :-1])
+            xr[:, -1] = sq[:, -1]
+            xd = np.empty_like(x)
+            np.multiply(x[:-1], x[1:], out=xd[:-1])
+            xd[-1] = x[-1] * below_row
         for (own, right, lower), arr, row_after in ((("x", "r", "d"), x, below_row),
                                                     (("xx", "rr", "dd"), sq, below_row * below_row)):
             cols = arr.reshape(n, cell, width).sum(axis=1).astype(np.float64)  # per cell row, per column
@@ -117,7 +141,7 @@ def _segment_sums(arr: np.ndarray, axis: int, seg: int, count: int) -> np.ndarra
 
 
 def _noisy_lines(values: np.ndarray, squares: np.ndarray, axis: int, cell: int, config: DetectConfig,
-                 global_std: float, dtype: type) -> np.ndarray:
+                 global_std: float, dtype: type, lag: np.ndarray | None = None) -> np.ndarray:
     """Rows (axis 1) or columns (axis 0) that are noise along ``lost_stripe_cover`` of their length: lag-1
     autocorrelation below ``lost_noise_autocorr`` and tissue-like contrast in segments of four cells.
 
@@ -131,14 +155,18 @@ def _noisy_lines(values: np.ndarray, squares: np.ndarray, axis: int, cell: int, 
         return np.zeros(lines, bool)
     span = count * seg
     x = (values[:, :span] if axis == 1 else values[:span]).astype(dtype, copy=False)
-    lag = np.zeros(x.shape, dtype)  # x_k * x_(k+1) within the span; the last one (k = span - 1) stays 0
+    made = lag is None or lag.shape != x.shape
+    if made:  # x_k * x_(k+1) within the span; the last one (k = span - 1) stays 0
+        lag = np.zeros(x.shape, dtype)
     if axis == 1:
-        np.multiply(x[:, :-1], x[:, 1:], out=lag[:, :-1])
+        if made:
+            np.multiply(x[:, :-1], x[:, 1:], out=lag[:, :-1])
         first, last = x[:, ::seg], x[:, seg - 1::seg]
         cross = lag[:, seg - 1::seg]
         sq = squares[:, :span]
     else:
-        np.multiply(x[:-1], x[1:], out=lag[:-1])
+        if made:
+            np.multiply(x[:-1], x[1:], out=lag[:-1])
         first, last, cross = x[::seg].T, x[seg - 1::seg].T, lag[seg - 1::seg].T
         sq = squares[:span]
     first, last = first.astype(np.float64), last.astype(np.float64)
@@ -187,15 +215,21 @@ def _line_counts(mask: np.ndarray, axis: int, cover: float) -> np.ndarray:
 
 def _stripe_lines(values: np.ndarray, cell: int, config: DetectConfig, median: float, global_std: float,
                   extremes: tuple[float, float], dtype: type,
-                  squares: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  squares: np.ndarray | None = None,
+                  products: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Rows and columns that lie, nearly all along, at the section's black or white end (measured from the
     tissue's ``median``), or that are noise along their whole length; grown by a pixel each side.
-    ``extremes``: the section's minimum and maximum; ``squares``: ``values ** 2`` in ``dtype`` when made."""
+    ``extremes``: the section's minimum and maximum; ``squares``: ``values ** 2`` in ``dtype`` when made;
+    ``products``: ``_products`` (the stripe search zeroes their last column and row, and uses them up)."""
     lo, hi = extremes
     if squares is None or squares.dtype != dtype:
         squares = values.astype(dtype, copy=False) ** 2
-    rows = _noisy_lines(values, squares, 1, cell, config, global_std, dtype)
-    cols = _noisy_lines(values, squares, 0, cell, config, global_std, dtype)
+    right = lower = None
+    if products is not None:  # the lines' own lag products: none beyond the last pixel
+        right, lower = products
+        right[:, -1], lower[-1] = 0.0, 0.0
+    rows = _noisy_lines(values, squares, 1, cell, config, global_std, dtype, right)
+    cols = _noisy_lines(values, squares, 0, cell, config, global_std, dtype, lower)
     if hi > lo:
         h, w = values.shape
         for extreme in (values <= lo + config.lost_stripe_level * (median - lo),
