@@ -33,7 +33,7 @@ def block_stats(image: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
     gain still changes it."""
     h, w = image.shape
     gh, gw = max(1, h // block), max(1, w // block)
-    crop = image[: gh * block, : gw * block].astype(np.float32)
+    crop = image[: gh * block, : gw * block].astype(np.float32, copy=False)
     mean = cv2.resize(crop, (gw, gh), interpolation=cv2.INTER_AREA)
     smooth = cv2.GaussianBlur(crop, (0, 0), _SPREAD_SIGMA, borderType=cv2.BORDER_REFLECT)
     smooth_mean = cv2.resize(smooth, (gw, gh), interpolation=cv2.INTER_AREA)

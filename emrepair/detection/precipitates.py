@@ -86,17 +86,17 @@ def candidates(work: Work, config: DamageConfig, exclude: np.ndarray | None = No
     if not core.any():
         return _no_blobs(work)
     core = cv2.dilate(core, disk) & dark  # the opened cores with the rim the opening took off
-    count, labels, stats = _components(core)
+    _, labels, stats = _components(core)
     min_area = config.precipitate_min_px / (f * f)
     max_extent = config.precipitate_max_px / f
     near = None
     if exclude is not None and exclude.any():
         near = cv2.dilate(exclude.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     blobs = []
-    for i in range(1, count):
+    sized = (stats[:, cv2.CC_STAT_AREA] >= min_area) \
+        & (np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) <= max_extent)
+    for i in (np.flatnonzero(sized[1:]) + 1).tolist():
         x0, y0, bw, bh, area = (int(v) for v in stats[i])
-        if area < min_area or max(bw, bh) > max_extent:
-            continue
         own = labels[y0:y0 + bh, x0:x0 + bw] == i
         if near is not None and near[y0:y0 + bh, x0:x0 + bw][own].any():
             continue
