@@ -43,3 +43,9 @@ def test_flat_and_noise_stripes_stay_lost() -> None:
     noisy = _tissue()
     noisy[band] = np.random.default_rng(3).uniform(0, 8, int(band.sum())).astype(np.float32)
     assert not band_textured(noisy, band)
+
+
+def test_a_band_straddling_a_flat_torn_part_is_not_textured() -> None:
+    values, band = _tissue(), _band()
+    values[:115] = 0.0  # torn away above row 115: half the band is flat black
+    assert not band_textured(values, band)

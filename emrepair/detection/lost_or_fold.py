@@ -30,16 +30,18 @@ def is_lost_not_fold(band: np.ndarray, regions: LostRegions, values: np.ndarray 
         return False
     full_rows = cells[cells.mean(axis=1) >= 0.85].sum() if cells.shape[1] else 0
     full_cols = cells[:, cells.mean(axis=0) >= 0.85].sum() if cells.shape[0] else 0
+    textured = values is not None and band_textured(values, band)
     stripe = (cells & lost).sum() >= 0.5 * area and max(full_rows, full_cols) >= 0.6 * area
-    if stripe and (values is None or not band_textured(values, band)):
+    if stripe and not textured:
         return True
     # lost area reaching far beyond the band (twice its size) is not explained by it
     count, labels = cv2.connectedComponents(lost.astype(np.uint8), connectivity=8)
     touching = np.unique(labels[cells & lost])
     if count > 1 and np.isin(labels, touching[touching > 0]).sum() > 2 * area:
         return True
-    if _tissue_on_both_sides(band, regions):
-        return False  # a band with tissue beyond it (a fold across a corner), not the edge of a torn part
+    if textured or _tissue_on_both_sides(band, regions):
+        # darkened tissue, or a band with tissue beyond it (a fold across a corner): not the edge of a torn part
+        return False
     # width and length of the band in cells, from its area and its distance transform
     inside = cv2.distanceTransform(np.pad(cells, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
     width = max(1.0, 2.0 * float(inside.max()))
@@ -70,18 +72,22 @@ def _tissue_on_both_sides(band: np.ndarray, regions: LostRegions, min_share: flo
     return int(np.sort(stats[1:, cv2.CC_STAT_AREA])[-2]) >= min_share * band.size
 
 
-def band_textured(values: np.ndarray, band: np.ndarray, min_autocorr: float = 0.3) -> bool:
+def band_textured(values: np.ndarray, band: np.ndarray, min_autocorr: float = 0.3, min_nonflat: float = 0.6) -> bool:
     """Whether the pixels of ``band`` (bool mask, resized to ``values``' shape when it differs) keep a
-    texture: not flat, and neighbouring band pixels correlated (lag-1 autocorrelation, along rows or
+    texture: not flat at ``min_nonflat`` of them (a near-black fold in 8-bit data has some flat pixels), and
+    neighbouring band pixels correlated (lag-1 autocorrelation, along rows or
     columns, at least ``min_autocorr``) as darkened tissue is; a dropout stripe is constant or i.i.d. noise."""
     if band.shape != values.shape:
         band = cv2.resize(band.astype(np.uint8), values.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
     inside = values[band]
     if inside.size < 16:
         return False
-    spread = float(inside.std())
-    if spread <= 1e-6 * max(1.0, float(np.abs(values).max())):
-        return False  # flat
+    # not flat in places (a band straddling a torn edge is partly flat): a 3 x 3 range at min_nonflat of its pixels
+    tiny = 1e-6 * max(1e-6, float(np.abs(values).max()))
+    kernel = np.ones((3, 3), np.uint8)
+    local = cv2.dilate(values, kernel) - cv2.erode(values, kernel)  # exact 0 where flat
+    if float(np.mean(local[band] > tiny)) < min_nonflat or float(inside.std()) <= tiny:
+        return False
     best = -1.0
     for a, b, both in ((values[:, :-1], values[:, 1:], band[:, :-1] & band[:, 1:]),
                        (values[:-1], values[1:], band[:-1] & band[1:])):
