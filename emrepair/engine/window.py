@@ -4,9 +4,8 @@ Pairs are synthesized in groups of the model's ``z_group`` consecutive pairs (1 
 fewer where a group's output would pass WINDOW_BYTES): the group of pairs g * group .. (g + 1) * group - 1
 sees its sections and ``z_context`` more on each side (WINDOW_CONTEXT unless the model says), clipped to the
 stack, so each pair's result depends only on its group, never on how the run is cut into blocks, shares or
-workers. The window is cut into xy tiles by the engine's tile grid (``plan_tiles``) and the tiles'
-outputs are blended with the engine's weights (``axis_profiles`` / ``tile_weight``); only the factor - 1 new
-sections between p and p + 1 are kept: originals are never taken from the model.
+workers. The window is cut into xy tiles, run and blended by the engine's ``TiledAggregator``; only the
+factor - 1 new sections between p and p + 1 are kept: originals are never taken from the model.
 """
 
 from __future__ import annotations
