@@ -15,11 +15,11 @@ import torch
 from torch import nn
 
 from emrepair.callbacks import ProgressCallback
-from emrepair.engine.blending import axis_profiles, tile_weight
+from emrepair.engine.aggregator import TiledAggregator, pad_to_multiple
 from emrepair.engine.device import resolve_device
 from emrepair.engine.inputs import check_pair
 from emrepair.engine.memory import round_up
-from emrepair.engine.tiling import auto_overlap, axis_starts, plan_tiles
+from emrepair.engine.tiling import auto_overlap
 from emrepair.errors import UsageError
 from emrepair.models.fold_blend import near_band_weight
 
@@ -114,36 +114,19 @@ def repair_fold_section(model: nn.Module, folded: np.ndarray, left: np.ndarray, 
     if not (weight > 0).any():
         return FoldRepair(corrected, changed_mask(corrected, folded32))
 
-    padded = [_pad(x, multiple) for x in (corrected, left32, right32, band.astype(np.float32))]
-    ph, pw = padded[0].shape
+    side = round_up(max(height, width), multiple)  # of the padded section
     if tile_size is None:
-        tile = max(ph, pw) if max(height, width) <= UNTILED_MAX_SIDE else DEFAULT_TILE
+        tile = side if max(height, width) <= UNTILED_MAX_SIDE else round_up(DEFAULT_TILE, multiple)
     else:
-        tile = tile_size
-    tile = round_up(tile, multiple)
-    if tile <= 2 * halo and tile < max(ph, pw):
+        tile = round_up(tile_size, multiple)
+    if tile <= 2 * halo and tile < side:
         raise UsageError(f"tile size {tile} leaves no valid pixels for a halo of {halo}; use more than {2 * halo}")
-    tile_overlap = auto_overlap(tile, halo) if overlap is None else overlap
-    tiles = plan_tiles((ph, pw), tile, tile_overlap)
-    profiles_y = axis_profiles(axis_starts(ph, tile, tile_overlap), tiles[0].height, halo, "gaussian")
-    profiles_x = axis_profiles(axis_starts(pw, tile, tile_overlap), tiles[0].width, halo, "gaussian")
-    needed = _pad(weight, multiple) > 0
-    sums = np.zeros((ph, pw), np.float32)
-    weights = np.zeros((ph, pw), np.float32)
-    for done, t in enumerate(tiles):
-        if progress is not None:
-            progress(done, len(tiles))
-        if not needed[t.slices].any():
-            continue
-        crops = [torch.from_numpy(np.ascontiguousarray(x[t.slices]))[None, None].to(target) for x in padded]
-        with torch.inference_mode():
-            fused = model.restore(*crops)[0][0, 0].float().cpu().numpy()
-        w = tile_weight(profiles_y[t.iy], profiles_x[t.ix])
-        sums[t.slices] += fused * w
-        weights[t.slices] += w
-    if progress is not None:
-        progress(len(tiles), len(tiles))
-    fused_all = np.divide(sums, weights, out=np.zeros_like(sums), where=weights > 0)[:height, :width]
+    needed = pad_to_multiple(weight, multiple) > 0
+    tiled = TiledAggregator(model, target, halo, multiple, fixed_tile=tile_size is not None)
+    fused_all = tiled.run([corrected, left32, right32, band.astype(np.float32)],
+                          lambda crops, _ks: model.restore(*crops)[0], lambda: tile,
+                          lambda t: auto_overlap(t, halo) if overlap is None else overlap,
+                          needed=lambda t: bool(needed[t.slices].any()), progress=progress)[0]
     # clamp after composing, as the model's eval-mode forward does; folded pixels are already in [0, 1]
     image = np.clip(np.where(weight > 0, weight * fused_all + (1.0 - weight) * corrected, corrected), 0.0, 1.0)
     image = image.astype(np.float32)
@@ -211,11 +194,3 @@ def _correct_contrast(model: nn.Module, folded: np.ndarray, left: np.ndarray, ri
         log_gain = model.section_gain(*tensors)
         out = apply_gain(tensors[0], log_gain)
     return out[0, 0].float().cpu().numpy().astype(np.float32)
-
-
-def _pad(section: np.ndarray, multiple: int) -> np.ndarray:
-    """Reflect-pad at the bottom and right to multiples of ``multiple``."""
-    pad_y, pad_x = -section.shape[0] % multiple, -section.shape[1] % multiple
-    if pad_y == 0 and pad_x == 0:
-        return section
-    return np.pad(section, ((0, pad_y), (0, pad_x)), mode="reflect")

@@ -4,23 +4,23 @@ Pairs are synthesized in groups of the model's ``z_group`` consecutive pairs (1 
 fewer where a group's output would pass WINDOW_BYTES): the group of pairs g * group .. (g + 1) * group - 1
 sees its sections and ``z_context`` more on each side (WINDOW_CONTEXT unless the model says), clipped to the
 stack, so each pair's result depends only on its group, never on how the run is cut into blocks, shares or
-workers. The window is cut into xy tiles by the engine's tile grid (``plan_tiles``) and the tiles'
-outputs are blended with the engine's weights (``axis_profiles`` / ``tile_weight``); only the factor - 1 new
-sections between p and p + 1 are kept: originals are never taken from the model.
+workers. The window is cut into xy tiles, run and blended by the engine's ``TiledAggregator``; only the
+factor - 1 new sections between p and p + 1 are kept: originals are never taken from the model.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from emrepair.callbacks import ProgressCallback
-from emrepair.engine.blending import axis_profiles, tile_weight
+from emrepair.engine.aggregator import TiledAggregator
 from emrepair.engine.device import volume_autocast_dtype
 from emrepair.engine.intensity import IntensityMap
-from emrepair.engine.tiling import auto_overlap, axis_starts, plan_tiles
+from emrepair.engine.tiling import auto_overlap, plan_tiles
 
 # Sections of context on each side of the pair; gan3d's 3x3x3 convolutions see about this far along z.
 WINDOW_CONTEXT = 1
@@ -59,19 +59,20 @@ class VolumeTiler:
 
     def __init__(self, model: torch.nn.Module, device: str, tile_size: int | None = None,
                  overlap: int | None = None, blend: str = "gaussian", batch_size: int = 1) -> None:
-        self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.halo = int(getattr(model, "halo", 0))
         self.size_multiple = max(1, int(getattr(model, "size_multiple", 1)))
         self.tile_size, self.overlap, self.blend = tile_size, overlap, blend
-        self.batch_size = max(1, int(batch_size))
         self.autocast_dtype = volume_autocast_dtype(model, self.device)
+        self.tiled = TiledAggregator(model, self.device, self.halo, self.size_multiple, blend, max(1, int(batch_size)),
+                                     self.autocast_dtype, fixed_tile=tile_size is not None)
+        self.model = self.tiled.model
 
     def tile_size_for(self, shape: tuple[int, int]) -> int:
         """The tile side used for sections of ``shape`` (a multiple of the model's size_multiple)."""
         tile = self.tile_size or DEFAULT_VOLUME_TILE
         tile = min(tile, max(shape))
-        return -(-tile // self.size_multiple) * self.size_multiple
+        return self.tiled.capped(-(-tile // self.size_multiple) * self.size_multiple)
 
     def overlap_for(self, tile: int) -> int:
         """The tile overlap: as given, else twice the halo plus a blending band."""
@@ -80,7 +81,8 @@ class VolumeTiler:
     def plan(self, shape: tuple[int, int]) -> list[Any]:
         """The xy tiles of a (padded) section of ``shape``."""
         tile = self.tile_size_for(shape)
-        return plan_tiles(self._padded(shape), tile, self.overlap_for(tile))
+        padded = [-(-int(s) // self.size_multiple) * self.size_multiple for s in shape]
+        return plan_tiles((padded[0], padded[1]), tile, self.overlap_for(tile))
 
     def upsample(self, window: np.ndarray, factor: int, keep: range,
                  progress: ProgressCallback | None = None) -> np.ndarray:
@@ -102,40 +104,18 @@ class VolumeTiler:
     def run(self, window: np.ndarray, forward: Callable[[torch.Tensor], torch.Tensor], total: int, keep: range,
             progress: ProgressCallback | None = None) -> np.ndarray:
         """``forward`` ((B, 1, D, h, w) tiles -> (B, 1, total, h, w)) over the xy tiles of ``window`` (D, H, W),
-        blended; output rows ``keep`` -> (len(keep), H, W) float32."""
-        depth, height, width = window.shape
-        padded_shape = self._padded((height, width))
-        pad = ((0, 0), (0, padded_shape[0] - height), (0, padded_shape[1] - width))
-        padded = np.pad(window, pad, mode="reflect") if any(p[1] for p in pad) else window
-        tile = self.tile_size_for((height, width))
-        overlap = self.overlap_for(tile)
-        tiles = plan_tiles(padded_shape, tile, overlap)
-        tile_h, tile_w = tiles[0].height, tiles[0].width
-        prof_y = axis_profiles(axis_starts(padded_shape[0], tile, overlap), tile_h, self.halo, self.blend)
-        prof_x = axis_profiles(axis_starts(padded_shape[1], tile, overlap), tile_w, self.halo, self.blend)
-        summed = np.zeros((len(keep),) + padded_shape, dtype=np.float32)
-        weights = np.zeros(padded_shape, dtype=np.float32)
-        for first in range(0, len(tiles), self.batch_size):
-            batch = tiles[first:first + self.batch_size]
-            stack = np.stack([padded[:, t.slices[0], t.slices[1]] for t in batch])[:, None]
-            with torch.no_grad(), torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.bfloat16,
-                                                 enabled=self.autocast_dtype is not None):
-                out = forward(torch.from_numpy(np.ascontiguousarray(stack)).to(self.device))
-            expected = (len(batch), 1, total, tile_h, tile_w)
+        blended by the engine's ``TiledAggregator``; output rows ``keep`` -> (len(keep), H, W) float32."""
+
+        def tile_forward(crops: list[torch.Tensor], _ks: list[int]) -> torch.Tensor:
+            out = forward(crops[0])
+            expected = tuple(crops[0].shape[:2]) + (total,) + tuple(crops[0].shape[-2:])
             if tuple(out.shape) != expected:
                 raise ValueError(f"volume model returned {tuple(out.shape)}, expected {expected}")
-            result = out[:, 0, keep.start:keep.stop].float().cpu().numpy()
-            for t, pred in zip(batch, result):
-                weight = tile_weight(prof_y[t.iy], prof_x[t.ix])
-                summed[:, t.slices[0], t.slices[1]] += pred * weight
-                weights[t.slices] += weight
-            if progress is not None:
-                progress(min(first + self.batch_size, len(tiles)), len(tiles))
-        return (summed / weights)[:, :height, :width]
+            return out[:, 0, keep.start:keep.stop]
 
-    def _padded(self, shape: tuple[int, int]) -> tuple[int, int]:
-        m = self.size_multiple
-        return (-(-int(shape[0]) // m) * m, -(-int(shape[1]) // m) * m)
+        shape = window.shape[1:]
+        return self.tiled.run([window], tile_forward, lambda: self.tile_size_for(shape), self.overlap_for,
+                              channels=len(keep), progress=progress)
 
 
 def window_synthesizer(tiler: VolumeTiler, factor: int, depth: int,
