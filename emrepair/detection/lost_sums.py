@@ -32,12 +32,8 @@ def _cell_sums(values: np.ndarray, cell: int, exact_f32: bool = False, squares: 
     """
     if exact_f32:
         return _cell_sums_exact(values, cell, squares, products)
-    h, w = values.shape
-    gh, gw = max(1, h // cell), max(1, w // cell)
-    width = gw * cell
-    names = ("x", "xx", "r", "rr", "xr", "d", "dd", "xd")
-    sums = {name: np.zeros((gh, gw), np.float64) for name in names}
-    step = _STRIP_CELLS * cell
+    h = values.shape[0]
+    gh, gw, width, sums, step = _cell_grid(values.shape, cell)
     for top in range(0, gh * cell, step):
         bottom = min(top + step, gh * cell)
         # the strip with its lower neighbour row and its own last column repeated on the right
@@ -80,17 +76,20 @@ def _block(arr: np.ndarray, cell: int) -> np.ndarray:
     return cols.reshape(n, width // cell, cell).sum(axis=2).astype(np.float64)
 
 
+def _cell_grid(shape: tuple[int, ...], cell: int) -> tuple[int, int, int, dict[str, np.ndarray], int]:
+    """(rows of cells, columns of cells, pixel width they cover, zeroed float64 sums per name, strip height)."""
+    gh, gw = max(1, shape[0] // cell), max(1, shape[1] // cell)
+    names = ("x", "xx", "r", "rr", "xr", "d", "dd", "xd")
+    return gh, gw, gw * cell, {name: np.zeros((gh, gw), np.float64) for name in names}, _STRIP_CELLS * cell
+
+
 def _cell_sums_exact(values: np.ndarray, cell: int, squares: np.ndarray | None = None,
                      products: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """``_cell_sums`` for small integer pixels: the neighbour-shifted sums follow from each cell's sums by
     swapping its first column (row) for the one beyond it, so only the two products need their own pass.
     ``squares``: ``values * values`` (float32) when already made; ``products``: ``_products``."""
-    h, w = values.shape
-    gh, gw = max(1, h // cell), max(1, w // cell)
-    width = gw * cell
-    names = ("x", "xx", "r", "rr", "xr", "d", "dd", "xd")
-    sums = {name: np.zeros((gh, gw), np.float64) for name in names}
-    step = _STRIP_CELLS * cell
+    h = values.shape[0]
+    gh, gw, width, sums, step = _cell_grid(values.shape, cell)
     first = np.arange(gw) * cell
     beyond = np.minimum(first + cell, width - 1)  # the last column is its own right neighbour
     for top in range(0, gh * cell, step):
