@@ -1,4 +1,5 @@
-"""Detection over a whole volume: one pass in z order, a window of three small sections in memory."""
+"""Detection over a whole volume: one pass in z order, holding three sections (z - 1, z, z + 1) as read and
+cleaned, for the fold z cue, and a window of their small copies."""
 
 from __future__ import annotations
 
@@ -197,11 +198,10 @@ def detect_volume(vol: Any, config: DetectConfig = DetectConfig(), progress: Pro
     section up. Partial: lost regions (``lost_regions.find_lost_regions``) over at least ``min_lost_fraction`` of a section
     that is not missing, reported beside its fold if it has one.
 
-    With ``damage`` (a DamageConfig), staining precipitates (``detect.precipitates``) and regional contrast
-    changes (``detect.contrast_regions``) are reported too, as kinds ``precipitate`` and ``contrast`` in
-    ``report.marks`` (not repair targets); they are
-    judged against the neighbours, so a section is decided once both are read. Without it (the default, and
-    what ``emrepair fix`` runs) neither is looked for.
+    With ``damage`` (a DamageConfig), staining precipitates (``detection.precipitates``) and regional contrast
+    changes (``detection.contrast_regions``) are reported too, as kinds ``precipitate`` and ``contrast`` in
+    ``report.marks``; they are judged against the neighbours, so a section is decided once both are read.
+    Without it (the default here) neither is looked for; ``emrepair detect`` and fix's own detection pass it.
     """
     shape = tuple(int(s) for s in vol.shape)
     if len(shape) != 3:

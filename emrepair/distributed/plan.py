@@ -14,7 +14,8 @@ class RepairRun:
 
     ``left`` and ``right`` are the nearest good sections on each side (None at a stack end).
     ``kinds`` maps each z in the run to its defect kind; ``folds`` maps a folded z to its band geometry as the
-    detection report gives it (``{"lines": [[x0, y0, x1, y1], ...], "width_px": w}``), for fold-aware repair, and
+    detection report gives it (``{"lines": [[x0, y0, x1, y1], ...], "width_px": w}``, and ``"band"``, the band mask
+    detection segmented, ``detection.band_codec``, when the report has it), for fold-aware repair, and
     a partly lost z (kind ``partial``, or a fold with lost regions too) to its lost region (``{"region": {...}}``,
     see ``sections.targets_of``), for region repair.
     """

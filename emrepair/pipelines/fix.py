@@ -110,10 +110,14 @@ class FixJob:
 
     def create_kwargs(self, vol: Any, labels: bool) -> dict[str, Any]:
         """Arguments of ``create_output`` (besides path, overwrite and temp_path) for the output or the masks."""
-        from emrepair.io.ome_labels import FIX_LABELS
+        return _create_kwargs(vol, labels, self.chunks)
 
-        return {"like": vol.info, "labels": labels, "chunks": self.chunks,
-                "label_values": FIX_LABELS if labels else None}
+
+def _create_kwargs(vol: Any, labels: bool, chunks: tuple[int, ...] | None) -> dict[str, Any]:
+    """What ``create_output`` is told of fix's output (``labels`` False) or masks, whether made or reopened."""
+    from emrepair.io.ome_labels import FIX_LABELS
+
+    return {"like": vol.info, "labels": labels, "chunks": chunks, "label_values": FIX_LABELS if labels else None}
 
 
 def build_repairers(options: FixOptions, model_name: str, device: str, shape: tuple[int, int],
@@ -372,7 +376,6 @@ def _prepare(vol: Any, output_path: str, options: FixOptions, result: FixResult,
              fingerprint: str, fields: dict[str, Any]) -> tuple[dict[str, Any], list[RepairRun]]:
     """Create the outputs and the run record once (under the lock), or check and reuse an earlier run's."""
     from emrepair.io import create_output
-    from emrepair.io.ome_labels import FIX_LABELS
 
     with state.lock():
         record = earlier_record(state, options, output_path, fingerprint, fields)
@@ -385,9 +388,8 @@ def _prepare(vol: Any, output_path: str, options: FixOptions, result: FixResult,
             chunks = None
             for final in filter(None, (output_path, options.masks_path)):
                 labels = final != output_path
-                writer = create_output(final, like=vol.info, overwrite=options.overwrite, labels=labels,
-                                       temp_path=partial_path(final), chunks=chunks, attrs={"emrepair": provenance},
-                                       label_values=FIX_LABELS if labels else None)
+                writer = create_output(final, overwrite=options.overwrite, temp_path=partial_path(final),
+                                       attrs={"emrepair": provenance}, **_create_kwargs(vol, labels, chunks))
                 chunks = writer.chunks  # the label output follows the image's chunking, so blocks fit both
                 writer.release()
             record = {"version": 1, "run_id": run_id, "fingerprint": fingerprint, "fields": fields,

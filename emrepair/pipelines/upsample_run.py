@@ -50,11 +50,16 @@ class UpsampleJob:
 
     def create_kwargs(self, vol: Any, labels: bool) -> dict[str, Any]:
         """Arguments of ``create_output`` (besides path, overwrite and temp_path) for the output or the masks."""
-        from emrepair.io.ome_labels import UPSAMPLE_LABELS
+        return _create_kwargs(vol, labels, self.shape, self.voxel_size, self.chunks)
 
-        return {"like": vol.info, "shape": self.shape, "voxel_size": self.voxel_size, "chunks": self.chunks,
-                "labels": labels, "dtype": np.uint8 if labels else None,
-                "label_values": UPSAMPLE_LABELS if labels else None}
+
+def _create_kwargs(vol: Any, labels: bool, shape: tuple[int, int, int], voxel_size: Any,
+                   chunks: tuple[int, ...] | None) -> dict[str, Any]:
+    """What ``create_output`` is told of upsample-z's output (``labels`` False) or masks, whether made or reopened."""
+    from emrepair.io.ome_labels import UPSAMPLE_LABELS
+
+    return {"like": vol.info, "shape": shape, "voxel_size": voxel_size, "chunks": chunks, "labels": labels,
+            "dtype": np.uint8 if labels else None, "label_values": UPSAMPLE_LABELS if labels else None}
 
 
 def fingerprint_fields(vol: Any, input_path: str, output_path: str, options: Any, factor: int, model_name: str,
@@ -85,7 +90,6 @@ def prepare_run(vol: Any, output_path: str, options: Any, fields: dict[str, Any]
     ``plan()`` finds the repair runs (detection) only for a new run; ``provenance(runs)`` makes the record.
     """
     from emrepair.io import create_output
-    from emrepair.io.ome_labels import UPSAMPLE_LABELS
     from emrepair.pipelines.fix import run_from_dict, run_to_dict
     from emrepair.runstate import ProgressDir, progress_dir_for, run_fingerprint
 
@@ -102,10 +106,8 @@ def prepare_run(vol: Any, output_path: str, options: Any, fields: dict[str, Any]
             chunks = None
             for final in filter(None, (output_path, options.masks_path)):
                 labels = final != output_path
-                writer = create_output(final, like=vol.info, shape=out_shape, voxel_size=voxel_size,
-                                       dtype=np.uint8 if labels else None, labels=labels,
-                                       overwrite=options.overwrite, temp_path=partial_path(final), chunks=chunks,
-                                       attrs=attrs, label_values=UPSAMPLE_LABELS if labels else None)
+                writer = create_output(final, overwrite=options.overwrite, temp_path=partial_path(final),
+                                       attrs=attrs, **_create_kwargs(vol, labels, out_shape, voxel_size, chunks))
                 chunks = writer.chunks  # the masks follow the output's chunking, so blocks fit both
                 writer.release()
             record = {"version": 1, "run_id": run_id, "fingerprint": fingerprint, "fields": fields,
