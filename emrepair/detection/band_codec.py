@@ -42,7 +42,11 @@ def decode_band(data: dict[str, Any], shape: tuple[int, int] | None = None) -> n
     if image is None or image.shape != stored:
         raise InputError(f"malformed fold band mask (stated shape {list(stored)})")
     mask = image > 0
-    if shape is not None and tuple(shape) != mask.shape:
-        mask = cv2.resize(mask.astype(np.uint8), (int(shape[1]), int(shape[0])),
-                          interpolation=cv2.INTER_NEAREST) > 0
-    return mask
+    return fit_band(mask, shape) if shape is not None else mask
+
+
+def fit_band(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A bool band mask at ``shape`` (nearest neighbour; itself when it is that shape already)."""
+    if tuple(shape) == mask.shape:
+        return mask
+    return cv2.resize(mask.astype(np.uint8), (int(shape[1]), int(shape[0])), interpolation=cv2.INTER_NEAREST) > 0

@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from emrepair.detection.band_codec import decode_band, encode_band
+from emrepair.detection.band_codec import decode_band, encode_band, fit_band
 from emrepair.detection.fold_geometry import draw_band
 from emrepair.detection.lost_regions import LostRegions
 from emrepair.errors import InputError, OutputError
@@ -121,7 +120,7 @@ class DetectionReport:
         """The fold band of section ``z`` at ``shape``: the stored mask, or redrawn from the lines."""
         stored = self.band_masks.get(z)
         if stored is not None:
-            band = cv2.resize(stored.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+            band = fit_band(stored, shape)
         else:
             scale = (shape[0] / self.shape[1], shape[1] / self.shape[2])
             band = draw_band(shape, defect.lines or [], float(defect.width_px or 1.0), scale)
