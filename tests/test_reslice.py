@@ -378,6 +378,7 @@ def test_reslice_runs_in_bf16_only_on_a_cpu_with_native_bf16(monkeypatch) -> Non
     window = np.random.default_rng(0).random((3, 24, 24)).astype(np.float32)
     tiler = VolumeTiler(model, "cpu")
     assert tiler.autocast_dtype is torch.bfloat16
+    assert VolumeTiler(model, "cpu", precision="fp32").autocast_dtype is None  # --precision fp32 is kept
     out = tiler.upsample(window, 2, range(5))
     assert out.dtype == np.float32 and out.shape == (5, 24, 24)
     np.testing.assert_array_equal(out[[0, 2, 4]], window)  # measured sections pass through exactly in bf16 too

@@ -53,17 +53,20 @@ class VolumeTiler:
     """Runs a kind-"volume" model (``model(stack, factor)``) over a window of sections, tile by tile in xy.
 
     ``tile_size`` / ``overlap`` None choose DEFAULT_VOLUME_TILE and the engine's ``auto_overlap``; ``blend`` is
-    one of the engine's modes. Runs in float32 on ``device``, except where ``engine.device.volume_autocast_dtype``
-    says the model runs in bf16 (a model that declares ``cpu_bf16``, on a CPU with native bf16).
+    one of the engine's modes. Runs in float32 on ``device``, except that with ``precision`` "auto" (the
+    default) ``engine.device.volume_autocast_dtype`` may say the model runs in bf16 (a model that declares
+    ``cpu_bf16``, on a CPU with native bf16); any other precision (``fp32``, as ``--precision`` gives it) keeps
+    float32.
     """
 
     def __init__(self, model: torch.nn.Module, device: str, tile_size: int | None = None,
-                 overlap: int | None = None, blend: str = "gaussian", batch_size: int = 1) -> None:
+                 overlap: int | None = None, blend: str = "gaussian", batch_size: int = 1,
+                 precision: str = "auto") -> None:
         self.device = torch.device(device)
         self.halo = int(getattr(model, "halo", 0))
         self.size_multiple = max(1, int(getattr(model, "size_multiple", 1)))
         self.tile_size, self.overlap, self.blend = tile_size, overlap, blend
-        self.autocast_dtype = volume_autocast_dtype(model, self.device)
+        self.autocast_dtype = volume_autocast_dtype(model, self.device) if precision == "auto" else None
         self.tiled = TiledAggregator(model, self.device, self.halo, self.size_multiple, blend, max(1, int(batch_size)),
                                      self.autocast_dtype, fixed_tile=tile_size is not None)
         self.model = self.tiled.model

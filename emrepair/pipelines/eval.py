@@ -238,7 +238,8 @@ def evaluate(
         if hasattr(model, "fill_grid"):  # a grid model (reslice) fills the gap from sections on both sides
             from emrepair.engine.window import VolumeTiler
 
-            engines[name] = VolumeTiler(model, str(target_device), tile_size=tile_size, overlap=overlap)
+            engines[name] = VolumeTiler(model, str(target_device), tile_size=tile_size, overlap=overlap,
+                                        precision=precision)
         else:
             require_interpolation(model, f"--model {name}")
             engines[name] = TiledInterpolator(model, engine_config)

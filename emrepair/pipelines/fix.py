@@ -155,7 +155,8 @@ def build_repairers(options: FixOptions, model_name: str, device: str, shape: tu
 
         ratio = grid_ratio(voxel_size, 1, grid_model.config.max_factor)
         tiler = VolumeTiler(grid_model, device, tile_size=options.tile_size or GRID_REPAIR_TILE,
-                            overlap=options.overlap, blend=options.blend, batch_size=options.batch_size)
+                            overlap=options.overlap, blend=options.blend, batch_size=options.batch_size,
+                            precision=options.precision)
         repairers["default"] = GridRepairer(tiler, ratio, repairers["default"], context)
     fold_name = fold_model_name(options.fold_model)
     if fold_name is not None:

@@ -79,7 +79,8 @@ def load_upsampler(options: EngineOptions, model_name: str, device: str, shape: 
             raise UsageError(f"--model {model_name} offers factors {', '.join(map(str, factors))}, not {factor}")
         from emrepair.engine.window import VolumeTiler
 
-        tiler = VolumeTiler(model, device, options.tile_size, options.overlap, options.blend, options.batch_size)
+        tiler = VolumeTiler(model, device, options.tile_size, options.overlap, options.blend, options.batch_size,
+                            precision=options.precision)
         repair_model = default_model_name()
         fix_options = FixOptions(model=repair_model, **{**engine_fields, "device": device})
         engine, _meta, repairers = build_repairers(fix_options, repair_model, device, shape)
