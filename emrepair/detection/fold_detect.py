@@ -105,8 +105,10 @@ def _trace_candidate(ratio: np.ndarray, segment: np.ndarray, spec: FoldPass, con
                                  smooth=spec.smooth)
     if coverage < 0.6 or span < 0.6:
         return None
+    at = float((p0 - origin) @ tangent)  # where the segment lies along the chord: the trace grows from there
+    seed = (at, at + float(np.linalg.norm(p1 - p0)))
     first = trace_band(ratio, curve, length, half, tol=float(tol + 1), edge_ratio=spec.edge, width_range=widths,
-                       passes=2, max_gap=_MAX_GAP, consistent=spec.consistent, smooth=spec.smooth)
+                       passes=2, max_gap=_MAX_GAP, consistent=spec.consistent, smooth=spec.smooth, seed=seed)
     if first is None:
         return None
     if abs(first.curve.coeffs[1]) < 0.02 and abs(first.curve.coeffs[2]) * length < 0.05 and first.span > 0.9:

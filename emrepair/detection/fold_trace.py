@@ -175,7 +175,7 @@ def screen_band(ratio: np.ndarray, curve: FoldCurve, chord_length: float, half: 
 def trace_band(ratio: np.ndarray, curve: FoldCurve, chord_length: float, half: int, tol: float,
                edge_ratio: float, width_range: tuple[float, float], passes: int = 3,
                max_gap: float = 1 / 30, min_contrast: float = 0.25, samples: int = 256,
-               consistent: bool = False, smooth: int = 1) -> Trace | None:
+               consistent: bool = False, smooth: int = 1, seed: tuple[float, float] | None = None) -> Trace | None:
     """Follow a dark band near ``curve`` across ``ratio`` (intensity / median, black = 0).
 
     Profiles ``2 * half + 1`` samples long are taken perpendicular to the chord at up to ``samples`` positions along
@@ -184,7 +184,10 @@ def trace_band(ratio: np.ndarray, curve: FoldCurve, chord_length: float, half: i
     up to ``max_gap`` of the chord; a position is covered only where the band is at least ``min_contrast``
     darker than the tissue on both sides (and, when ``consistent``, within half to twice the median width).
     ``smooth`` > 1 averages that many neighbouring profiles first (a faint band is alike along its length,
-    what crosses it is not). Returns None when nothing is found.
+    what crosses it is not). ``seed`` (s from, s to: where along the chord the band is known to lie on
+    ``curve``, e.g. its Hough segment) makes the trace grow out from there (``_grow``) before the passes, so
+    that a curved or wandering thin line is followed instead of the tissue beside the straight chord.
+    Returns None when nothing is found.
     """
     if ratio.ndim != 2:
         raise ValueError(f"expected a 2-D image, got shape {ratio.shape}")
@@ -194,6 +197,10 @@ def trace_band(ratio: np.ndarray, curve: FoldCurve, chord_length: float, half: i
         profiles = cv2.blur(profiles, (1, smooth), borderType=cv2.BORDER_REPLICATE)
     dark = profiles < edge_ratio
     fit = (curve.coeffs, curve.detail)
+    if seed is not None:
+        fit = _grow(s, profiles, dark, fit, half, tol, edge_ratio, width_range, seed, chord_length)
+        if fit is None:
+            return None
     centre = width = valid = None
     for _ in range(passes):
         predicted = _evaluate(fit, s) + half
@@ -239,12 +246,47 @@ def trace_band(ratio: np.ndarray, curve: FoldCurve, chord_length: float, half: i
     )
 
 
+def _pick(profiles: np.ndarray, dark: np.ndarray, predicted: np.ndarray, tol: float, edge_ratio: float,
+          half: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per profile, the dark run nearest ``predicted`` (column) within ``tol``: (centre offset, width, found)."""
+    distance = np.abs(np.arange(profiles.shape[1])[None, :] - predicted[:, None])
+    candidates = np.where(dark & (distance <= tol), distance, np.inf)
+    pick = candidates.argmin(axis=1)
+    found = np.isfinite(candidates[np.arange(profiles.shape[0]), pick])
+    left, right, bounded = _runs_at(dark, pick, profiles, edge_ratio)
+    return (left + right) / 2 - half, right - left, found & bounded
+
+
+def _grow(s: np.ndarray, profiles: np.ndarray, dark: np.ndarray, fit, half: int, tol: float, edge_ratio: float,
+          width_range: tuple[float, float], seed: tuple[float, float], span: float):
+    """Fit the centre first where the band is known to be (``seed``), then over a stretch widened by a sixth of
+    the chord on each side per round until it covers the chord, each round predicting from the last fit
+    (a line while the stretch is short, so nothing is extrapolated far); None when the seed holds no band."""
+    lo, hi = max(0.0, min(seed)), min(span, max(seed))
+    step = max(span / 6, 8.0)
+    grown = False
+    for _ in range(8):
+        inside = (s >= lo) & (s <= hi)
+        predicted = _evaluate(fit, s) + half
+        centre, width, ok = _pick(profiles, dark, predicted, tol if not grown else max(2.0, tol / 2), edge_ratio,
+                                  half)
+        valid = inside & ok & (width >= width_range[0]) & (width <= width_range[1])
+        if valid.sum() < 4:
+            return None if not grown else fit
+        fit = _fit(s[valid], centre[valid], span)
+        grown = True
+        if lo <= 0.0 and hi >= span:
+            break
+        lo, hi = max(0.0, lo - step), min(span, hi + step)
+    return fit
+
+
 def _side_levels(profiles: np.ndarray, rows: np.ndarray, left: np.ndarray, right: np.ndarray,
                  width: float) -> np.ndarray:
     """Tissue level beside the band per row: the median of samples 2 to 2 + max(3, width) beyond each edge,
     the darker side (a side outside the image is ignored; NaN where both are)."""
     m = profiles.shape[1]
-    k = np.arange(2, 2 + max(3, int(round(width))))
+    k = np.arange(2, 2 + max(3, int(round(width))))  # noqa: RUF046 (width may be a numpy float)
     cols_l = np.floor(left)[:, None].astype(int) - k[None, :]
     cols_r = np.ceil(right)[:, None].astype(int) + k[None, :]
     levels = []
