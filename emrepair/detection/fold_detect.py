@@ -25,6 +25,7 @@ from emrepair.detection.fold_z import ZCue
 
 _MAX_CANDIDATES = 6  # candidates followed per pass
 _MAX_SEGMENTS = 48  # Hough segments looked at per pass, the longest first
+_GROW_BELOW = 0.6  # a first trace covering less of its stretch is traced again, grown from its Hough segment
 _MAX_GAP = 0.15  # broken folds: pieces are joined over gaps of up to this fraction of the chord
 # with neighbours to compare (the z cue), a band may be broken or faint down to these; below
 # _Z_FIRM_COVERAGE or above _Z_FIRM_SPREAD it needs the firmer z evidence of _Z_FIRM
@@ -37,6 +38,7 @@ _Z_FIRM_SPREAD = 0.5
 _Z_FIRM = (0.15, 0.7)  # (excess, z coverage)
 _Z_VETO = 0.05
 _Z_FAINT_DARK = 0.8  # the faint pass's Hough input with the z cue (0.72 without)
+_Z_FAINT_SCREEN = 0.15  # and the contrast its quick look asks of a position (0.25 without)
 
 
 @dataclass
@@ -102,13 +104,20 @@ def _trace_candidate(ratio: np.ndarray, segment: np.ndarray, spec: FoldPass, con
     widths = (spec.widths[0] / f, spec.widths[1] / f)
     # a quick look first: most candidates in tissue end here
     coverage, span = screen_band(ratio, curve, length, half, tol + 1, spec.edge, widths, _MAX_GAP,
-                                 smooth=spec.smooth)
+                                 min_contrast=spec.screen_contrast, smooth=spec.smooth)
     if coverage < 0.6 or span < 0.6:
         return None
     at = float((p0 - origin) @ tangent)  # where the segment lies along the chord: the trace grows from there
     seed = (at, at + float(np.linalg.norm(p1 - p0)))
-    first = trace_band(ratio, curve, length, half, tol=float(tol + 1), edge_ratio=spec.edge, width_range=widths,
-                       passes=2, max_gap=_MAX_GAP, consistent=spec.consistent, smooth=spec.smooth, seed=seed)
+    first = None
+    for grow in (None, seed):  # along the straight chord first; grown from the segment when that follows little
+        trace = trace_band(ratio, curve, length, half, tol=float(tol + 1), edge_ratio=spec.edge, width_range=widths,
+                           passes=2, max_gap=_MAX_GAP, consistent=spec.consistent, smooth=spec.smooth,
+                           min_contrast=spec.screen_contrast, seed=grow)
+        if trace is not None and (first is None or trace.coverage * trace.span > first.coverage * first.span):
+            first = trace
+        if first is not None and first.coverage >= _GROW_BELOW:
+            break
     if first is None:
         return None
     if abs(first.curve.coeffs[1]) < 0.02 and abs(first.curve.coeffs[2]) * length < 0.05 and first.span > 0.9:
@@ -120,7 +129,8 @@ def _trace_candidate(ratio: np.ndarray, segment: np.ndarray, spec: FoldPass, con
     curve, length = aligned
     half = int(first.width / 2 + _bow(curve, length) + 6)
     return trace_band(ratio, curve, length, half, tol=3.0, edge_ratio=spec.edge, width_range=widths,
-                      max_gap=_MAX_GAP, consistent=spec.consistent, smooth=spec.smooth)
+                      max_gap=_MAX_GAP, consistent=spec.consistent, smooth=spec.smooth,
+                      min_contrast=spec.screen_contrast)
 
 
 def _bow(curve: FoldCurve, length: float) -> float:
@@ -139,7 +149,7 @@ def _refine(full_ratio: np.ndarray, coarse: Trace, spec: FoldPass) -> tuple[Trac
     half = int(coarse.width * f / 2 + _bow(start, length) + 3 * f + 3)
     trace = trace_band(full_ratio, start, length, half, tol=2.0 * f, edge_ratio=spec.edge,
                        width_range=spec.widths, passes=2, max_gap=_MAX_GAP, consistent=spec.consistent,
-                       smooth=spec.smooth)
+                       smooth=spec.smooth, min_contrast=spec.screen_contrast)
     return None if trace is None else (trace, length)
 
 
@@ -235,7 +245,7 @@ def find_folds(values: np.ndarray, black: float, median: float, config: DetectCo
     found: list[FoldFinding] = []
     for spec in fold_passes((h, w), config.fold_min_width_px, config.fold_max_width_px):
         if cue is not None and spec.name == "faint":  # the z cue rejects what persists: look at fainter bands
-            spec = replace(spec, dark=_Z_FAINT_DARK)
+            spec = replace(spec, dark=_Z_FAINT_DARK, screen_contrast=_Z_FAINT_SCREEN)
         ratio = tissue.at(spec)
         f = spec.factor
         tried: list[FoldCurve] = []

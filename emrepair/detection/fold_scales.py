@@ -32,6 +32,8 @@ class FoldPass:
         consistent: count a position only where the band is half to twice its median width.
         hough: (votes, shortest segment) of the Hough transform, as fractions of the shorter side.
         smooth: neighbouring profiles (of 256 along the chord) averaged before a band is looked for.
+        screen_contrast: how much darker than both its sides a band must be at a position for the trace (the
+            quick look, the working-scale and the full-resolution trace) to count it.
     """
 
     name: str
@@ -45,6 +47,7 @@ class FoldPass:
     consistent: bool = False
     hough: tuple[float, float] = (0.15, 0.25)
     smooth: int = 1
+    screen_contrast: float = 0.25
 
 
 def fold_passes(shape: tuple[int, int], min_width: float, max_width: float) -> list[FoldPass]:
