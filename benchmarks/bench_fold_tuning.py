@@ -7,7 +7,7 @@ third thin (2-4 px) and a third with two default folds in one section (``two``; 
 of both together is at least 0.5, i.e. both were found). ``find_folds`` runs on every section of the untouched stacks (flags) and on the folded sections,
 alone and with both neighbours passed (the z cue). Prints recall, band IoU, flags and CPU seconds.
 
-    python benchmarks/bench_fold_tuning.py [--data ../shared/data] [--seed 7] [--per-stack 6] [--no-clean]
+    python benchmarks/bench_fold_tuning.py [--data ../shared/data] [--seed 7] [--per-stack 6] [--no-clean] [--variants faint thin two bowed]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import argparse
 import time
 from pathlib import Path
 
+import cv2
 import h5py
 import numpy as np
 
@@ -26,7 +27,22 @@ from emrepair.simulate import FoldParams, simulate_fold
 from emrepair.training.stacks import is_held_out
 
 VARIANTS = {"faint": FoldParams(darkness=(0.3, 0.6), line_width=(6, 40)), "thin": FoldParams(line_width=(2, 4)),
-            "two": FoldParams()}
+            "two": FoldParams(),
+            # opt-in (--variants): thin lines bowed by up to 5 % of their chord, with a knot (see ``knotted``)
+            "bowed": FoldParams(line_width=(2, 4), curvature_prob=1.0, max_sagitta=0.05)}
+DEFAULT_VARIANTS = ("faint", "thin", "two")
+
+
+def knotted(image: np.ndarray, band: np.ndarray, width: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A near-black disc (radius 1-2.5 band widths) on a random point of the band, where the film bunched; the
+    image and the band with the knot."""
+    ys, xs = np.nonzero(band)
+    j = int(rng.integers(ys.size))
+    knot = np.zeros(band.shape, np.uint8)
+    cv2.circle(knot, (int(xs[j]), int(ys[j])), max(2, int(width * rng.uniform(1.0, 2.5))), 1, -1)
+    out = image.copy()
+    out[knot > 0] = image[band].min()
+    return out, band | (knot > 0)
 
 
 def run(stack: np.ndarray, z: int, z_cue: bool, config: DetectConfig) -> tuple[list, float]:
@@ -47,14 +63,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--per-stack", type=int, default=6, help="folded sections per stack")
     parser.add_argument("--no-clean", action="store_true", help="skip the untouched stacks (faster; no flags)")
+    parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=list(VARIANTS),
+                        help="fold variants, taken in turn (default: faint thin two)")
     args = parser.parse_args()
     files = sorted(args.data.glob("*.h5"))
     if not files:
         raise SystemExit(f"no .h5 stacks in {args.data}")
     rng = np.random.default_rng(args.seed)
     config = DetectConfig()
-    hits = {(k, z): [] for k in (*VARIANTS, "clean") for z in (False, True)}
-    ious = {(k, z): [] for k in VARIANTS for z in (False, True)}
+    variants = list(args.variants)
+    hits = {(k, z): [] for k in (*variants, "clean") for z in (False, True)}
+    ious = {(k, z): [] for k in variants for z in (False, True)}
     seconds = {z: 0.0 for z in (False, True)}
     for path in files:
         with h5py.File(path, "r") as f:
@@ -66,14 +85,16 @@ def main() -> None:
                 seconds[z_cue] += s
         odd = [z for z in range(1, raw.shape[0], 2) if not is_held_out(z)]
         for i, z in enumerate(rng.choice(odd, size=min(args.per_stack, len(odd)), replace=False)):
-            kind = list(VARIANTS)[i % len(VARIANTS)]
+            kind = variants[i % len(variants)]
             fold = simulate_fold(raw[z], rng, VARIANTS[kind])
-            band = fold.band_mask
+            band, image = fold.band_mask, fold.image
             if kind == "two":
                 fold = simulate_fold(fold.image, rng, VARIANTS[kind])
-                band = band | fold.band_mask
+                band, image = band | fold.band_mask, fold.image
+            if kind == "bowed":
+                image, band = knotted(image, band, fold.width_px, rng)
             folded = raw.copy()
-            folded[z] = fold.image
+            folded[z] = image
             for z_cue in (False, True):
                 folds, _ = run(folded, int(z), z_cue, config)
                 iou = 0.0
@@ -87,7 +108,7 @@ def main() -> None:
         label = "with the z cue" if z_cue else "section alone "
         parts = [f"{k} recall {np.mean(hits[(k, z_cue)]):.3f} (n={len(hits[(k, z_cue)])}, band IoU "
                  f"{np.mean(ious[(k, z_cue)] or [0]):.3f}, worst {np.min(ious[(k, z_cue)] or [0]):.3f})"
-                 for k in VARIANTS]
+                 for k in variants]
         print(f"{label}: " + ", ".join(parts) + f", untouched flags {sum(hits[('clean', z_cue)])} of "
               f"{len(hits[('clean', z_cue)])}, find_folds CPU {seconds[z_cue]:.1f} s on the untouched stacks")
 
