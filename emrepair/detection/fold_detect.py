@@ -23,7 +23,7 @@ from emrepair.detection.fold_scales import FoldPass, TissueLevel, fold_passes
 from emrepair.detection.fold_trace import Trace, screen_band, trace_band
 from emrepair.detection.fold_z import ZCue
 
-_MAX_CANDIDATES = 6  # candidates followed per pass
+_MAX_CANDIDATES = {"dark": 12, "faint": 6}  # candidates followed per pass (busy tissue gives many dark ones)
 _MAX_SEGMENTS = 48  # Hough segments looked at per pass, the longest first
 _GROW_BELOW = 0.6  # a first trace covering less of its stretch is traced again, grown from its Hough segment
 _MAX_GAP = 0.15  # broken folds: pieces are joined over gaps of up to this fraction of the chord
@@ -252,7 +252,7 @@ def find_folds(values: np.ndarray, black: float, median: float, config: DetectCo
         # a fold gives many Hough segments: those along a band already found or a line already followed are
         # passed over without counting, so a second fold is still reached within _MAX_CANDIDATES
         for segment in _candidate_segments(ratio, spec)[:_MAX_SEGMENTS]:
-            if len(tried) >= _MAX_CANDIDATES:
+            if len(tried) >= _MAX_CANDIDATES.get(spec.name, 6):
                 break
             seg = _segment_curve(segment)
             if any(_same_band(fd.curve.scaled(1.0 / f), seg, fd.width_px / f) for fd in found):
