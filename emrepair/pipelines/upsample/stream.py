@@ -8,7 +8,8 @@ sections synthesized between them, so it does not grow with the depth of the vol
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from emrepair.callbacks import ProgressCallback
 from emrepair.distributed.plan import RepairRun
 from emrepair.engine.intensity import IntensityMap
 from emrepair.io.base import Volume
-from emrepair.pipelines.upsample_plan import INTERPOLATED_LABEL, positions
+from emrepair.pipelines.upsample.factor import INTERPOLATED_LABEL, positions
 
 SectionSink = Callable[[int, np.ndarray, "int | np.ndarray"], None]  # label: one for the section, or per pixel
 
@@ -192,9 +193,9 @@ def stream_upsampled(vol: Volume, factor: int, runs: list[RepairRun], engine: An
     ``label`` is 0 for an original section, a uint8 array for a repaired one (the defect kind's label, see
     ``KIND_LABELS``, on every pixel that differs from the input: the lost region and its seam of a partly lost
     section, all of a missing one), and ``INTERPOLATED_LABEL`` for a section synthesized between two originals.
-    ``progress(done, total)`` counts section pairs. ``repairers`` are fix's (see ``fix.build_repairers``).
+    ``progress(done, total)`` counts section pairs. ``repairers`` are fix's (see ``repairers.build_repairers``).
     """
-    from emrepair.pipelines.upsample_blocks import plan_upsample_blocks
+    from emrepair.pipelines.upsample.blocks import plan_upsample_blocks
 
     streamer = BlockStreamer(vol, factor, runs, repairers, engine_synthesizer(engine, factor, tile_progress),
                              tile_progress)

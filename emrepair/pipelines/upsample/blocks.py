@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from emrepair.pipelines.upsample_plan import output_depth
+from emrepair.pipelines.upsample.factor import output_depth
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from emrepair.pipelines.model_choice import _pixels_apart
-from emrepair.pipelines.upsample_plan import positions
+from emrepair.pipelines.upsample.factor import positions
 
 ISOTROPIC_PIXELS_APART = 1.25  # sections at most this many pixels apart count as isotropic already
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from emrepair.pipelines.options import RunResult
-from emrepair.pipelines.upsample_plan import UpsampleFactor, positions
+from emrepair.pipelines.upsample.factor import UpsampleFactor, positions
 
 
 @dataclass(kw_only=True)
@@ -34,7 +34,7 @@ class UpsampleResult(RunResult):
     def region_repaired_input(self) -> list[int]:
         """Input z of the partly lost sections among the repaired ones: only their lost region and its seam
         (at most 16 px) are synthesized, every pixel farther from the region is the input's own."""
-        from emrepair.pipelines.upsample_stream import region_repaired
+        from emrepair.pipelines.upsample.stream import region_repaired
 
         return region_repaired(self.runs)
 

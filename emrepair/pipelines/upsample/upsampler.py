@@ -19,7 +19,7 @@ class Upsampler:
     Attributes:
         meta: ModelMeta of the model that synthesizes between pairs (name, weights_sha256).
         engine: the 2-D TiledInterpolator (pairs for interpolation models; repairs for volume models).
-        repairers: fix's repairers for defective runs (``fix.build_repairers``).
+        repairers: fix's repairers for defective runs (``repairers.build_repairers``).
         volume: the VolumeTiler of a kind-"volume" model, or None.
         repair_model: name of the interpolation model that repairs defective runs.
     """
@@ -33,7 +33,7 @@ class Upsampler:
     def synthesizer(self, factor: int, depth: int, tile_progress: ProgressCallback | None = None) -> Any:
         """``synthesize(p, section_of)`` for the pairs of a ``depth``-section stack."""
         from emrepair.engine.window import window_synthesizer
-        from emrepair.pipelines.upsample_stream import engine_synthesizer
+        from emrepair.pipelines.upsample.stream import engine_synthesizer
 
         if self.volume is not None:
             return window_synthesizer(self.volume, factor, depth, tile_progress)
@@ -62,13 +62,14 @@ class Upsampler:
 def load_upsampler(options: EngineOptions, model_name: str, device: str, shape: tuple[int, int], factor: int,
                    allow_random: bool = False) -> Upsampler:
     """Load the models once. A kind-"volume" ``model_name`` synthesizes between pairs and the default fix model
-    repairs; otherwise the interpolation model does both (``fix.build_repairers``).
+    repairs; otherwise the interpolation model does both (``repairers.build_repairers``).
 
     Raises:
         UsageError: a fold model, a volume model without ``factor`` among its factors, no trained weights.
     """
-    from emrepair.pipelines.fix import FixOptions, build_repairers
     from emrepair.pipelines.model_choice import default_model_name
+    from emrepair.pipelines.options import FixOptions
+    from emrepair.pipelines.repairers import build_repairers
 
     volume_model = _volume_model(model_name, device, allow_random)
     engine_fields = {name: getattr(options, name) for name in EngineOptions.__dataclass_fields__}

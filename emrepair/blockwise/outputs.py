@@ -1,0 +1,130 @@
+"""The partial outputs of a blockwise run: where they live, keeping or discarding them, stamping the run id,
+committing them into place, and recognising outputs that one run finished already."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from emrepair.errors import EmrepairError, OutputError
+
+
+def partial_path(final: str | Path) -> Path:
+    """Where the temporary output of a resumable run lives: ``.<name>.emrepair-partial`` beside the output."""
+    out = Path(final).expanduser().absolute()
+    return out.with_name(f".{out.name}.emrepair-partial")
+
+
+@contextlib.contextmanager
+def keeping_finished_blocks(state: Any, finals: list[str | None], part: tuple[int, int] | None) -> Iterator[None]:
+    """Around writing blocks: an interrupt or an OutputError keeps the partial outputs and their done markers for
+    ``--continue``; any other error discards them, unless ``part`` is set (other shares may be writing)."""
+    from emrepair.runstate import CONTINUE_HINT, RunDisplaced
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise  # the partial output and its done markers stay for --continue
+    except RunDisplaced:
+        raise  # what is there now belongs to the run that took over
+    except OutputError as exc:  # disk full, permissions: the same, with what to do next
+        raise OutputError(f"{exc}; finished sections are kept: fix that, then {CONTINUE_HINT}") from exc
+    except BaseException:
+        if part is None:
+            discard(state, finals)
+        raise
+
+
+def discard(state: Any, finals: list[str | None]) -> None:
+    """Remove a run's partial outputs and progress folder (an error that a rerun would meet again)."""
+    from emrepair.io.writers.base import remove_path
+
+    with contextlib.suppress(OSError, EmrepairError):
+        for final in filter(None, finals):
+            remove_path(partial_path(final))
+        state.reset()  # the writers' lock stays: this process still holds it
+
+
+def commit_outputs(job: Any, vol: Any, provenance: dict[str, Any]) -> None:
+    """Reopen the job's partial outputs (masks first), stamp the provenance and move them into place. An
+    ``.ome.zarr`` output with masks also gets them as its label image ``labels/synthetic`` (copied from the
+    committed masks while the output is finished, before it is moved into place)."""
+    from emrepair.runstate import reopen_partial
+
+    for final, temp in ((job.masks, job.masks_temp), (job.output, job.output_temp)):
+        if final and temp and not (Path(temp).exists() or Path(temp).is_symlink()) and \
+                run_of(final) == (job.run_id or "-"):
+            continue  # moved into place already by this run's commit, cut short before its cleanup
+        if final and temp:
+            labels = final != job.output
+            writer = reopen_partial(final, temp, **job.create_kwargs(vol, labels=labels))
+            writer.set_attrs({"emrepair": provenance})
+            with contextlib.ExitStack() as stack:
+                if not labels and job.masks and hasattr(writer, "embed_labels"):
+                    stack.callback(writer.release)  # an error before the commit keeps the partial output
+                    _embed_masks(stack, writer, job, vol)
+                writer.commit()
+
+
+def _embed_masks(stack: contextlib.ExitStack, writer: Any, job: Any, vol: Any) -> None:
+    """Have the OME-Zarr ``writer`` copy the committed masks of ``job`` into its ``labels/`` at commit."""
+    from emrepair.io import open_volume
+    from emrepair.io.ome_labels import EMBEDDED_LABELS_NAME
+
+    masks = stack.enter_context(open_volume(job.masks))
+    values = job.create_kwargs(vol, labels=True).get("label_values")
+    writer.embed_labels(EMBEDDED_LABELS_NAME, masks, values)
+
+
+def _run_record(final: str | Path | None) -> dict[str, Any] | None:
+    """The ``run`` entry ({id, fingerprint}) of the emrepair provenance of the volume at ``final``, or None."""
+    from emrepair.io.output_guard import provenance_of
+
+    if not final or not Path(final).exists():
+        return None
+    run = (provenance_of(Path(final)) or {}).get("run")
+    return run if isinstance(run, dict) else None
+
+
+def run_of(final: str | Path | None) -> str | None:
+    """The run id in the emrepair provenance of the volume at ``final``, or None."""
+    run = _run_record(final)
+    return run.get("id") if run is not None else None
+
+
+def stamp_run(provenance: dict[str, Any], fingerprint: str) -> str:
+    """A new run's id, also written into the provenance its outputs will carry; the caller puts it in the run
+    record."""
+    import uuid
+
+    run_id = uuid.uuid4().hex
+    provenance["run"] = {"id": run_id, "fingerprint": fingerprint}
+    return run_id
+
+
+def outputs_are_run(job: Any) -> bool:
+    """Whether every output of ``job`` (image and masks) in place carries ``job.run_id``: its commit was done."""
+    return all(run_of(f) == job.run_id for f in (job.output, job.masks) if f)
+
+
+def already_complete(state: Any, finals: list[str | None], fingerprint: str, options: Any) -> bool:
+    """Whether the outputs are already the complete result of this very run, which ``--continue`` and ``--part``
+    then accept as done. A run whose commit moved every output into place but was killed before removing its
+    progress folder is recognised by the run id in the outputs' provenance, and its folder removed."""
+    outputs = [f for f in finals if f]
+    runs = {f: _run_record(f) for f in outputs}  # each output's provenance is read once
+    if state.exists():
+        record = state.load() or {}
+        run_id = record.get("run_id")
+        if not run_id or any(partial_path(f).exists() or (runs[f] or {}).get("id") != run_id for f in outputs):
+            return False
+        with state.lock():
+            state.reset()  # the commit was done; only its cleanup was cut short
+            writers = state.path / "writers"
+            if not writers.is_dir() or not any(writers.iterdir()):
+                state.remove()
+    if not (options.continue_run or options.part):
+        return False
+    return all((runs[f] or {}).get("fingerprint") == fingerprint for f in outputs)
