@@ -35,32 +35,30 @@ def build_repairers(options: FixOptions, model_name: str, device: str, shape: tu
     resolves to one.
     """
     from emrepair.distributed.repair import InterpolationRepairer
-    from emrepair.engine import TiledInterpolator
     from emrepair.models import load_model, model_kind
     from emrepair.models.registry import require_interpolation
+    from emrepair.pipelines.runners import grid_model, runner_for
 
     model, meta = load_model(model_name, device=device)
-    grid_model = model if hasattr(model, "fill_grid") else None
-    if grid_model is not None:
+    grid = grid_model(model)
+    if grid is not None:
         model, _ = load_model(default_model_name(), device=device)
-    require_interpolation(model, f"--model {model_name}")
+    label = f"--model {model_name}"
+    require_interpolation(model, label)
     config = options.engine_config(device)
-    engine = TiledInterpolator(model, config)
+    engine = runner_for(model, config, label)
     region = region_size_for(options, shape)
     context = 0
     if region is not None:
         tile = engine.tile_size_for((min(region, shape[0]), min(region, shape[1])))
         context = engine.halo + engine.overlap_for(tile)
     repairers: dict[str, Any] = {"default": InterpolationRepairer(engine, context)}
-    if grid_model is not None:
+    if grid is not None:
         from emrepair.distributed.grid_repairer import GridRepairer
         from emrepair.engine.grid_repair import grid_ratio
-        from emrepair.engine.window import VolumeTiler
 
-        ratio = grid_ratio(voxel_size, 1, grid_model.config.max_factor)
-        tiler = VolumeTiler(grid_model, device, tile_size=options.tile_size or GRID_REPAIR_TILE,
-                            overlap=options.overlap, blend=options.blend, batch_size=options.batch_size,
-                            precision=options.precision)
+        ratio = grid_ratio(voxel_size, 1, grid.config.max_factor)
+        tiler = runner_for(grid, config, label, volume_tile_size=options.tile_size or GRID_REPAIR_TILE)
         repairers["default"] = GridRepairer(tiler, ratio, repairers["default"], context)
     fold_name = fold_model_name(options.fold_model)
     if fold_name is not None:

@@ -8,7 +8,12 @@ from typing import Any
 
 from emrepair.callbacks import ProgressCallback
 from emrepair.choices import ModelKind
+from emrepair.distributed.repair import RunRepairer
+from emrepair.engine import TiledInterpolator
+from emrepair.engine.window import VolumeTiler
 from emrepair.errors import UsageError
+from emrepair.models.kinds import VolumeKind, is_volume
+from emrepair.models.registry import ModelMeta
 from emrepair.pipelines.options import EngineOptions
 
 
@@ -24,10 +29,10 @@ class Upsampler:
         repair_model: name of the interpolation model that repairs defective runs.
     """
 
-    meta: Any
-    engine: Any
-    repairers: dict[str, Any]
-    volume: Any = None
+    meta: ModelMeta
+    engine: TiledInterpolator
+    repairers: dict[str, RunRepairer]
+    volume: VolumeTiler | None = None
     repair_model: str | None = None
 
     def synthesizer(self, factor: int, depth: int, tile_progress: ProgressCallback | None = None) -> Any:
@@ -70,18 +75,16 @@ def load_upsampler(options: EngineOptions, model_name: str, device: str, shape: 
     from emrepair.pipelines.model_choice import default_model_name
     from emrepair.pipelines.options import FixOptions
     from emrepair.pipelines.repairers import build_repairers
+    from emrepair.pipelines.runners import runner_for
 
     volume_model = _volume_model(model_name, device, allow_random)
     engine_fields = {name: getattr(options, name) for name in EngineOptions.__dataclass_fields__}
     if volume_model is not None:
         model, meta = volume_model
-        factors = tuple(getattr(model, "factors", ()))
+        factors = tuple(model.factors)
         if factor not in factors:
             raise UsageError(f"--model {model_name} offers factors {', '.join(map(str, factors))}, not {factor}")
-        from emrepair.engine.window import VolumeTiler
-
-        tiler = VolumeTiler(model, device, options.tile_size, options.overlap, options.blend, options.batch_size,
-                            precision=options.precision)
+        tiler = runner_for(model, options.engine_config(device), f"--model {model_name}")
         repair_model = default_model_name()
         fix_options = FixOptions(model=repair_model, **{**engine_fields, "device": device})
         engine, _meta, repairers = build_repairers(fix_options, repair_model, device, shape)
@@ -92,19 +95,18 @@ def load_upsampler(options: EngineOptions, model_name: str, device: str, shape: 
         return Upsampler(meta, engine, repairers, None, model_name)
     # fix refuses untrained learned models; benchmarks time them with the default interpolation repair.
     from emrepair.distributed.repair import InterpolationRepairer
-    from emrepair.engine import TiledInterpolator
     from emrepair.models import load_model
 
     model, meta = load_model(model_name, device=device, allow_random=True)
-    engine = TiledInterpolator(model, options.engine_config(device))
+    engine = runner_for(model, options.engine_config(device), f"--model {model_name}")
     return Upsampler(meta, engine, {"default": InterpolationRepairer(engine)}, None, model_name)
 
 
-def _volume_model(model_name: str, device: str, allow_random: bool) -> tuple[Any, Any] | None:
+def _volume_model(model_name: str, device: str, allow_random: bool) -> tuple[VolumeKind, ModelMeta] | None:
     """(model, meta) when ``model_name`` names a kind-"volume" model or checkpoint, else None."""
     from pathlib import Path
 
-    from emrepair.models import get_spec, load_model, model_kind
+    from emrepair.models import get_spec, load_model
     from emrepair.models.registry import REGISTRY
 
     if model_name in REGISTRY:
@@ -113,4 +115,4 @@ def _volume_model(model_name: str, device: str, allow_random: bool) -> tuple[Any
     elif not Path(model_name).expanduser().is_file():
         return None  # build_repairers reports the unknown name
     model, meta = load_model(model_name, device=device, allow_random=allow_random)
-    return (model, meta) if model_kind(model) == ModelKind.VOLUME else None
+    return (model, meta) if is_volume(model) else None
