@@ -11,10 +11,23 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from emrepair.callbacks import ProgressCallback
 from emrepair.distributed.executor import WorkerSession
+from emrepair.io.base import Volume
+
+
+class BlockSpan(Protocol):
+    """A block of a blockwise run: output sections ``start..stop-1`` (``distributed.blocks.Block``,
+    ``UpsampleBlock``)."""
+
+    @property
+    def start(self) -> int: ...
+
+    @property
+    def stop(self) -> int: ...
+
 
 WriteBlock = Callable[[Any], None]
 
@@ -49,15 +62,15 @@ class BlockJob:
     workers: int = 1
     run_id: str | None = None
 
-    def create_kwargs(self, vol: Any, labels: bool) -> dict[str, Any]:
+    def create_kwargs(self, vol: Volume, labels: bool) -> dict[str, Any]:
         """Arguments of ``create_output`` (besides path, overwrite and temp_path) for the output or the masks."""
         raise NotImplementedError
 
-    def load_models(self, vol: Any, device: str) -> Any:
+    def load_models(self, vol: Volume, device: str) -> Any:
         """The models a worker writes blocks with, loaded once per worker on ``device``."""
         raise NotImplementedError
 
-    def block_writer(self, stack: contextlib.ExitStack, vol: Any, models: Any, writer: Any, masks: Any | None,
+    def block_writer(self, stack: contextlib.ExitStack, vol: Volume, models: Any, writer: Any, masks: Any | None,
                      tile_progress: ProgressCallback | None) -> WriteBlock:
         """A callable writing one block into ``writer`` (and ``masks``); ``stack`` takes what must be closed with
         the worker."""
@@ -104,7 +117,7 @@ class BlockSession(WorkerSession):
             write = job.block_writer(stack, vol, models, writer, masks, self.tile_progress)
             state = ProgressDir(Path(job.progress_path))
 
-            def process(block: Any) -> None:
+            def process(block: BlockSpan) -> None:
                 write(block)
                 writer.flush()
                 if masks is not None:

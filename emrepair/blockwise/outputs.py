@@ -8,7 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from emrepair.blockwise.job import BlockJob
 from emrepair.errors import EmrepairError, OutputError
+from emrepair.io.base import Volume
+from emrepair.runstate.progress import ProgressDir
 
 
 def partial_path(final: str | Path) -> Path:
@@ -18,7 +21,8 @@ def partial_path(final: str | Path) -> Path:
 
 
 @contextlib.contextmanager
-def keeping_finished_blocks(state: Any, finals: list[str | None], part: tuple[int, int] | None) -> Iterator[None]:
+def keeping_finished_blocks(state: ProgressDir, finals: list[str | None],
+                            part: tuple[int, int] | None) -> Iterator[None]:
     """Around writing blocks: an interrupt or an OutputError keeps the partial outputs and their done markers for
     ``--continue``; any other error discards them, unless ``part`` is set (other shares may be writing)."""
     from emrepair.runstate import CONTINUE_HINT, RunDisplaced
@@ -37,7 +41,7 @@ def keeping_finished_blocks(state: Any, finals: list[str | None], part: tuple[in
         raise
 
 
-def discard(state: Any, finals: list[str | None]) -> None:
+def discard(state: ProgressDir, finals: list[str | None]) -> None:
     """Remove a run's partial outputs and progress folder (an error that a rerun would meet again)."""
     from emrepair.io.writers.base import remove_path
 
@@ -47,7 +51,7 @@ def discard(state: Any, finals: list[str | None]) -> None:
         state.reset()  # the writers' lock stays: this process still holds it
 
 
-def commit_outputs(job: Any, vol: Any, provenance: dict[str, Any]) -> None:
+def commit_outputs(job: BlockJob, vol: Volume, provenance: dict[str, Any]) -> None:
     """Reopen the job's partial outputs (masks first), stamp the provenance and move them into place. An
     ``.ome.zarr`` output with masks also gets them as its label image ``labels/synthetic`` (copied from the
     committed masks while the output is finished, before it is moved into place)."""
@@ -68,7 +72,7 @@ def commit_outputs(job: Any, vol: Any, provenance: dict[str, Any]) -> None:
                 writer.commit()
 
 
-def _embed_masks(stack: contextlib.ExitStack, writer: Any, job: Any, vol: Any) -> None:
+def _embed_masks(stack: contextlib.ExitStack, writer: Any, job: BlockJob, vol: Volume) -> None:
     """Have the OME-Zarr ``writer`` copy the committed masks of ``job`` into its ``labels/`` at commit."""
     from emrepair.io import open_volume
     from emrepair.io.ome_labels import EMBEDDED_LABELS_NAME
@@ -104,12 +108,12 @@ def stamp_run(provenance: dict[str, Any], fingerprint: str) -> str:
     return run_id
 
 
-def outputs_are_run(job: Any) -> bool:
+def outputs_are_run(job: BlockJob) -> bool:
     """Whether every output of ``job`` (image and masks) in place carries ``job.run_id``: its commit was done."""
     return all(run_of(f) == job.run_id for f in (job.output, job.masks) if f)
 
 
-def already_complete(state: Any, finals: list[str | None], fingerprint: str, options: Any) -> bool:
+def already_complete(state: ProgressDir, finals: list[str | None], fingerprint: str, options: Any) -> bool:
     """Whether the outputs are already the complete result of this very run, which ``--continue`` and ``--part``
     then accept as done. A run whose commit moved every output into place but was killed before removing its
     progress folder is recognised by the run id in the outputs' provenance, and its folder removed."""

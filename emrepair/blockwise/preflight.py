@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from emrepair.blockwise.outputs import partial_path
+from emrepair.io.base import Volume
 
 
 def guard_run(inputs: list[str | None], output: str | None, options: Any) -> None:
@@ -47,7 +48,7 @@ def save_summary(options: Any, result: Any) -> None:
         write_json(path, result.to_dict(), overwrite=replace)
 
 
-def check_run_space(vol: Any, output_path: str, options: Any, out_shape: tuple[int, int, int]) -> None:
+def check_run_space(vol: Volume, output_path: str, options: Any, out_shape: tuple[int, int, int]) -> None:
     """Refuse, before any work (fix and upsample-z), outputs that will not fit on their disks: the output with its
     pyramid (an ``.ome.zarr``) and the masks copied into it, and the ``--masks`` volume, summed per file system
     (``io.space.check_outputs_space``).

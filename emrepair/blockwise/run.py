@@ -10,9 +10,10 @@ its pixels, its plan and provenance, how its outputs are created, its blocks and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from emrepair.blockwise.job import BlockJob, BlockSession
+from emrepair.blockwise.job import BlockJob, BlockSession, BlockSpan
 from emrepair.blockwise.outputs import (
     already_complete,
     commit_outputs,
@@ -24,6 +25,8 @@ from emrepair.blockwise.outputs import (
 )
 from emrepair.callbacks import ProgressCallback, WarnCallback
 from emrepair.distributed.plan import RepairRun, run_from_dict, run_to_dict
+from emrepair.io.base import Volume
+from emrepair.runstate.progress import ProgressDir
 
 
 class BlockwiseRun:
@@ -36,7 +39,7 @@ class BlockwiseRun:
 
     report_start = False  # call progress(done, total) once before the first block
 
-    def __init__(self, vol: Any, output_path: str, options: Any, result: Any, models: Any, note: WarnCallback,
+    def __init__(self, vol: Volume, output_path: str, options: Any, result: Any, models: Any, note: WarnCallback,
                  progress: ProgressCallback | None = None, tile_progress: ProgressCallback | None = None) -> None:
         self.vol, self.output, self.options, self.result = vol, output_path, options, result
         self.models, self.note, self.progress, self.tile_progress = models, note, progress, tile_progress
@@ -59,7 +62,7 @@ class BlockwiseRun:
         """What ``create_output`` is told of the output (``labels`` False) or the masks."""
         raise NotImplementedError
 
-    def blocks(self, runs: list[RepairRun], chunk_z: int) -> list[Any]:
+    def blocks(self, runs: list[RepairRun], chunk_z: int) -> list[BlockSpan]:
         """Every block of the run (each with ``start`` and ``stop``), the same however the run is shared."""
         raise NotImplementedError
 
@@ -67,11 +70,11 @@ class BlockwiseRun:
         """What the workers need (picklable)."""
         raise NotImplementedError
 
-    def work_of(self, block: Any) -> int:
+    def work_of(self, block: BlockSpan) -> int:
         """The units of ``progress`` a block counts for."""
         return 1
 
-    def reports(self, block: Any, total: int) -> bool:
+    def reports(self, block: BlockSpan, total: int) -> bool:
         """Whether ``progress`` is called when ``block`` is done."""
         return total > 0
 
@@ -99,7 +102,7 @@ class BlockwiseRun:
         with state.writing(self.output, self.options.part, self.note):  # one run at a time writes this output
             self._write_blocks(state, fingerprint, fields)
 
-    def _write_blocks(self, state: Any, fingerprint: str, fields: dict[str, Any]) -> None:
+    def _write_blocks(self, state: ProgressDir, fingerprint: str, fields: dict[str, Any]) -> None:
         """Prepare (or rejoin) the run, write this process's blocks, and commit when every block is done."""
         options, result = self.options, self.result
         record, runs = self._prepare(state, fingerprint, fields)
@@ -112,7 +115,7 @@ class BlockwiseRun:
         if self.progress is not None and self.report_start:
             self.progress(done[0], total)
 
-        def on_done(block: Any) -> None:
+        def on_done(block: BlockSpan) -> None:
             done[0] += self.work_of(block)
             if self.progress is not None and self.reports(block, total):
                 self.progress(done[0], total)
@@ -122,7 +125,7 @@ class BlockwiseRun:
         result.complete = self._commit_if_complete(job, blocks, state, record["provenance"])
         result.blocks_left = 0 if result.complete else len(blocks) - len(state.done())
 
-    def _prepare(self, state: Any, fingerprint: str,
+    def _prepare(self, state: ProgressDir, fingerprint: str,
                  fields: dict[str, Any]) -> tuple[dict[str, Any], list[RepairRun]]:
         """Create the outputs and the run record once (under the lock), or check and reuse an earlier run's."""
         from emrepair.io import create_output
@@ -151,7 +154,7 @@ class BlockwiseRun:
                 raise
             return record, runs
 
-    def _earlier_record(self, state: Any, fingerprint: str, fields: dict[str, Any]) -> dict[str, Any] | None:
+    def _earlier_record(self, state: ProgressDir, fingerprint: str, fields: dict[str, Any]) -> dict[str, Any] | None:
         """Under ``state.lock()``: the record of an earlier run to rejoin (checked against this one), or None for a
         new run (``--overwrite`` discards an earlier one)."""
         from emrepair.runstate import check_rejoin
@@ -166,7 +169,7 @@ class BlockwiseRun:
                          state.path)
         return record
 
-    def _pending(self, blocks: list[Any], state: Any) -> tuple[list[Any], list[Any]]:
+    def _pending(self, blocks: list[BlockSpan], state: ProgressDir) -> tuple[list[BlockSpan], list[BlockSpan]]:
         """This share's blocks and those of them not done yet; their counts go into the result."""
         from emrepair.runstate import share_of
 
@@ -177,7 +180,7 @@ class BlockwiseRun:
         self.result.blocks_total, self.result.blocks_skipped = len(blocks), len(mine) - len(todo)
         return mine, todo
 
-    def _execute(self, job: BlockJob, todo: list[Any], on_done: Any) -> None:
+    def _execute(self, job: BlockJob, todo: list[BlockSpan], on_done: Callable[[BlockSpan], None]) -> None:
         """Run the blocks in this process (with the models already loaded) or over the worker processes."""
         from emrepair.distributed.choice import make_executor
         from emrepair.distributed.executor import SerialExecutor
@@ -188,7 +191,7 @@ class BlockwiseRun:
         else:
             make_executor(options.workers, options.executor).run(todo, BlockSession(job), on_done)
 
-    def _commit_if_complete(self, job: BlockJob, blocks: list[Any], state: Any,
+    def _commit_if_complete(self, job: BlockJob, blocks: list[BlockSpan], state: ProgressDir,
                             provenance: dict[str, Any]) -> bool:
         """Commit the outputs when every block is done (once, under the lock); True when the run is complete."""
         from emrepair.runstate import commit_when_complete

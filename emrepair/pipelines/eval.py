@@ -21,6 +21,7 @@ from emrepair.engine.intensity import IntensityMap
 from emrepair.engine.metrics import psnr, ssim
 from emrepair.engine.window import VolumeTiler
 from emrepair.errors import UsageError
+from emrepair.io.base import Volume
 from emrepair.models.kinds import GridKind
 from emrepair.pipelines.runners import Runner
 
@@ -299,7 +300,7 @@ class GridCases:
     """How a grid model (reslice) sees an evaluation run: the known sections around it, ``decimate`` apart, on
     rows as far apart as the pixels (``grid_repair``); defective sections and the dropped run are never used."""
 
-    def __init__(self, vol: Any, model: GridKind, decimate: int, defective: set[int]) -> None:
+    def __init__(self, vol: Volume, model: GridKind, decimate: int, defective: set[int]) -> None:
         from emrepair.engine.grid_repair import grid_ratio, repair_context
 
         self.vol, self.decimate, self.defective = vol, decimate, defective
@@ -317,7 +318,7 @@ class GridCases:
         return fill_gap(tiler, sections, rows, total, target_rows)
 
 
-def _score_case(vol: Any, case: EvalCase, engines: dict[str, Runner], scores: dict[str, ModelScores],
+def _score_case(vol: Volume, case: EvalCase, engines: dict[str, Runner], scores: dict[str, ModelScores],
                 linear_outputs: list[tuple[float, np.ndarray, np.ndarray]],
                 grids: dict[str, GridCases] | None = None) -> None:
     """Predict one run with every model (as ``fix`` would write it) and score it."""

@@ -18,9 +18,13 @@ from emrepair.blockwise import BlockJob, BlockwiseRun, partial_path
 from emrepair.blockwise.job import WriteBlock
 from emrepair.blockwise.preflight import check_run_space, guard_run, save_summary
 from emrepair.callbacks import ProgressCallback, WarnCallback
+from emrepair.distributed.blocks import Block
 from emrepair.distributed.plan import RepairRun, plan_runs
+from emrepair.distributed.repair import RunRepairer
+from emrepair.engine import TiledInterpolator
 from emrepair.engine.notes import Notes, resolve_device_noting
 from emrepair.errors import OutputError, UsageError
+from emrepair.io.base import Volume
 from emrepair.pipelines.model_choice import auto_fix_model, default_model_name
 from emrepair.pipelines.options import FixOptions, RunResult
 from emrepair.pipelines.provenance import base_record, model_label
@@ -73,17 +77,17 @@ class FixJob(BlockJob):
     region_size: int | None
     repaired: tuple[int, ...] = ()  # every section the run repairs (never context for a grid model)
 
-    def create_kwargs(self, vol: Any, labels: bool) -> dict[str, Any]:
+    def create_kwargs(self, vol: Volume, labels: bool) -> dict[str, Any]:
         """Arguments of ``create_output`` (besides path, overwrite and temp_path) for the output or the masks."""
         return _create_kwargs(vol, labels, self.chunks)
 
-    def load_models(self, vol: Any, device: str) -> dict[str, Any]:
+    def load_models(self, vol: Volume, device: str) -> dict[str, RunRepairer]:
         """Fix's repairers (``build_repairers``), loaded once per worker."""
         _engine, _meta, repairers = build_repairers(self.options, self.model_name, device, vol.shape[1:],
                                                     vol.info.voxel_size)
         return repairers
 
-    def block_writer(self, stack: contextlib.ExitStack, vol: Any, models: dict[str, Any], writer: Any,
+    def block_writer(self, stack: contextlib.ExitStack, vol: Volume, models: dict[str, RunRepairer], writer: Any,
                      masks: Any | None, tile_progress: ProgressCallback | None) -> WriteBlock:
         """``BlockWriter.write`` over the repairers: good sections copied, runs repaired slab by slab."""
         from emrepair.distributed.repair import BlockWriter
@@ -92,7 +96,7 @@ class FixJob(BlockJob):
                            frozenset(self.repaired), repair_precipitates=self.options.repair_precipitates).write
 
 
-def _create_kwargs(vol: Any, labels: bool, chunks: tuple[int, ...] | None) -> dict[str, Any]:
+def _create_kwargs(vol: Volume, labels: bool, chunks: tuple[int, ...] | None) -> dict[str, Any]:
     """What ``create_output`` is told of fix's output (``labels`` False) or masks, whether made or reopened."""
     from emrepair.io.ome_labels import FIX_LABELS
 
@@ -160,7 +164,7 @@ def run_fix(
     return result
 
 
-def _plan(vol: Any, options: FixOptions) -> list[RepairRun]:
+def _plan(vol: Volume, options: FixOptions) -> list[RepairRun]:
     from emrepair.pipelines.sections import repair_targets
 
     defects, folds = repair_targets(vol, sections=options.sections, report_path=options.report_path,
@@ -183,7 +187,7 @@ class FixRun(BlockwiseRun):
     options: FixOptions
     result: FixResult
 
-    def __init__(self, *args: Any, engine: Any, model_name: str, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, engine: TiledInterpolator, model_name: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.engine, self.model_name = engine, model_name
 
@@ -228,9 +232,9 @@ class FixRun(BlockwiseRun):
             "fold_repaired_sections": fold_repaired,
             "synthesized_pixels": (
                 "whole section for every synthesized section" if not fold_repaired else
-                "whole section for every synthesized section except fold_repaired_sections, where only pixels within "
-                f"{result.fold_reach_px} px of the fold band (runs[].folds: lines and width) may differ from the input; "
-                "--masks labels exactly the pixels that differ"),
+                "whole section for every synthesized section except fold_repaired_sections, where only pixels "
+                f"within {result.fold_reach_px} px of the fold band (runs[].folds: lines and width) may differ from "
+                "the input; --masks labels exactly the pixels that differ"),
             "runs": [r.to_dict() for r in runs],
             "engine": {"tile_size": self.engine.tile_size_for(shape), "blend": options.blend,
                        "device": result.device, "precision": options.precision},
@@ -241,13 +245,13 @@ class FixRun(BlockwiseRun):
         """What ``create_output`` is told of the output or the masks."""
         return _create_kwargs(self.vol, labels, chunks)
 
-    def blocks(self, runs: list[RepairRun], chunk_z: int) -> list[Any]:
+    def blocks(self, runs: list[RepairRun], chunk_z: int) -> list[Block]:  # type: ignore[override]
         """Chunk-aligned blocks never cut inside a repair run (``plan_blocks``)."""
         from emrepair.distributed.blocks import plan_blocks
 
         return plan_blocks(runs, self.vol.shape[0], chunk_z)
 
-    def work_of(self, block: Any) -> int:
+    def work_of(self, block: Block) -> int:  # type: ignore[override]
         """Progress counts synthesized sections."""
         return int(block.synthesized)
 

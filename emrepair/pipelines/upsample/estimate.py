@@ -4,12 +4,13 @@ already isotropic."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 
+from emrepair.io.base import Volume
 from emrepair.pipelines.model_choice import _pixels_apart
 from emrepair.pipelines.upsample.factor import positions
+from emrepair.pipelines.upsample.upsampler import Upsampler
 
 ISOTROPIC_PIXELS_APART = 1.25  # sections at most this many pixels apart count as isotropic already
 
@@ -25,7 +26,7 @@ def isotropy_note(voxel_size: tuple[float, float, float] | None, factor: int) ->
             f"makes sections {z / factor:g} nm apart, thinner than its pixels")
 
 
-def estimate_seconds(vol: Any, upsampler: Any, factor: int, repeats: int = 2) -> float | None:
+def estimate_seconds(vol: Volume, upsampler: Upsampler, factor: int, repeats: int = 2) -> float | None:
     """Seconds the pairs of ``vol`` would take: one tile of the first pair synthesized once to warm the model up,
     then ``repeats`` times, the mean scaled by tiles per section and pairs (model loading, reading and writing
     excluded). None for a volume model (its windows are not timed here) or a stack of fewer than two sections."""

@@ -20,7 +20,9 @@ from emrepair.blockwise import BlockJob, BlockwiseRun, partial_path
 from emrepair.blockwise.job import WriteBlock
 from emrepair.callbacks import ProgressCallback
 from emrepair.distributed.plan import RepairRun
+from emrepair.io.base import Volume
 from emrepair.pipelines.upsample.blocks import UpsampleBlock, plan_upsample_blocks
+from emrepair.pipelines.upsample.upsampler import Upsampler
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,18 +34,18 @@ class UpsampleJob(BlockJob):
     shape: tuple[int, int, int]
     voxel_size: tuple[float, float, float] | None
 
-    def create_kwargs(self, vol: Any, labels: bool) -> dict[str, Any]:
+    def create_kwargs(self, vol: Volume, labels: bool) -> dict[str, Any]:
         """Arguments of ``create_output`` (besides path, overwrite and temp_path) for the output or the masks."""
         return _create_kwargs(vol, labels, self.shape, self.voxel_size, self.chunks)
 
-    def load_models(self, vol: Any, device: str) -> Any:
+    def load_models(self, vol: Volume, device: str) -> Upsampler:
         """The run's ``Upsampler``, loaded once per worker."""
         from emrepair.pipelines.upsample.upsampler import load_upsampler
 
         return load_upsampler(self.options, self.model_name, device, vol.shape[1:], self.factor,
                               self.options.allow_random_weights)
 
-    def block_writer(self, stack: contextlib.ExitStack, vol: Any, models: Any, writer: Any, masks: Any | None,
+    def block_writer(self, stack: contextlib.ExitStack, vol: Volume, models: Upsampler, writer: Any, masks: Any | None,
                      tile_progress: ProgressCallback | None) -> WriteBlock:
         """``BlockStreamer.write`` into the output (and the masks), its cached sections closed with the worker."""
         from emrepair.pipelines.upsample.stream import BlockStreamer
@@ -62,7 +64,7 @@ class UpsampleJob(BlockJob):
         return lambda block: streamer.write(block, sink)
 
 
-def _create_kwargs(vol: Any, labels: bool, shape: tuple[int, int, int], voxel_size: Any,
+def _create_kwargs(vol: Volume, labels: bool, shape: tuple[int, int, int], voxel_size: Any,
                    chunks: tuple[int, ...] | None) -> dict[str, Any]:
     """What ``create_output`` is told of upsample-z's output (``labels`` False) or masks, whether made or reopened."""
     from emrepair.io.ome_labels import UPSAMPLE_LABELS
@@ -114,15 +116,15 @@ class UpsampleRun(BlockwiseRun):
         """What ``create_output`` is told of the output or the masks."""
         return _create_kwargs(self.vol, labels, self.result.output_shape, self.result.output_voxel_size, chunks)
 
-    def blocks(self, runs: list[RepairRun], chunk_z: int) -> list[UpsampleBlock]:
+    def blocks(self, runs: list[RepairRun], chunk_z: int) -> list[UpsampleBlock]:  # type: ignore[override]
         """Output blocks cut at multiples of lcm(factor, chunk depth)."""
         return plan_upsample_blocks(self.vol.shape[0], self.result.factor.factor, chunk_z)
 
-    def work_of(self, block: Any) -> int:
+    def work_of(self, block: UpsampleBlock) -> int:  # type: ignore[override]
         """Progress counts section pairs."""
         return len(block.pairs)
 
-    def reports(self, block: Any, total: int) -> bool:
+    def reports(self, block: UpsampleBlock, total: int) -> bool:  # type: ignore[override]
         """Progress moves only with blocks that hold pairs."""
         return bool(block.pairs)
 

@@ -15,8 +15,11 @@ import numpy as np
 
 from emrepair.callbacks import ProgressCallback
 from emrepair.distributed.plan import RepairRun
+from emrepair.distributed.repair import RunRepairer
+from emrepair.engine import TiledInterpolator
 from emrepair.engine.intensity import IntensityMap
 from emrepair.io.base import Volume
+from emrepair.pipelines.upsample.blocks import UpsampleBlock
 from emrepair.pipelines.upsample.factor import INTERPOLATED_LABEL, positions
 
 SectionSink = Callable[[int, np.ndarray, "int | np.ndarray"], None]  # label: one for the section, or per pixel
@@ -72,7 +75,7 @@ class _RunStack:
         self.data[z.start - self.first:z.stop - self.first, y, x] = data
 
 
-def repair_run(vol: Volume, run: RepairRun, repairers: Mapping[str, Any],
+def repair_run(vol: Volume, run: RepairRun, repairers: Mapping[str, RunRepairer],
                tile_progress: ProgressCallback | None = None,
                unusable: frozenset[int] = frozenset()) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """The sections of one defective run as fix repairs them, and their labels; {z: (section, labels)}.
@@ -100,7 +103,7 @@ def region_repaired(runs: list[RepairRun]) -> list[int]:
     return [z for run in runs for z in run.sections if (run.folds.get(z) or {}).get("region") is not None]
 
 
-def interpolate_pair(a: np.ndarray, b: np.ndarray, ts: list[float], engine: Any,
+def interpolate_pair(a: np.ndarray, b: np.ndarray, ts: list[float], engine: TiledInterpolator,
                      tile_progress: ProgressCallback | None = None) -> list[np.ndarray]:
     """The sections at each t in ``ts`` between ``a`` and ``b`` (same (y, x) shape and dtype), in their dtype.
 
@@ -117,7 +120,7 @@ def interpolate_pair(a: np.ndarray, b: np.ndarray, ts: list[float], engine: Any,
 PairSynthesizer = Callable[[int, Callable[[int], np.ndarray]], list[np.ndarray]]
 
 
-def engine_synthesizer(engine: Any, factor: int,
+def engine_synthesizer(engine: TiledInterpolator, factor: int,
                        tile_progress: ProgressCallback | None = None) -> PairSynthesizer:
     """``synthesize(p, section_of)``: the factor - 1 sections between sections p and p + 1, by a 2-D
     interpolation engine (``TiledInterpolator``), all positions in one engine call."""
@@ -137,7 +140,7 @@ class BlockStreamer:
     with the same result. Input reads go through a SectionCache shared by all blocks of this streamer.
     """
 
-    def __init__(self, vol: Volume, factor: int, runs: list[RepairRun], repairers: Mapping[str, Any],
+    def __init__(self, vol: Volume, factor: int, runs: list[RepairRun], repairers: Mapping[str, RunRepairer],
                  synthesize: PairSynthesizer, tile_progress: ProgressCallback | None = None,
                  cache_size: int = 3) -> None:
         if factor < 2:
@@ -169,7 +172,7 @@ class BlockStreamer:
         """The labels of input section ``z`` as repaired: 0 for a section kept as it is, else per pixel."""
         return self._repair(z)[1] if z in self.run_of else 0
 
-    def write(self, block: Any, sink: SectionSink) -> None:
+    def write(self, block: UpsampleBlock, sink: SectionSink) -> None:
         """Hand every output section of ``block`` to ``sink(z_out, section, label)``, in z order; ``label`` is
         an int for the whole section or a uint8 array of its pixels (a repaired section)."""
         pairs = set(block.pairs)
@@ -185,8 +188,8 @@ class BlockStreamer:
         self._repaired.clear()
 
 
-def stream_upsampled(vol: Volume, factor: int, runs: list[RepairRun], engine: Any,
-                     repairers: Mapping[str, Any], sink: SectionSink, progress: ProgressCallback | None = None,
+def stream_upsampled(vol: Volume, factor: int, runs: list[RepairRun], engine: TiledInterpolator,
+                     repairers: Mapping[str, RunRepairer], sink: SectionSink, progress: ProgressCallback | None = None,
                      tile_progress: ProgressCallback | None = None) -> None:
     """Produce every output section in z order and hand it to ``sink(z_out, section, label)``.
 
