@@ -121,8 +121,8 @@ def _run_fix_in_place(path: str, options: Any, *, progress: ProgressCallback | N
         runs = _plan(vol, options)
         note_one_sided(runs, note)
         result = FixResult(
-            input=str(path), output=str(path), shape=vol.shape, model=getattr(meta, "name", model_name),
-            weights_sha256=getattr(meta, "weights_sha256", None), runs=runs,
+            input=str(path), output=str(path), shape=vol.shape, model=meta.name,
+            weights_sha256=meta.weights_sha256, runs=runs,
             tiles_per_section=len(engine.plan(vol.shape[1:])),
             memory_estimate_bytes=int(estimate_memory(engine.model, engine.tile_size_for(vol.shape[1:]),
                                                       options.batch_size)),

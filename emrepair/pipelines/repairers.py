@@ -9,7 +9,10 @@ from typing import Any
 from emrepair.callbacks import WarnCallback
 from emrepair.choices import ModelKind
 from emrepair.distributed.plan import RepairRun
+from emrepair.distributed.repair import RunRepairer
+from emrepair.engine import TiledInterpolator
 from emrepair.errors import UsageError
+from emrepair.models.registry import ModelMeta
 from emrepair.pipelines.model_choice import default_model_name
 from emrepair.pipelines.options import FixOptions
 
@@ -25,7 +28,8 @@ GRID_REPAIR_TILE = 1024
 
 
 def build_repairers(options: FixOptions, model_name: str, device: str, shape: tuple[int, int],
-                    voxel_size: tuple[float, float, float] | None = None) -> tuple[Any, Any, dict[str, Any]]:
+                    voxel_size: tuple[float, float, float] | None = None
+                    ) -> tuple[TiledInterpolator, ModelMeta, dict[str, RunRepairer]]:
     """Load the models once and make ``(engine, meta, repairers)``; ``repairers`` maps defect kind -> RunRepairer.
 
     Every kind uses interpolation between the nearest good sections (``"default"``); with a grid model
@@ -47,12 +51,13 @@ def build_repairers(options: FixOptions, model_name: str, device: str, shape: tu
     require_interpolation(model, label)
     config = options.engine_config(device)
     engine = runner_for(model, config, label)
+    assert isinstance(engine, TiledInterpolator)  # require_interpolation passed
     region = region_size_for(options, shape)
     context = 0
     if region is not None:
         tile = engine.tile_size_for((min(region, shape[0]), min(region, shape[1])))
         context = engine.halo + engine.overlap_for(tile)
-    repairers: dict[str, Any] = {"default": InterpolationRepairer(engine, context)}
+    repairers: dict[str, RunRepairer] = {"default": InterpolationRepairer(engine, context)}
     if grid is not None:
         from emrepair.distributed.grid_repairer import GridRepairer
         from emrepair.engine.grid_repair import grid_ratio
