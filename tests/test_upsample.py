@@ -17,7 +17,7 @@ from emrepair.errors import InputError, OutputError, UsageError
 from emrepair.io import open_volume
 from emrepair.io.base import ArrayVolume
 from emrepair.pipelines.upsample import UpsampleOptions, run_upsample, upsample_volume
-from emrepair.pipelines.upsample.factor import (
+from emrepair.pipelines.upsample.plan import (
     INTERPOLATED_LABEL,
     output_depth,
     positions,

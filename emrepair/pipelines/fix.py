@@ -16,7 +16,7 @@ from typing import Any
 
 from emrepair.blockwise import BlockJob, BlockwiseRun, partial_path
 from emrepair.blockwise.job import WriteBlock
-from emrepair.blockwise.preflight import check_run_space, guard_run, save_summary
+from emrepair.blockwise.outputs import check_run_space, guard_run, save_summary
 from emrepair.callbacks import ProgressCallback, WarnCallback
 from emrepair.distributed.blocks import Block
 from emrepair.distributed.plan import RepairRun, plan_runs

@@ -102,7 +102,7 @@ def _run_fix_in_place(path: str, options: Any, *, progress: ProgressCallback | N
         raise UsageError("--in-place runs in one process; use -o with --part or --workers")
     started = time.perf_counter()
     note = Notes(warn)
-    from emrepair.blockwise.preflight import save_summary
+    from emrepair.blockwise.outputs import save_summary
     from emrepair.io.output_guard import guard_outputs, target
 
     # --save-report must not be the input (or lie inside it) nor replace a file without --overwrite (issue #23).

@@ -11,7 +11,7 @@ from emrepair.pipelines.upsample.command import (
            run_upsample,
            upsample_volume,
 )
-from emrepair.pipelines.upsample.factor import INTERPOLATED_LABEL
+from emrepair.pipelines.upsample.plan import INTERPOLATED_LABEL
 from emrepair.pipelines.upsample.result import UpsampleResult
 
 __all__ = ["INTERPOLATED_LABEL", "UpsampleOptions", "UpsampleResult", "host_memory_bytes", "run_upsample",

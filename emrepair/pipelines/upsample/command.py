@@ -20,7 +20,7 @@ from emrepair.errors import OutputError, UsageError
 from emrepair.io.base import Volume
 from emrepair.pipelines.options import RunOptions
 from emrepair.pipelines.provenance import base_record, model_label
-from emrepair.pipelines.upsample.factor import (
+from emrepair.pipelines.upsample.plan import (
     INTERPOLATED_LABEL,
     check_depth,
     output_depth,
@@ -92,11 +92,11 @@ def upsample_volume(
         OutputError: no output path, an output that exists (without overwrite) or is the input, an unfinished
             run without ``continue_run``.
     """
-    from emrepair.blockwise.preflight import guard_run, save_summary
+    from emrepair.blockwise.outputs import guard_run, save_summary
     from emrepair.pipelines.model_choice import default_upsample_model
     from emrepair.pipelines.sections import repair_targets
-    from emrepair.pipelines.upsample.estimate import estimate_seconds, isotropy_note
-    from emrepair.pipelines.upsample.upsampler import load_upsampler
+    from emrepair.pipelines.upsample.plan import isotropy_note
+    from emrepair.pipelines.upsample.upsampler import estimate_seconds, load_upsampler
     from emrepair.runstate import check_share_targets
 
     started = time.perf_counter()
@@ -120,7 +120,7 @@ def upsample_volume(
     guard_run([vol.info.path, input_name], output_path, options)
     out_shape = (output_depth(depth, factor.factor), height, width)
     if not options.dry_run:
-        from emrepair.blockwise.preflight import check_run_space
+        from emrepair.blockwise.outputs import check_run_space
 
         assert output_path is not None
         check_run_space(vol, output_path, options, out_shape)

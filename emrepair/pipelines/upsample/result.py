@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from emrepair.pipelines.options import RunResult
-from emrepair.pipelines.upsample.factor import UpsampleFactor, positions
+from emrepair.pipelines.upsample.plan import UpsampleFactor, positions
 
 
 @dataclass(kw_only=True)
@@ -21,7 +21,7 @@ class UpsampleResult(RunResult):
     host_memory_bytes: int
     repair_model: str | None = None
     already_complete: bool = False  # --continue / --part found the output finished by this very run
-    estimated_seconds: float | None = None  # a dry run's estimate from one timed tile (upsample_estimate)
+    estimated_seconds: float | None = None  # a dry run's estimate from one timed tile (upsampler.estimate_seconds)
 
     repaired_input = RunResult.repaired_sections  # input z of every section the repair step synthesized (in part)
 

@@ -21,7 +21,7 @@ from emrepair.blockwise.job import WriteBlock
 from emrepair.callbacks import ProgressCallback
 from emrepair.distributed.plan import RepairRun
 from emrepair.io.base import Volume
-from emrepair.pipelines.upsample.blocks import UpsampleBlock, plan_upsample_blocks
+from emrepair.pipelines.upsample.plan import UpsampleBlock, plan_upsample_blocks
 from emrepair.pipelines.upsample.upsampler import Upsampler
 
 

@@ -19,8 +19,11 @@ from emrepair.distributed.repair import RunRepairer
 from emrepair.engine import TiledInterpolator
 from emrepair.engine.intensity import IntensityMap
 from emrepair.io.base import Volume
-from emrepair.pipelines.upsample.blocks import UpsampleBlock
-from emrepair.pipelines.upsample.factor import INTERPOLATED_LABEL, positions
+from emrepair.pipelines.upsample.plan import (
+    INTERPOLATED_LABEL,
+    UpsampleBlock,
+    positions,
+)
 
 SectionSink = Callable[[int, np.ndarray, "int | np.ndarray"], None]  # label: one for the section, or per pixel
 
@@ -198,7 +201,7 @@ def stream_upsampled(vol: Volume, factor: int, runs: list[RepairRun], engine: Ti
     section, all of a missing one), and ``INTERPOLATED_LABEL`` for a section synthesized between two originals.
     ``progress(done, total)`` counts section pairs. ``repairers`` are fix's (see ``repairers.build_repairers``).
     """
-    from emrepair.pipelines.upsample.blocks import plan_upsample_blocks
+    from emrepair.pipelines.upsample.plan import plan_upsample_blocks
 
     streamer = BlockStreamer(vol, factor, runs, repairers, engine_synthesizer(engine, factor, tile_progress),
                              tile_progress)

@@ -1,10 +1,14 @@
 """Load what an upsample-z run synthesizes with: a 2-D interpolation engine, or a kind-"volume" model (gan3d)
-tiled over a window of sections; and fix's repairers for the defective sections."""
+tiled over a window of sections; and fix's repairers for the defective sections. A dry run times one tile of
+the synthesizing model for its estimate (``estimate_seconds``)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from emrepair.callbacks import ProgressCallback
 from emrepair.choices import ModelKind
@@ -12,9 +16,11 @@ from emrepair.distributed.repair import RunRepairer
 from emrepair.engine import TiledInterpolator
 from emrepair.engine.window import VolumeTiler
 from emrepair.errors import UsageError
+from emrepair.io.base import Volume
 from emrepair.models.kinds import VolumeKind, is_volume
 from emrepair.models.registry import ModelMeta
 from emrepair.pipelines.options import EngineOptions
+from emrepair.pipelines.upsample.plan import positions
 
 
 @dataclass
@@ -116,3 +122,26 @@ def _volume_model(model_name: str, device: str, allow_random: bool) -> tuple[Vol
         return None  # build_repairers reports the unknown name
     model, meta = load_model(model_name, device=device, allow_random=allow_random)
     return (model, meta) if is_volume(model) else None
+
+
+def estimate_seconds(vol: Volume, upsampler: Upsampler, factor: int, repeats: int = 2) -> float | None:
+    """Seconds the pairs of ``vol`` would take: one tile of the first pair synthesized once to warm the model up,
+    then ``repeats`` times, the mean scaled by tiles per section and pairs (model loading, reading and writing
+    excluded). None for a volume model (its windows are not timed here) or a stack of fewer than two sections."""
+    depth, height, width = vol.shape
+    if upsampler.volume is not None or depth < 2:
+        return None
+    engine = upsampler.engine
+    tile = min(int(engine.tile_size_for((height, width))), height, width)
+    scale = float(np.iinfo(vol.dtype).max) if np.issubdtype(vol.dtype, np.integer) else 1.0
+    a, b = (np.asarray(vol.read_region(slice(z, z + 1), slice(0, tile), slice(0, tile))[0], np.float32) / scale
+            for z in (0, 1))
+    ts = positions(factor)
+    a, b = np.clip(a, 0, 1), np.clip(b, 0, 1)
+    engine.interpolate(a, b, ts)  # warm-up: the first pass also builds kernels and caches
+    took = []
+    for _ in range(max(1, repeats)):
+        started = time.perf_counter()
+        engine.interpolate(a, b, ts)
+        took.append(time.perf_counter() - started)
+    return float(np.mean(took)) * upsampler.tiles_per_section((height, width)) * (depth - 1)
