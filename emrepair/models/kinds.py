@@ -2,7 +2,7 @@
 fold model (``typing.Protocol``s), and the checks that tell a loaded model's kind without probing attributes.
 
 A model's ``kind`` attribute (``choices.ModelKind``) says which interface it offers; a grid model is a volume
-model that can also fill gaps on a grid of known rows (``fill_grid``). ``pipelines.runners.runner_for`` picks
+model that can also fill gaps on a grid of known rows (``fill_grid``). ``pipelines.repairers.runner_for`` picks
 the tiled runner of each kind.
 """
 

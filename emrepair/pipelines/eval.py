@@ -23,7 +23,7 @@ from emrepair.engine.window import VolumeTiler
 from emrepair.errors import UsageError
 from emrepair.io.base import Volume
 from emrepair.models.kinds import GridKind
-from emrepair.pipelines.runners import Runner
+from emrepair.pipelines.repairers import Runner
 
 BASELINES = ("linear", "flow")
 BLURRED_LINEAR = "linear+blur"
@@ -228,7 +228,7 @@ def evaluate(
     from emrepair.io import open_volume
     from emrepair.models import load_model
     from emrepair.models.registry import require_interpolation
-    from emrepair.pipelines.runners import grid_model, runner_for
+    from emrepair.pipelines.repairers import grid_model, runner_for
 
     started = time.perf_counter()
     with warnings.catch_warnings():

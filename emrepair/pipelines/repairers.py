@@ -1,6 +1,12 @@
-"""What a fix run repairs with, loaded once: the interpolation engine, a grid model's repairer, the fold model's
-repairer, keyed by defect kind; and which runs the fold model takes. upsample-z repairs its defective sections
-with the same repairers."""
+"""What a run repairs and synthesizes with, loaded once.
+
+``runner_for(model, config)`` is the one place that gives a model its tiled runner (fix, upsample-z and eval ask
+it): an interpolation model (``model(a, b, t)``) runs through the engine's ``TiledInterpolator``, section pair by
+section pair; a volume model (``model(stack, factor)``, grid models among them) through ``VolumeTiler``, over
+windows of sections; a fold model has no runner of its own (``distributed.fold_repairer`` tiles it).
+``build_repairers`` makes fix's repairers, keyed by defect kind (the interpolation engine, a grid model's
+repairer, the fold model's repairer); upsample-z repairs its defective sections with the same ones.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,16 @@ from emrepair.callbacks import WarnCallback
 from emrepair.choices import ModelKind
 from emrepair.distributed.plan import RepairRun
 from emrepair.distributed.repair import RunRepairer
-from emrepair.engine import TiledInterpolator
+from emrepair.engine import EngineConfig, TiledInterpolator
+from emrepair.engine.window import VolumeTiler
 from emrepair.errors import UsageError
+from emrepair.models.kinds import (
+    GridKind,
+    InterpolationKind,
+    VolumeKind,
+    is_grid,
+    is_volume,
+)
 from emrepair.models.registry import ModelMeta
 from emrepair.pipelines.model_choice import default_model_name
 from emrepair.pipelines.options import FixOptions
@@ -22,9 +36,36 @@ DEFAULT_FOLD_MODEL = "sff"
 HUGE_SECTION_PIXELS = 6144 * 6144
 REGION_SIZE = 4096
 # A grid model repairs through a window of ~25 rows per tile, and each tile's overlap and its DIS flow cost a
-# whole window: 1024^2 tiles took 80-83 s per missing 1024^2 section on 2 CPU threads, 256^2 tiles 171 s
-# (benchmarks/bench_fix_speed.py --tile-size); that run peaked at 1.5 GB resident.
+# whole window, so its tiles are large (timings by tile size: docs/benchmarks.md, bench_fix_speed.py --tile-size).
 GRID_REPAIR_TILE = 1024
+
+
+Runner = TiledInterpolator | VolumeTiler
+
+
+def runner_for(model: InterpolationKind | VolumeKind | Any, config: EngineConfig, label: str, *,
+               volume_tile_size: int | None = None, volume_batch_size: int | None = None) -> Runner:
+    """The tiled runner of ``model`` with the engine settings ``config`` (its device included).
+
+    A volume model gets a ``VolumeTiler`` (tile side ``volume_tile_size`` or the config's, batch
+    ``volume_batch_size`` or the config's); an interpolation model a ``TiledInterpolator``.
+
+    Raises:
+        UsageError: ``model`` is neither (a fold model); ``label`` names it, e.g. ``"--model sff"``.
+    """
+    if is_volume(model):
+        return VolumeTiler(model, config.device, tile_size=volume_tile_size or config.tile_size,
+                           overlap=config.overlap, blend=config.blend,
+                           batch_size=volume_batch_size or config.batch_size, precision=config.precision)
+    from emrepair.models.registry import require_interpolation
+
+    require_interpolation(model, label)
+    return TiledInterpolator(model, config)
+
+
+def grid_model(model: Any) -> GridKind | None:
+    """``model`` when it is a grid model (fills gaps from several sections on each side), else None."""
+    return model if is_grid(model) else None
 
 
 def build_repairers(options: FixOptions, model_name: str, device: str, shape: tuple[int, int],
@@ -41,7 +82,6 @@ def build_repairers(options: FixOptions, model_name: str, device: str, shape: tu
     from emrepair.distributed.repair import InterpolationRepairer
     from emrepair.models import load_model, model_kind
     from emrepair.models.registry import require_interpolation
-    from emrepair.pipelines.runners import grid_model, runner_for
 
     model, meta = load_model(model_name, device=device)
     grid = grid_model(model)

@@ -80,8 +80,7 @@ def load_upsampler(options: EngineOptions, model_name: str, device: str, shape: 
     """
     from emrepair.pipelines.model_choice import default_model_name
     from emrepair.pipelines.options import FixOptions
-    from emrepair.pipelines.repairers import build_repairers
-    from emrepair.pipelines.runners import runner_for
+    from emrepair.pipelines.repairers import build_repairers, runner_for
 
     volume_model = _volume_model(model_name, device, allow_random)
     engine_fields = {name: getattr(options, name) for name in EngineOptions.__dataclass_fields__}
