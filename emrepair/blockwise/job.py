@@ -15,7 +15,40 @@ from typing import Any, Protocol
 
 from emrepair.callbacks import ProgressCallback
 from emrepair.distributed.executor import WorkerSession
+from emrepair.distributed.plan import RepairRun
 from emrepair.io.base import Volume
+
+
+class RunSettings(Protocol):
+    """What a blockwise run reads of its options (``pipelines.options.RunOptions`` has them all)."""
+
+    model: str
+    report_path: str | None
+    masks_path: str | None
+    summary_path: str | None
+    dataset: str | None
+    level: int | None
+    overwrite: bool
+    dry_run: bool
+    continue_run: bool
+    part: tuple[int, int] | None
+    workers: int
+    executor: str
+    skip_unreadable: bool
+
+
+class RunOutcome(Protocol):
+    """What a blockwise run tells its result (``pipelines.options.RunResult`` and its subclasses)."""
+
+    output: str | None
+    runs: list[RepairRun]
+    already_complete: bool
+    blocks_total: int
+    blocks_skipped: int
+    blocks_left: int
+    complete: bool
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 class BlockSpan(Protocol):
@@ -50,7 +83,7 @@ class BlockJob:
     """
 
     input_path: str
-    options: Any
+    options: Any  # the pipeline's options: RunSettings and the pipeline's own fields
     model_name: str
     device: str
     output: str

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from emrepair.blockwise.job import BlockJob
+from emrepair.blockwise.job import BlockJob, RunOutcome, RunSettings
 from emrepair.errors import EmrepairError, OutputError
 from emrepair.io.base import Volume
 from emrepair.runstate.progress import ProgressDir
@@ -116,7 +116,7 @@ def outputs_are_run(job: BlockJob) -> bool:
     return all(run_of(f) == job.run_id for f in (job.output, job.masks) if f)
 
 
-def already_complete(state: ProgressDir, finals: list[str | None], fingerprint: str, options: Any) -> bool:
+def already_complete(state: ProgressDir, finals: list[str | None], fingerprint: str, options: RunSettings) -> bool:
     """Whether the outputs are already the complete result of this very run, which ``--continue`` and ``--part``
     then accept as done. A run whose commit moved every output into place but was killed before removing its
     progress folder is recognised by the run id in the outputs' provenance, and its folder removed."""
@@ -137,7 +137,7 @@ def already_complete(state: ProgressDir, finals: list[str | None], fingerprint: 
     return all((runs[f] or {}).get("fingerprint") == fingerprint for f in outputs)
 
 
-def guard_run(inputs: list[str | None], output: str | None, options: Any) -> None:
+def guard_run(inputs: list[str | None], output: str | None, options: RunSettings) -> None:
     """Check every path a blockwise run (fix, upsample-z) writes against its inputs and each other before any work:
     the output and masks with their partial copies and progress folder, and the --save-report file."""
     from emrepair.io.output_guard import guard_outputs, report_of, target
@@ -161,7 +161,7 @@ def guard_run(inputs: list[str | None], output: str | None, options: Any) -> Non
     guard_outputs([*inputs, options.report_path, *extra], targets, options.overwrite)
 
 
-def save_summary(options: Any, result: Any) -> None:
+def save_summary(options: RunSettings, result: RunOutcome) -> None:
     """Write ``--save-report`` (replacing only what guard_run allowed: with --overwrite, or this run's own report
     when it continues or is a share)."""
     from emrepair.io.output_guard import report_of, write_json
@@ -173,7 +173,7 @@ def save_summary(options: Any, result: Any) -> None:
         write_json(path, result.to_dict(), overwrite=replace)
 
 
-def check_run_space(vol: Volume, output_path: str, options: Any, out_shape: tuple[int, int, int]) -> None:
+def check_run_space(vol: Volume, output_path: str, options: RunSettings, out_shape: tuple[int, int, int]) -> None:
     """Refuse, before any work (fix and upsample-z), outputs that will not fit on their disks: the output with its
     pyramid (an ``.ome.zarr``) and the masks copied into it, and the ``--masks`` volume, summed per file system
     (``io.space.check_outputs_space``).

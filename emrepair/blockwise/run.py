@@ -13,7 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from emrepair.blockwise.job import BlockJob, BlockSession, BlockSpan
+from emrepair.blockwise.job import (
+    BlockJob,
+    BlockSession,
+    BlockSpan,
+    RunOutcome,
+    RunSettings,
+)
 from emrepair.blockwise.outputs import (
     already_complete,
     commit_outputs,
@@ -39,8 +45,9 @@ class BlockwiseRun:
 
     report_start = False  # call progress(done, total) once before the first block
 
-    def __init__(self, vol: Volume, output_path: str, options: Any, result: Any, models: Any, note: WarnCallback,
-                 progress: ProgressCallback | None = None, tile_progress: ProgressCallback | None = None) -> None:
+    def __init__(self, vol: Volume, output_path: str, options: RunSettings, result: RunOutcome, models: Any,
+                 note: WarnCallback, progress: ProgressCallback | None = None,
+                 tile_progress: ProgressCallback | None = None) -> None:
         self.vol, self.output, self.options, self.result = vol, output_path, options, result
         self.models, self.note, self.progress, self.tile_progress = models, note, progress, tile_progress
 

@@ -11,6 +11,7 @@ on the depth, the factor and the chunk depth, never on the number of shares or w
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -164,4 +165,4 @@ def plan_upsample_blocks(depth: int, factor: int, chunk_z: int) -> list[Upsample
     total = output_depth(depth, factor)
     step = math.lcm(factor, chunk_z)
     edges = list(range(0, total, step)) + [total]
-    return [UpsampleBlock(a, b, factor, depth) for a, b in zip(edges[:-1], edges[1:])]
+    return [UpsampleBlock(a, b, factor, depth) for a, b in itertools.pairwise(edges)]
