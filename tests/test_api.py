@@ -10,7 +10,7 @@ from helpers import read_all, smooth_stack, write_h5
 
 import emrepair
 from emrepair.errors import UsageError
-from emrepair.pipelines.upsample_plan import INTERPOLATED_LABEL
+from emrepair.pipelines.upsample.plan import INTERPOLATED_LABEL
 
 
 def damaged(depth: int = 6, lost: int = 3) -> np.ndarray:

@@ -94,7 +94,7 @@ def test_a_huge_sections_range_is_refused_before_it_takes_memory() -> None:
 
 
 def test_a_huge_factor_is_a_usage_error() -> None:
-    from emrepair.pipelines.upsample_plan import resolve_factor
+    from emrepair.pipelines.upsample.plan import resolve_factor
 
     with pytest.raises(UsageError, match="from 2 to 64"):
         resolve_factor(10**9, None, (40.0, 4.0, 4.0))

@@ -18,7 +18,7 @@ from emrepair.detection import KIND_LABELS
 from emrepair.io import open_volume
 from emrepair.io.ome_labels import DETECT_LABELS, FIX_LABELS, UPSAMPLE_LABELS
 from emrepair.io.writers import pyramid
-from emrepair.pipelines.upsample_plan import INTERPOLATED_LABEL
+from emrepair.pipelines.upsample.plan import INTERPOLATED_LABEL
 
 FIX_ARGS = ["--sections", "1,4", "--model", "linear", "--no-progress"]
 

@@ -17,7 +17,7 @@ from emrepair.errors import InputError, OutputError, UsageError
 from emrepair.io import open_volume
 from emrepair.io.base import ArrayVolume
 from emrepair.pipelines.upsample import UpsampleOptions, run_upsample, upsample_volume
-from emrepair.pipelines.upsample_plan import (
+from emrepair.pipelines.upsample.plan import (
     INTERPOLATED_LABEL,
     output_depth,
     positions,
@@ -240,7 +240,7 @@ def test_stream_holds_a_bounded_number_of_sections(tmp_path: Path) -> None:
     vol.read_section = read  # type: ignore[method-assign]
     from emrepair.engine import EngineConfig, TiledInterpolator
     from emrepair.models import load_model
-    from emrepair.pipelines.upsample_stream import stream_upsampled
+    from emrepair.pipelines.upsample.stream import stream_upsampled
 
     engine = TiledInterpolator(load_model("linear")[0], EngineConfig(device="cpu"))
     stream_upsampled(vol, 4, [], engine, {}, lambda z, section, label: order.append(("write", z)))

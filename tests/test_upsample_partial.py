@@ -17,7 +17,7 @@ from emrepair.detection import KIND_LABELS, detect_volume
 from emrepair.distributed.region_repair import SEAM_PX
 from emrepair.io import ArrayVolume
 from emrepair.pipelines.upsample import UpsampleOptions, run_upsample
-from emrepair.pipelines.upsample_plan import INTERPOLATED_LABEL
+from emrepair.pipelines.upsample.plan import INTERPOLATED_LABEL
 from emrepair.simulate import simulate_partial
 
 FACTOR = 2

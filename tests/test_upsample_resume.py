@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import read_all, textured_stack, write_zarr
 from typer.testing import CliRunner
 
 from emrepair.cli.app import app
 from emrepair.pipelines.fix import partial_path
-from emrepair.pipelines.upsample_blocks import plan_upsample_blocks
-from emrepair.pipelines.upsample_stream import BlockStreamer
+from emrepair.pipelines.upsample.plan import plan_upsample_blocks
+from emrepair.pipelines.upsample.stream import BlockStreamer
 from emrepair.runstate import progress_dir_for
-from helpers import read_all, textured_stack, write_zarr
 
 ROOT = Path(__file__).resolve().parents[1]
 # Sections 4-5 form a repair run needed by two blocks (blocks are 6 output sections = 2 pairs here).
@@ -105,7 +105,7 @@ def test_sigkill_mid_block_then_continue_is_bit_identical(
     script = textwrap.dedent(f"""
         import os, signal, sys
         sys.path.insert(0, {str(ROOT)!r})
-        from emrepair.pipelines import upsample_stream
+        from emrepair.pipelines.upsample import stream as upsample_stream
         from emrepair.pipelines.upsample import UpsampleOptions, run_upsample
         original = upsample_stream.BlockStreamer.write
         calls = [0]

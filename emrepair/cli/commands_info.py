@@ -68,8 +68,8 @@ def models(
     from emrepair.cli.render import render_models
     from emrepair.models import list_models
     from emrepair.models.licence import model_terms
-    from emrepair.pipelines.fix import DEFAULT_FOLD_MODEL
     from emrepair.pipelines.model_choice import GRID_MODEL, default_model_name
+    from emrepair.pipelines.repairers import DEFAULT_FOLD_MODEL
 
     defaults = {default_model_name(), DEFAULT_FOLD_MODEL, GRID_MODEL}  # GRID_MODEL: FIB-SEM-like stacks
     rows = [

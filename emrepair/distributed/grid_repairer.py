@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from emrepair.distributed.repair import RegionJob, read_window
+from emrepair.distributed.repair import RegionJob, RunRepairer, read_window
 from emrepair.engine.grid_repair import (
     fill_gap,
     grid_layout,
     known_around,
     repair_context,
 )
+from emrepair.engine.window import VolumeTiler
 
 
 class GridRepairer:
@@ -22,7 +21,7 @@ class GridRepairer:
     filled with ``context`` extra pixels each side, cut off afterwards.
     """
 
-    def __init__(self, tiler: Any, ratio: int, fallback: Any, context: int = 0) -> None:
+    def __init__(self, tiler: VolumeTiler, ratio: int, fallback: RunRepairer, context: int = 0) -> None:
         self.tiler, self.ratio, self.fallback = tiler, int(ratio), fallback
         self.context = int(context)
         self.known_context = repair_context(tiler.model)

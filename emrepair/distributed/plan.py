@@ -80,6 +80,20 @@ def plan_runs(defects: dict[int, str], depth: int,
     return runs
 
 
+def run_to_dict(run: RepairRun) -> dict[str, Any]:
+    """Compact JSON form of a run for the run record of a blockwise run."""
+    return {"first": run.first, "last": run.last, "left": run.left, "right": run.right,
+            "kinds": {str(z): k for z, k in run.kinds.items()},
+            "folds": {str(z): g for z, g in run.folds.items()}}
+
+
+def run_from_dict(data: dict[str, Any]) -> RepairRun:
+    """Inverse of ``run_to_dict``."""
+    return RepairRun(int(data["first"]), int(data["last"]), data["left"], data["right"],
+                     {int(z): k for z, k in data["kinds"].items()},
+                     {int(z): g for z, g in data.get("folds", {}).items()})
+
+
 MAX_SECTIONS = 1_000_000  # more than any stack has; a longer list is a typo, refused before it takes memory
 
 

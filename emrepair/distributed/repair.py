@@ -14,6 +14,7 @@ from emrepair.distributed.blocks import Block, slabs_of
 from emrepair.distributed.plan import RepairRun
 from emrepair.distributed.region_repair import RegionFuser, correct_contrast, seam_weights
 from emrepair.engine.intensity import IntensityMap
+from emrepair.engine.interpolator import TiledInterpolator
 from emrepair.io.base import Volume
 
 Region = tuple[slice, slice]
@@ -83,7 +84,7 @@ class InterpolationRepairer:
     end copies its single neighbour.
     """
 
-    def __init__(self, engine: Any, context: int = 0) -> None:
+    def __init__(self, engine: TiledInterpolator, context: int = 0) -> None:
         self.engine = engine
         self.context = int(context)
         self._cache: dict[tuple[int, int, int, int, int], np.ndarray] = {}

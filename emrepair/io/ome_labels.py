@@ -3,7 +3,7 @@ and as the ``labels`` group that lists the label images inside an OME-Zarr image
 
 The tables name the values each command writes: ``detect --masks`` (``DETECT_LABELS``), ``fix --masks``
 (``FIX_LABELS``) and ``upsample-z --masks`` (``UPSAMPLE_LABELS``). Their values are those of
-``emrepair.detection.KIND_LABELS`` and ``emrepair.pipelines.upsample_plan.INTERPOLATED_LABEL`` (io sits below both, so
+``emrepair.detection.KIND_LABELS`` and ``emrepair.pipelines.upsample.INTERPOLATED_LABEL`` (io sits below both, so
 the numbers are restated here; tests/test_ome_labels.py checks that they agree).
 """
 

@@ -16,9 +16,14 @@ from typing import Any
 import numpy as np
 
 from emrepair.callbacks import ProgressCallback
+from emrepair.engine import TiledInterpolator
 from emrepair.engine.intensity import IntensityMap
 from emrepair.engine.metrics import psnr, ssim
+from emrepair.engine.window import VolumeTiler
 from emrepair.errors import UsageError
+from emrepair.io.base import Volume
+from emrepair.models.kinds import GridKind
+from emrepair.pipelines.repairers import Runner
 
 BASELINES = ("linear", "flow")
 BLURRED_LINEAR = "linear+blur"
@@ -219,10 +224,11 @@ def evaluate(
     """
     import warnings
 
-    from emrepair.engine import EngineConfig, TiledInterpolator, resolve_device
+    from emrepair.engine import EngineConfig, resolve_device
     from emrepair.io import open_volume
     from emrepair.models import load_model
     from emrepair.models.registry import require_interpolation
+    from emrepair.pipelines.repairers import grid_model, runner_for
 
     started = time.perf_counter()
     with warnings.catch_warnings():
@@ -231,18 +237,13 @@ def evaluate(
     names = list(dict.fromkeys([*BASELINES, *resolve_auto(path, models, decimate, dataset, target_device.type)]))
     engine_config = EngineConfig(tile_size=tile_size, overlap=overlap, batch_size=batch_size,
                                  device=str(target_device), precision=precision)
-    engines: dict[str, Any] = {}
+    engines: dict[str, Runner] = {}
     scores: dict[str, ModelScores] = {}
     for name in names:
         model, meta = load_model(name, device=str(target_device), allow_random=allow_random)
-        if hasattr(model, "fill_grid"):  # a grid model (reslice) fills the gap from sections on both sides
-            from emrepair.engine.window import VolumeTiler
-
-            engines[name] = VolumeTiler(model, str(target_device), tile_size=tile_size, overlap=overlap,
-                                        precision=precision)
-        else:
+        if grid_model(model) is None:  # a grid model (reslice) fills the gap from sections on both sides
             require_interpolation(model, f"--model {name}")
-            engines[name] = TiledInterpolator(model, engine_config)
+        engines[name] = runner_for(model, engine_config, f"--model {name}", volume_batch_size=1)
         untrained = meta.weights_path is None and any(True for _ in model.parameters())
         scores[name] = ModelScores(name=name, weights_sha256=meta.weights_sha256,
                                    note="random weights" if untrained else None)
@@ -256,7 +257,7 @@ def evaluate(
         shape, voxel_size = tuple(vol.shape), vol.info.voxel_size
         _warm_up(engines, vol.shape[1:])
         grids = {name: GridCases(vol, engine.model, decimate, defective)
-                 for name, engine in engines.items() if hasattr(engine, "fill")}
+                 for name, engine in engines.items() if isinstance(engine, VolumeTiler)}
         linear_outputs: list[tuple[float, np.ndarray, np.ndarray]] = []
         for done, case in enumerate(cases, start=1):
             _score_case(vol, case, engines, scores, linear_outputs, grids)
@@ -286,12 +287,12 @@ def resolve_auto(path: str, models: list[str], decimate: int, dataset: str | Non
     return [default_fix_model(voxel, device_type) if name == "auto" else name for name in models]
 
 
-def _warm_up(engines: dict[str, Any], shape: tuple[int, int]) -> None:
+def _warm_up(engines: dict[str, Runner], shape: tuple[int, int]) -> None:
     """One small untimed pass per model, so lazy initialisation does not count in the timings."""
     side = min(128, *shape)
     zeros = np.zeros((side, side), dtype=np.float32)
     for engine in engines.values():
-        if hasattr(engine, "interpolate"):
+        if isinstance(engine, TiledInterpolator):
             engine.interpolate(zeros, zeros, [0.5])
 
 
@@ -299,14 +300,14 @@ class GridCases:
     """How a grid model (reslice) sees an evaluation run: the known sections around it, ``decimate`` apart, on
     rows as far apart as the pixels (``grid_repair``); defective sections and the dropped run are never used."""
 
-    def __init__(self, vol: Any, model: Any, decimate: int, defective: set[int]) -> None:
+    def __init__(self, vol: Volume, model: GridKind, decimate: int, defective: set[int]) -> None:
         from emrepair.engine.grid_repair import grid_ratio, repair_context
 
         self.vol, self.decimate, self.defective = vol, decimate, defective
         self.context = repair_context(model)
-        self.ratio = grid_ratio(vol.info.voxel_size, decimate, int(getattr(model, "config").max_factor))
+        self.ratio = grid_ratio(vol.info.voxel_size, decimate, int(model.config.max_factor))
 
-    def predict(self, tiler: Any, case: EvalCase, mapping: IntensityMap) -> list[np.ndarray]:
+    def predict(self, tiler: VolumeTiler, case: EvalCase, mapping: IntensityMap) -> list[np.ndarray]:
         """The run's sections in [0, 1] from the grid model."""
         from emrepair.engine.grid_repair import fill_gap, grid_layout, known_around
 
@@ -317,7 +318,7 @@ class GridCases:
         return fill_gap(tiler, sections, rows, total, target_rows)
 
 
-def _score_case(vol: Any, case: EvalCase, engines: dict[str, Any], scores: dict[str, ModelScores],
+def _score_case(vol: Volume, case: EvalCase, engines: dict[str, Runner], scores: dict[str, ModelScores],
                 linear_outputs: list[tuple[float, np.ndarray, np.ndarray]],
                 grids: dict[str, GridCases] | None = None) -> None:
     """Predict one run with every model (as ``fix`` would write it) and score it."""

@@ -90,21 +90,20 @@ def _run_fix_in_place(path: str, options: Any, *, progress: ProgressCallback | N
     from emrepair.engine.notes import Notes, resolve_device_noting
     from emrepair.io import open_volume
     from emrepair.io.writers.inplace import check_in_place_format
-    from emrepair.pipelines.fix import (
-        FixResult,
-        _note_one_sided,
-        _plan,
+    from emrepair.pipelines.fix import FixResult, _plan
+    from emrepair.pipelines.model_choice import auto_fix_model
+    from emrepair.pipelines.repairers import (
         build_repairers,
         note_fold_repairer,
+        note_one_sided,
     )
-    from emrepair.pipelines.model_choice import auto_fix_model
 
     if options.part is not None or options.workers > 1:
         raise UsageError("--in-place runs in one process; use -o with --part or --workers")
     started = time.perf_counter()
     note = Notes(warn)
+    from emrepair.blockwise.outputs import save_summary
     from emrepair.io.output_guard import guard_outputs, target
-    from emrepair.pipelines.block_session import save_summary
 
     # --save-report must not be the input (or lie inside it) nor replace a file without --overwrite (issue #23).
     guard_outputs([path, options.report_path], [target("--save-report", options.summary_path, "json")],
@@ -120,10 +119,10 @@ def _run_fix_in_place(path: str, options: Any, *, progress: ProgressCallback | N
         device = str(resolved)
         engine, meta, repairers = build_repairers(options, model_name, device, vol.shape[1:], vol.info.voxel_size)
         runs = _plan(vol, options)
-        _note_one_sided(runs, note)
+        note_one_sided(runs, note)
         result = FixResult(
-            input=str(path), output=str(path), shape=vol.shape, model=getattr(meta, "name", model_name),
-            weights_sha256=getattr(meta, "weights_sha256", None), runs=runs,
+            input=str(path), output=str(path), shape=vol.shape, model=meta.name,
+            weights_sha256=meta.weights_sha256, runs=runs,
             tiles_per_section=len(engine.plan(vol.shape[1:])),
             memory_estimate_bytes=int(estimate_memory(engine.model, engine.tile_size_for(vol.shape[1:]),
                                                       options.batch_size)),

@@ -78,6 +78,14 @@ class RunOptions(EngineOptions):
     repair_precipitates: bool = False  # fix: synthesize the regions of staining precipitates a report marks
 
 
+@dataclass
+class FixOptions(RunOptions):
+    """Everything ``emrepair fix`` can be told, besides input and output (shared fields from RunOptions)."""
+
+    fold_model: str = "auto"
+    region_size: int | None = None
+
+
 @dataclass(kw_only=True)
 class BlockProgress:
     """How far a blockwise run got: blocks in the run, skipped as already done, left to other shares."""

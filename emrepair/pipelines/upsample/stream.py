@@ -8,15 +8,22 @@ sections synthesized between them, so it does not grow with the depth of the vol
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 from emrepair.callbacks import ProgressCallback
 from emrepair.distributed.plan import RepairRun
+from emrepair.distributed.repair import RunRepairer
+from emrepair.engine import TiledInterpolator
 from emrepair.engine.intensity import IntensityMap
 from emrepair.io.base import Volume
-from emrepair.pipelines.upsample_plan import INTERPOLATED_LABEL, positions
+from emrepair.pipelines.upsample.plan import (
+    INTERPOLATED_LABEL,
+    UpsampleBlock,
+    positions,
+)
 
 SectionSink = Callable[[int, np.ndarray, "int | np.ndarray"], None]  # label: one for the section, or per pixel
 
@@ -71,7 +78,7 @@ class _RunStack:
         self.data[z.start - self.first:z.stop - self.first, y, x] = data
 
 
-def repair_run(vol: Volume, run: RepairRun, repairers: Mapping[str, Any],
+def repair_run(vol: Volume, run: RepairRun, repairers: Mapping[str, RunRepairer],
                tile_progress: ProgressCallback | None = None,
                unusable: frozenset[int] = frozenset()) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """The sections of one defective run as fix repairs them, and their labels; {z: (section, labels)}.
@@ -99,7 +106,7 @@ def region_repaired(runs: list[RepairRun]) -> list[int]:
     return [z for run in runs for z in run.sections if (run.folds.get(z) or {}).get("region") is not None]
 
 
-def interpolate_pair(a: np.ndarray, b: np.ndarray, ts: list[float], engine: Any,
+def interpolate_pair(a: np.ndarray, b: np.ndarray, ts: list[float], engine: TiledInterpolator,
                      tile_progress: ProgressCallback | None = None) -> list[np.ndarray]:
     """The sections at each t in ``ts`` between ``a`` and ``b`` (same (y, x) shape and dtype), in their dtype.
 
@@ -116,7 +123,7 @@ def interpolate_pair(a: np.ndarray, b: np.ndarray, ts: list[float], engine: Any,
 PairSynthesizer = Callable[[int, Callable[[int], np.ndarray]], list[np.ndarray]]
 
 
-def engine_synthesizer(engine: Any, factor: int,
+def engine_synthesizer(engine: TiledInterpolator, factor: int,
                        tile_progress: ProgressCallback | None = None) -> PairSynthesizer:
     """``synthesize(p, section_of)``: the factor - 1 sections between sections p and p + 1, by a 2-D
     interpolation engine (``TiledInterpolator``), all positions in one engine call."""
@@ -136,7 +143,7 @@ class BlockStreamer:
     with the same result. Input reads go through a SectionCache shared by all blocks of this streamer.
     """
 
-    def __init__(self, vol: Volume, factor: int, runs: list[RepairRun], repairers: Mapping[str, Any],
+    def __init__(self, vol: Volume, factor: int, runs: list[RepairRun], repairers: Mapping[str, RunRepairer],
                  synthesize: PairSynthesizer, tile_progress: ProgressCallback | None = None,
                  cache_size: int = 3) -> None:
         if factor < 2:
@@ -168,7 +175,7 @@ class BlockStreamer:
         """The labels of input section ``z`` as repaired: 0 for a section kept as it is, else per pixel."""
         return self._repair(z)[1] if z in self.run_of else 0
 
-    def write(self, block: Any, sink: SectionSink) -> None:
+    def write(self, block: UpsampleBlock, sink: SectionSink) -> None:
         """Hand every output section of ``block`` to ``sink(z_out, section, label)``, in z order; ``label`` is
         an int for the whole section or a uint8 array of its pixels (a repaired section)."""
         pairs = set(block.pairs)
@@ -184,17 +191,17 @@ class BlockStreamer:
         self._repaired.clear()
 
 
-def stream_upsampled(vol: Volume, factor: int, runs: list[RepairRun], engine: Any,
-                     repairers: Mapping[str, Any], sink: SectionSink, progress: ProgressCallback | None = None,
+def stream_upsampled(vol: Volume, factor: int, runs: list[RepairRun], engine: TiledInterpolator,
+                     repairers: Mapping[str, RunRepairer], sink: SectionSink, progress: ProgressCallback | None = None,
                      tile_progress: ProgressCallback | None = None) -> None:
     """Produce every output section in z order and hand it to ``sink(z_out, section, label)``.
 
     ``label`` is 0 for an original section, a uint8 array for a repaired one (the defect kind's label, see
     ``KIND_LABELS``, on every pixel that differs from the input: the lost region and its seam of a partly lost
     section, all of a missing one), and ``INTERPOLATED_LABEL`` for a section synthesized between two originals.
-    ``progress(done, total)`` counts section pairs. ``repairers`` are fix's (see ``fix.build_repairers``).
+    ``progress(done, total)`` counts section pairs. ``repairers`` are fix's (see ``repairers.build_repairers``).
     """
-    from emrepair.pipelines.upsample_blocks import plan_upsample_blocks
+    from emrepair.pipelines.upsample.plan import plan_upsample_blocks
 
     streamer = BlockStreamer(vol, factor, runs, repairers, engine_synthesizer(engine, factor, tile_progress),
                              tile_progress)

@@ -1,4 +1,4 @@
-"""The upsample-z pipeline: repair defective sections, then synthesize factor - 1 sections between each pair.
+"""The upsample-z command: repair defective sections, then synthesize factor - 1 sections between each pair.
 
 Original (or repaired) section z lands at output z' = factor * z, bit-identical for good sections; the output has
 (Z - 1) * factor + 1 sections and its z voxel size is the input's divided by the factor.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from emrepair.errors import OutputError, UsageError
 from emrepair.io.base import Volume
 from emrepair.pipelines.options import RunOptions
 from emrepair.pipelines.provenance import base_record, model_label
-from emrepair.pipelines.upsample_plan import (
+from emrepair.pipelines.upsample.plan import (
     INTERPOLATED_LABEL,
     check_depth,
     output_depth,
@@ -28,7 +28,7 @@ from emrepair.pipelines.upsample_plan import (
     positions,
     resolve_factor,
 )
-from emrepair.pipelines.upsample_result import UpsampleResult
+from emrepair.pipelines.upsample.result import UpsampleResult
 
 
 @dataclass
@@ -82,7 +82,7 @@ def upsample_volume(
     ``progress(done, total)`` counts section pairs, ``tile_progress`` the tiles of the pair at work,
     ``detect_progress`` the detection pass (when the repair step detects). Warnings go to ``warn``.
 
-    The output is written in blocks with done markers (see ``upsample_run``): ``options.continue_run`` finishes an
+    The output is written in blocks with done markers (see ``upsample.run``): ``options.continue_run`` finishes an
     interrupted run, ``options.part`` writes one share, ``options.workers`` spreads blocks over processes.
 
     Raises:
@@ -92,11 +92,11 @@ def upsample_volume(
         OutputError: no output path, an output that exists (without overwrite) or is the input, an unfinished
             run without ``continue_run``.
     """
-    from emrepair.pipelines.block_session import guard_run, save_summary
+    from emrepair.blockwise.outputs import guard_run, save_summary
     from emrepair.pipelines.model_choice import default_upsample_model
     from emrepair.pipelines.sections import repair_targets
-    from emrepair.pipelines.upsample_estimate import estimate_seconds, isotropy_note
-    from emrepair.pipelines.upsample_models import load_upsampler
+    from emrepair.pipelines.upsample.plan import isotropy_note
+    from emrepair.pipelines.upsample.upsampler import estimate_seconds, load_upsampler
     from emrepair.runstate import check_share_targets
 
     started = time.perf_counter()
@@ -120,7 +120,7 @@ def upsample_volume(
     guard_run([vol.info.path, input_name], output_path, options)
     out_shape = (output_depth(depth, factor.factor), height, width)
     if not options.dry_run:
-        from emrepair.pipelines.block_session import check_run_space
+        from emrepair.blockwise.outputs import check_run_space
 
         assert output_path is not None
         check_run_space(vol, output_path, options, out_shape)
@@ -156,7 +156,11 @@ def upsample_volume(
         result.estimated_seconds = estimate_seconds(vol, upsampler, factor.factor)
     else:
         assert output_path is not None
-        _write(vol, output_path, upsampler, result, options, model_name, plan, progress, tile_progress, note)
+        from emrepair.pipelines.upsample.run import UpsampleRun
+
+        UpsampleRun(vol, output_path, options, result, upsampler, note, progress, tile_progress,
+                    model_name=model_name, plan=plan,
+                    make_provenance=lambda runs: _provenance(result, upsampler, options)).write()
     for run in result.runs:
         if run.one_sided:
             source = run.right if run.left is None else run.left
@@ -202,79 +206,6 @@ def _provenance(result: UpsampleResult, upsampler: Any, options: UpsampleOptions
                    "device": result.device, "precision": options.precision},
     })
     return record
-
-
-def _write(vol: Volume, output_path: str, upsampler: Any, result: UpsampleResult, options: UpsampleOptions,
-           model_name: str, plan: Callable[[], list[RepairRun]], progress: ProgressCallback | None,
-           tile_progress: ProgressCallback | None, note: WarnCallback) -> None:
-    """Hold the output for this run (or find it complete already), then write this process's blocks."""
-    from emrepair.pipelines.block_session import already_complete
-    from emrepair.pipelines.upsample_run import fingerprint_fields
-    from emrepair.runstate import ProgressDir, progress_dir_for, run_fingerprint
-
-    fields = fingerprint_fields(vol, result.input, output_path, options, result.factor.factor, model_name,
-                                result.weights_sha256, result.device)
-    state = ProgressDir(progress_dir_for(output_path))
-    if already_complete(state, [output_path, options.masks_path], run_fingerprint(fields), options):
-        result.already_complete = True
-        return
-    with state.writing(output_path, options.part, note):  # one run at a time writes this output
-        _write_blocks(vol, output_path, upsampler, result, options, model_name, plan, progress, tile_progress,
-                      fields)
-
-
-def _write_blocks(vol: Volume, output_path: str, upsampler: Any, result: UpsampleResult, options: UpsampleOptions,
-                  model_name: str, plan: Callable[[], list[RepairRun]], progress: ProgressCallback | None,
-                  tile_progress: ProgressCallback | None, fields: dict[str, Any]) -> None:
-    """Prepare (or rejoin) the run, write this process's blocks, and commit when every block is done."""
-    from emrepair.pipelines.block_session import (
-        keeping_finished_blocks,
-        partial_path,
-        pending_blocks,
-    )
-    from emrepair.pipelines.upsample_blocks import plan_upsample_blocks
-    from emrepair.pipelines.upsample_run import (
-        UpsampleJob,
-        commit_if_complete,
-        execute_blocks,
-        prepare_run,
-    )
-    from emrepair.runstate import ProgressDir, progress_dir_for
-
-    factor = result.factor.factor
-
-    def provenance(runs: list[RepairRun]) -> dict[str, Any]:
-        result.runs = runs
-        return _provenance(result, upsampler, options)
-
-    record, runs = prepare_run(vol, output_path, options, fields, result.output_shape, result.output_voxel_size,
-                               plan, provenance)
-    result.runs = runs
-    state = ProgressDir(progress_dir_for(output_path))
-    job = UpsampleJob(
-        input_path=vol.info.path or result.input, options=options, model_name=model_name, device=result.device,
-        factor=factor, runs=tuple(runs), output=output_path, output_temp=str(partial_path(output_path)),
-        masks=options.masks_path, masks_temp=str(partial_path(options.masks_path)) if options.masks_path else None,
-        shape=result.output_shape, voxel_size=result.output_voxel_size,
-        chunks=tuple(int(c) for c in record["chunks"]), progress_path=str(state.path),  # type: ignore[arg-type]
-        workers=options.workers, run_id=record.get("run_id"),
-    )
-    blocks = plan_upsample_blocks(vol.shape[0], factor, job.chunks[0])
-    mine, todo = pending_blocks(blocks, options.part, state, result)
-    total = sum(len(b.pairs) for b in mine)
-    done = [total - sum(len(b.pairs) for b in todo)]
-    if progress is not None:
-        progress(done[0], total)
-
-    def on_done(block: Any) -> None:
-        done[0] += len(block.pairs)
-        if progress is not None and block.pairs:
-            progress(done[0], total)
-
-    with keeping_finished_blocks(state, [output_path, options.masks_path], options.part):
-        execute_blocks(job, todo, options, (vol, upsampler), on_done, tile_progress)
-    result.complete = commit_if_complete(job, vol, blocks, record["provenance"])
-    result.blocks_left = 0 if result.complete else len(blocks) - len(state.done())
 
 
 __all__ = ["INTERPOLATED_LABEL", "UpsampleOptions", "UpsampleResult", "host_memory_bytes", "run_upsample",

@@ -1,11 +1,22 @@
-"""Plan a z upsampling: the factor (given, or derived from a target z spacing), output shape, voxel size, positions."""
+"""Plan a z upsampling: the factor (given, or derived from a target z spacing), output shape, voxel size, positions,
+and the blocks of the output.
+
+Blocks of an upsample-z run: output z-ranges that start at an original section and own whole chunk slabs.
+
+A cut at output z = c is allowed where c is a multiple of both the factor (so it falls on an original section,
+and every pair's synthesized sections stay in one block) and the output chunk depth (so blocks written by
+different processes never share a chunk): cuts at multiples of lcm(factor, chunk depth). The cut depends only
+on the depth, the factor and the chunk depth, never on the number of shares or workers.
+"""
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
 from emrepair.errors import InputError, UsageError
+from emrepair.pipelines.model_choice import _pixels_apart
 
 # Label written in --masks volumes for sections interpolated between two originals. 1, 2 and 3 mean what they mean
 # for fix (missing, fold band, partial: KIND_LABELS), as do 4 and 5, so interpolated sections get a value of their own.
@@ -39,6 +50,20 @@ class UpsampleFactor:
         if self.target_nm is not None:
             text += f" (target {self.target_nm:g} nm)"
         return text
+
+
+ISOTROPIC_PIXELS_APART = 1.25  # sections at most this many pixels apart count as isotropic already
+
+
+def isotropy_note(voxel_size: tuple[float, float, float] | None, factor: int) -> str | None:
+    """A warning when the input's sections are already about a pixel apart (so upsampling makes them thinner
+    than its pixels); None when they are not or the voxel size is unknown."""
+    apart = _pixels_apart(voxel_size)
+    if apart is None or apart > ISOTROPIC_PIXELS_APART:
+        return None
+    z, y, x = voxel_size  # type: ignore[misc]
+    return (f"the stack is already isotropic (sections {z:g} nm apart, pixels {y:g} x {x:g} nm): --factor {factor} "
+            f"makes sections {z / factor:g} nm apart, thinner than its pixels")
 
 
 MAX_FACTOR = 64  # finer than any section spacing asks for (50 nm sections to 4 nm pixels is 12.5)
@@ -106,3 +131,38 @@ def _known_z(voxel_size: tuple[float, float, float] | None) -> float | None:
         return None
     z = float(voxel_size[0])
     return z if math.isfinite(z) and z > 0 else None
+
+
+@dataclass(frozen=True)
+class UpsampleBlock:
+    """Output sections ``start..stop-1`` of a z upsampling by ``factor`` of a ``depth``-section input."""
+
+    start: int
+    stop: int
+    factor: int
+    depth: int
+
+    @property
+    def originals(self) -> range:
+        """Input z of the original sections that land in this block (at output z = factor * z)."""
+        return range(self.start // self.factor, (self.stop - 1) // self.factor + 1)
+
+    @property
+    def pairs(self) -> range:
+        """Input z of the first section of every pair whose synthesized sections lie in this block."""
+        return range(self.originals.start, min(self.originals.stop, self.depth - 1))
+
+    @property
+    def needed(self) -> range:
+        """Input sections the block reads (its originals and the right end of its last pair)."""
+        return range(self.originals.start, min(self.originals.stop + 1, self.depth))
+
+
+def plan_upsample_blocks(depth: int, factor: int, chunk_z: int) -> list[UpsampleBlock]:
+    """Cut the ``(depth - 1) * factor + 1`` output sections at multiples of lcm(factor, chunk_z)."""
+    if depth < 2 or factor < 2 or chunk_z < 1:
+        raise ValueError(f"need depth >= 2, factor >= 2 and chunk_z >= 1, got {depth}, {factor}, {chunk_z}")
+    total = output_depth(depth, factor)
+    step = math.lcm(factor, chunk_z)
+    edges = list(range(0, total, step)) + [total]
+    return [UpsampleBlock(a, b, factor, depth) for a, b in itertools.pairwise(edges)]

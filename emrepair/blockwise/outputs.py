@@ -1,84 +1,31 @@
-"""What the fix and upsample-z workers share: the worker session around a block writer, the device of a worker,
-where partial outputs live, which blocks are left, keeping, committing and discarding partial outputs.
-
-A job (``FixJob``, ``UpsampleJob``) names the input, the outputs and their partial copies, the progress folder and
-``create_kwargs(vol, labels)`` (how its outputs are reopened); a session subclass loads the models and writes blocks.
-"""
+"""The outputs of a blockwise run: the checks before any work (paths against the inputs and each other, disk
+space), where the partial outputs live, keeping or discarding them, stamping the run id, committing them into
+place, recognising outputs that one run finished already, and the ``--save-report`` summary."""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
-from emrepair.distributed.executor import WorkerSession
+from emrepair.blockwise.job import BlockJob, RunOutcome, RunSettings
 from emrepair.errors import EmrepairError, OutputError
+from emrepair.io.base import Volume
+from emrepair.runstate.progress import ProgressDir
 
 
-class OutputSession(WorkerSession):
-    """A worker that opens the input, the partial outputs and the models once and yields ``process(block)``, which
-    writes a block, flushes the outputs and marks the block done. ``loaded`` = (vol, models) reuses this process's.
-
-    Subclasses implement ``_load(vol, device)`` (the models) and ``_block_writer(stack, vol, models, writer,
-    masks)`` (a callable writing one block; ``stack`` takes what must be closed with the session).
-    """
-
-    @contextlib.contextmanager
-    def _session(self, worker_id: int) -> Iterator[Callable[[Any], None]]:
-        from emrepair.io import open_volume
-        from emrepair.runstate import ProgressDir, reopen_partial
-
-        job, opts = self.job, self.job.options
-        with contextlib.ExitStack() as stack:
-            if self.loaded is not None:
-                vol, models = self.loaded
-            else:
-                vol = stack.enter_context(open_volume(job.input_path, dataset=opts.dataset, level=opts.level,
-                                                          skip_unreadable=opts.skip_unreadable))
-                models = self._load(vol, worker_device(job, worker_id))
-            writer = reopen_partial(job.output, job.output_temp, **job.create_kwargs(vol, labels=False))
-            stack.callback(writer.release)
-            masks = None
-            if job.masks and job.masks_temp:
-                masks = reopen_partial(job.masks, job.masks_temp, **job.create_kwargs(vol, labels=True))
-                stack.callback(masks.release)
-            write = self._block_writer(stack, vol, models, writer, masks)
-            state = ProgressDir(Path(job.progress_path))
-
-            def process(block: Any) -> None:
-                write(block)
-                writer.flush()
-                if masks is not None:
-                    masks.flush()
-                # only after the block's writes are flushed, and only while the run is still this one
-                state.mark_done(block.start, block.stop, getattr(job, "run_id", None))
-
-            yield process
-
-    def _load(self, vol: Any, device: str) -> Any:
-        raise NotImplementedError
-
-    def _block_writer(self, stack: contextlib.ExitStack, vol: Any, models: Any, writer: Any,
-                      masks: Any | None) -> Callable[[Any], None]:
-        raise NotImplementedError
-
-
-def pending_blocks(blocks: list[Any], part: tuple[int, int] | None, state: Any,
-                   result: Any) -> tuple[list[Any], list[Any]]:
-    """This share's blocks and those of them not done yet; their counts go into ``result`` (a BlockProgress)."""
-    from emrepair.runstate import share_of
-
-    mine = share_of(blocks, *part) if part else blocks
-    finished = state.done()
-    todo = [b for b in mine if (b.start, b.stop) not in finished]
-    result.blocks_total, result.blocks_skipped = len(blocks), len(mine) - len(todo)
-    return mine, todo
+def partial_path(final: str | Path) -> Path:
+    """Where the temporary output of a resumable run lives: ``.<name>.emrepair-partial`` beside the output."""
+    out = Path(final).expanduser().absolute()
+    return out.with_name(f".{out.name}.emrepair-partial")
 
 
 @contextlib.contextmanager
-def keeping_finished_blocks(state: Any, finals: list[str | None], part: tuple[int, int] | None) -> Iterator[None]:
+def keeping_finished_blocks(state: ProgressDir, finals: list[str | None],
+                            part: tuple[int, int] | None) -> Iterator[None]:
     """Around writing blocks: an interrupt or an OutputError keeps the partial outputs and their done markers for
     ``--continue``; any other error discards them, unless ``part`` is set (other shares may be writing)."""
     from emrepair.runstate import CONTINUE_HINT, RunDisplaced
@@ -97,24 +44,17 @@ def keeping_finished_blocks(state: Any, finals: list[str | None], part: tuple[in
         raise
 
 
-def worker_device(job: Any, worker_id: int) -> str:
-    """The device of a worker: ``cuda:{worker_id % n_gpus}`` when several processes share CUDA devices."""
-    if job.workers > 1 and job.device.startswith("cuda"):
-        import torch
+def discard(state: ProgressDir, finals: list[str | None]) -> None:
+    """Remove a run's partial outputs and progress folder (an error that a rerun would meet again)."""
+    from emrepair.io.writers.base import remove_path
 
-        count = torch.cuda.device_count()
-        if count > 0:
-            return f"cuda:{worker_id % count}"
-    return job.device
-
-
-def partial_path(final: str | Path) -> Path:
-    """Where the temporary output of a resumable run lives: ``.<name>.emrepair-partial`` beside the output."""
-    out = Path(final).expanduser().absolute()
-    return out.with_name(f".{out.name}.emrepair-partial")
+    with contextlib.suppress(OSError, EmrepairError):
+        for final in filter(None, finals):
+            remove_path(partial_path(final))
+        state.reset()  # the writers' lock stays: this process still holds it
 
 
-def commit_outputs(job: Any, vol: Any, provenance: dict[str, Any]) -> None:
+def commit_outputs(job: BlockJob, vol: Volume, provenance: dict[str, Any]) -> None:
     """Reopen the job's partial outputs (masks first), stamp the provenance and move them into place. An
     ``.ome.zarr`` output with masks also gets them as its label image ``labels/synthetic`` (copied from the
     committed masks while the output is finished, before it is moved into place)."""
@@ -122,7 +62,7 @@ def commit_outputs(job: Any, vol: Any, provenance: dict[str, Any]) -> None:
 
     for final, temp in ((job.masks, job.masks_temp), (job.output, job.output_temp)):
         if final and temp and not (Path(temp).exists() or Path(temp).is_symlink()) and \
-                run_of(final) == (getattr(job, "run_id", None) or "-"):
+                run_of(final) == (job.run_id or "-"):
             continue  # moved into place already by this run's commit, cut short before its cleanup
         if final and temp:
             labels = final != job.output
@@ -135,7 +75,7 @@ def commit_outputs(job: Any, vol: Any, provenance: dict[str, Any]) -> None:
                 writer.commit()
 
 
-def _embed_masks(stack: contextlib.ExitStack, writer: Any, job: Any, vol: Any) -> None:
+def _embed_masks(stack: contextlib.ExitStack, writer: Any, job: BlockJob, vol: Volume) -> None:
     """Have the OME-Zarr ``writer`` copy the committed masks of ``job`` into its ``labels/`` at commit."""
     from emrepair.io import open_volume
     from emrepair.io.ome_labels import EMBEDDED_LABELS_NAME
@@ -143,32 +83,6 @@ def _embed_masks(stack: contextlib.ExitStack, writer: Any, job: Any, vol: Any) -
     masks = stack.enter_context(open_volume(job.masks))
     values = job.create_kwargs(vol, labels=True).get("label_values")
     writer.embed_labels(EMBEDDED_LABELS_NAME, masks, values)
-
-
-def earlier_record(state: Any, options: Any, output_path: str, fingerprint: str,
-                   fields: dict[str, Any]) -> dict[str, Any] | None:
-    """Under ``state.lock()``: the record of an earlier run to rejoin (checked against this one), or None for a
-    new run (``options.overwrite`` discards an earlier one)."""
-    from emrepair.runstate import check_rejoin
-
-    record = state.load()
-    if record is not None and options.overwrite:
-        discard(state, [output_path, options.masks_path])  # no writer of it is alive: state.writing checked
-        record = None
-    if record is not None:
-        check_rejoin(record, fingerprint, fields, output_path, bool(options.continue_run or options.part),
-                     state.path)
-    return record
-
-
-def discard(state: Any, finals: list[str | None]) -> None:
-    """Remove a run's partial outputs and progress folder (an error that a rerun would meet again)."""
-    from emrepair.io.writers.base import remove_path
-
-    with contextlib.suppress(OSError, EmrepairError):
-        for final in filter(None, finals):
-            remove_path(partial_path(final))
-        state.reset()  # the writers' lock stays: this process still holds it
 
 
 def _run_record(final: str | Path | None) -> dict[str, Any] | None:
@@ -197,12 +111,12 @@ def stamp_run(provenance: dict[str, Any], fingerprint: str) -> str:
     return run_id
 
 
-def outputs_are_run(job: Any) -> bool:
+def outputs_are_run(job: BlockJob) -> bool:
     """Whether every output of ``job`` (image and masks) in place carries ``job.run_id``: its commit was done."""
     return all(run_of(f) == job.run_id for f in (job.output, job.masks) if f)
 
 
-def already_complete(state: Any, finals: list[str | None], fingerprint: str, options: Any) -> bool:
+def already_complete(state: ProgressDir, finals: list[str | None], fingerprint: str, options: RunSettings) -> bool:
     """Whether the outputs are already the complete result of this very run, which ``--continue`` and ``--part``
     then accept as done. A run whose commit moved every output into place but was killed before removing its
     progress folder is recognised by the run id in the outputs' provenance, and its folder removed."""
@@ -223,7 +137,7 @@ def already_complete(state: Any, finals: list[str | None], fingerprint: str, opt
     return all((runs[f] or {}).get("fingerprint") == fingerprint for f in outputs)
 
 
-def guard_run(inputs: list[str | None], output: str | None, options: Any) -> None:
+def guard_run(inputs: list[str | None], output: str | None, options: RunSettings) -> None:
     """Check every path a blockwise run (fix, upsample-z) writes against its inputs and each other before any work:
     the output and masks with their partial copies and progress folder, and the --save-report file."""
     from emrepair.io.output_guard import guard_outputs, report_of, target
@@ -242,12 +156,12 @@ def guard_run(inputs: list[str | None], output: str | None, options: Any) -> Non
         own = report_of(Path(summary).expanduser().absolute())
     same = own is not None and str(own.get("output")) == str(output)
     targets.append(target("--save-report", summary, "json", may_exist=same))
-    model = getattr(options, "model", None)
+    model = options.model
     extra = [model] if model and Path(model).is_file() else []
     guard_outputs([*inputs, options.report_path, *extra], targets, options.overwrite)
 
 
-def save_summary(options: Any, result: Any) -> None:
+def save_summary(options: RunSettings, result: RunOutcome) -> None:
     """Write ``--save-report`` (replacing only what guard_run allowed: with --overwrite, or this run's own report
     when it continues or is a share)."""
     from emrepair.io.output_guard import report_of, write_json
@@ -259,7 +173,7 @@ def save_summary(options: Any, result: Any) -> None:
         write_json(path, result.to_dict(), overwrite=replace)
 
 
-def check_run_space(vol: Any, output_path: str, options: Any, out_shape: tuple[int, int, int]) -> None:
+def check_run_space(vol: Volume, output_path: str, options: RunSettings, out_shape: tuple[int, int, int]) -> None:
     """Refuse, before any work (fix and upsample-z), outputs that will not fit on their disks: the output with its
     pyramid (an ``.ome.zarr``) and the masks copied into it, and the ``--masks`` volume, summed per file system
     (``io.space.check_outputs_space``).

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from emrepair.pipelines.options import RunResult
-from emrepair.pipelines.upsample_plan import UpsampleFactor, positions
+from emrepair.pipelines.upsample.plan import UpsampleFactor, positions
 
 
 @dataclass(kw_only=True)
@@ -21,7 +21,7 @@ class UpsampleResult(RunResult):
     host_memory_bytes: int
     repair_model: str | None = None
     already_complete: bool = False  # --continue / --part found the output finished by this very run
-    estimated_seconds: float | None = None  # a dry run's estimate from one timed tile (upsample_estimate)
+    estimated_seconds: float | None = None  # a dry run's estimate from one timed tile (upsampler.estimate_seconds)
 
     repaired_input = RunResult.repaired_sections  # input z of every section the repair step synthesized (in part)
 
@@ -34,7 +34,7 @@ class UpsampleResult(RunResult):
     def region_repaired_input(self) -> list[int]:
         """Input z of the partly lost sections among the repaired ones: only their lost region and its seam
         (at most 16 px) are synthesized, every pixel farther from the region is the input's own."""
-        from emrepair.pipelines.upsample_stream import region_repaired
+        from emrepair.pipelines.upsample.stream import region_repaired
 
         return region_repaired(self.runs)
 

@@ -1,15 +1,26 @@
 """Load what an upsample-z run synthesizes with: a 2-D interpolation engine, or a kind-"volume" model (gan3d)
-tiled over a window of sections; and fix's repairers for the defective sections."""
+tiled over a window of sections; and fix's repairers for the defective sections. A dry run times one tile of
+the synthesizing model for its estimate (``estimate_seconds``)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from emrepair.callbacks import ProgressCallback
 from emrepair.choices import ModelKind
+from emrepair.distributed.repair import RunRepairer
+from emrepair.engine import TiledInterpolator
+from emrepair.engine.window import VolumeTiler
 from emrepair.errors import UsageError
+from emrepair.io.base import Volume
+from emrepair.models.kinds import VolumeKind, is_volume
+from emrepair.models.registry import ModelMeta
 from emrepair.pipelines.options import EngineOptions
+from emrepair.pipelines.upsample.plan import positions
 
 
 @dataclass
@@ -19,21 +30,21 @@ class Upsampler:
     Attributes:
         meta: ModelMeta of the model that synthesizes between pairs (name, weights_sha256).
         engine: the 2-D TiledInterpolator (pairs for interpolation models; repairs for volume models).
-        repairers: fix's repairers for defective runs (``fix.build_repairers``).
+        repairers: fix's repairers for defective runs (``repairers.build_repairers``).
         volume: the VolumeTiler of a kind-"volume" model, or None.
         repair_model: name of the interpolation model that repairs defective runs.
     """
 
-    meta: Any
-    engine: Any
-    repairers: dict[str, Any]
-    volume: Any = None
+    meta: ModelMeta
+    engine: TiledInterpolator
+    repairers: dict[str, RunRepairer]
+    volume: VolumeTiler | None = None
     repair_model: str | None = None
 
     def synthesizer(self, factor: int, depth: int, tile_progress: ProgressCallback | None = None) -> Any:
         """``synthesize(p, section_of)`` for the pairs of a ``depth``-section stack."""
         from emrepair.engine.window import window_synthesizer
-        from emrepair.pipelines.upsample_stream import engine_synthesizer
+        from emrepair.pipelines.upsample.stream import engine_synthesizer
 
         if self.volume is not None:
             return window_synthesizer(self.volume, factor, depth, tile_progress)
@@ -62,25 +73,23 @@ class Upsampler:
 def load_upsampler(options: EngineOptions, model_name: str, device: str, shape: tuple[int, int], factor: int,
                    allow_random: bool = False) -> Upsampler:
     """Load the models once. A kind-"volume" ``model_name`` synthesizes between pairs and the default fix model
-    repairs; otherwise the interpolation model does both (``fix.build_repairers``).
+    repairs; otherwise the interpolation model does both (``repairers.build_repairers``).
 
     Raises:
         UsageError: a fold model, a volume model without ``factor`` among its factors, no trained weights.
     """
-    from emrepair.pipelines.fix import FixOptions, build_repairers
     from emrepair.pipelines.model_choice import default_model_name
+    from emrepair.pipelines.options import FixOptions
+    from emrepair.pipelines.repairers import build_repairers, runner_for
 
     volume_model = _volume_model(model_name, device, allow_random)
     engine_fields = {name: getattr(options, name) for name in EngineOptions.__dataclass_fields__}
     if volume_model is not None:
         model, meta = volume_model
-        factors = tuple(getattr(model, "factors", ()))
+        factors = tuple(model.factors)
         if factor not in factors:
             raise UsageError(f"--model {model_name} offers factors {', '.join(map(str, factors))}, not {factor}")
-        from emrepair.engine.window import VolumeTiler
-
-        tiler = VolumeTiler(model, device, options.tile_size, options.overlap, options.blend, options.batch_size,
-                            precision=options.precision)
+        tiler = runner_for(model, options.engine_config(device), f"--model {model_name}")
         repair_model = default_model_name()
         fix_options = FixOptions(model=repair_model, **{**engine_fields, "device": device})
         engine, _meta, repairers = build_repairers(fix_options, repair_model, device, shape)
@@ -91,19 +100,18 @@ def load_upsampler(options: EngineOptions, model_name: str, device: str, shape: 
         return Upsampler(meta, engine, repairers, None, model_name)
     # fix refuses untrained learned models; benchmarks time them with the default interpolation repair.
     from emrepair.distributed.repair import InterpolationRepairer
-    from emrepair.engine import TiledInterpolator
     from emrepair.models import load_model
 
     model, meta = load_model(model_name, device=device, allow_random=True)
-    engine = TiledInterpolator(model, options.engine_config(device))
+    engine = runner_for(model, options.engine_config(device), f"--model {model_name}")
     return Upsampler(meta, engine, {"default": InterpolationRepairer(engine)}, None, model_name)
 
 
-def _volume_model(model_name: str, device: str, allow_random: bool) -> tuple[Any, Any] | None:
+def _volume_model(model_name: str, device: str, allow_random: bool) -> tuple[VolumeKind, ModelMeta] | None:
     """(model, meta) when ``model_name`` names a kind-"volume" model or checkpoint, else None."""
     from pathlib import Path
 
-    from emrepair.models import get_spec, load_model, model_kind
+    from emrepair.models import get_spec, load_model
     from emrepair.models.registry import REGISTRY
 
     if model_name in REGISTRY:
@@ -112,4 +120,27 @@ def _volume_model(model_name: str, device: str, allow_random: bool) -> tuple[Any
     elif not Path(model_name).expanduser().is_file():
         return None  # build_repairers reports the unknown name
     model, meta = load_model(model_name, device=device, allow_random=allow_random)
-    return (model, meta) if model_kind(model) == ModelKind.VOLUME else None
+    return (model, meta) if is_volume(model) else None
+
+
+def estimate_seconds(vol: Volume, upsampler: Upsampler, factor: int, repeats: int = 2) -> float | None:
+    """Seconds the pairs of ``vol`` would take: one tile of the first pair synthesized once to warm the model up,
+    then ``repeats`` times, the mean scaled by tiles per section and pairs (model loading, reading and writing
+    excluded). None for a volume model (its windows are not timed here) or a stack of fewer than two sections."""
+    depth, height, width = vol.shape
+    if upsampler.volume is not None or depth < 2:
+        return None
+    engine = upsampler.engine
+    tile = min(int(engine.tile_size_for((height, width))), height, width)
+    scale = float(np.iinfo(vol.dtype).max) if np.issubdtype(vol.dtype, np.integer) else 1.0
+    a, b = (np.asarray(vol.read_region(slice(z, z + 1), slice(0, tile), slice(0, tile))[0], np.float32) / scale
+            for z in (0, 1))
+    ts = positions(factor)
+    a, b = np.clip(a, 0, 1), np.clip(b, 0, 1)
+    engine.interpolate(a, b, ts)  # warm-up: the first pass also builds kernels and caches
+    took = []
+    for _ in range(max(1, repeats)):
+        started = time.perf_counter()
+        engine.interpolate(a, b, ts)
+        took.append(time.perf_counter() - started)
+    return float(np.mean(took)) * upsampler.tiles_per_section((height, width)) * (depth - 1)
