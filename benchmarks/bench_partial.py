@@ -30,7 +30,7 @@ FRACTIONS = (0.05, 0.1, 0.2, 0.4, 0.6)
 SEAM = 16
 # held-out sections: z % 5 == 2 of the stacks the weights trained on; stacks no weights saw at a stride
 HELD_OUT = {"isbi2012_train.h5": range(2, 30, 5), "vnc_stack1.h5": range(2, 20, 5),
-            "cremi_train_crop.h5": range(1, 32, 4), "sbem_cdeep3m_val_v2.h5": range(0, 10),
+            "cremi_train_crop.h5": range(1, 32, 4), "sbem_cdeep3m_val_v2.h5": range(10),
             "neuroproof_medulla_train2.h5": range(5, 250, 25), "gala_fib_test.h5": range(4, 50, 10)}
 
 
@@ -116,15 +116,18 @@ def _sections(data: Path):
                 yield name, z, raw[z]
 
 
-def run_detect_bench(data: Path, seed: int) -> None:
-    """Recall per fill, shape and area fraction; found = reported partial (or missing above 90 %) with IoU >= 0.5."""
+def run_detect_bench(data: Path, seed: int, fractions: tuple[float, ...] = FRACTIONS, all_kinds: bool = False) -> None:
+    """Recall per fill, shape and area fraction; found = reported partial (or missing above 90 %) with IoU >= 0.5.
+
+    Each section is damaged once per fraction, fill and shape cycled; with ``all_kinds``, once per fraction, fill
+    and shape (15 cases a fraction)."""
     rng = np.random.default_rng(seed)
-    rows: list[tuple[str, str, float, bool, bool, float, float]] = []
+    rows: list[tuple] = []
     combos = [(f, s) for f in FILLS for s in SHAPES]
     i = 0
     for name, z, section in _sections(data):
-        for fraction in FRACTIONS:
-            fill, shape = combos[i % len(combos)]
+        for fraction, (fill, shape) in ([(f, c) for f in fractions for c in combos] if all_kinds else
+                                        [(f, combos[(i + k) % len(combos)]) for k, f in enumerate(fractions)]):
             i += 1
             damaged, lost = damage(section, fill, shape, fraction, rng)
             report = detect_volume(ArrayVolume(damaged[None]))
@@ -133,7 +136,8 @@ def run_detect_bench(data: Path, seed: int) -> None:
             overlap = float((found_mask & lost).sum() / max(1, (found_mask | lost).sum()))
             flagged = "partial" in kinds or "missing" in kinds
             covered = float(found_mask[lost].mean()) if flagged else 0.0
-            rows.append((fill, shape, fraction, flagged, flagged and overlap >= 0.5, overlap, covered))
+            rows.append((fill, shape, fraction, flagged, flagged and overlap >= 0.5, overlap, covered, name, z,
+                         sorted(kinds)))
     print(f"{len(rows)} damaged held-out sections (seed {seed})")
     for label, key in (("fraction", 2), ("fill", 0), ("shape", 1)):
         groups: dict = defaultdict(list)
@@ -146,8 +150,17 @@ def run_detect_bench(data: Path, seed: int) -> None:
             print(f"  {value!s:>9}: n={len(group):3d}  {100 * flagged:5.1f} %  {100 * found:5.1f} %  "
                   f"{np.mean([r[5] for r in group]):.2f}  {np.mean([r[6] for r in group]):.3f} "
                   f"{np.min([r[6] for r in group]):.3f}")
-    for fraction in FRACTIONS:
-        misses = [(r[0], r[1]) for r in rows if r[2] == fraction and not r[4]]
+    print("\nfound (IoU >= 0.5) per fraction and kind (fill: black, white = saturated, grey = flat, noise, dark film;"
+          " shape: torn edge, hole, stripes)")
+    for fraction in fractions:
+        cells = []
+        for key, values in ((0, FILLS), (1, SHAPES)):
+            for value in values:
+                group = [r for r in rows if r[2] == fraction and r[key] == value]
+                cells.append(f"{value} {sum(r[4] for r in group)}/{len(group)}")
+        print(f"  {fraction:.2f}: " + ", ".join(cells))
+    for fraction in fractions:
+        misses = [(r[0], r[1], r[7], r[8], round(r[5], 2), r[9]) for r in rows if r[2] == fraction and not r[4]]
         if misses:
             print(f"missed at {fraction:.2f}: {misses}")
 
@@ -177,8 +190,9 @@ def _region_scores(image: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> tu
     return 10 * np.log10(1 / max(mse, 1e-12)), float(ssim_map[mask].mean())
 
 
-def run_repair_bench(data: Path, seed: int, model: str) -> None:
-    """Region repair against whole-section replacement (same model) and linear, on the lost pixels."""
+def run_repair_bench(data: Path, seed: int, model: str, ends: bool = False) -> None:
+    """Region repair against whole-section replacement (same model) and linear, on the lost pixels; with
+    ``ends``, the first and the last section of each triplet are damaged instead of the middle one."""
     from emrepair.pipelines.fix import FixOptions, run_fix
 
     rng = np.random.default_rng(seed)
@@ -187,7 +201,8 @@ def run_repair_bench(data: Path, seed: int, model: str) -> None:
     cases += [("neuroproof_medulla_train2.h5", z, 4) for z in (100, 150, 200)]  # 40 nm: neighbours 4 apart
     scores: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     kept, total, skipped = 0, 0, []
-    for i, (name, z, step) in enumerate(cases):
+    jobs = [(case, at) for case in cases for at in ((0, 2) if ends else (1,))]
+    for i, ((name, z, step), at) in enumerate(jobs):
         with h5py.File(data / name, "r") as f:
             stack = f["raw"][[z - step, z, z + step]]
         h, w = stack.shape[1:]
@@ -195,43 +210,45 @@ def run_repair_bench(data: Path, seed: int, model: str) -> None:
         stack = np.ascontiguousarray(stack[:, (h - side) // 2:(h + side) // 2, (w - side) // 2:(w + side) // 2])
         fill, shape = FILLS[i % len(FILLS)], SHAPES[i % len(SHAPES)]
         fraction = (0.1, 0.3, 0.5)[i % 3]
-        truth = stack[1].copy()
-        stack[1], lost = damage(truth, fill, shape, fraction, rng)
+        truth = stack[at].copy()
+        stack[at], lost = damage(truth, fill, shape, fraction, rng)
         with tempfile.TemporaryDirectory() as tmp:
             src = Path(tmp) / "in.h5"
             with h5py.File(src, "w") as f:
                 f["raw"] = stack
                 f["raw"].attrs["resolution"] = [40.0, 4.0, 4.0]
             report = detect_volume(ArrayVolume(stack))
-            if [d.kind for d in report.defects] != ["partial"]:
-                skipped.append((name, z, fill, shape, [d.kind for d in report.defects]))
+            if [(d.z, d.kind) for d in report.defects] != [(at, "partial")]:
+                skipped.append((name, z, at, fill, shape, [(d.z, d.kind) for d in report.defects]))
                 continue
-            region = report.mask(1) == KIND_LABELS["partial"]
+            region = report.mask(at) == KIND_LABELS["partial"]
             report.save(Path(tmp) / "r.json")
             outputs = {}
-            for label, (m, sections) in {"region": (model, None), "whole": (model, [1]),
-                                         "linear region": ("linear", None), "linear whole": ("linear", [1])}.items():
+            for label, (m, sections) in {"region": (model, None), "whole": (model, [at]),
+                                         "linear region": ("linear", None), "linear whole": ("linear", [at])}.items():
                 out = Path(tmp) / f"{label.replace(' ', '_')}.h5"
                 options = FixOptions(model=m, sections=sections, report_path=None if sections else str(Path(tmp) / "r.json"))
                 run_fix(str(src), str(out), options)
                 with h5py.File(out, "r") as f:
-                    outputs[label] = f["raw"][1]
+                    outputs[label] = f["raw"][at]
         far = cv2.distanceTransform((~region).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) >= SEAM
         total += 1
-        kept += int(np.array_equal(outputs["region"][far], stack[1][far]))
+        kept += int(np.array_equal(outputs["region"][far], stack[at][far]))
         for label, image in outputs.items():
             section_psnr = _region_scores(image, truth, np.ones_like(lost))[0]
             scores[label].append((*_region_scores(image, truth, lost), section_psnr))
         line = ", ".join(f"{k} {scores[k][-1][0]:.2f}" for k in outputs)
-        print(f"{name} z={z} {fill} {shape} {fraction:.0%}: region PSNR {line}")
+        print(f"{name} z={z} (section {at} of 3) {fill} {shape} {fraction:.0%}: region PSNR {line}")
     print(f"\n{total} repaired sections ({len(skipped)} skipped: {skipped})")
     print(f"pixels >= {SEAM} px from the region bit-identical: {kept} of {total} sections")
     for label, values in scores.items():
         arr = np.array(values)
         print(f"  {label:>14}: region PSNR {arr[:, 0].mean():.2f} dB, region SSIM {arr[:, 1].mean():.3f}, "
               f"whole-section PSNR {arr[:, 2].mean():.2f} dB")
-    gain = np.array(scores["region"])[:, 0] - np.array(scores["whole"])[:, 0]
-    print(f"region - whole ({model}) per section: min {gain.min():+.2f}, mean {gain.mean():+.2f} dB")
+    for other in ("whole", "linear region"):
+        gain = np.array(scores["region"])[:, 0] - np.array(scores[other])[:, 0]
+        print(f"region ({model}) - {other} per section: min {gain.min():+.2f}, mean {gain.mean():+.2f} dB, "
+              f"below 0 in {int((gain < 0).sum())} of {gain.size}")
 
 
 def main() -> None:
@@ -240,13 +257,16 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default="flowunet")
+    parser.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS), help="detect: nominal fractions")
+    parser.add_argument("--all-kinds", action="store_true", help="detect: every fill and shape at each fraction")
+    parser.add_argument("--ends", action="store_true", help="repair: damage the first and last sections")
     args = parser.parse_args()
     if args.what == "detect":
-        run_detect_bench(args.data, args.seed)
+        run_detect_bench(args.data, args.seed, tuple(args.fractions), args.all_kinds)
     elif args.what == "clean":
         run_clean_bench(args.data)
     else:
-        run_repair_bench(args.data, args.seed, args.model)
+        run_repair_bench(args.data, args.seed, args.model, args.ends)
 
 
 if __name__ == "__main__":
