@@ -122,3 +122,19 @@ def test_a_torn_real_section_is_partial(shared_data: Path) -> None:
     report = detect_volume(ArrayVolume(crop))
     assert [(d.z, d.kind) for d in report.defects if d.kind != "fold"] == [(1, "partial"), (2, "partial")]
     assert iou(report.mask(1) == 3, lost) > 0.8 and iou(report.mask(2) == 3, noisy) > 0.5
+
+
+def test_a_small_hole_of_grainy_empty_film_is_found() -> None:
+    """An empty film (uniform 0 to 14: each cell too grainy to be flat) over 5 % of a section, in a hole."""
+    import cv2
+
+    vol = tissue(5, size=192)
+    hole = np.zeros((192, 192), np.uint8)
+    cv2.fillPoly(hole, [np.array([[80, 70], [118, 78], [122, 112], [90, 120], [74, 100]], np.int32)], 1)
+    hole = hole.astype(bool)
+    assert 0.04 < hole.mean() < 0.06
+    vol[2][hole] = np.random.default_rng(4).integers(0, 15, int(hole.sum())).astype(np.uint8)
+    report = detect_volume(ArrayVolume(vol))
+    assert [(d.z, d.kind) for d in report.defects] == [(2, "partial")]
+    found = report.mask(2) == KIND_LABELS["partial"]
+    assert found[hole].mean() > 0.95 and iou(found, hole) > 0.5

@@ -6,7 +6,8 @@ A section is cut into square cells of ``config.flat_block_px`` pixels. A cell is
   constant or saturated fill, and what lies beyond a torn edge), or mostly non-finite, or its neighbourhood lies
   near the section's black end (``lost_stripe_level``) or in the top 2 % of an integer range, with little
   contrast (``lost_smooth_std`` of the section's standard deviation): an empty film or a saturated detector with
-  a little noise;
+  a little noise; a cell near the black end with little contrast of its own is lost too (an empty film's edge
+  cells, whose neighbourhood reaches into the tissue);
 * noise: its neighbourhood (3 x 3 cells) has no spatial correlation (lag-1 autocorrelation below
   ``lost_noise_autocorr``) although its contrast is tissue-like (standard deviation at least
   ``lost_noise_std`` of the section's): EM texture is correlated from pixel to pixel, shot noise in a light
@@ -205,6 +206,10 @@ def measure_lost(values: np.ndarray, nonfinite: np.ndarray | None, config: Detec
     if saturation is not None:
         extreme |= wmean >= saturation
     flat |= extreme & smooth
+    # a cell of its own near the black end with little contrast (an empty film's edge cells, whose windows
+    # reach into the tissue)
+    flat |= (mean <= extremes[0] + config.lost_stripe_level * (tissue_median - extremes[0])) \
+        & (std < config.lost_smooth_std * global_std)
     return LostMeasure((h, w), cell, flat, noise, rows, cols)
 
 
