@@ -64,6 +64,10 @@ def fold_passes(shape: tuple[int, int], min_width: float, max_width: float) -> l
     ]
 
 
+# far brighter than the tissue median: a white hole, a saturated area or the resin; not tissue
+_BRIGHT = 1.6
+
+
 class TissueLevel:
     """A section's intensities over the local tissue level, at any scale.
 
@@ -85,8 +89,8 @@ class TissueLevel:
         small = self.unit if step == 1 else self._to_unit(
             cv2.resize(values, (max(1, w // step), max(1, h // step)), interpolation=cv2.INTER_AREA))
         sigma = sigma_px / step
-        level = _blur(small, (small > 0.3).astype(np.float32), sigma)
-        level = _blur(small, (small > 0.8 * level).astype(np.float32), sigma)
+        level = _blur(small, ((small > 0.3) & (small < _BRIGHT)).astype(np.float32), sigma)
+        level = _blur(small, ((small > 0.8 * level) & (small < _BRIGHT)).astype(np.float32), sigma)
         # where no tissue is close (a section almost all band), fall back to the section's median
         self.level = np.where(level > 0.05, level, 1.0).astype(np.float32)
         self._full: np.ndarray | None = None
