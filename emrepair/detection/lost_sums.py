@@ -183,6 +183,8 @@ def _noisy_lines(values: np.ndarray, squares: np.ndarray, axis: int, cell: int, 
     std = np.sqrt(np.clip(s2 / seg - mean * mean, 0.0, None))
     noisy = (autocorr < config.lost_noise_autocorr) & (std >= config.lost_noise_std * global_std)
     share = noisy.mean(axis=1)
+    if count < _LINE_MIN_SEGMENTS:  # a short line's own statistics are dominated by a noise hole it crosses
+        return share >= config.lost_stripe_cover
     # the whole line's own statistics: a noise-filled dropout line whose fill is a little weaker than the tissue
     # fails the spread test in many short segments by chance, but not over its whole length
     n = float(span)
@@ -196,8 +198,6 @@ def _noisy_lines(values: np.ndarray, squares: np.ndarray, axis: int, cell: int, 
     denom = np.sqrt(np.clip(var_a * var_b, 0.0, None))
     whole = np.where(denom > 1e-9, cov / np.maximum(denom, 1e-12), 1.0) < config.lost_noise_autocorr
     whole &= np.sqrt(np.clip(t2 / n - m * m, 0.0, None)) >= config.lost_noise_std * global_std
-    if count < _LINE_MIN_SEGMENTS:  # a short line's own statistics are dominated by a noise hole it crosses
-        return share >= config.lost_stripe_cover
     return (share >= config.lost_stripe_cover) | (whole & (share >= _LINE_MIN_SHARE))
 
 

@@ -70,11 +70,22 @@ def _no_blobs(work: Work) -> tuple[np.ndarray, list[Blob]]:
     return np.zeros(work.image.shape, np.int32), []
 
 
+def _brighter_than(image: np.ndarray, threshold: float) -> bool:
+    """Whether every pixel of ``image`` (and so every weighted mean of its pixels, such as a blur of it) lies
+    above ``threshold``, with a margin of 1e-4 of the largest magnitude for float32 rounding in the blur."""
+    if image.size == 0 or image.ndim != 2:
+        return False
+    low, high, _, _ = cv2.minMaxLoc(image)
+    return low > threshold + 1e-4 * max(abs(low), abs(high), 1.0)
+
+
 def candidates(work: Work, config: DamageConfig, exclude: np.ndarray | None = None) -> tuple[np.ndarray, list[Blob]]:
     """The near-black compact components of ``work`` (label image, blobs); ``exclude`` (bool, work size) marks
     areas known to be something else (fold bands, lost regions): a blob touching them is dropped."""
     f = work.factor
     threshold = work.black + config.precipitate_dark * (work.median - work.black)
+    if _brighter_than(work.image, threshold):
+        return _no_blobs(work)
     # judged on a lightly smoothed copy: a grainy stain is dark as a whole, not pixel by pixel
     smooth = cv2.GaussianBlur(work.image, (0, 0), max(0.5, 1.0 / f), borderType=cv2.BORDER_REFLECT)
     dark = (smooth < threshold).astype(np.uint8)
