@@ -51,6 +51,17 @@ def _cell_sums(values: np.ndarray, cell: int, exact_f32: bool = False, squares: 
     return sums
 
 
+def _times_right(x: np.ndarray, out: np.ndarray) -> None:
+    """``out[:, :-1] = x[:, :-1] * x[:, 1:]`` (each pixel times its right neighbour; ``out[:, -1]`` is left for
+    the caller to set). For C-contiguous arrays as one flat product, four times faster than row by row: the
+    same products, plus one across each row's end that the caller overwrites."""
+    if x.flags.c_contiguous and out.flags.c_contiguous and x.shape == out.shape and x.size > 1:
+        flat = x.reshape(-1)
+        np.multiply(flat[:-1], flat[1:], out=out.reshape(-1)[:-1])
+    else:
+        np.multiply(x[:, :-1], x[:, 1:], out=out[:, :-1])
+
+
 def _products(values: np.ndarray, cell: int, squares: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """Each pixel times its right and its lower neighbour (float32, the section's shape; the last column and
     row hold the pixels' squares, as the cell sums take them), made once for the cell sums and the stripe
@@ -62,7 +73,7 @@ def _products(values: np.ndarray, cell: int, squares: np.ndarray) -> tuple[np.nd
             or squares.dtype != np.float32:
         return None
     right, lower = np.empty_like(values), np.empty_like(values)
-    np.multiply(values[:, :-1], values[:, 1:], out=right[:, :-1])
+    _times_right(values, right)
     right[:, -1] = squares[:, -1]
     np.multiply(values[:-1], values[1:], out=lower[:-1])
     lower[-1] = squares[-1]
@@ -102,7 +113,7 @@ def _cell_sums_exact(values: np.ndarray, cell: int, squares: np.ndarray | None =
             xr, xd = products[0][top:bottom], products[1][top:bottom]
         else:
             xr = np.empty_like(x)
-            np.multiply(x[:, :-1], x[:, 1:], out=xr[:, :-1])
+            _times_right(x, xr)
             xr[:, -1] = sq[:, -1]
             xd = np.empty_like(x)
             np.multiply(x[:-1], x[1:], out=xd[:-1])
@@ -159,7 +170,8 @@ def _noisy_lines(values: np.ndarray, squares: np.ndarray, axis: int, cell: int, 
         lag = np.zeros(x.shape, dtype)
     if axis == 1:
         if made:
-            np.multiply(x[:, :-1], x[:, 1:], out=lag[:, :-1])
+            _times_right(x, lag)
+            lag[:, -1] = 0.0
         first, last = x[:, ::seg], x[:, seg - 1::seg]
         cross = lag[:, seg - 1::seg]
         sq = squares[:, :span]
