@@ -382,3 +382,15 @@ def test_reslice_runs_in_bf16_only_on_a_cpu_with_native_bf16(monkeypatch) -> Non
     out = tiler.upsample(window, 2, range(5))
     assert out.dtype == np.float32 and out.shape == (5, 24, 24)
     np.testing.assert_array_equal(out[[0, 2, 4]], window)  # measured sections pass through exactly in bf16 too
+
+
+def test_only_a_grid_model_fills_a_grid() -> None:
+    """VolumeTiler.fill asks for a grid model (reslice); a volume model without fill_grid (gan3d) is refused."""
+    from emrepair.models.gan3d import GAN3DConfig, GAN3DModel
+
+    tiler = VolumeTiler(GAN3DModel(GAN3DConfig(filters=4, pre_modules=1, post_modules=1, max_factor=2)), "cpu")
+    window = np.zeros((2, 16, 16), np.float32)
+    with pytest.raises(ValueError, match="cannot fill gaps on a grid"):
+        tiler.fill(window, [0, 2], 3, range(1, 2))
+    grid = VolumeTiler(ResliceModel(ResliceConfig()), "cpu")
+    assert grid.fill(window, [0, 2], 3, range(1, 2)).shape == (1, 16, 16)

@@ -21,6 +21,7 @@ from emrepair.engine.aggregator import TiledAggregator
 from emrepair.engine.device import volume_autocast_dtype
 from emrepair.engine.intensity import IntensityMap
 from emrepair.engine.tiling import auto_overlap, plan_tiles
+from emrepair.models.kinds import is_grid
 
 # Sections of context on each side of the pair; gan3d's 3x3x3 convolutions see about this far along z.
 WINDOW_CONTEXT = 1
@@ -100,7 +101,7 @@ class VolumeTiler:
              progress: ProgressCallback | None = None) -> np.ndarray:
         """Rows ``keep`` of a ``total``-row grid whose rows ``rows`` are the sections of ``window`` (K, H, W),
         from a model with ``fill_grid`` (reslice); -> (len(keep), H, W) float32."""
-        if not hasattr(self.model, "fill_grid"):
+        if not is_grid(self.model):
             raise ValueError(f"model {getattr(self.model, 'name', '?')!r} cannot fill gaps on a grid")
         return self.run(window, lambda stack: self.model.fill_grid(stack, rows, total), total, keep, progress)
 
