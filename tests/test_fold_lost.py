@@ -49,3 +49,16 @@ def test_a_band_straddling_a_flat_torn_part_is_not_textured() -> None:
     values, band = _tissue(), _band()
     values[:115] = 0.0  # torn away above row 115: half the band is flat black
     assert not band_textured(values, band)
+
+
+def test_a_band_taking_in_tissue_beside_a_noise_stripe_stays_lost() -> None:
+    # a candidate band wider than a noise-filled dropout stripe takes in textured tissue on both sides; only the
+    # band's lost part is judged, so the stripe is not taken for a fold
+    values = _tissue()
+    stripe = np.zeros((256, 256), bool)
+    stripe[96:136] = True
+    values[stripe] = np.random.default_rng(5).uniform(0, 10, int(stripe.sum())).astype(np.float32)
+    band = np.zeros((256, 256), bool)
+    band[80:152] = True
+    regions = find_lost_regions(values, None, DetectConfig())
+    assert is_lost_not_fold(band, regions, values)

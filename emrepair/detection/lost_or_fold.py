@@ -16,8 +16,8 @@ def is_lost_not_fold(band: np.ndarray, regions: LostRegions, values: np.ndarray 
     twice its size.
 
     ``values`` (the cleaned section, the shape of ``band`` or larger): when given, a band of whole rows or
-    columns whose pixels keep the tissue's texture (``band_textured``: a fold darkens the tissue, a dropout
-    leaves a flat or noise-filled line) is not taken for a stripe."""
+    columns whose lost part keeps the tissue's texture (``band_textured`` over the band's pixels in lost cells:
+    a fold darkens the tissue, a dropout leaves a flat or noise-filled line) is not taken for a stripe."""
     grid = regions.cells.shape
     cells = cv2.resize(band.astype(np.float32), (grid[1], grid[0]), interpolation=cv2.INTER_AREA) > 0.5
     area = int(cells.sum())
@@ -30,7 +30,9 @@ def is_lost_not_fold(band: np.ndarray, regions: LostRegions, values: np.ndarray 
         return False
     full_rows = cells[cells.mean(axis=1) >= 0.85].sum() if cells.shape[1] else 0
     full_cols = cells[:, cells.mean(axis=0) >= 0.85].sum() if cells.shape[0] else 0
-    textured = values is not None and band_textured(values, band)
+    # the texture of the band's lost part only: a candidate straddling a dropout stripe's edge takes in tissue
+    inside_lost = band & (cv2.resize(lost.astype(np.uint8), band.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0)
+    textured = values is not None and band_textured(values, inside_lost)
     stripe = (cells & lost).sum() >= 0.5 * area and max(full_rows, full_cols) >= 0.6 * area
     if stripe and not textured:
         return True

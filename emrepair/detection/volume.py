@@ -84,7 +84,7 @@ def _analyse(read: tuple[np.ndarray, np.ndarray, np.ndarray], z: int, config: De
                 folds = []
     if folds and regions.any():
         # a dark band along a torn edge, on a dropout stripe or inside a larger lost area is no fold
-        folds = [f for f in folds if not is_lost_not_fold(_band_mask([f], values.shape), regions)]
+        folds = [f for f in folds if not is_lost_not_fold(_band_mask([f], values.shape), regions, values)]
         score = missing_score(stats, config, regions=regions.fraction)
     band = _band_mask(folds, values.shape) if folds else None
     if band is not None and regions.any():  # what a fold band explains is not lost
