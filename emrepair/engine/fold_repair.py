@@ -22,6 +22,7 @@ from emrepair.engine.memory import round_up
 from emrepair.engine.tiling import auto_overlap
 from emrepair.errors import UsageError
 from emrepair.models.fold_blend import near_band_weight
+from emrepair.models.kinds import is_fold
 
 UNTILED_MAX_SIDE = 1024  # sections up to this side run in one piece when no tile size is given
 DEFAULT_TILE = 512
@@ -101,7 +102,7 @@ def repair_fold_section(model: nn.Module, folded: np.ndarray, left: np.ndarray, 
     Raises:
         UsageError: a model without the fold interface, or a tile size too small for its halo.
     """
-    if getattr(model, "kind", None) != "fold" or not hasattr(model, "restore"):
+    if not is_fold(model):
         raise UsageError(f"model {getattr(model, 'name', type(model).__name__)!r} is not a fold repair model")
     folded32, left32, right32, band = check_fold_inputs(folded, left, right, band_mask)
     target = resolve_device(str(device)) if str(device) == "auto" else torch.device(device)
