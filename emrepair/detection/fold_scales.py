@@ -64,8 +64,10 @@ def fold_passes(shape: tuple[int, int], min_width: float, max_width: float) -> l
     ]
 
 
-# far brighter than the tissue median: a white hole, a saturated area or the resin; not tissue
+# far brighter than the tissue median and flat (range over 3 x 3 pixels of the coarse copy, in units of the
+# median): a white hole or a saturated area, not tissue
 _BRIGHT = 1.6
+_FLAT = 0.01
 
 
 class TissueLevel:
@@ -89,8 +91,10 @@ class TissueLevel:
         small = self.unit if step == 1 else self._to_unit(
             cv2.resize(values, (max(1, w // step), max(1, h // step)), interpolation=cv2.INTER_AREA))
         sigma = sigma_px / step
-        level = _blur(small, ((small > 0.3) & (small < _BRIGHT)).astype(np.float32), sigma)
-        level = _blur(small, ((small > 0.8 * level) & (small < _BRIGHT)).astype(np.float32), sigma)
+        kernel = np.ones((3, 3), np.uint8)
+        lost = (small > _BRIGHT) & (cv2.dilate(small, kernel) - cv2.erode(small, kernel) < _FLAT)
+        level = _blur(small, ((small > 0.3) & ~lost).astype(np.float32), sigma)
+        level = _blur(small, ((small > 0.8 * level) & ~lost).astype(np.float32), sigma)
         # where no tissue is close (a section almost all band), fall back to the section's median
         self.level = np.where(level > 0.05, level, 1.0).astype(np.float32)
         self._full: np.ndarray | None = None
