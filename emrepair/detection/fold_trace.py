@@ -203,15 +203,10 @@ def trace_band(ratio: np.ndarray, curve: FoldCurve, chord_length: float, half: i
             return None
     centre = width = valid = None
     for _ in range(passes):
-        predicted = _evaluate(fit, s) + half
-        distance = np.abs(np.arange(o.size)[None, :] - predicted[:, None])
-        candidates = np.where(dark & (distance <= tol), distance, np.inf)
-        pick = candidates.argmin(axis=1)
-        found = np.isfinite(candidates[np.arange(count), pick])
-        left, right, bounded = _runs_at(dark, pick, profiles, edge_ratio)
+        left, right, found = _pick(profiles, dark, _evaluate(fit, s) + half, tol, edge_ratio)
         width = right - left
         centre = (left + right) / 2 - half
-        valid = found & bounded & (width >= width_range[0]) & (width <= width_range[1])
+        valid = found & (width >= width_range[0]) & (width <= width_range[1])
         if valid.sum() < max(4, count // 10):
             return None
         fit = _fit(s[valid], centre[valid], chord_length)
@@ -246,15 +241,16 @@ def trace_band(ratio: np.ndarray, curve: FoldCurve, chord_length: float, half: i
     )
 
 
-def _pick(profiles: np.ndarray, dark: np.ndarray, predicted: np.ndarray, tol: float, edge_ratio: float,
-          half: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per profile, the dark run nearest ``predicted`` (column) within ``tol``: (centre offset, width, found)."""
+def _pick(profiles: np.ndarray, dark: np.ndarray, predicted: np.ndarray, tol: float,
+          edge_ratio: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per profile, the dark run nearest ``predicted`` (column) within ``tol``: (left edge, right edge, found
+    and bounded)."""
     distance = np.abs(np.arange(profiles.shape[1])[None, :] - predicted[:, None])
     candidates = np.where(dark & (distance <= tol), distance, np.inf)
     pick = candidates.argmin(axis=1)
     found = np.isfinite(candidates[np.arange(profiles.shape[0]), pick])
     left, right, bounded = _runs_at(dark, pick, profiles, edge_ratio)
-    return (left + right) / 2 - half, right - left, found & bounded
+    return left, right, found & bounded
 
 
 def _grow(s: np.ndarray, profiles: np.ndarray, dark: np.ndarray, fit, half: int, tol: float, edge_ratio: float,
@@ -268,8 +264,9 @@ def _grow(s: np.ndarray, profiles: np.ndarray, dark: np.ndarray, fit, half: int,
     for _ in range(8):
         inside = (s >= lo) & (s <= hi)
         predicted = _evaluate(fit, s) + half
-        centre, width, ok = _pick(profiles, dark, predicted, tol if not grown else max(2.0, tol / 2), edge_ratio,
-                                  half)
+        left, right, ok = _pick(profiles, dark, predicted, tol if not grown else max(2.0, tol / 2), edge_ratio)
+        width = right - left
+        centre = (left + right) / 2 - half
         valid = inside & ok & (width >= width_range[0]) & (width <= width_range[1])
         if valid.sum() < 4:
             return None if not grown else fit
