@@ -29,8 +29,65 @@ from emrepair.training.stacks import is_held_out
 VARIANTS = {"faint": FoldParams(darkness=(0.3, 0.6), line_width=(6, 40)), "thin": FoldParams(line_width=(2, 4)),
             "two": FoldParams(),
             # opt-in (--variants): thin lines bowed by up to 5 % of their chord, with a knot (see ``knotted``)
-            "bowed": FoldParams(line_width=(2, 4), curvature_prob=1.0, max_sagitta=0.05)}
+            "bowed": FoldParams(line_width=(2, 4), curvature_prob=1.0, max_sagitta=0.05),
+            # opt-in: default folds broken into pieces, partly washed out, or along a border; faint ones broken
+            "broken": FoldParams(), "washed": FoldParams(), "border": FoldParams(),
+            "faint_broken": FoldParams(darkness=(0.3, 0.6), line_width=(6, 40))}
 DEFAULT_VARIANTS = ("faint", "thin", "two")
+
+
+def _along(fold, shape: tuple[int, int]) -> np.ndarray:
+    """Each pixel's position along the fold's chord, 0 at one end and 1 at the other (clipped)."""
+    x0, y0, x1, y1 = fold.line
+    length = max(float(np.hypot(x1 - x0, y1 - y0)), 1e-9)
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+    return np.clip(((xx - x0) * (x1 - x0) + (yy - y0) * (y1 - y0)) / length**2, 0.0, 1.0)
+
+
+def broken(raw: np.ndarray, fold, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The fold with 1-3 gaps (each 5-15 % of its chord, away from its ends) where the section is untouched; the
+    image and the band without the gaps."""
+    along = _along(fold, raw.shape)
+    gap = np.zeros(raw.shape, bool)
+    for _ in range(int(rng.integers(1, 4))):
+        size = rng.uniform(0.05, 0.15)
+        start = rng.uniform(0.1, 0.9 - size)
+        gap |= (along >= start) & (along < start + size)
+    image = fold.image.copy()
+    image[gap] = raw[gap]
+    return image, fold.band_mask & ~gap
+
+
+def washed(raw: np.ndarray, fold, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The fold faded smoothly over a stretch of 20-50 % of its chord to 30-60 % of its darkening at the middle
+    (partial film overlap); the image and the band (all of it: still darker than the tissue)."""
+    along = _along(fold, raw.shape)
+    size = rng.uniform(0.2, 0.5)
+    mid = rng.uniform(size / 2, 1 - size / 2)
+    keep = rng.uniform(0.3, 0.6)
+    bump = np.clip(1 - np.abs(along - mid) / (size / 2), 0.0, 1.0)
+    weight = 1 - (1 - keep) * (0.5 - 0.5 * np.cos(np.pi * bump))
+    mixed = raw.astype(np.float32) + (fold.image.astype(np.float32) - raw.astype(np.float32)) * weight
+    if raw.dtype.kind in "ui":
+        mixed = np.clip(np.rint(mixed), np.iinfo(raw.dtype).min, np.iinfo(raw.dtype).max)
+    return mixed.astype(raw.dtype), fold.band_mask
+
+
+def along_border(raw: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A default fold simulated in a strip along a random border (15-30 % of the side deep) from one short end of
+    the strip to the other, so that it runs near and roughly parallel to that border; the image and the band."""
+    h, w = raw.shape
+    side = int(rng.integers(4))
+    deep = int(rng.uniform(0.15, 0.3) * (h if side in (0, 2) else w))
+    strip = (slice(0, deep), slice(None)) if side == 0 else (slice(h - deep, h), slice(None)) if side == 2 \
+        else (slice(None), slice(0, deep)) if side == 3 else (slice(None), slice(w - deep, w))
+    part = raw[strip]
+    long_side, short_side = max(part.shape), min(part.shape)
+    widest = max(5, min(50, short_side // 2))  # the band stays inside its strip
+    fold = simulate_fold(part, rng, FoldParams(line_width=(5, widest), min_length_frac=0.9 * long_side / short_side))
+    image, band = raw.copy(), np.zeros(raw.shape, bool)
+    image[strip], band[strip] = fold.image, fold.band_mask
+    return image, band
 
 
 def knotted(image: np.ndarray, band: np.ndarray, width: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -93,6 +150,12 @@ def main() -> None:
                 band, image = band | fold.band_mask, fold.image
             if kind == "bowed":
                 image, band = knotted(image, band, fold.width_px, rng)
+            if kind in ("broken", "faint_broken"):
+                image, band = broken(raw[z], fold, rng)
+            if kind == "washed":
+                image, band = washed(raw[z], fold, rng)
+            if kind == "border":
+                image, band = along_border(raw[z], rng)
             folded = raw.copy()
             folded[z] = image
             for z_cue in (False, True):

@@ -9,7 +9,7 @@ this ratio (1 = the local tissue, 0 = black) at its own scale.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -52,16 +52,24 @@ class FoldPass:
 
 def fold_passes(shape: tuple[int, int], min_width: float, max_width: float) -> list[FoldPass]:
     """The passes for a section of ``shape``: near-black lines and bands (down to 2 px wide) on a copy
-    min-pooled 2x (full resolution on sections up to 300 px), and faint bands on a coarse averaged copy."""
+    min-pooled 2x (full resolution on sections up to 300 px), and faint bands on a coarse averaged copy (about
+    128 px on the shorter side) and, for sections over 511 px, again on one about 256 px."""
     side = min(shape)
     dark_factor = 2 if side > 300 else 1
     faint_factor = max(2, min(8, side // 128))
-    return [
+    passes = [
         FoldPass("dark", dark_factor, "min", 0.3, 0.5, 0.2, (1.2, max_width * 1.2)),
         # faint bands look most like chains of membranes and long dark organelles: they must be unbroken
         FoldPass("faint", faint_factor, "area", 0.72, 0.8, 0.2, (max(4.0, 0.8 * min_width), max_width * 1.2),
                  min_coverage=0.75, consistent=True, hough=(0.4, 0.5), smooth=7),
     ]
+    # on a large section the coarse copy leaves a narrow faint band 1-2 px wide and barely darker: look again at
+    # twice that resolution (about 256 px on the shorter side), for bands up to 24 of its pixels wide
+    finer = max(2, min(8, side // 256))
+    if finer < faint_factor:
+        widest = min(max_width * 1.2, 24.0 * finer)
+        passes.append(replace(passes[1], factor=finer, widths=(passes[1].widths[0], widest)))
+    return passes
 
 
 # far brighter than the tissue median and flat (range over 3 x 3 pixels of the coarse copy, in units of the

@@ -21,6 +21,7 @@ import numpy as np
 from emrepair.detection.fold_geometry import FoldCurve
 
 _SAMPLES = 64
+_SMOOTH = 5  # neighbouring positions (of _SAMPLES) averaged before the section's and the neighbours' are compared
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,16 @@ def band_contrast(image: np.ndarray, curve: FoldCurve, width: float, samples: in
         band = np.nanmean(values[:, :3], axis=1)
         side = np.fmin(left, right)
         return 1.0 - band / np.where(side > 1e-6, side, np.nan)
+
+
+def _running_mean(values: np.ndarray, k: int) -> np.ndarray:
+    """Mean of each run of ``k`` neighbouring positions (NaN left out; NaN where all are)."""
+    ok = np.isfinite(values)
+    kernel = np.ones(k)
+    num = np.convolve(np.where(ok, values, 0.0), kernel, mode="same")
+    den = np.convolve(ok.astype(float), kernel, mode="same")
+    with np.errstate(all="ignore"):
+        return np.where(den > 0, num / np.maximum(den, 1), np.nan)
 
 
 def _most_contrasted(contrasts: list[np.ndarray]) -> np.ndarray:
@@ -125,6 +136,9 @@ class ZCue:
         theirs = np.stack([_most_contrasted([band_contrast(nb, _shifted(curve, k * step), width)
                                              for k in ((-2, -1, 0, 1, 2) if drift else (-1, 0, 1))])
                            for nb in self.neighbours])
+        # a band is alike along its length, tissue is not: contrasts are averaged over _SMOOTH positions first
+        own = _running_mean(own, _SMOOTH)
+        theirs = np.stack([_running_mean(t, _SMOOTH) for t in theirs])
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             excess = own - np.nanmax(theirs, axis=0)
