@@ -17,11 +17,12 @@ TINY = SFFConfig(unfold_channels=4, fusion_channels=4, levels=2, max_flow=2.0, r
 
 
 def sections(h: int = 70, w: int = 90) -> tuple[np.ndarray, ...]:
-    """Random folded/left/right sections with a diagonal band."""
+    """Random folded/left/right sections with a dark diagonal band."""
     rng = np.random.default_rng(0)
     folded, left, right = (rng.random((h, w), dtype=np.float32) for _ in range(3))
     yy, xx = np.mgrid[0:h, 0:w]
     band = np.abs(yy - 0.5 * xx - 10) < 2
+    folded[band] *= 0.1  # a fold's band is dark
     return folded, left, right, band
 
 
@@ -156,3 +157,28 @@ def test_unrelated_neighbours_move_nothing() -> None:
     other = tissue(7)  # neighbours that do not resemble the section: no pull is trusted
     image, moved, _hidden, pulls = unpull(folded, other, band)
     assert not any(p.trusted for p in pulls) and not moved.any() and np.array_equal(image, folded)
+
+
+def test_a_mask_wider_than_the_dark_band_changes_nothing_beside_it() -> None:
+    from emrepair.engine.fold_fill import fill_band
+
+    clean, folded, left, right, band = folded_tissue(0.9)
+    wide = binary_dilation(band, iterations=5)  # the mask reaches 5 px beyond the dark rows on both sides
+    image = fill_band(folded, 0.5 * (left + right), wide)
+    beside = wide & ~binary_dilation(band, iterations=1)
+    assert np.array_equal(image[beside], folded[beside])  # pixels the fold did not darken keep their values
+    assert not np.array_equal(image[band], folded[band])
+    assert abs(float(image[band].mean() - clean[band].mean())) < 0.02
+
+
+def test_a_washed_out_stretch_is_relit_to_its_own_level() -> None:
+    from emrepair.engine.fold_fill import attenuation
+
+    clean, folded, left, right, band = folded_tissue(0.0)
+    # darkness fades along the band: 0.9 at the left end, 0.3 at the right
+    fade = np.linspace(0.9, 0.3, clean.shape[1], dtype=np.float32)[None, :]
+    folded = np.where(band, clean * (1 - fade), folded).astype(np.float32)
+    kept = attenuation(folded, 0.5 * (left + right), band)
+    assert abs(float(kept[band].reshape(8, -1)[:, :20].mean()) - 0.12) < 0.06  # left end: ~0.1 kept
+    assert abs(float(kept[band].reshape(8, -1)[:, -20:].mean()) - 0.68) < 0.06  # right end: ~0.7 kept
+    assert np.all(kept[~band] == 1.0)

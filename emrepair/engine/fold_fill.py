@@ -1,13 +1,16 @@
 """A fold's band filled without a trace: what is left of the tissue under it, relit, blended with the neighbours.
 
 A fold darkens its band but seldom erases it: under a faint fold most of the tissue is still there, under a dark
-one a trace of it under the film's grain. Per pixel of the band, the section is relit to the neighbours' local
-level (``gain = local mean of the neighbours' average / local mean of the band``) and blended with the
-neighbours' average (brought to the level of the section's own pixels around the band, so the seam shows no
-step) by the weight that minimises the expected error: ``w = e_ref / (e_ref + e_relit)``, where ``e_ref`` is
-how far the neighbours' average is from the section's own pixels beside the band and ``e_relit`` the noise the
-relighting amplifies (measured in the band as the excess of ``(relit - reference)**2`` over ``e_ref``). A faint
-band thus keeps its own tissue, a near-black one takes the neighbours'.
+one a trace of it under the film's grain. Per band pixel, the share of its brightness the fold left is measured
+(``attenuation``: local mean of the section over local mean of the neighbours' average, over the band pixels of
+the same depth from the band's edge, so a soft or ragged rim and a washed-out stretch each get their own level);
+band pixels that kept at least ``NOT_DARK`` of it are left as they are (a band mask wider than the dark band changes
+nothing beside it). The others are relit (divided by that share) and blended with the neighbours' average (brought
+to the level of the section's own pixels around the band, so the seam shows no step), an inpainting of the own
+tissue around the band and a fold model's result, by the weights that minimise the expected error
+(inverse-variance: ``e_ref`` is how far the neighbours' average is from the section's own pixels beside the band,
+``e_relit`` the noise the relighting amplifies, measured in the band as the excess of ``(relit - reference)**2``
+over ``e_ref``). A faint band thus keeps its own tissue, a near-black one takes the neighbours'.
 
 ``grow_band`` adds to a reported band the pixels next to it that are still clearly darker than the neighbours
 (a band mask narrower than the dark band would otherwise leave a dark streak beside the repair).
@@ -22,11 +25,14 @@ GROW_PX = 4  # a band mask is grown by at most this many pixels ...
 GROW_RATIO = 0.6  # ... into pixels darker than this share of the neighbours' local level,
 WIDE_GROW_PX = 40  # and by at most this many more into pixels darker than WIDE_GROW_RATIO of it (a band
 WIDE_GROW_RATIO = 0.4  # reported far narrower than the dark band it lies on)
-FILL_RADIUS = 12  # local statistics of the band are taken over this radius
+FILL_RADIUS = 12  # the model's error is measured over this radius
 RING = (3, 24)  # the section's own pixels this far from the band set the reference's level ...
 ERROR_RING = (32, 64)  # ... and these, beyond most of the pulled tissue, the reference's expected error
 LEVEL_RADIUS = 48
 MAX_GAIN = 60.0
+DEPTH_EDGES = tuple(k + 0.5 for k in range(1, 9))  # band pixels of each depth (px from its edge) up to 8 px, and deeper, are relit apart
+ATTEN_RADIUS = 16  # over band pixels of their depth class within this radius
+NOT_DARK = 0.95  # band pixels that kept at least this share of their brightness are left as they are
 PAINT_MARGIN = 2
 
 
@@ -139,9 +145,30 @@ def spatial_fill(folded: np.ndarray, band: np.ndarray) -> tuple[np.ndarray, np.n
     return painted.astype(np.float32), np.maximum(error[index], 1e-6).astype(np.float32)
 
 
+def attenuation(folded: np.ndarray, leveled: np.ndarray, band: np.ndarray) -> np.ndarray:
+    """Per band pixel, the share of the tissue's brightness the fold left: local mean of the section over local
+    mean of the leveled reference, taken over the band pixels of the same depth (``DEPTH_EDGES``, px from the
+    band's edge) within ``ATTEN_RADIUS``, so a soft or ragged rim, a washed-out stretch and band pixels that are
+    not dark at all each get their own level; 1 off the band."""
+    # the section's border is no edge of the band: a band that runs off the section keeps its depth there
+    depth = cv2.distanceTransform(band.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    bins = np.digitize(depth, DEPTH_EDGES)
+    out = np.ones(band.shape, np.float32)
+    for k in range(len(DEPTH_EDGES) + 1):
+        sel = band & (bins == k)
+        if not sel.any():
+            continue
+        f_mean = local_mean(folded, sel, ATTEN_RADIUS)
+        r_mean = local_mean(leveled, sel, ATTEN_RADIUS)
+        ratio = np.divide(f_mean, r_mean, out=np.ones_like(f_mean), where=r_mean > 1e-3)
+        out[sel] = ratio[sel]
+    return np.clip(out, 1.0 / MAX_GAIN, 1.0)
+
+
 def fill_band(folded: np.ndarray, reference: np.ndarray, band: np.ndarray, model: np.ndarray | None = None
               ) -> np.ndarray:
-    """The section with ``band`` filled (see the module docstring); pixels off the band are returned as given.
+    """The section with ``band`` filled (see the module docstring); pixels off the band, and band pixels the fold
+    left at least ``NOT_DARK`` of their brightness, are returned as given.
 
     Args:
         folded: (H, W) float32 in [0, 1], the folded section (pulled tissue already pushed back, if any).
@@ -154,13 +181,23 @@ def fill_band(folded: np.ndarray, reference: np.ndarray, band: np.ndarray, model
     if not band.any():
         return out
     leveled, e_ref = level_reference(out, reference, band)
-    f_mean = local_mean(out, band, FILL_RADIUS)
-    r_mean = local_mean(leveled, band, FILL_RADIUS)
-    gain = np.clip(r_mean / np.maximum(f_mean, 1e-3), 1.0, MAX_GAIN)
-    relit = out * gain
-    e_relit = np.maximum(local_mean((relit - leveled) ** 2, band, FILL_RADIUS) - e_ref, 1e-6)
-    painted, e_paint = spatial_fill(out, band)
-    # inverse-variance blend of the three estimates (their errors taken as independent)
+    kept = attenuation(out, leveled, band)
+    dark = band & (kept < NOT_DARK)
+    if not dark.any():
+        return out
+    relit = out / kept
+    # the relit pixels' error, per depth class like their gain: the excess of their squared difference from the
+    # reference over the reference's own error
+    e_relit = np.zeros(band.shape, np.float32)
+    depth_bins = np.digitize(cv2.distanceTransform(band.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE),
+                             DEPTH_EDGES)
+    for k in range(len(DEPTH_EDGES) + 1):
+        sel = band & (depth_bins == k)
+        if sel.any():
+            e_relit[sel] = local_mean((relit - leveled) ** 2, sel, ATTEN_RADIUS)[sel]
+    e_relit = np.maximum(e_relit - e_ref, 1e-6)
+    painted, e_paint = spatial_fill(out, dark)
+    # inverse-variance blend of the estimates (their errors taken as independent)
     w_ref, w_relit, w_paint = 1.0 / e_ref, 1.0 / e_relit, 1.0 / e_paint
     total = w_ref * leveled + w_relit * relit + w_paint * painted
     weights = w_ref + w_relit + w_paint
@@ -168,5 +205,5 @@ def fill_band(folded: np.ndarray, reference: np.ndarray, band: np.ndarray, model
         w_model = 1.0 / np.maximum(local_mean((model - leveled) ** 2, band, FILL_RADIUS) - e_ref, 1e-6)
         total, weights = total + w_model * model, weights + w_model
     estimate = total / weights
-    out[band] = np.clip(estimate[band], 0.0, 1.0)
+    out[dark] = np.clip(estimate[dark], 0.0, 1.0)
     return out
