@@ -13,6 +13,7 @@ alone and with both neighbours passed (the z cue). Prints recall, band IoU, flag
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 from pathlib import Path
 
@@ -32,7 +33,8 @@ VARIANTS = {"faint": FoldParams(darkness=(0.3, 0.6), line_width=(6, 40)), "thin"
             "bowed": FoldParams(line_width=(2, 4), curvature_prob=1.0, max_sagitta=0.05),
             # opt-in: default folds broken into pieces, partly washed out, or along a border; faint ones broken
             "broken": FoldParams(), "washed": FoldParams(), "border": FoldParams(),
-            "faint_broken": FoldParams(darkness=(0.3, 0.6), line_width=(6, 40))}
+            "faint_broken": FoldParams(darkness=(0.3, 0.6), line_width=(6, 40)),
+            "wavy": FoldParams(line_width=(2, 4))}
 DEFAULT_VARIANTS = ("faint", "thin", "two")
 
 
@@ -71,6 +73,29 @@ def washed(raw: np.ndarray, fold, rng: np.random.Generator) -> tuple[np.ndarray,
     if raw.dtype.kind in "ui":
         mixed = np.clip(np.rint(mixed), np.iinfo(raw.dtype).min, np.iinfo(raw.dtype).max)
     return mixed.astype(raw.dtype), fold.band_mask
+
+
+def wavy(raw: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A thin fold that wanders: the section is shifted across the fold's chord by a sine of 1-3 periods along it
+    (up to 1-2 % of the chord), the same fold simulated on it (same draws) and the result shifted back, so the
+    tissue stays in place (to a pixel) and only the band wanders; the image and the band."""
+    replay = copy.deepcopy(rng)
+    line = simulate_fold(raw, rng, VARIANTS["wavy"]).line  # where the fold will lie: the draws do not see pixels
+    x0, y0, x1, y1 = line
+    length = max(float(np.hypot(x1 - x0, y1 - y0)), 1e-9)
+    normal = np.array([-(y1 - y0), x1 - x0]) / length
+    yy, xx = np.mgrid[0:raw.shape[0], 0:raw.shape[1]].astype(np.float32)
+    along = np.clip(((xx - x0) * (x1 - x0) + (yy - y0) * (y1 - y0)) / length**2, 0.0, 1.0)
+    shift = rng.uniform(0.01, 0.02) * length * np.sin(2 * np.pi * rng.uniform(1, 3) * along + rng.uniform(0, 2 * np.pi))
+
+    def moved(image: np.ndarray, sign: float, interpolation: int) -> np.ndarray:
+        map_x = (xx + sign * shift * normal[0]).astype(np.float32)
+        map_y = (yy + sign * shift * normal[1]).astype(np.float32)
+        return cv2.remap(image, map_x, map_y, interpolation, borderMode=cv2.BORDER_REFLECT)
+
+    # nearest-pixel moves, so that a 2 px line is not blurred lighter by resampling
+    fold = simulate_fold(moved(raw, 1.0, cv2.INTER_NEAREST), replay, VARIANTS["wavy"])
+    return moved(fold.image, -1.0, cv2.INTER_NEAREST), moved(fold.band_mask.astype(np.uint8), -1.0, cv2.INTER_NEAREST) > 0
 
 
 def along_border(raw: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -156,6 +181,8 @@ def main() -> None:
                 image, band = washed(raw[z], fold, rng)
             if kind == "border":
                 image, band = along_border(raw[z], rng)
+            if kind == "wavy":
+                image, band = wavy(raw[z], rng)
             folded = raw.copy()
             folded[z] = image
             for z_cue in (False, True):

@@ -78,3 +78,26 @@ def test_a_band_that_persists_into_the_neighbours_is_not_a_fold() -> None:
     assert len(find_folds(image, 0.0, median, DetectConfig(), neighbours=(vol[0], vol[2]))) == 1
     dim = np.where(fold.band_mask, 0.5, 1.0).astype(np.float32)  # the same dark band in both neighbours
     assert find_folds(image, 0.0, median, DetectConfig(), neighbours=(vol[0] * dim, vol[2] * dim)) == []
+
+
+def test_a_neighbour_lost_where_the_band_lies_is_no_witness_there() -> None:
+    own = _band(_tissue(0), 0.4)
+    torn = _tissue(1)
+    torn[55:100, :] = 0.0  # black beyond a torn edge, all along the band
+    cue = ZCue.build(own, (torn, _tissue(2)))
+    assert cue is not None and not cue.confirms(_CURVE, 12.0)[0]  # one witness left is too weak, there too
+
+
+def test_a_fold_broken_by_a_long_gap_is_joined_only_with_its_neighbours() -> None:
+    vol, fold = _faint_fold(0.9, 2)
+    image = fold.image.astype(np.float32)
+    x0, y0, x1, y1 = fold.line
+    yy, xx = np.mgrid[0:256, 0:256]
+    along = ((xx - x0) * (x1 - x0) + (yy - y0) * (y1 - y0)) / ((x1 - x0) ** 2 + (y1 - y0) ** 2)
+    gap = (along > 0.4) & (along < 0.6)  # a fifth of the fold untouched
+    image[gap] = vol[1][gap]
+    median = float(np.median(image))
+    assert find_folds(image, 0.0, median, DetectConfig()) == []
+    found = find_folds(image, 0.0, median, DetectConfig(), neighbours=(vol[0], vol[2]))
+    band = fold.band_mask & ~gap
+    assert len(found) == 1 and (found[0].mask & band).sum() > 0.5 * band.sum()

@@ -27,6 +27,7 @@ _MAX_CANDIDATES = {"dark": 12, "faint": 6}  # candidates followed per pass (busy
 _MAX_SEGMENTS = 48  # Hough segments looked at per pass, the longest first
 _GROW_BELOW = 0.6  # a first trace covering less of its stretch is traced again, grown from its Hough segment
 _MAX_GAP = 0.15  # broken folds: pieces are joined over gaps of up to this fraction of the chord
+_Z_MAX_GAP = 0.25  # with the z cue, over gaps up to this (a band joined over more than _MAX_GAP needs _Z_FIRM)
 # with neighbours to compare (the z cue), a band may be broken or faint down to these; below
 # _Z_FIRM_COVERAGE or above _Z_FIRM_SPREAD it needs the firmer z evidence of _Z_FIRM
 _Z_MIN_COVERAGE = 0.35
@@ -89,8 +90,9 @@ def _candidate_segments(ratio: np.ndarray, spec: FoldPass) -> np.ndarray:
     return segments[np.argsort(-lengths)]
 
 
-def _trace_candidate(ratio: np.ndarray, segment: np.ndarray, spec: FoldPass, config: DetectConfig) -> Trace | None:
-    """Follow one Hough segment at the pass's scale."""
+def _trace_candidate(ratio: np.ndarray, segment: np.ndarray, spec: FoldPass, config: DetectConfig,
+                     max_gap: float = _MAX_GAP) -> Trace | None:
+    """Follow one Hough segment at the pass's scale, joining pieces over gaps up to ``max_gap`` of the chord."""
     f = spec.factor
     p0, p1 = segment[:2].astype(np.float64), segment[2:].astype(np.float64)
     tangent = (p1 - p0) / max(np.linalg.norm(p1 - p0), 1e-9)
@@ -103,7 +105,7 @@ def _trace_candidate(ratio: np.ndarray, segment: np.ndarray, spec: FoldPass, con
     half = int(spec.widths[1] / f / 2 + 0.06 * length + 3)
     widths = (spec.widths[0] / f, spec.widths[1] / f)
     # a quick look first: most candidates in tissue end here
-    coverage, span = screen_band(ratio, curve, length, half, tol + 1, spec.edge, widths, _MAX_GAP,
+    coverage, span = screen_band(ratio, curve, length, half, tol + 1, spec.edge, widths, max_gap,
                                  min_contrast=spec.screen_contrast, smooth=spec.smooth)
     if coverage < 0.6 or span < 0.6:
         return None
@@ -112,7 +114,7 @@ def _trace_candidate(ratio: np.ndarray, segment: np.ndarray, spec: FoldPass, con
     first = None
     for grow in (None, seed):  # along the straight chord first; grown from the segment when that follows little
         trace = trace_band(ratio, curve, length, half, tol=float(tol + 1), edge_ratio=spec.edge, width_range=widths,
-                           passes=2, max_gap=_MAX_GAP, consistent=spec.consistent, smooth=spec.smooth,
+                           passes=2, max_gap=max_gap, consistent=spec.consistent, smooth=spec.smooth,
                            min_contrast=spec.screen_contrast, seed=grow)
         if trace is not None and (first is None or trace.coverage * trace.span > first.coverage * first.span):
             first = trace
@@ -129,7 +131,7 @@ def _trace_candidate(ratio: np.ndarray, segment: np.ndarray, spec: FoldPass, con
     curve, length = aligned
     half = int(first.width / 2 + _bow(curve, length) + 6)
     return trace_band(ratio, curve, length, half, tol=3.0, edge_ratio=spec.edge, width_range=widths,
-                      max_gap=_MAX_GAP, consistent=spec.consistent, smooth=spec.smooth,
+                      max_gap=max_gap, consistent=spec.consistent, smooth=spec.smooth,
                       min_contrast=spec.screen_contrast)
 
 
@@ -139,7 +141,8 @@ def _bow(curve: FoldCurve, length: float) -> float:
     return float(np.abs(curve.offset(s)).max())
 
 
-def _refine(full_ratio: np.ndarray, coarse: Trace, spec: FoldPass) -> tuple[Trace, float] | None:
+def _refine(full_ratio: np.ndarray, coarse: Trace, spec: FoldPass,
+            max_gap: float = _MAX_GAP) -> tuple[Trace, float] | None:
     """Re-trace a band on the full-resolution section for its exact centre and width; with the chord."""
     f = spec.factor
     aligned = realign(coarse.curve.scaled(f) if f > 1 else coarse.curve, full_ratio.shape)
@@ -148,7 +151,7 @@ def _refine(full_ratio: np.ndarray, coarse: Trace, spec: FoldPass) -> tuple[Trac
     start, length = aligned
     half = int(coarse.width * f / 2 + _bow(start, length) + 3 * f + 3)
     trace = trace_band(full_ratio, start, length, half, tol=2.0 * f, edge_ratio=spec.edge,
-                       width_range=spec.widths, passes=2, max_gap=_MAX_GAP, consistent=spec.consistent,
+                       width_range=spec.widths, passes=2, max_gap=max_gap, consistent=spec.consistent,
                        smooth=spec.smooth, min_contrast=spec.screen_contrast)
     return None if trace is None else (trace, length)
 
@@ -190,8 +193,8 @@ def _accept(trace: Trace, shape: tuple[int, int], spec: FoldPass, config: Detect
         return 0.0
     if trace.coverage < config.fold_min_coverage and trace.width_spread > 0.5:
         return 0.0  # broken pieces of one fold have one width; a chain of membranes does not
-    if trace.contrast < config.fold_min_contrast:
-        return 0.0
+    if trace.contrast < config.fold_min_contrast or trace.gap > _MAX_GAP:
+        return 0.0  # (pieces joined over a longer gap, with the z cue, need its firm evidence)
     score = _score(trace, length_fraction, config)
     return score if score >= config.fold_threshold else 0.0
 
@@ -204,7 +207,7 @@ def _accept_z(trace: Trace, shape: tuple[int, int], cue: ZCue, config: DetectCon
         return 0.0
     if trace.coverage < _Z_MIN_COVERAGE or trace.contrast < _Z_MIN_CONTRAST or trace.width_spread > _Z_MAX_SPREAD:
         return 0.0
-    if trace.coverage < _Z_FIRM_COVERAGE or trace.width_spread > _Z_FIRM_SPREAD:
+    if trace.coverage < _Z_FIRM_COVERAGE or trace.width_spread > _Z_FIRM_SPREAD or trace.gap > _MAX_GAP:
         # the least certain: firmer evidence, against the neighbours' band moved across by up to a width too
         ev = cue.evidence(trace.curve, trace.width, drift=True)
         confirmed = ev.excess >= _Z_FIRM[0] and ev.coverage >= _Z_FIRM[1]
@@ -243,6 +246,7 @@ def find_folds(values: np.ndarray, black: float, median: float, config: DetectCo
     tissue = TissueLevel(values, black, median)
     cue = ZCue.build(lambda: tissue.unit, neighbours, shape=(h, w))
     found: list[FoldFinding] = []
+    max_gap = _MAX_GAP if cue is None else _Z_MAX_GAP
     for spec in fold_passes((h, w), config.fold_min_width_px, config.fold_max_width_px):
         if cue is not None and spec.name == "faint":  # the z cue rejects what persists: look at fainter bands
             spec = replace(spec, dark=_Z_FAINT_DARK, screen_contrast=_Z_FAINT_SCREEN)
@@ -260,11 +264,11 @@ def find_folds(values: np.ndarray, black: float, median: float, config: DetectCo
             if any(_same_band(t, seg, 3.0) for t in tried):  # the same line as a candidate already followed
                 continue
             tried.append(seg)
-            coarse = _trace_candidate(ratio, segment, spec, config)
+            coarse = _trace_candidate(ratio, segment, spec, config, max_gap)
             if coarse is None or not _promising(coarse, spec, config, cue is not None):
                 continue
             full_ratio = tissue.full()
-            refined = _refine(full_ratio, coarse, spec)
+            refined = _refine(full_ratio, coarse, spec, max_gap)
             if refined is None:
                 continue
             fine, chord = refined

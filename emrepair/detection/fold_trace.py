@@ -25,6 +25,8 @@ class Trace:
         side_ratio: median level of the tissue just beside the band (the darker of its two sides).
         span: length of the stretch [s0, s1] as a fraction of the chord traced.
         level_spread: inter-quartile range of the band's centre level along it, over the side level.
+        gap: the longest run of positions within [s0, s1] where the band was not covered, as a fraction of all
+            positions along the chord (pieces of a broken band joined over it).
     """
 
     curve: FoldCurve
@@ -35,6 +37,7 @@ class Trace:
     side_ratio: float = 1.0
     span: float = 1.0
     level_spread: float = 0.0
+    gap: float = 0.0
 
     @property
     def contrast(self) -> float:
@@ -219,6 +222,8 @@ def trace_band(ratio: np.ndarray, curve: FoldCurve, chord_length: float, half: i
     if first < 0 or last - first < 3:
         return None
     stretch = covered[first:last + 1]
+    inside = np.flatnonzero(stretch)
+    gap = float(max(int(np.diff(inside).max(initial=1)) - 1, 0)) / count  # (as _longest_stretch counts it)
     widths = width[first:last + 1][stretch]
     rows = np.arange(first, last + 1)[stretch]
     cols = np.clip(np.rint(fitted[rows] + half).astype(int), 0, o.size - 1)
@@ -238,6 +243,7 @@ def trace_band(ratio: np.ndarray, curve: FoldCurve, chord_length: float, half: i
         side_ratio=side,
         span=float((s[last] - s[first]) / max(chord_length, 1e-6)),
         level_spread=float(np.subtract(*np.percentile(centres, [75, 25])) / max(side, 1e-6)),
+        gap=gap,
     )
 
 

@@ -141,7 +141,7 @@ class ZCue:
         theirs = np.stack([_running_mean(t, _SMOOTH) for t in theirs])
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            excess = own - np.nanmax(theirs, axis=0)
+            excess = own - np.max(theirs, axis=0)  # NaN where either neighbour is no witness
         known = excess[np.isfinite(excess)]  # (positions where both sides lie outside the image drop out)
         if known.size < _SAMPLES // 4:
             return ZEvidence(0.0, 0.0, len(self.neighbours))
