@@ -138,3 +138,16 @@ def test_a_small_hole_of_grainy_empty_film_is_found() -> None:
     assert [(d.z, d.kind) for d in report.defects] == [(2, "partial")]
     found = report.mask(2) == KIND_LABELS["partial"]
     assert found[hole].mean() > 0.95 and iou(found, hole) > 0.5
+
+
+@pytest.mark.parametrize("level", [0, 90, 255])
+def test_thin_constant_stripes_are_found_exactly(level: int) -> None:
+    """Dropout rows of one value at any level (black, grey, white), 2-5 px each: kept as exact lines, and the
+    cells on them are not grown into the tissue."""
+    vol = tissue(5, size=160)
+    lost = np.zeros((160, 160), bool)
+    lost[30:33], lost[90:95], lost[140:142] = True, True, True
+    vol[2][lost] = level
+    report = detect_volume(ArrayVolume(vol))
+    assert [(d.z, d.kind) for d in report.defects] == [(2, "partial")]
+    assert iou(report.mask(2) == KIND_LABELS["partial"], lost) == 1.0

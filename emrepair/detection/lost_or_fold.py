@@ -8,6 +8,9 @@ import numpy as np
 
 from emrepair.detection.lost_regions import LostRegions
 
+_POCKET_SHARE = 0.25  # tissue beyond a fold band holds at least this share of the band's area (else a pocket)
+_ON_LINES = 0.6  # a band with this share of its pixels on lost stripe lines (and no texture there) is a stripe
+
 
 def is_lost_not_fold(band: np.ndarray, regions: LostRegions, values: np.ndarray | None = None) -> bool:
     """Whether a dark band (a fold candidate; bool mask at any resolution) is rather lost tissue: mostly lost
@@ -24,6 +27,9 @@ def is_lost_not_fold(band: np.ndarray, regions: LostRegions, values: np.ndarray 
     lost = regions.core if regions.core is not None else regions.cells
     if regions.rows is not None or regions.cols is not None:  # stripes too, at the cells' resolution
         lines = LostRegions(np.zeros_like(lost), regions.cell, regions.shape, {}, None, regions.rows, regions.cols)
+        on_lines = lines.mask(band.shape) & band
+        if on_lines.sum() >= _ON_LINES * band.sum() and not (values is not None and band_textured(values, on_lines)):
+            return True  # mostly on whole lost rows or columns (a thin dropout stripe is narrower than a cell)
         lost = lost | (cv2.resize(lines.mask().astype(np.float32), (grid[1], grid[0]),
                                   interpolation=cv2.INTER_AREA) > 0.5)
     if area == 0 or (cells & lost).sum() < 0.25 * area:
@@ -64,20 +70,25 @@ def is_lost_not_fold(band: np.ndarray, regions: LostRegions, values: np.ndarray 
 def _tissue_on_both_sides(band: np.ndarray, regions: LostRegions, min_share: float = 0.002) -> bool:
     """Whether the tissue outside ``band`` (pixels neither in the band, grown by 2 px, nor in the lost cells
     found before growth) falls into at least two pieces of ``min_share`` of the section each: the band
-    separates tissue from tissue, as a fold does even across a corner; a torn part has nothing beyond it."""
+    separates tissue from tissue, as a fold does even across a corner; a torn part has nothing beyond it. The
+    second piece must also hold ``_POCKET_SHARE`` of the band's area: a pocket of tissue between a torn edge
+    and a band drawn over the torn part does not count."""
     core = regions.core if regions.core is not None else regions.cells
     lost = cv2.resize(core.astype(np.uint8), band.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
     tissue = ~(cv2.dilate(band.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) & ~lost
     count, _, stats, _ = cv2.connectedComponentsWithStats(tissue.astype(np.uint8), connectivity=4)
     if count < 3:
         return False
-    return int(np.sort(stats[1:, cv2.CC_STAT_AREA])[-2]) >= min_share * band.size
+    # a pocket of tissue left between a torn edge and a band drawn over it is small beside the band; what lies
+    # beyond a fold, even across a corner, is about as large as the band or larger
+    least = max(min_share * band.size, _POCKET_SHARE * float(np.count_nonzero(band)))
+    return int(np.sort(stats[1:, cv2.CC_STAT_AREA])[-2]) >= least
 
 
 def band_textured(values: np.ndarray, band: np.ndarray, min_autocorr: float = 0.3, min_nonflat: float = 0.6) -> bool:
     """Whether the pixels of ``band`` (bool mask, resized to ``values``' shape when it differs) keep a
     texture: not flat at ``min_nonflat`` of them (a near-black fold in 8-bit data has some flat pixels), and
-    neighbouring band pixels correlated (lag-1 autocorrelation, along rows or
+    neighbouring band pixels correlated (lag-1 autocorrelation of their ranks, along rows or
     columns, at least ``min_autocorr``) as darkened tissue is; a dropout stripe is constant or i.i.d. noise."""
     if band.shape != values.shape:
         band = cv2.resize(band.astype(np.uint8), values.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
@@ -90,9 +101,14 @@ def band_textured(values: np.ndarray, band: np.ndarray, min_autocorr: float = 0.
     local = cv2.dilate(values, kernel) - cv2.erode(values, kernel)  # exact 0 where flat
     if float(np.mean(local[band] > tiny)) < min_nonflat or float(inside.std()) <= tiny:
         return False
+    # on ranks (ties averaged): a few tissue pixels caught at a lost region's edge are bright outliers, which
+    # would lend an i.i.d. dark fill the correlation of tissue
+    levels, inverse, counts = np.unique(inside, return_inverse=True, return_counts=True)
+    ranked = np.zeros(values.shape, np.float64)
+    ranked[band] = (np.cumsum(counts) - 0.5 * (counts - 1))[inverse.ravel()]
     best = -1.0
-    for a, b, both in ((values[:, :-1], values[:, 1:], band[:, :-1] & band[:, 1:]),
-                       (values[:-1], values[1:], band[:-1] & band[1:])):
+    for a, b, both in ((ranked[:, :-1], ranked[:, 1:], band[:, :-1] & band[:, 1:]),
+                       (ranked[:-1], ranked[1:], band[:-1] & band[1:])):
         if int(both.sum()) < 16:
             continue
         x, y = a[both].astype(np.float64), b[both].astype(np.float64)

@@ -13,13 +13,16 @@ A section is cut into square cells of ``config.flat_block_px`` pixels. A cell is
   ``lost_noise_std`` of the section's): EM texture is correlated from pixel to pixel, shot noise in a light
   lumen is weak, and a detector dropout filled with noise is neither;
 * stripe: a full row or column (``lost_stripe_cover`` of its pixels) near the section's black or white end, or
-  noise along its whole length (in ``lost_stripe_cover`` of its segments of four cells, or over the whole line
+  flat (below the flat tolerance in ``lost_stripe_cover`` of its segments of four cells: constant fill at any
+  level), or noise along its whole length (in ``lost_stripe_cover`` of its segments of four cells, or over the whole line
   and in 60 % of its segments, for lines of at least eight segments), as a beam or detector dropout leaves; stripes are kept as rows and columns at
   full resolution, not as cells.
 
 Lost cells are closed (holes of one cell filled), components smaller than ``lost_min_region`` of the section
 are dropped, and the rest is grown by one cell so that the cells a region's edge crosses belong to it (the
-reported fraction counts those halfway).
+reported fraction counts those halfway). Cells lying mostly on stripe lines of a constant or near-black fill with
+sharp edges (no line beyond looks like the fill) are left to the lines, which are exact; a torn part's full lines
+keep their cells, which grow across its edge.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from emrepair.detection.lost_sums import (
     _correlation,
     _exact_f32,
     _products,
+    _sharp_lines,
     _stripe_lines,
 )
 from emrepair.detection.section_stats import median as middle
@@ -154,6 +158,7 @@ class LostMeasure:
     noise: np.ndarray | None = None
     rows: np.ndarray | None = None
     cols: np.ndarray | None = None
+    sharp: tuple[np.ndarray, np.ndarray] | None = None  # the stripe rows and columns with sharp edges
 
 
 def measure_lost(values: np.ndarray, nonfinite: np.ndarray | None, config: DetectConfig,
@@ -198,8 +203,10 @@ def measure_lost(values: np.ndarray, nonfinite: np.ndarray | None, config: Detec
     noise = (autocorr < config.lost_noise_autocorr) & (wstd >= config.lost_noise_std * global_std) & ~flat
     smooth = wstd < config.lost_smooth_std * global_std
     tissue_median = middle(wmean[~smooth]) if (~smooth).any() else median
-    rows, cols = _stripe_lines(values, cell, config, tissue_median, global_std, extremes,
-                               np.float32 if exact else np.float64, squares, products)
+    rows, cols, noisy_rows, noisy_cols = _stripe_lines(values, cell, config, tissue_median, global_std, extremes,
+                                                       np.float32 if exact else np.float64, squares, products,
+                                                       tolerance)
+    sharp = (_sharp_lines(values, rows, noisy_rows, 1, tolerance), _sharp_lines(values, cols, noisy_cols, 0, tolerance))
     # nearly black and nearly flat (an empty film with a little noise), or saturated with a little noise (light
     # lumens are smooth too, but not at the top of the integer range)
     extreme = wmean <= extremes[0] + config.lost_stripe_level * (tissue_median - extremes[0])
@@ -210,7 +217,7 @@ def measure_lost(values: np.ndarray, nonfinite: np.ndarray | None, config: Detec
     # reach into the tissue)
     flat |= (mean <= extremes[0] + config.lost_stripe_level * (tissue_median - extremes[0])) \
         & (std < config.lost_smooth_std * global_std)
-    return LostMeasure((h, w), cell, flat, noise, rows, cols)
+    return LostMeasure((h, w), cell, flat, noise, rows, cols, sharp)
 
 
 def lost_from(measure: LostMeasure, config: DetectConfig, exclude: np.ndarray | None = None) -> LostRegions:
@@ -233,7 +240,12 @@ def lost_from(measure: LostMeasure, config: DetectConfig, exclude: np.ndarray | 
     if stripe_area < config.lost_min_region:
         rows, cols, stripe_area = np.zeros_like(rows), np.zeros_like(cols), 0.0
     fractions = {"flat": float(flat.mean()), "noise": float(noise.mean()), "stripe": float(stripe_area)}
-    core = _clean_cells(flat | noise, config)
+    # cells that lie mostly on sharp-edged stripe lines are the lines' (kept exactly, at full resolution), not
+    # cells to grow
+    on_lines = np.zeros(grid, bool)
+    if measure.sharp is not None and (rows.any() or cols.any()):
+        on_lines = _on_lines(rows & measure.sharp[0], cols & measure.sharp[1], grid, measure.cell)
+    core = _clean_cells((flat | noise) & ~on_lines, config)
     grown = cv2.dilate(core.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0 if core.any() else core
     return LostRegions(grown, measure.cell, (h, w), fractions, core, rows if rows.any() else None,
                        cols if cols.any() else None)
@@ -259,6 +271,17 @@ def saturation_level(dtype: np.dtype) -> float | None:
         return None
     info = np.iinfo(dtype)
     return float(info.max) - 0.02 * (float(info.max) - float(info.min))
+
+
+def _on_lines(rows: np.ndarray, cols: np.ndarray, grid: tuple[int, int], cell: int,
+              share: float = 0.5) -> np.ndarray:
+    """Bool (gh, gw): the cells at least ``share`` of whose pixels lie on the lost ``rows`` or ``cols``."""
+    def per_cell(lines: np.ndarray, n: int) -> np.ndarray:
+        index = np.minimum(np.arange(lines.size) // cell, n - 1)
+        return np.bincount(index, lines.astype(np.float64), n) / np.maximum(np.bincount(index, minlength=n), 1)
+
+    across, down = per_cell(rows, grid[0]), per_cell(cols, grid[1])
+    return 1.0 - (1.0 - across)[:, None] * (1.0 - down)[None, :] >= share
 
 
 def _clean_cells(lost: np.ndarray, config: DetectConfig) -> np.ndarray:

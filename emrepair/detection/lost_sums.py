@@ -11,6 +11,8 @@ from emrepair.detection.config import DetectConfig
 _STRIP_CELLS = 64  # cells per strip of rows while summing, so memory stays near a strip of the section
 _LINE_MIN_SHARE = 0.6  # a line noise-like over its whole length is a stripe when this share of segments is noise too
 _LINE_MIN_SEGMENTS = 8  # ... and it is at least this many segments long
+_WEAK_SHARE = 0.5  # a line next to a noise stripe joins it when half of its segments are noise
+_EDGE_SHARE = 0.2  # a stripe's edge is sharp when less than this share of the next line looks like its fill
 _SHARED_MAX_PX = 1 << 24  # neighbour products are shared between the two searches up to this section size
 
 
@@ -158,11 +160,21 @@ def _noisy_lines(values: np.ndarray, squares: np.ndarray, axis: int, cell: int, 
     Each segment's autocorrelation (centred on the segment's mean) comes from its sums of pixels, squares and
     lag-1 products, so the section is never copied or transposed; ``squares`` is ``values ** 2``.
     """
+    return _line_tests(values, squares, axis, cell, config, global_std, dtype, lag)[0]
+
+
+def _line_tests(values: np.ndarray, squares: np.ndarray, axis: int, cell: int, config: DetectConfig,
+                global_std: float, dtype: type, lag: np.ndarray | None = None,
+                tolerance: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``_noisy_lines``; the lines that are flat along ``lost_stripe_cover`` of their length (a standard
+    deviation below ``tolerance`` in segments of four cells: a constant dropout line at any level; none when
+    ``tolerance`` is None); and the weak lines, noise in ``_WEAK_SHARE`` of their segments (not flat or dark
+    ones: the lines a slanted near-black fold covers half of are flat or dark in half their segments)."""
     seg = 4 * cell
     count = values.shape[axis] // seg
     lines = values.shape[1 - axis]
     if count < 1:
-        return np.zeros(lines, bool)
+        return np.zeros(lines, bool), np.zeros(lines, bool), np.zeros(lines, bool)
     span = count * seg
     x = (values[:, :span] if axis == 1 else values[:span]).astype(dtype, copy=False)
     made = lag is None or lag.shape != x.shape
@@ -195,8 +207,11 @@ def _noisy_lines(values: np.ndarray, squares: np.ndarray, axis: int, cell: int, 
     std = np.sqrt(np.clip(s2 / seg - mean * mean, 0.0, None))
     noisy = (autocorr < config.lost_noise_autocorr) & (std >= config.lost_noise_std * global_std)
     share = noisy.mean(axis=1)
+    flat_share = np.zeros(lines) if tolerance is None else (std < tolerance).mean(axis=1)
+    flat = flat_share >= config.lost_stripe_cover
+    weak = share >= _WEAK_SHARE
     if count < _LINE_MIN_SEGMENTS:  # a short line's own statistics are dominated by a noise hole it crosses
-        return share >= config.lost_stripe_cover
+        return share >= config.lost_stripe_cover, flat, weak
     # the whole line's own statistics: a noise-filled dropout line whose fill is a little weaker than the tissue
     # fails the spread test in many short segments by chance, but not over its whole length
     n = float(span)
@@ -210,7 +225,7 @@ def _noisy_lines(values: np.ndarray, squares: np.ndarray, axis: int, cell: int, 
     denom = np.sqrt(np.clip(var_a * var_b, 0.0, None))
     whole = np.where(denom > 1e-9, cov / np.maximum(denom, 1e-12), 1.0) < config.lost_noise_autocorr
     whole &= np.sqrt(np.clip(t2 / n - m * m, 0.0, None)) >= config.lost_noise_std * global_std
-    return (share >= config.lost_stripe_cover) | (whole & (share >= _LINE_MIN_SHARE))
+    return (share >= config.lost_stripe_cover) | (whole & (share >= _LINE_MIN_SHARE)), flat, weak
 
 
 def _line_counts(mask: np.ndarray, axis: int, cover: float) -> np.ndarray:
@@ -227,11 +242,13 @@ def _line_counts(mask: np.ndarray, axis: int, cover: float) -> np.ndarray:
 def _stripe_lines(values: np.ndarray, cell: int, config: DetectConfig, median: float, global_std: float,
                   extremes: tuple[float, float], dtype: type,
                   squares: np.ndarray | None = None,
-                  products: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  products: tuple[np.ndarray, np.ndarray] | None = None,
+                  tolerance: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Rows and columns that lie, nearly all along, at the section's black or white end (measured from the
-    tissue's ``median``), or that are noise along their whole length; grown by a pixel each side.
-    ``extremes``: the section's minimum and maximum; ``squares``: ``values ** 2`` in ``dtype`` when made;
-    ``products``: ``_products`` (the stripe search zeroes their last column and row, and uses them up)."""
+    tissue's ``median``), or that are noise, or flat (standard deviation below ``tolerance``, when given), along
+    their whole length; and which of them are noise. ``extremes``: the section's minimum and maximum; ``squares``: ``values ** 2`` in
+    ``dtype`` when made; ``products``: ``_products`` (the stripe search zeroes their last column and row, and
+    uses them up)."""
     lo, hi = extremes
     if squares is None or squares.dtype != dtype:
         squares = values.astype(dtype, copy=False) ** 2
@@ -239,13 +256,58 @@ def _stripe_lines(values: np.ndarray, cell: int, config: DetectConfig, median: f
     if products is not None:  # the lines' own lag products: none beyond the last pixel
         right, lower = products
         right[:, -1], lower[-1] = 0.0, 0.0
-    rows = _noisy_lines(values, squares, 1, cell, config, global_std, dtype, right)
-    cols = _noisy_lines(values, squares, 0, cell, config, global_std, dtype, lower)
+    rows, flat_rows, weak_rows = _line_tests(values, squares, 1, cell, config, global_std, dtype, right, tolerance)
+    cols, flat_cols, weak_cols = _line_tests(values, squares, 0, cell, config, global_std, dtype, lower, tolerance)
+    noisy_rows, noisy_cols = _hysteresis(rows, weak_rows), _hysteresis(cols, weak_cols)
+    rows, cols = noisy_rows | flat_rows, noisy_cols | flat_cols
     if hi > lo:
         h, w = values.shape
         for extreme in (values <= lo + config.lost_stripe_level * (median - lo),
                         values >= hi - config.lost_stripe_level * (hi - median)):
             rows |= _line_counts(extreme, 1, config.lost_stripe_cover) / w >= config.lost_stripe_cover
             cols |= _line_counts(extreme, 0, config.lost_stripe_cover) / h >= config.lost_stripe_cover
-    grow = lambda line: np.convolve(line.astype(np.uint8), np.ones(3, np.uint8), mode="same") > 0
-    return grow(rows), grow(cols)
+    return rows, cols, noisy_rows, noisy_cols
+
+
+def _hysteresis(strong: np.ndarray, weak: np.ndarray) -> np.ndarray:
+    """The runs of consecutive ``weak | strong`` lines that hold a ``strong`` one: a noise stripe's lines whose
+    own test failed by chance (noise over a short line) join it, and no weak line stands alone."""
+    if not strong.any():
+        return strong
+    either = np.concatenate([[False], weak | strong, [False]])
+    starts = np.flatnonzero(either[1:] & ~either[:-1])
+    ends = np.flatnonzero(~either[1:] & either[:-1])
+    counts = np.add.reduceat(np.concatenate([strong, [False]]).astype(np.int32), starts) if starts.size else []
+    out = np.zeros_like(strong)
+    for start, end, count in zip(starts, ends, counts):
+        if count:
+            out[start:end] = True
+    return out
+
+
+def _sharp_lines(values: np.ndarray, lines: np.ndarray, noisy: np.ndarray, axis: int, tolerance: float,
+                 max_share: float = _EDGE_SHARE) -> np.ndarray:
+    """The ``lines`` (rows for axis 1, columns for axis 0) in runs that are a constant or near-black fill (no line
+    of theirs ``noisy``) with a sharp edge each side: under ``max_share`` of the line just beyond lies within
+    ``tolerance`` plus twice the fill's spread of the fill's median (a dropout stripe; a torn part whose edge
+    crosses the next lines is not sharp, and its cells keep growing into them)."""
+    out = np.zeros_like(lines)
+    if not lines.any():
+        return out
+    padded = np.concatenate([[False], lines, [False]])
+    starts = np.flatnonzero(padded[1:] & ~padded[:-1])
+    ends = np.flatnonzero(~padded[1:] & padded[:-1])
+    line = (lambda i: values[i]) if axis == 1 else (lambda i: values[:, i])
+    for start, end in zip(starts, ends):
+        if noisy[start:end].any():
+            continue
+        sharp = True
+        for inside, beyond in ((start, start - 1), (end - 1, end)):
+            if not 0 <= beyond < lines.size:
+                continue
+            fill = line(inside)
+            level, spread = float(np.median(fill)), float(fill.std())
+            near = np.abs(line(beyond) - level) <= tolerance + 2.0 * spread
+            sharp &= float(near.mean()) < max_share
+        out[start:end] = sharp
+    return out
