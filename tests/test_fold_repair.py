@@ -182,3 +182,16 @@ def test_a_washed_out_stretch_is_relit_to_its_own_level() -> None:
     assert abs(float(kept[band].reshape(8, -1)[:, :20].mean()) - 0.12) < 0.06  # left end: ~0.1 kept
     assert abs(float(kept[band].reshape(8, -1)[:, -20:].mean()) - 0.68) < 0.06  # right end: ~0.7 kept
     assert np.all(kept[~band] == 1.0)
+
+
+def test_finish_keeps_the_models_result_only_close_to_the_band() -> None:
+    from emrepair.engine.fold_repair import FINISH_REACH
+
+    model = scrambled_model()
+    folded, left, right, band = sections()
+    alone = repair_fold_section(model, folded, left, right, band, finish=False)
+    finished = repair_fold_section(model, folded, left, right, band)
+    ring = binary_dilation(band, structure=np.ones((3, 3)), iterations=TINY.reach + TINY.transition) & \
+        ~binary_dilation(band, structure=np.ones((3, 3)), iterations=FINISH_REACH + TINY.transition)
+    assert alone.changed[ring].any()  # the model alone reaches its own composition reach
+    assert not finished.changed[ring].any()  # the finish keeps the folded pixels there

@@ -24,6 +24,8 @@ from emrepair.errors import UsageError
 from emrepair.models.fold_blend import near_band_weight
 from emrepair.models.kinds import is_fold
 
+FINISH_REACH = 4  # with the finish step the model's result off the band is composed over reach 4 px + transition
+INTERP_REACH = 128  # the interpolation is computed this far from the band (the finish step's pull fit reads 120 px)
 UNTILED_MAX_SIDE = 1024  # sections up to this side run in one piece when no tile size is given
 DEFAULT_TILE = 512
 
@@ -109,8 +111,10 @@ def repair_fold_section(model: nn.Module, folded: np.ndarray, left: np.ndarray, 
     model = model.to(target).eval()
     height, width = folded32.shape
     multiple, halo = int(model.size_multiple), int(model.halo)
-    weight = near_band_weight(torch.from_numpy(band)[None, None].float(),
-                              model.config.reach, model.config.transition)[0, 0].numpy()
+    # with the finish step, the model's result off the band is kept only close to it (FINISH_REACH)
+    reach = min(int(model.config.reach), FINISH_REACH) if finish else model.config.reach
+    weight = near_band_weight(torch.from_numpy(band)[None, None].float(), reach,
+                              model.config.transition)[0, 0].numpy()
     corrected = _correct_contrast(model, folded32, left32, right32, band, target)
     if not (weight > 0).any():
         return FoldRepair(corrected, changed_mask(corrected, folded32))
@@ -122,22 +126,40 @@ def repair_fold_section(model: nn.Module, folded: np.ndarray, left: np.ndarray, 
         tile = round_up(tile_size, multiple)
     if tile <= 2 * halo and tile < side:
         raise UsageError(f"tile size {tile} leaves no valid pixels for a halo of {halo}; use more than {2 * halo}")
-    needed = pad_to_multiple(weight, multiple) > 0
+    # the tiles near the band, out to where the finish step reads the interpolation (the pull's fit)
+    near = _near_band(band, max(int(model.config.reach) + int(model.config.transition), INTERP_REACH))
+    needed = pad_to_multiple(near.astype(np.float32), multiple) > 0
     tiled = TiledAggregator(model, target, halo, multiple, fixed_tile=tile_size is not None)
-    fused_all = tiled.run([corrected, left32, right32, band.astype(np.float32)],
-                          lambda crops, _ks: model.restore(*crops)[0], lambda: tile,
-                          lambda t: auto_overlap(t, halo) if overlap is None else overlap,
-                          needed=lambda t: bool(needed[t.slices].any()), progress=progress)[0]
+    fused_all, interpolated = tiled.run([corrected, left32, right32, band.astype(np.float32)],
+                                        lambda crops, _ks: _fused_and_interpolated(model, crops), lambda: tile,
+                                        lambda t: auto_overlap(t, halo) if overlap is None else overlap,
+                                        channels=2, needed=lambda t: bool(needed[t.slices].any()),
+                                        progress=progress)
     # clamp after composing, as the model's eval-mode forward does; folded pixels are already in [0, 1]
     image = np.clip(np.where(weight > 0, weight * fused_all + (1.0 - weight) * corrected, corrected), 0.0, 1.0)
     image = image.astype(np.float32)
     if finish:
-        image = finish_fold_repair(folded32, image, left32, right32, band)
+        # the model's own interpolation (stage 1) near the band, the neighbours' mean beyond
+        reference = np.where(near, interpolated, 0.5 * (left32 + right32)).astype(np.float32)
+        image = finish_fold_repair(folded32, image, left32, right32, band, interpolated=reference)
     return FoldRepair(image, changed_mask(image, folded32))
 
 
+def _near_band(band: np.ndarray, reach: int) -> np.ndarray:
+    """Pixels within ``reach`` px (Euclidean) of the band."""
+    import cv2
+
+    return cv2.distanceTransform((~band).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= reach
+
+
+def _fused_and_interpolated(model: nn.Module, crops: list[torch.Tensor]) -> torch.Tensor:
+    """The model's pre-composition result and its stage-1 interpolation, as two channels."""
+    parts = model.restore(*crops)
+    return torch.cat([parts[0], parts[3]], dim=1)
+
+
 def finish_fold_repair(folded: np.ndarray, repaired: np.ndarray, left: np.ndarray, right: np.ndarray,
-                       band: np.ndarray) -> np.ndarray:
+                       band: np.ndarray, interpolated: np.ndarray | None = None) -> np.ndarray:
     """The last step of a fold repair: no dark band, no seam, the pulled tissue back where it was.
 
     Where the neighbours' average fits the folded section closely enough beside the band to measure the pull
@@ -158,7 +180,8 @@ def finish_fold_repair(folded: np.ndarray, repaired: np.ndarray, left: np.ndarra
 
     if not band.any():
         return repaired
-    reference = 0.5 * (left + right)
+    mean = 0.5 * (left + right)
+    reference = mean if interpolated is None else interpolated
     pushed, moved, hidden, _ = unpull(folded, reference, band)
     fill = grow_band(pushed, reference, band | hidden)
     if moved.any() and not _better_beside(pushed, repaired, reference, moved & ~fill):
