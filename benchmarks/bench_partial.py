@@ -201,6 +201,7 @@ def run_repair_bench(data: Path, seed: int, model: str, ends: bool = False) -> N
     cases += [("neuroproof_medulla_train2.h5", z, 4) for z in (100, 150, 200)]  # 40 nm: neighbours 4 apart
     scores: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     kept, total, skipped = 0, 0, []
+    names: list[str] = []
     jobs = [(case, at) for case in cases for at in ((0, 2) if ends else (1,))]
     for i, ((name, z, step), at) in enumerate(jobs):
         with h5py.File(data / name, "r") as f:
@@ -237,6 +238,7 @@ def run_repair_bench(data: Path, seed: int, model: str, ends: bool = False) -> N
         for label, image in outputs.items():
             section_psnr = _region_scores(image, truth, np.ones_like(lost))[0]
             scores[label].append((*_region_scores(image, truth, lost), section_psnr))
+        names.append(f"{name} z={z} section {at}")
         line = ", ".join(f"{k} {scores[k][-1][0]:.2f}" for k in outputs)
         print(f"{name} z={z} (section {at} of 3) {fill} {shape} {fraction:.0%}: region PSNR {line}")
     print(f"\n{total} repaired sections ({len(skipped)} skipped: {skipped})")
@@ -247,8 +249,9 @@ def run_repair_bench(data: Path, seed: int, model: str, ends: bool = False) -> N
               f"whole-section PSNR {arr[:, 2].mean():.2f} dB")
     for other in ("whole", "linear region"):
         gain = np.array(scores["region"])[:, 0] - np.array(scores[other])[:, 0]
-        print(f"region ({model}) - {other} per section: min {gain.min():+.2f}, mean {gain.mean():+.2f} dB, "
-              f"below 0 in {int((gain < 0).sum())} of {gain.size}")
+        below = [(names[k], round(float(gain[k]), 4)) for k in np.flatnonzero(gain < 0)]
+        print(f"region ({model}) - {other} per section: min {gain.min():+.3f}, mean {gain.mean():+.3f} dB, "
+              f"below 0 in {len(below)} of {gain.size}{': ' + str(below) if below else ''}")
 
 
 def main() -> None:

@@ -15,7 +15,13 @@ from typer.testing import CliRunner
 from emrepair.cli.app import app
 from emrepair.detection import KIND_LABELS, DetectionReport, detect_volume
 from emrepair.detection.lost_regions import LostRegions
-from emrepair.distributed.region_repair import SEAM_PX, fuse_region, seam_weights
+from emrepair.distributed.region_repair import (
+    PLATEAU_PX,
+    SEAM_PX,
+    _fill_in_seam,
+    fuse_region,
+    seam_weights,
+)
 from emrepair.io import ArrayVolume
 from emrepair.models import get_spec
 from emrepair.pipelines.demo import sample_path
@@ -65,7 +71,7 @@ def test_fix_keeps_every_pixel_beyond_the_seam(tmp_path: Path) -> None:
         changed = out[z] != vol[z]
         np.testing.assert_array_equal(labels[z] > 0, changed)  # the masks label exactly what changed
         assert changed[lost[z]].mean() > 0.9
-        error = lambda image: float(np.abs(image.astype(float) - truth[z])[lost[z]].mean())  # noqa: E731
+        error = lambda image: float(np.abs(image.astype(float) - truth[z])[lost[z]].mean())
         # the lost region is restored (at the stack ends from the one neighbour, which has drifted)
         assert error(out[z]) < (0.5 if z == 3 else 0.8) * error(vol[z])
     for z in (1, 2, 4, 5, 6):
@@ -89,6 +95,44 @@ def test_the_seam_has_no_edge_and_matches_the_section_contrast() -> None:
     steps = np.abs(np.diff(fused.astype(float), axis=1))
     seam = (distance > 0) & (distance < SEAM_PX)
     assert steps[seam[:, 1:]].mean() < 1.5 * steps[(distance >= SEAM_PX)[:, 1:]].mean() + 1
+
+
+def test_fill_beyond_the_region_cells_is_synthesized_fully() -> None:
+    """A black sliver of a torn edge that reaches past the region's cells into the seam holds the fill: it is
+    replaced by the synthesized pixels, not blended with them; tissue in the seam is still blended, and nothing
+    beyond the seam changes."""
+    truth = tissue(1, size=128)[0]
+    region_cells = np.zeros((16, 16), bool)
+    region_cells[:, :3] = True  # torn from the left border: columns 0-23
+    region = LostRegions(region_cells, 8, (128, 128), {})
+    own = truth.copy()
+    own[:, :24] = 0
+    own[40:60, 24:36] = 0  # a sliver of the same black fill, 1-12 px beyond the cells
+    weights, distance = seam_weights(region, slice(0, 128), slice(0, 128), (128, 128))
+    fused, changed = fuse_region(own, truth, weights, distance)
+    assert np.array_equal(fused[40:60, 24:36], truth[40:60, 24:36])
+    tissue_seam = (distance > PLATEAU_PX) & (distance < SEAM_PX) & (own > 0)
+    assert np.abs(fused[tissue_seam].astype(int) - own[tissue_seam]).max() <= 1  # synth == truth == own there
+    assert not changed[distance >= SEAM_PX].any()
+    noisy = truth.copy()
+    noisy[:, :24] = np.random.default_rng(1).integers(0, 256, (128, 24))  # noise is no fill: the seam is blended
+    weights2 = _fill_in_seam(noisy, weights, distance, SEAM_PX)
+    assert np.array_equal(weights2, weights)
+
+
+def test_a_level_offset_is_matched_only_when_it_is_beyond_chance() -> None:
+    """The synthesized pixels are brought to the section's own level when the two differ by far more than their
+    structures do by chance; a difference of the order of the chance one is left alone."""
+    from emrepair.distributed.region_repair import _significant
+
+    rng = np.random.default_rng(3)
+    own = rng.normal(120, 30, (96, 96))
+    synth = rng.normal(120, 30, (96, 96))  # another section's structure: means differ by chance
+    ring = np.ones(own.shape, bool)
+    chance = float(own.mean() - synth.mean())
+    assert _significant(chance, synth, own, ring) == 0.0
+    assert _significant(20.0, synth, own, ring) == 20.0  # 20 grey levels over 9216 px: far beyond chance
+    assert _significant(20.0, synth, own, np.eye(96, dtype=bool)) == 0.0  # ... but not over a few pixels
 
 
 def test_a_report_without_regions_replaces_the_section_whole(tmp_path: Path) -> None:

@@ -103,7 +103,7 @@ def band_textured(values: np.ndarray, band: np.ndarray, min_autocorr: float = 0.
         return False
     # on ranks (ties averaged): a few tissue pixels caught at a lost region's edge are bright outliers, which
     # would lend an i.i.d. dark fill the correlation of tissue
-    levels, inverse, counts = np.unique(inside, return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(inside, return_inverse=True, return_counts=True)
     ranked = np.zeros(values.shape, np.float64)
     ranked[band] = (np.cumsum(counts) - 0.5 * (counts - 1))[inverse.ravel()]
     best = -1.0

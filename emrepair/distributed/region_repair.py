@@ -2,8 +2,10 @@
 
 The section's own pixels are kept everywhere farther than ``seam`` pixels from the region, bit for bit. Inside
 the region the synthesized section (the same model and neighbours as for a missing section) is used, with its
-mean matched to the section's own pixels beyond the seam; across the seam the two are blended with a smooth weight
-falling from 1 (up to 8 px from the region) to 0 at ``seam`` pixels from it.
+mean matched to the section's own pixels beyond the seam (when the difference is well beyond its standard
+error); across the seam the two are blended with a smooth weight falling from 1 (up to 8 px from the region) to
+0 at ``seam`` pixels from it. Seam pixels that hold the region's
+own fill (a constant or near-black level) are taken as lost and synthesized fully.
 
 The same seam serves two other region kinds of the detection report: staining precipitates (fused like a lost
 region, when asked for) and regional contrast changes, whose own pixels are corrected by a gain and offset
@@ -22,6 +24,7 @@ from emrepair.engine.intensity import match_contrast
 
 SEAM_PX = 16  # width of the blend between the synthesized region and the section's own pixels
 RING_PX = 48  # context beyond the seam read around a window, so that distances to the region are exact
+_MIN_Z = 3.5  # a level offset is applied only this many standard errors from 0 (bench_partial repair, seed 1)
 PLATEAU_PX = 8  # the first pixels of the seam are synthesized fully: they catch lost pixels just past a region cell
 
 
@@ -65,7 +68,8 @@ def fuse_region(own: np.ndarray, synth: np.ndarray, weights: np.ndarray, distanc
     ``own`` and ``synth`` are of the stored dtype; pixels with weight 0 are copied from ``own`` untouched.
     """
     ring = distance >= seam  # every own pixel beyond the seam (in the window)
-    offset = match_contrast(synth, own, ring)
+    offset = _significant(match_contrast(synth, own, ring), synth, own, ring)
+    weights = _fill_in_seam(own, weights, distance, seam)
     touched = weights > 0
     out = own.copy()
     if not touched.any():
@@ -80,6 +84,54 @@ def fuse_region(own: np.ndarray, synth: np.ndarray, weights: np.ndarray, distanc
     if np.dtype(own.dtype).kind == "f":
         changed[touched] |= np.isnan(own[touched]) != np.isnan(out[touched])
     return out, changed
+
+
+def _significant(offset: float, synth: np.ndarray, own: np.ndarray, ring: np.ndarray,
+                 min_z: float = _MIN_Z, cell_px: int = 64) -> float:
+    """``offset``, or 0 when it is within ``min_z`` standard errors of 0: the own and synthesized sections'
+    structures differ, and over a small ring their means differ by chance. The standard error counts one
+    independent sample per ``cell_px`` pixels of the ring (neighbouring pixels are correlated)."""
+    if offset == 0.0:
+        return 0.0
+    usable = ring & np.isfinite(own) & np.isfinite(synth) if own.dtype.kind == "f" else ring
+    diff = own[usable].astype(np.float64) - synth[usable].astype(np.float64)
+    if diff.size < 2 * cell_px:
+        return 0.0
+    error = float(diff.std()) / np.sqrt(diff.size / float(cell_px))
+    return offset if abs(offset) >= min_z * error else 0.0
+
+
+def _fill_in_seam(own: np.ndarray, weights: np.ndarray, distance: np.ndarray, seam: int,
+                  max_spread: float = 0.05, min_pixels: int = 64) -> np.ndarray:
+    """``weights`` with the seam's own pixels that hold the region's fill set to 1: they are lost too (a torn
+    sliver narrower than a detection cell, a ragged edge beyond the region's cells), and blending them would
+    carry the fill into the repair.
+
+    The fill is the band from the 5th to the 50th percentile of the own pixels inside the region, widened by its
+    width and 1 % of the window's 1-99 % range each side; it counts only when that band is narrow (at most
+    ``max_spread`` of the range: black, white, a grey level or an empty film, not noise or tissue)."""
+    inside = own[distance <= 0]
+    if own.dtype.kind == "f":
+        inside = inside[np.isfinite(inside)]
+    seam_px = (distance > 0) & (distance < seam)
+    if inside.size < min_pixels or not seam_px.any():
+        return weights
+    sample = own[::4, ::4]
+    sample = sample[np.isfinite(sample)] if own.dtype.kind == "f" else sample
+    lo, hi = (float(v) for v in np.percentile(sample, [1, 99]))
+    scale = max(hi - lo, 1e-6)
+    low, mid = (float(v) for v in np.percentile(inside, [5, 50]))
+    if mid - low > max_spread * scale:
+        return weights
+    margin = (mid - low) + 0.01 * scale
+    values = own.astype(np.float64, copy=False)
+    with np.errstate(invalid="ignore"):
+        like = seam_px & (values >= low - margin) & (values <= mid + margin)
+    if not like.any():
+        return weights
+    out = weights.copy()
+    out[like] = 1.0
+    return out
 
 
 def _stored(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
