@@ -17,7 +17,7 @@ from emrepair.detection.damage_config import DamageConfig
 from emrepair.io import open_volume
 
 STACKS = ("isbi2012_train.h5", "vnc_stack1.h5", "sbem_cdeep3m_train_v2.h5", "neuroproof_medulla_train1.h5")
-FUNCTIONS = ("measure_lost", "_stripe_lines", "_noisy_lines", "_cell_sums", "_products", "section_stats",
+FUNCTIONS = ("measure_lost", "_stripe_lines", "_line_tests", "_noisy_lines", "_sharp_lines", "_cell_sums", "_products", "section_stats",
              "find_contrast_region", "candidates", "find_precipitates", "_damage")
 
 
