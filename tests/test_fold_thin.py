@@ -50,3 +50,22 @@ def test_a_bowed_thin_line_with_a_knot_is_found_and_masked(width: int, bow: floa
 def test_membrane_like_ridges_alone_are_no_fold() -> None:
     image = _tissue(4)
     assert find_folds(image, 0.0, float(np.median(image)), DetectConfig()) == []
+
+
+def _wavy_line(size: int, width: int, amplitude: float, periods: float) -> np.ndarray:
+    """A line from the top border to the bottom one that wanders sideways as a sine of ``amplitude`` px."""
+    ys = np.arange(size, dtype=np.float32)
+    xs = 0.4 * size + 0.1 * size * ys / size + amplitude * np.sin(2 * np.pi * periods * ys / size)
+    mask = np.zeros((size, size), np.uint8)
+    cv2.polylines(mask, [np.stack([xs, ys], axis=1).round().astype(np.int32)], False, 1, width)
+    return mask > 0
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_a_thin_line_that_wanders_is_found_from_its_component(seed: int) -> None:
+    image = _tissue(seed)
+    line = _wavy_line(image.shape[0], 2, 6.0, 2.0)  # two periods, 6 px to each side: no long straight piece
+    image[line] *= 0.08
+    folds = find_folds(image, 0.0, float(np.median(image)), DetectConfig())
+    assert folds, "the wandering line was not found"
+    assert fold_band_mask(folds, image.shape, max(image.shape))[line].mean() > 0.6
