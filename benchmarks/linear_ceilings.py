@@ -3,6 +3,7 @@
     python benchmarks/linear_ceilings.py sstem           # ssTEM held-out sections: per-band optimal linear filters
     python benchmarks/linear_ceilings.py flow-settings   # FIB-SEM 40 nm, x4: DIS settings for the flow warps
     python benchmarks/linear_ceilings.py sstem-spectrum  # ssTEM held-out sections: flowunet's error per wavelength
+    python benchmarks/linear_ceilings.py serial [--model PATH ...]  # every serial-section stack: flow's Wiener ceiling
 
 ``sstem``: on the held-out sections of isbi2012 and vnc_stack1 (z % 5 == 2, as ``emrepair train`` holds out),
 the best linear filter of each prediction, fitted per radial frequency band (48 bands, a Wiener filter) on the
@@ -13,6 +14,12 @@ the two warped neighbours agree locally (6 levels of local correlation). Whole s
 
 ``sstem-spectrum``: on the same held-out sections, the power of the truth and of flowunet's error (whole sections,
 shipped weights) in octave bands of wavelength, and the fraction of the truth's power flowunet explains in each.
+
+``serial``: the same per-band filter of the flow interpolation on every serial-section stack of the data folder
+(isbi2012, vnc_stack1, the two CDeep3M SBEM training stacks and CREMI: held-out z % 5 == 2, fitted on the stack's
+other sections; CDeep3M's own validation stack ``sbem_cdeep3m_val_v2``: every interior section, with the filter
+fitted on ``sbem_cdeep3m_train_v2``, the same processing), beside linear, flow and each ``--model`` (name or
+checkpoint, whole sections in one pass), per stack and pooled over all held-out sections.
 
 ``flow-settings``: the flow baseline (both neighbours warped to t and cross-faded) on neuroproof2 kept at every
 4th section, t = 1/4, 1/2, 3/4 between sections 10, 22, ..., 226 and 4 further, with several DIS settings.
@@ -43,6 +50,8 @@ from emrepair.models.flow import (  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 SSTEM = ("isbi2012_train", "vnc_stack1")
+SERIAL = ("isbi2012_train", "vnc_stack1", "sbem_cdeep3m_train_v1", "sbem_cdeep3m_train_v2", "cremi_train_crop")
+SERIAL_VAL = {"sbem_cdeep3m_val_v2": "sbem_cdeep3m_train_v2"}   # a validation stack: its filter's fitting stack
 BANDS = 48
 OCTAVES = (0, 1 / 128, 1 / 64, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 0.75)
 AGREEMENT_LEVELS = 6
@@ -177,6 +186,76 @@ def sstem_spectrum(data: Path) -> None:
                   f"explained {1 - e / t:+.1%}; share of the error {e / error_power.sum():.1%}", flush=True)
 
 
+def band_weights(pairs: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Per-band least-squares weight (one input) mapping each (prediction, truth) pair's prediction to its truth."""
+    shape = pairs[0][1].shape
+    band = np.minimum((radius(shape) / 0.5 * BANDS).astype(int), BANDS - 1).ravel()
+    gram, rhs = np.zeros(BANDS), np.zeros(BANDS)
+    for pred, truth in pairs:
+        x, y = np.fft.fft2(pred).ravel(), np.fft.fft2(truth).ravel()
+        gram += np.bincount(band, np.abs(x) ** 2, BANDS)
+        rhs += np.bincount(band, np.real(x * np.conj(y)), BANDS)
+    return rhs / (gram + 1e-9)
+
+
+def apply_band_weights(weights: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """``image`` filtered with one weight per radial band (from :func:`band_weights`), clipped to [0, 1]."""
+    band = np.minimum((radius(image.shape) / 0.5 * BANDS).astype(int), BANDS - 1)
+    return np.clip(np.real(np.fft.ifft2(np.fft.fft2(image) * weights[band])), 0, 1).astype(np.float32)
+
+
+def serial(data: Path, models: list[str]) -> None:
+    """Print linear, flow, flow's per-band Wiener filter and each model on every serial-section stack's held-out
+    sections, per stack and pooled (see the module docstring)."""
+    import torch
+
+    from emrepair.models import load_model
+
+    nets = {name: load_model(name, device="cpu")[0].eval() for name in models}
+    flows = {}
+
+    def flow_of(name: str, vol: np.ndarray, z: int) -> np.ndarray:
+        if (name, z) not in flows:
+            a, b = flow_warps(vol[z - 1], vol[z + 1], 0.5)
+            flows[name, z] = 0.5 * (a + b)
+        return flows[name, z]
+
+    pooled: dict[str, list[float]] = {}
+    for name in SERIAL + tuple(SERIAL_VAL):
+        if not (data / f"{name}.h5").is_file():
+            continue
+        vol = load(data, name)
+        if name in SERIAL_VAL:
+            fit_name = SERIAL_VAL[name]
+            fit_vol = load(data, fit_name)
+            fit_z = [z for z in range(1, len(fit_vol) - 1) if z % 5 != 2]
+            held = list(range(1, len(vol) - 1))
+        else:
+            fit_name, fit_vol = name, vol
+            fit_z = [z for z in range(1, len(vol) - 1) if z % 5 != 2]
+            held = [z for z in range(1, len(vol) - 1) if z % 5 == 2]
+        weights = band_weights([(flow_of(fit_name, fit_vol, z), fit_vol[z]) for z in fit_z])
+        rows: dict[str, list[float]] = {
+            "linear": [psnr(0.5 * (vol[z - 1] + vol[z + 1]), vol[z]) for z in held],
+            "flow": [psnr(flow_of(name, vol, z), vol[z]) for z in held],
+            "flow, best filter per band": [psnr(apply_band_weights(weights, flow_of(name, vol, z)), vol[z])
+                                           for z in held],
+        }
+        for label, net in nets.items():
+            scores = []
+            for z in held:
+                with torch.no_grad():
+                    pred = net(torch.from_numpy(vol[z - 1])[None, None], torch.from_numpy(vol[z + 1])[None, None],
+                               torch.tensor([0.5]))[0, 0].numpy()
+                scores.append(psnr(np.clip(pred, 0, 1).astype(np.float32), vol[z]))
+            rows[label] = scores
+        for label, values in rows.items():
+            pooled.setdefault(label, []).extend(values)
+            print(f"{name}: {label}: {np.mean(values):.3f} dB (n={len(values)})", flush=True)
+    for label, values in pooled.items():
+        print(f"pooled: {label}: {np.mean(values):.3f} dB (n={len(values)})", flush=True)
+
+
 def dis(**settings: float) -> cv2.DISOpticalFlow:
     """DIS PRESET_MEDIUM with the named setters applied (``PatchSize=16`` calls ``setPatchSize(16)``)."""
     flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
@@ -214,10 +293,18 @@ def flow_settings(data: Path) -> None:
         print(f"flow, {label}: {np.mean(scores):.3f} dB", flush=True)
 
 
+def torch_threads(threads: int) -> None:
+    """Limit torch's intra-op threads (the model passes of ``serial``)."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def main() -> None:
     """Parse the subcommand and run it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("check", choices=["sstem", "sstem-spectrum", "flow-settings"])
+    parser.add_argument("check", choices=["sstem", "sstem-spectrum", "flow-settings", "serial"])
+    parser.add_argument("--model", action="append", default=[], help="serial: a model name or checkpoint to score")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -226,6 +313,9 @@ def main() -> None:
         sys.exit(f"{args.data}: no data folder (give --data)")
     if args.check == "sstem":
         sstem(args.data)
+    elif args.check == "serial":
+        torch_threads(args.threads)
+        serial(args.data, args.model)
     elif args.check == "sstem-spectrum":
         sstem_spectrum(args.data)
     else:
