@@ -6,7 +6,8 @@
 
 Each row: the folded section, fix's output and the untouched section, cropped around the band (the same crop),
 with the fold's kind and, beside it, whether fix found it and the band's PSNR before and after and of
-mask-and-fill with the true band. The seeds are fixed and the pictures are what comes out: no picking.
+mask-and-fill with the true band; printed too: the band's mean and standard deviation after fix and in the truth,
+and how many pixels fix changed outside the true band and outside the band and the pulled tissue. The seeds are fixed and the pictures are what comes out: no picking.
 """
 
 from __future__ import annotations
@@ -89,8 +90,13 @@ def main() -> None:
             truth = stack[args.z].astype(np.float32) / 255
             scores = [band_psnr(img, truth, band) for img in (fold.image / 255.0, fixed / 255.0, fill / 255.0)]
             found = args.z in result.synthesized
+            changed = fixed != fold.image
+            pulled = fold.pulled_mask if fold.pulled_mask is not None else np.zeros_like(band)
             print(f"{name:24s} width {fold.folds[0].width_px:5.1f} px  found {found}  band PSNR folded {scores[0]:.2f}"
-                  f"  fixed {scores[1]:.2f}  mask-and-fill {scores[2]:.2f} dB", flush=True)
+                  f"  fixed {scores[1]:.2f}  mask-and-fill {scores[2]:.2f} dB  band mean/std fixed "
+                  f"{fixed[band].mean():.1f}/{fixed[band].std():.1f} truth {stack[args.z][band].mean():.1f}/"
+                  f"{stack[args.z][band].std():.1f}  changed outside the band {(changed & ~band).sum()} px, outside "
+                  f"band + pull {(changed & ~band & ~pulled).sum()} px (band {band.sum()} px)", flush=True)
             ys, xs = crop_around(band, CROP)
             caption = f"{name}, {fold.folds[0].width_px:.0f} px: " + ("found" if found else "NOT found")
             tiles = [labelled(fold.image[ys, xs], caption), labelled(fixed[ys, xs], "emrepair fix"),
