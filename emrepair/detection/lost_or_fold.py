@@ -9,6 +9,7 @@ import numpy as np
 from emrepair.detection.lost_regions import LostRegions
 
 _POCKET_SHARE = 0.25  # tissue beyond a fold band holds at least this share of the band's area (else a pocket)
+_IN_LOST = 0.5  # an untextured band with nothing beyond it and this share of its pixels in the lost region is lost
 _ON_LINES = 0.6  # a band with this share of its pixels on lost stripe lines (and no texture there) is a stripe
 
 
@@ -50,6 +51,8 @@ def is_lost_not_fold(band: np.ndarray, regions: LostRegions, values: np.ndarray 
     if textured or _tissue_on_both_sides(band, regions):
         # darkened tissue, or a band with tissue beyond it (a fold across a corner): not the edge of a torn part
         return False
+    if float(regions.mask(band.shape)[band].mean()) >= _IN_LOST:
+        return True  # untextured, nothing beyond it, and mostly in the lost region: the torn part itself
     # width and length of the band in cells, from its area and its distance transform
     inside = cv2.distanceTransform(np.pad(cells, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
     width = max(1.0, 2.0 * float(inside.max()))
