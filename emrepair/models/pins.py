@@ -12,7 +12,7 @@ WEIGHTS_ENV = "EMREPAIR_WEIGHTS"
 # SHA-256 of each shipped weights file (weights/<name>.pt): loading refuses shipped weights that differ.
 PINNED = {
     "dan": "6d799f3a903d2c675aec93f21b3cb6916d1faad17955dadfc4ab53b2a1cc49a7",
-    "flowunet": "915c98fe243d309f8cc6091876a3b8726255058673b56867de514c1beb9e1803",
+    "flowunet": "10ca3c3c0fd07898259f8327c3a738d1982117ee4ab1ec55000e85dd1aff0af3",
     "gan": "66fda23c279991db9f149c834c0ac2afa4f9453922c1b991b3eeb75643d75cd7",
     "gan3d": "8b5ab361872ef15b1d6d8b8f1be38bff23fa949c5d5aa7ebcf5124b4f60b6ffc",
     "reslice": "bfd0f10c12260771288d81fd7061b0245a7e3e51565a475d8d8eeb82cf756def",
