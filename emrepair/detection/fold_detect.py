@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-import cv2
 import numpy as np
 
 from emrepair.detection.config import DetectConfig
+from emrepair.detection.fold_candidates import candidate_segments
 from emrepair.detection.fold_geometry import FoldCurve, chord_through, realign
 from emrepair.detection.fold_mask import segment_band, union_mask
 from emrepair.detection.fold_scales import FoldPass, TissueLevel, fold_passes
@@ -24,7 +24,6 @@ from emrepair.detection.fold_trace import Trace, screen_band, trace_band
 from emrepair.detection.fold_z import ZCue
 
 _MAX_CANDIDATES = {"dark": 12, "faint": 6}  # candidates followed per pass (busy tissue gives many dark ones)
-_THIN_PX = 4.0  # lines up to this wide (full-resolution px) are also looked for as whole components
 _MAX_SEGMENTS = 48  # Hough segments looked at per pass, the longest first
 _GROW_BELOW = 0.6  # a first trace covering less of its stretch is traced again, grown from its Hough segment
 _MAX_GAP = 0.15  # broken folds: pieces are joined over gaps of up to this fraction of the chord
@@ -64,52 +63,6 @@ class FoldFinding:
 def working_factor(config: DetectConfig) -> int:
     """Downsampling factor at which the narrowest fold of the dark pass is still about 2.5 pixels wide."""
     return max(1, int(config.fold_min_width_px // 2.5))
-
-
-def _candidate_segments(ratio: np.ndarray, spec: FoldPass) -> np.ndarray:
-    """Hough segments (N, 4) of x0, y0, x1, y1 over the pass's dark pixels, longest first; for the dark pass then
-    the principal axes of long, thin dark components (``_thin_lines``)."""
-    h, w = ratio.shape
-    side = min(h, w)
-    votes, shortest = spec.hough
-    threshold = max(10, int(votes * side))
-    dark = (ratio < spec.dark).astype(np.uint8)
-    if int(dark.sum()) < threshold:  # a line of ``threshold`` votes needs as many dark pixels
-        return np.zeros((0, 4), np.float32)
-    _count, labels, stats, _ = cv2.connectedComponentsWithStats(dark, connectivity=8)
-    extent = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
-    keep = extent >= spec.min_extent * side
-    keep[0] = False
-    if int(stats[keep, cv2.CC_STAT_AREA].sum()) < threshold:
-        return np.zeros((0, 4), np.float32)
-    dark = keep.astype(np.uint8)[labels] * np.uint8(255)
-    segments = cv2.HoughLinesP(dark, 1, np.pi / 180, threshold=threshold,
-                               minLineLength=max(8, int(shortest * side)), maxLineGap=max(3, int(0.03 * side)))
-    segments = np.zeros((0, 4), np.float32) if segments is None else segments.reshape(-1, 4).astype(np.float32)
-    lengths = np.hypot(segments[:, 2] - segments[:, 0], segments[:, 3] - segments[:, 1])
-    segments = segments[np.argsort(-lengths)]
-    if spec.name == "dark":  # thin lines that wander: one long component, no long straight segment (tried last)
-        segments = np.concatenate([segments, _thin_lines(labels, stats, keep, side, _THIN_PX / spec.factor + 1)])
-    return segments
-
-
-def _thin_lines(labels: np.ndarray, stats: np.ndarray, keep: np.ndarray, side: int, thick: float) -> np.ndarray:
-    """Segments (N, 4) along the principal axis of each long, thin dark component (extent at least half the
-    shorter side, at most ``thick`` pixels thick on average): a thin line that wanders gives no long straight
-    Hough segment but is one such component."""
-    extent = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
-    diagonal = np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
-    chosen = np.flatnonzero(keep & (extent >= 0.5 * side) & (stats[:, cv2.CC_STAT_AREA] <= thick * diagonal))
-    out = []
-    for i in chosen[:8]:
-        x, y, w, h = stats[i, :4]
-        ys, xs = np.nonzero(labels[y:y + h, x:x + w] == i)
-        pts = np.stack([xs + x, ys + y], axis=1).astype(np.float64)
-        centre = pts.mean(axis=0)
-        _, _, vt = np.linalg.svd(pts - centre, full_matrices=False)
-        along = (pts - centre) @ vt[0]
-        out.append([*(centre + along.min() * vt[0]), *(centre + along.max() * vt[0])])
-    return np.asarray(out, np.float32).reshape(-1, 4)
 
 
 def _trace_candidate(ratio: np.ndarray, segment: np.ndarray, spec: FoldPass, config: DetectConfig,
@@ -277,7 +230,7 @@ def find_folds(values: np.ndarray, black: float, median: float, config: DetectCo
         tried: list[FoldCurve] = []
         # a fold gives many Hough segments: those along a band already found or a line already followed are
         # passed over without counting, so a second fold is still reached within _MAX_CANDIDATES
-        for segment in _candidate_segments(ratio, spec)[:_MAX_SEGMENTS]:
+        for segment in candidate_segments(ratio, spec)[:_MAX_SEGMENTS]:
             if len(tried) >= _MAX_CANDIDATES.get(spec.name, 6):
                 break
             seg = _segment_curve(segment)
