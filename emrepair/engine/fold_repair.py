@@ -25,7 +25,7 @@ from emrepair.models.fold_blend import near_band_weight
 from emrepair.models.kinds import is_fold
 
 FINISH_REACH = 4  # with the finish step the model's result off the band is composed over reach 4 px + transition
-INTERP_REACH = 128  # the interpolation is computed this far from the band (the finish step's pull fit reads 120 px)
+INTERP_REACH = 128  # the interpolation is computed this far from the band (the finish step reads it within ~110 px)
 UNTILED_MAX_SIDE = 1024  # sections up to this side run in one piece when no tile size is given
 DEFAULT_TILE = 512
 
@@ -174,6 +174,9 @@ def finish_fold_repair(folded: np.ndarray, repaired: np.ndarray, left: np.ndarra
         folded, repaired, left, right: (H, W) float32 in [0, 1]: the folded section, the model's result and
             the two neighbours (the same section twice for a first or last section).
         band: (H, W) bool band mask.
+        interpolated: (H, W) float32, the section interpolated from its neighbours (the fold model's stage 1),
+            the reference of the band's growth and fill; None for the neighbours' mean. The pull is always fitted
+            against the neighbours' mean.
     """
     from emrepair.engine.fold_fill import fill_band, grow_band
     from emrepair.engine.fold_pull import unpull
@@ -182,7 +185,9 @@ def finish_fold_repair(folded: np.ndarray, repaired: np.ndarray, left: np.ndarra
         return repaired
     mean = 0.5 * (left + right)
     reference = mean if interpolated is None else interpolated
-    pushed, moved, hidden, _ = unpull(folded, reference, band)
+    # the pull is fitted against the neighbours' mean: fold_pull's trust thresholds were set with that reference
+    # (against the interpolation, wrong fits on ssTEM pass them)
+    pushed, moved, hidden, _ = unpull(folded, mean, band)
     fill = grow_band(pushed, reference, band | hidden)
     if moved.any() and not _better_beside(pushed, repaired, reference, moved & ~fill):
         pushed, moved, fill = folded, np.zeros_like(moved), grow_band(folded, reference, band)
