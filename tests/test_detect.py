@@ -263,9 +263,13 @@ def test_loading_a_bad_report_is_an_input_error(tmp_path) -> None:
 
 def test_a_wide_fold_across_a_corner_is_a_fold_and_a_torn_corner_is_not() -> None:
     vol = tissue(3, size=200)[:, :100, :]  # a small section, as the gala FIB-SEM stacks are
-    cv2.line(vol[1], (-10, 60), (100, 120), 0, 24)  # a black band cutting off the bottom-left corner
+    band = np.zeros(vol.shape[1:], np.uint8)
+    cv2.line(band, (-10, 60), (100, 120), 1, 24)  # a near-black band cutting off the bottom-left corner, the
+    vol[1][band > 0] = (vol[1][band > 0] * 0.06).astype(vol.dtype)  # tissue still beneath it, as in a fold
     report = detect_volume(ArrayVolume(vol))
     assert [(d.z, d.kind) for d in report.defects] == [(1, "fold")]
+    vol[1][band > 0] = 0  # a constant black band, no tissue beneath: lost or a fold, it is flagged either way
+    assert [d.z for d in detect_volume(ArrayVolume(vol)).defects] == [1]
     torn = tissue(3, size=200, seed=2)[:, :100, :]
     cv2.fillPoly(torn[1], [np.array([(0, 40), (0, 99), (150, 99)])], 0)  # black up to the border: torn off
     assert all(d.kind != "fold" for d in detect_volume(ArrayVolume(torn)).defects)
