@@ -181,15 +181,21 @@ def test_demo_repairs_the_bundled_sample(tmp_path: Path) -> None:
         assert (tmp_path / "demo" / name).exists()
     doc = json.loads((tmp_path / "demo" / "detect.json").read_text())
     # the torn section keeps its intact part: a partly lost section, only its lost region repaired
-    assert [(d["z"], d["kind"]) for d in doc["defects"]] == [(6, "missing"), (13, "fold"), (19, "partial")]
+    found = [(d["z"], d["kind"]) for d in doc["defects"]]
+    # the thin line (3), the default fold (13) and the wide band along the border (16) are found; the faint band
+    # (10) may be (docs/benchmarks.md: family-B faint recall is far from 1)
+    assert {(6, "missing"), (13, "fold"), (19, "partial"), (3, "fold"), (16, "fold")} <= set(found) <= \
+        {(6, "missing"), (13, "fold"), (19, "partial"), (3, "fold"), (16, "fold"), (10, "fold")}
     with h5py.File(tmp_path / "demo" / "repaired.h5", "r") as f, \
             h5py.File(Path(__file__).parents[1] / "emrepair" / "data" / "sample.h5", "r") as s:
         repaired, raw, truth = f["raw"][:], s["raw"][:], s["truth"][:]
-    good = [z for z in range(len(raw)) if z not in (6, 13, 19)]
+        simulated = [int(z) for z in s["raw"].attrs["defect_z"]]
+    assert sorted(simulated) == [3, 6, 10, 13, 16, 19]
+    good = [z for z in range(len(raw)) if z not in simulated]
     np.testing.assert_array_equal(repaired[good], raw[good])
     with h5py.File(tmp_path / "demo" / "masks.h5", "r") as f:
-        band = f["labels"][13] == 2
-    for z, where in ((6, slice(None)), (19, slice(None)), (13, band)):
+        bands = {z: f["labels"][z] == 2 for z in (3, 13, 16)}
+    for z, where in ((6, slice(None)), (19, slice(None)), *bands.items()):
         err_before = np.abs(raw[z].astype(float) - truth[z])[where].mean()
         assert np.abs(repaired[z].astype(float) - truth[z])[where].mean() < 0.5 * err_before
 

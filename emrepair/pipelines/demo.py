@@ -80,7 +80,9 @@ def run_demo(out_dir: str | Path, *, overwrite: bool = True, model: str = "auto"
                 continue
             linear = (1 - t) * raw[run.left].astype(np.float64) + t * raw[run.right].astype(np.float64)
             summary.psnr[z] = (psnr(repaired[z], truth[z]), psnr(linear, truth[z]))
-    write_before_after(out / "before_after.png", raw, repaired, truth, result.synthesized)
+    # every simulated defect gets a row, so a defect detection missed shows as left unrepaired
+    shown = sorted(set(result.synthesized) | {z for z, _ in truth_defects})
+    write_before_after(out / "before_after.png", raw, repaired, truth, shown, set(result.synthesized))
     return summary
 
 
@@ -91,14 +93,16 @@ def psnr(image: np.ndarray, reference: np.ndarray, peak: float = 255.0) -> float
 
 
 def write_before_after(path: Path, raw: np.ndarray, repaired: np.ndarray, truth: np.ndarray,
-                       sections: list[int]) -> None:
-    """A PNG with one row per repaired section: damaged input | emrepair's repair | the truth."""
+                       sections: list[int], changed: set[int] | None = None) -> None:
+    """A PNG with one row per section: damaged input | emrepair's repair | the truth; a section not in
+    ``changed`` (when given) is labelled as left as it was."""
     import cv2
 
     rows = []
     for z in sections:
         tiles = []
-        for label, image in (("input", raw[z]), ("repaired", repaired[z]), ("truth", truth[z])):
+        done = "repaired" if changed is None or z in changed else "not repaired"
+        for label, image in (("input", raw[z]), (done, repaired[z]), ("truth", truth[z])):
             tile = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_GRAY2BGR)
             cv2.rectangle(tile, (0, 0), (tile.shape[1], 22), (0, 0, 0), -1)
             cv2.putText(tile, f"z={z} {label}", (5, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 255), 1,
@@ -108,4 +112,4 @@ def write_before_after(path: Path, raw: np.ndarray, repaired: np.ndarray, truth:
         rows.append(np.hstack(tiles[:-1]))
         rows.append(np.full((4, rows[-1].shape[1], 3), 255, np.uint8))
     if rows:
-        cv2.imwrite(str(path), np.vstack(rows[:-1]))
+        cv2.imwrite(str(path), np.vstack(rows[:-1]), [cv2.IMWRITE_PNG_COMPRESSION, 9])
