@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from emrepair.detection import DetectConfig
+from emrepair.detection.lost_lines import _noisy_lines
 from emrepair.detection.lost_regions import find_lost_regions, lost_from, measure_lost
-from emrepair.detection.lost_sums import _cell_sums, _noisy_lines
+from emrepair.detection.lost_sums import _cell_sums
 
 
 def _section(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -79,7 +80,8 @@ def test_measured_once_then_excluded_equals_a_fresh_search() -> None:
 
 
 def test_shared_squares_and_products_change_nothing() -> None:
-    from emrepair.detection.lost_sums import _products, _stripe_lines
+    from emrepair.detection.lost_lines import _stripe_lines
+    from emrepair.detection.lost_sums import _products
 
     config = DetectConfig()
     values = _section(256, 192, seed=7)

@@ -36,14 +36,8 @@ import cv2
 import numpy as np
 
 from emrepair.detection.config import DetectConfig
-from emrepair.detection.lost_sums import (
-    _cell_sums,
-    _correlation,
-    _exact_f32,
-    _products,
-    _sharp_lines,
-    _stripe_lines,
-)
+from emrepair.detection.lost_lines import _sharp_lines, _stripe_lines
+from emrepair.detection.lost_sums import _cell_sums, _correlation, _exact_f32, _products
 from emrepair.detection.section_stats import median as middle
 
 LOST_KINDS = ("flat", "noise", "stripe")
