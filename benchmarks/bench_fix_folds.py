@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from emrepair.models import load_model
+from emrepair.engine import fold_repair
 from emrepair.engine.fold_repair import mask_and_fill, repair_fold_section
 from emrepair.engine.fold_residue import changed_outside, dark_residue, seam_contrast
 from emrepair.engine.metrics import psnr, ssim
@@ -88,11 +89,14 @@ def run_fix_on(stack: np.ndarray, res: list[float], tmp: Path) -> tuple[np.ndarr
 
 # the development set: family A (what sff trains on) widened to thin and faint bands, on training sections
 DEV_A = {"A": FoldParams(line_width=(2, 80), darkness=(0.3, 1.0), contrast_box_prob=0.25),
-         "A-thin": FoldParams(line_width=(2, 6), darkness=(0.5, 1.0), contrast_box_prob=0.25)}
+         "A-thin": FoldParams(line_width=(2, 6), darkness=(0.5, 1.0), contrast_box_prob=0.25),
+         # family A with a wide, exponentially fading pull (e-folding 8..50 px, no cut-off at the reach)
+         "A-pull": FoldParams(line_width=(2, 80), darkness=(0.3, 1.0), contrast_box_prob=0.25, dis_k=(0.02, 0.25),
+                              pull_decay=(8.0, 50.0))}
 
 
 def simulate(section: np.ndarray, rng: np.random.Generator, family: str):
-    """A folded section of ``family`` "B" (``fold_b``) or "A" / "A-thin" (``DEV_A``), with ``folds`` and
+    """A folded section of ``family`` "B" (``fold_b``) or "A" / "A-thin" / "A-pull" (``DEV_A``), with ``folds`` and
     ``pulled_mask``."""
     if family == "B":
         return simulate_fold_b(section, rng)
@@ -162,20 +166,27 @@ def bench_stack(data: Path, name: str, step: int, args: argparse.Namespace, sff,
         folded = fold.image.astype(np.float32) * scale
         band = fold.band_mask
         outputs = {"folded": folded, "linear": 0.5 * (left + right),
-                   "mask_and_fill (true band)": mask_and_fill(folded, left, right, band).image,
-                   "true mask, sff alone": repair_fold_section(sff, folded, left, right, band, finish=False).image,
-                   "true mask": repair_fold_section(sff, folded, left, right, band).image}
-        if not args.no_fix:
-            outputs["fix, own detection"] = fixed[k].astype(np.float32) * scale
-        # as a first or last section: one neighbour (the previous one) stands for both, as FoldRepairer does
-        outputs["end: mask_and_fill (true band)"] = mask_and_fill(folded, left, left, band).image
-        outputs["end: true mask"] = repair_fold_section(sff, folded, left, left, band).image
+                   "mask_and_fill (true band)": mask_and_fill(folded, left, right, band).image}
+        if args.reaches:  # the tuning sweep: the finish with the true band at each FINISH_REACH, nothing else
+            shipped = fold_repair.FINISH_REACH
+            for reach in args.reaches:
+                fold_repair.FINISH_REACH = reach
+                outputs[f"true mask, reach {reach}"] = repair_fold_section(sff, folded, left, right, band).image
+            fold_repair.FINISH_REACH = shipped
+        else:
+            outputs["true mask, sff alone"] = repair_fold_section(sff, folded, left, right, band, finish=False).image
+            outputs["true mask"] = repair_fold_section(sff, folded, left, right, band).image
+            if not args.no_fix:
+                outputs["fix, own detection"] = fixed[k].astype(np.float32) * scale
+            # as a first or last section: one neighbour (the previous one) stands for both, as FoldRepairer does
+            outputs["end: mask_and_fill (true band)"] = mask_and_fill(folded, left, left, band).image
+            outputs["end: true mask"] = repair_fold_section(sff, folded, left, left, band).image
         kinds = "+".join(f"{f.kind}{f.width_px:.0f}" + "".join("-" + x for x in f.features) for f in fold.folds)
         pulled = fold.pulled_mask if fold.pulled_mask is not None else np.zeros_like(band)
         section_tags.append(tags(fold))
         for method, image in outputs.items():
             for key, value in score(image, truth, folded, left, right, band, pulled).items():
-                rows[method].setdefault(key, []).append(value)
+                rows.setdefault(method, {}).setdefault(key, []).append(value)
         if not args.no_fix:
             rows["fix, own detection"].setdefault("found", []).append(float((fixed[k] != damaged[k]).any()))
         if args.verbose:
@@ -215,15 +226,18 @@ def main() -> None:
     parser.add_argument("--per-stack", type=int, default=4, help="folded held-out sections per stack")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-fix", action="store_true", help="skip the end-to-end fix run")
-    parser.add_argument("--family", choices=("B", "A", "A-thin"), default="B",
-                        help="B: the measurement; A, A-thin: development sets (family A widened to faint bands, "
-                             "or thin lines only)")
+    parser.add_argument("--family", choices=("B", *DEV_A), default="B",
+                        help="B: the measurement; A, A-thin, A-pull: development sets (family A widened to faint "
+                             "bands, thin lines only, or with a wide exponential pull)")
     parser.add_argument("--sections", choices=("held-out", "train"), default="held-out",
                         help="fold held-out sections (the measurement) or training sections (for tuning)")
+    parser.add_argument("--reaches", type=int, nargs="+", default=None,
+                        help="tuning sweep: only the finish with the true band at each FINISH_REACH (implies --no-fix)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    args.no_fix = args.no_fix or bool(args.reaches)
     torch.set_num_threads(args.threads)
     sff = load_model("sff")[0]
     rng = np.random.default_rng(args.seed)
@@ -241,7 +255,7 @@ def main() -> None:
             pooled_tags += out["tags"]
             for m, r in out["rows"].items():
                 for key, v in r.items():
-                    pooled_rows[m].setdefault(key, []).extend(v)
+                    pooled_rows.setdefault(m, {}).setdefault(key, []).extend(v)
         print(f"\npooled over {', '.join(summary)} (seed {args.seed})")
         print_table(pooled_rows, pooled_tags)
     if args.json is not None:

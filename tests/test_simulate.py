@@ -152,3 +152,26 @@ def test_family_b_makes_two_folds_broken_bands_and_knots() -> None:
     # tissue beside the band is pulled toward it: displacement is largest next to the band
     magnitude = np.hypot(*fold.displacement)
     assert magnitude[fold.pulled_mask].max() > 0.5 and fold.pulled_mask.sum() > fold.band_mask.sum()
+
+
+def test_fold_default_draws_unchanged_and_exponential_pull_reaches_far() -> None:
+    section = _texture(np.uint8, (128, 128))
+    rng = np.random.default_rng(7)
+    simulate_fold(section, rng, FoldParams(pull_decay=None))
+    # the next draw after the fold, recorded before pull_decay existed: None draws no extra numbers
+    assert rng.random() == pytest.approx(0.4679349528437208, abs=0)
+    section = _texture(np.uint8, (256, 256))
+    params = FoldParams(line_width=(10, 10), fold_width_max=20, dis_k=(0.2, 0.2), curvature_prob=0.0,
+                        pull_decay=(30.0, 30.0))
+    fold = simulate_fold(section, np.random.default_rng(5), params)
+    x0, y0, x1, y1 = fold.line
+    yy, xx = np.mgrid[0:256, 0:256]
+    dist = np.abs((x1 - x0) * (y0 - yy) - (x0 - xx) * (y1 - y0)) / np.hypot(x1 - x0, y1 - y0)
+    magnitude = np.hypot(*fold.displacement)
+    edge = magnitude[(dist > 5.5) & (dist < 6.5)].mean()
+    far = magnitude[(dist > 34.5) & (dist < 35.5)].mean()
+    assert edge > 2.0
+    # beyond the reach (20 px) it still pulls, fading as exp(-30 / 30) from the edge
+    assert far == pytest.approx(edge * np.exp(-1.0), rel=0.15)
+    linear = simulate_fold(section, np.random.default_rng(5), FoldParams(**{**params.__dict__, "pull_decay": None}))
+    assert np.all(np.hypot(*linear.displacement)[dist > 21] == 0)

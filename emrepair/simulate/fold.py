@@ -34,6 +34,10 @@ class FoldParams:
         contrast_factor: range of the factor applied to the box's intensities (TMI: 0.4..1.0).
         curvature_prob: chance that the band is slightly curved.
         max_sagitta: largest bow of a curved band as a fraction of its chord length.
+        pull_decay: None (the default) for the linear pull above; else the range of an e-folding distance
+            (px): the displacement at the band's edge, dis_k * (reach - line_width / 2), then decays as
+            exp(-distance beyond the edge / decay), with no cut-off at the reach (a wide, slowly fading pull).
+            Drawn last, so None draws exactly the random numbers it always did.
     """
 
     line_width: tuple[int, int] = (5, 50)
@@ -47,6 +51,7 @@ class FoldParams:
     contrast_factor: tuple[float, float] = (0.4, 1.0)
     curvature_prob: float = 0.3
     max_sagitta: float = 0.04
+    pull_decay: tuple[float, float] | None = None
 
 
 @dataclass
@@ -111,6 +116,7 @@ def simulate_fold(section: np.ndarray, rng: np.random.Generator, params: FoldPar
     tangent = chord / length
     normal = np.array([-tangent[1], tangent[0]])
     sagitta = rng.uniform(-1, 1) * params.max_sagitta * length if rng.random() < params.curvature_prob else 0.0
+    decay = float(rng.uniform(*params.pull_decay)) if params.pull_decay is not None else None
 
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     rel_x, rel_y = xx - p0[0], yy - p0[1]
@@ -125,7 +131,11 @@ def simulate_fold(section: np.ndarray, rng: np.random.Generator, params: FoldPar
     norm = np.sqrt(dir_x**2 + dir_y**2)
     side = np.where(signed >= 0, 1.0, -1.0).astype(np.float32)
     distance = np.abs(signed)
-    magnitude = dis_k * np.clip(reach - np.maximum(distance, width / 2), 0.0, None)
+    if decay is None:
+        magnitude = dis_k * np.clip(reach - np.maximum(distance, width / 2), 0.0, None)
+    else:
+        beyond = np.maximum(distance, width / 2) - width / 2
+        magnitude = dis_k * max(reach - width / 2, 0.0) * np.exp(-beyond / np.float32(decay))
     dx = (side * magnitude * dir_x / norm).astype(np.float32)
     dy = (side * magnitude * dir_y / norm).astype(np.float32)
 
