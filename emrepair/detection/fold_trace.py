@@ -48,12 +48,12 @@ class Trace:
 def _runs_at(dark: np.ndarray, pick: np.ndarray, profiles: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each row, the sub-pixel left/right edges of the dark run containing column ``pick``, and validity."""
     k, m = dark.shape
-    idx = np.broadcast_to(np.arange(m), (k, m))
-    last_bright = np.maximum.accumulate(np.where(~dark, idx, -1), axis=1)
-    first_bright = np.minimum.accumulate(np.where(~dark, idx, m)[:, ::-1], axis=1)[:, ::-1]
+    idx = np.arange(m)[None, :]
+    bright = ~dark
+    # the last bright sample at or before ``pick`` and the first at or after it (one reduction per side)
+    left = np.where(bright & (idx <= pick[:, None]), idx, -1).max(axis=1) + 1
+    right = np.where(bright & (idx >= pick[:, None]), idx, m).min(axis=1) - 1
     rows = np.arange(k)
-    left = last_bright[rows, pick] + 1
-    right = first_bright[rows, pick] - 1
     valid = (left > 0) & (right < m - 1)
     lc, rc = np.clip(left, 1, m - 1), np.clip(right, 0, m - 2)
     # linear interpolation of the threshold crossing between a bright and a dark sample
@@ -205,6 +205,7 @@ def trace_band(ratio: np.ndarray, curve: FoldCurve, chord_length: float, half: i
         if fit is None:
             return None
     centre = width = valid = None
+    last = None  # the points the current fit was made from
     for _ in range(passes):
         left, right, found = _pick(profiles, dark, _evaluate(fit, s) + half, tol, edge_ratio)
         width = right - left
@@ -212,7 +213,10 @@ def trace_band(ratio: np.ndarray, curve: FoldCurve, chord_length: float, half: i
         valid = found & (width >= width_range[0]) & (width <= width_range[1])
         if valid.sum() < max(4, count // 10):
             return None
+        if last is not None and np.array_equal(valid, last[0]) and np.array_equal(centre[valid], last[1]):
+            break  # the same points give the same fit, and every later pass would repeat this one
         fit = _fit(s[valid], centre[valid], chord_length)
+        last = (valid, centre[valid])
     fitted = _evaluate(fit, s)
     typical = float(np.median(width[valid]))
     covered = valid & (np.abs(centre - fitted) <= max(1.5, 0.25 * typical))
